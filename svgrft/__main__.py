@@ -1,0 +1,3 @@
+from svgrft.cli.main import main
+
+main()

@@ -1,0 +1,150 @@
+"""Shared CLI plumbing: error handling, consoles, settings, JSON output.
+
+Conventions every command module follows:
+- data (tables, ids, JSON) goes to stdout via :func:`out` / :func:`emit_json`;
+  progress and messages go to stderr via :func:`info` / :func:`warn` / ``err_console``;
+- every command is wrapped in :func:`command` so that an :class:`~svgrft.errors.SvgrftError`
+  prints ``Error: …`` + ``hint: …`` on stderr and exits 1 (usage errors 2);
+- settings come from :func:`settings` (flag > env > config file > default);
+- nothing here imports an SDK.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+from svgrft import secrets as _secrets
+from svgrft.errors import SvgrftError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    quiet: bool = False
+    verbose: bool = False
+    config: str | None = None
+    env_file: str | None = None
+
+
+state = State()
+
+
+def _console(stderr: bool) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr,
+                   no_color=bool(os.environ.get("NO_COLOR")) or None)
+
+
+# Created lazily so CliRunner's captured streams are used in tests.
+def err_console() -> Console:
+    return _console(True)
+
+
+def out_console() -> Console:
+    return _console(False)
+
+
+def info(message: str) -> None:
+    """A progress/status message on stderr (silenced by -q)."""
+    if not state.quiet:
+        err_console().print(_secrets.redact(message))
+
+
+def debug(message: str) -> None:
+    if state.verbose:
+        err_console().print(f"[dim]{_secrets.redact(message)}[/dim]")
+
+
+def warn(message: str) -> None:
+    err_console().print(f"[yellow]warning:[/yellow] {_secrets.redact(message)}")
+
+
+def out(text: str) -> None:
+    """Plain data line on stdout."""
+    sys.stdout.write(_secrets.redact(text) + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(data: Any) -> None:
+    """Machine-readable result on stdout (keys are masked if they slipped in)."""
+    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    sys.stdout.write(_secrets.redact(text) + "\n")
+    sys.stdout.flush()
+
+
+def print_table(table: Any) -> None:
+    """A Rich table on stdout (it is data)."""
+    out_console().print(table)
+
+
+def is_interactive() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a costly action; never prompt without a TTY (then --yes is required)."""
+    if yes:
+        return
+    if not is_interactive():
+        raise SvgrftError(f"refusing to {question} without confirmation",
+                          hint="pass --yes (no terminal to ask on)")
+    if not typer.confirm(question[0].upper() + question[1:] + "?", default=False, err=True):
+        raise typer.Exit(1)
+
+
+def report_error(e: SvgrftError) -> None:
+    con = err_console()
+    con.print(f"[bold red]Error:[/bold red] {_secrets.redact(e.message)}", highlight=False, markup=True,
+              soft_wrap=True)
+    if e.hint:
+        con.print(f"[bold]hint:[/bold] {_secrets.redact(e.hint)}", soft_wrap=True)
+
+
+def command(func: F) -> F:
+    """Wrap a Typer command: expected failures → ``Error:``/``hint:`` + exit code, Ctrl-C → 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _secrets.register_env()
+        try:
+            return func(*args, **kwargs)
+        except SvgrftError as e:
+            if os.environ.get("SVGRFT_DEBUG") == "1":
+                import traceback
+
+                traceback.print_exc()
+            report_error(e)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err_console().print("Interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings(overrides: dict[str, Any] | None = None, config: str | None = None):
+    """Resolve settings: flag overrides > env > config file (--config) > defaults."""
+    from svgrft.config import load_settings
+
+    s = load_settings(config_path=config or state.config, env_file=state.env_file, overrides=overrides)
+    _secrets.register_env()
+    return s
+
+
+def not_built(name: str, issue: str) -> None:
+    raise SvgrftError(f"'svgrft {name}' is not built yet", hint=f"it is planned in {issue}; nothing was done")
+
+
+# Reusable option declarations
+JSON_OPT = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+YES_OPT = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (required without a terminal).")
+CONFIG_OPT = typer.Option(None, "--config", "-c", help="Config file (default: configs/default.toml if present).")

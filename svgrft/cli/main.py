@@ -1,0 +1,100 @@
+"""Entry point: ``svgrft``. Registers every command group; imports no SDK."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Optional
+
+import typer
+
+from svgrft import __version__
+from svgrft.cli import _common
+
+app = typer.Typer(
+    name="svgrft",
+    help="Reinforcement fine-tuning of SVG-drawing models on Fireworks AI, with Eval Protocol.\n\n"
+         "Typical flow: svgrft doctor → svgrft train --base-model qwen3-0p6b → svgrft compare-epochs JOB_ID.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"svgrft {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                           help="Show the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print data and errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print more detail on stderr."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", envvar="SVGRFT_CONFIG",
+                                         help="Config file (default: configs/default.toml if present)."),
+    env_file: Optional[str] = typer.Option(None, "--env-file",
+                                           help="Load keys from this .env file (default: ./.env if present)."),
+) -> None:
+    _common.state.quiet = quiet
+    _common.state.verbose = verbose
+    _common.state.config = config
+    _common.state.env_file = env_file
+
+
+# (module, attribute, name, kind, help). kind "group" = a Typer sub-app; "cmd" = one command.
+COMMANDS: list[tuple[str, str, str, str, str]] = [
+    ("svgrft.cli.doctor", "cmd", "doctor", "cmd", "Check that everything the workflow needs is in place."),
+    ("svgrft.cli.secrets", "app", "secrets", "group", "Push API keys the evaluator needs as Fireworks secrets."),
+    ("svgrft.cli.dataset", "app", "dataset", "group", "Build, validate and upload SVGBench datasets."),
+    ("svgrft.cli.render", "cmd", "render", "cmd", "Render SVG files or model replies to PNG (headless Chromium)."),
+    ("svgrft.cli.eval", "cmd", "eval", "cmd", "Evaluate a model locally: generate, render, judge, score."),
+    ("svgrft.cli.runs", "app", "runs", "group", "List and show local evaluation runs."),
+    ("svgrft.cli.report", "cmd", "report", "cmd", "Write a self-contained HTML report of a local run."),
+    ("svgrft.cli.evaluator", "app", "evaluator", "group", "Build, test and upload the Eval Protocol evaluator."),
+    ("svgrft.cli.train", "cmd", "train", "cmd", "Launch (and watch) a reinforcement fine-tuning job."),
+    ("svgrft.cli.jobs", "app", "jobs", "group", "List, inspect, watch, cancel and resume RFT jobs."),
+    ("svgrft.cli.compare", "cmd", "compare-epochs", "cmd", "Compare first and last epoch of a job as pictures."),
+    ("svgrft.cli.serve", "cmd", "serve", "cmd", "Run the rollout server (POST /init) for remote rollouts."),
+]
+
+
+def _stub(name: str, help_text: str):
+    def stub(ctx: typer.Context) -> None:
+        _common.report_error(_common.SvgrftError(
+            f"'svgrft {name}' is not built yet", hint="nothing was done; see README.md for what works today"))
+        raise typer.Exit(1)
+
+    stub.__doc__ = help_text + " (not built yet)"
+    return stub
+
+
+def _register() -> None:
+    for module_name, attr, name, kind, help_text in COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+            obj = getattr(module, attr)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            app.command(name, help=help_text + " (not built yet)",
+                        context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+                _stub(name, help_text))
+            continue
+        if kind == "group":
+            app.add_typer(obj, name=name, help=help_text)
+        else:
+            app.command(name, help=help_text)(obj)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
