@@ -1,0 +1,123 @@
+"""Shared fixtures: every test runs isolated (no real keys, no repo .env, temp SVGRFT_HOME),
+and the fake servers stand in for Fireworks, the tracing gateway and OpenAI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "svg-corpus"
+SEED = SHARED / "seed-data"
+
+FW_KEY = "fw-test-key-0123456789abcdef"
+OPENAI_KEY = "sk-test-openai-0123456789abcdef"
+
+try:  # the loopback-only guard: any other connection fails the test run
+    from tests.fakes import netguard
+
+    netguard.install()
+except ImportError:  # pragma: no cover - fakes not present
+    pass
+
+
+def pytest_configure(config):
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+_PREFIXES = ("FIREWORKS_", "OPENAI_", "SVGRFT_", "EP_", "FW_TRACING", "GATEWAY_URL", "WANDB_")
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch, tmp_path):
+    """No real keys or endpoints leak in; cwd is a temp dir (no repo .env); SVGRFT_HOME is temp."""
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "svgrft-home"
+    monkeypatch.setenv("SVGRFT_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+    from svgrft import secrets as _secrets
+
+    _secrets._KNOWN.clear()
+    from svgrft.cli import _common
+
+    _common.state.quiet = _common.state.verbose = False
+    _common.state.config = _common.state.env_file = None
+    yield
+
+
+@pytest.fixture
+def fw(monkeypatch):
+    """A fake Fireworks control plane + inference + tracing gateway; env points at it."""
+    from tests.fakes import start_fireworks
+
+    fake = start_fireworks(api_keys={FW_KEY: "acct"})
+    monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
+    monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
+    monkeypatch.setenv("FIREWORKS_INFERENCE_BASE_URL", fake.url + "/inference/v1")
+    monkeypatch.setenv("FIREWORKS_TRACING_BASE_URL", fake.localhost_url)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def oai(monkeypatch):
+    """A fake OpenAI-compatible policy + vision judge; env points at it."""
+    from tests.fakes import start_openai
+
+    fake = start_openai(api_key=OPENAI_KEY, corpus_dir=CORPUS)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
+    yield fake
+    fake.stop()
+
+
+class CliResult:
+    def __init__(self, result):
+        self.exit_code = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.exception = result.exception
+
+    def json(self):
+        import json
+
+        return json.loads(self.stdout)
+
+    def __repr__(self):
+        return f"<CliResult exit={self.exit_code}\n--stdout--\n{self.stdout}\n--stderr--\n{self.stderr}>"
+
+
+@pytest.fixture
+def cli():
+    """Run ``svgrft ARGS…`` in-process; stdout and stderr captured separately."""
+    from typer.testing import CliRunner
+
+    from svgrft.cli.main import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> CliResult:
+        res = runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=True)
+        if res.exception and not isinstance(res.exception, SystemExit):
+            raise res.exception
+        return CliResult(res)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    """One real headless-Chromium renderer for the whole session (pool of 1)."""
+    from svgrft.core.render import SyncRenderer
+
+    r = SyncRenderer(pool_size=1)
+    yield r
+    r.close()
