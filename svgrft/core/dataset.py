@@ -1,0 +1,536 @@
+"""SVGBench questions → Eval Protocol JSONL rows; validation of such files.
+
+Row format (one JSON object per line, the shape of eval-protocol's ``EvaluationRow``)::
+
+    {"messages": [{"role": "user", "content": <formatted prompt>}],
+     "input_metadata": {"row_id": "row_0",
+                        "dataset_info": {"original_prompt", "requirements", "total_requirements",
+                                         "formatted_prompt"}}}
+
+The formatted prompt is SVGBench's generation prompt: the task, an instruction to answer in a
+fenced ``svg`` block with a tiny example, and the numbered requirements. It reproduces the
+Fireworks SVG quickstart dataset byte for byte.
+
+Row ids: ``row_<i>`` where ``i`` is the 0-based position of the question in the source file
+(``svgbench_questions.json``), unless the question carries its own ``"id"``. The quickstart file
+numbers its 50 rows the same way, so the quickstart prompts keep their ids (``row_0`` … ``row_49``).
+Ids never change when a file is split into train/eval: a row is the same row everywhere.
+
+Validation never imports eval-protocol (seconds of import time); it checks the row shape itself
+and is at least as strict as ``EvaluationRow.model_validate`` (a test keeps the two in agreement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from svgrft.errors import DatasetError
+
+# --- locations ---------------------------------------------------------------------------------
+
+_PKG_DATA = Path(__file__).resolve().parents[1] / "data"
+_REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+
+
+def _bundled(name: str) -> Path:
+    """``datasets/<name>`` in a source checkout, else the copy shipped as package data."""
+    repo = _REPO_DATASETS / name
+    return repo if repo.is_file() else _PKG_DATA / name
+
+
+BUNDLED_DATASET: Path = _bundled("svgbench.jsonl")
+BUNDLED_QUESTIONS: Path = _bundled("svgbench_questions.json")
+BUNDLED_TRAIN: Path = _bundled("svgbench_train.jsonl")
+BUNDLED_EVAL: Path = _bundled("svgbench_eval.jsonl")
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A dataset path as given; a relative path missing from the cwd falls back to the bundled copy
+    of the same name (so ``datasets/svgbench_train.jsonl`` works from any directory)."""
+    p = Path(path).expanduser()
+    if p.is_file() or p.is_absolute():
+        return p
+    bundled = _bundled(p.name)
+    if p.parent in (Path("."), Path("datasets"), Path("svgrft/data")) and bundled.is_file():
+        return bundled
+    return p
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+MAX_FILE_BYTES = 150 * 1024 * 1024      # Fireworks dataset upload cap (:upload, multipart)
+MAX_LINE_BYTES = 1024 * 1024            # one row; SVGBench rows are ~2-6 kB
+MAX_REQUIREMENTS = 64                   # SVGBench has 7-15; the judge prompt grows with each one
+MAX_REQUIREMENT_CHARS = 2000
+MAX_ERRORS = 1000                       # errors kept in a report (the count is always exact)
+MAX_SOURCE_BYTES = 50 * 1024 * 1024
+
+ROW_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")   # it ends up in tracing URLs and tags
+VALID_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+DATASET_INFO_FIELDS = ("original_prompt", "requirements", "total_requirements", "formatted_prompt")
+
+# --- the SVGBench generation prompt ------------------------------------------------------------
+
+_EXAMPLE = ('```svg\n<svg viewBox="0 0 100 100" width="100" height="100">\n'
+            '    <circle cx="50" cy="50" r="40" fill="red" />\n</svg>\n```')
+
+
+def format_prompt(prompt: str, requirements: list[str]) -> str:
+    """SVGBench's prompt: task + fenced-svg instruction and example + numbered requirements."""
+    numbered = "\n".join(f"{i}. {r}" for i, r in enumerate(requirements, 1))
+    return (f"{prompt} Wrap the SVG code in an SVG code block following the example below.\n\n"
+            f"Example:\n{_EXAMPLE}\n\nRequirements:\n{numbered}")
+
+
+@dataclass
+class DatasetRow:
+    row_id: str
+    messages: list[dict]
+    prompt: str                 # the formatted prompt (content of the last user message)
+    requirements: list[str]
+    original_prompt: str
+    extra: dict = field(default_factory=dict, repr=False)   # other top-level keys, kept on round trips
+
+    @property
+    def total_requirements(self) -> int:
+        return len(self.requirements)
+
+    def to_json(self) -> dict:
+        """The Eval Protocol row (key order as in the quickstart file)."""
+        row: dict[str, Any] = {
+            "messages": self.messages,
+            "input_metadata": {
+                "row_id": self.row_id,
+                "dataset_info": {
+                    "original_prompt": self.original_prompt,
+                    "requirements": list(self.requirements),
+                    "total_requirements": len(self.requirements),
+                    "formatted_prompt": self.prompt,
+                },
+            },
+        }
+        for k, v in self.extra.items():
+            row.setdefault(k, v)
+        return row
+
+    def to_line(self) -> str:
+        return dumps_row(self.to_json())
+
+
+def dumps_row(row: dict) -> str:
+    """One JSONL line, formatted like the quickstart file (``json.dumps`` defaults, UTF-8 kept)."""
+    return json.dumps(row, ensure_ascii=False)
+
+
+# --- build -------------------------------------------------------------------------------------
+
+def _question_id(q: dict, index: int) -> str:
+    raw = q.get("id")
+    if raw is None or raw == "":
+        return f"row_{index}"
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise DatasetError(f"question {index}: 'id' must be a string or an integer",
+                           hint="remove the id to get row_<index>, or make it a string")
+    rid = str(raw) if isinstance(raw, str) else f"row_{raw}"
+    if not ROW_ID_RE.match(rid):
+        raise DatasetError(f"question {index}: id {rid[:60]!r} is not a valid row id",
+                           hint="use 1-128 letters, digits, '.', '_' or '-' (ids appear in tracing URLs)")
+    return rid
+
+
+def build_rows(questions: list[dict]) -> list[DatasetRow]:
+    """One row per SVGBench question (``{"prompt", "requirements"[, "id"]}``), ids ``row_<index>``."""
+    if not isinstance(questions, list):
+        raise DatasetError("questions must be a JSON list of {prompt, requirements}",
+                           hint="use the SVGBench format, e.g. datasets/svgbench_questions.json")
+    rows: list[DatasetRow] = []
+    seen: dict[str, int] = {}
+    for i, q in enumerate(questions):
+        if not isinstance(q, dict):
+            raise DatasetError(f"question {i}: expected an object, got {type(q).__name__}",
+                               hint="each question is {\"prompt\": str, \"requirements\": [str, ...]}")
+        prompt = q.get("prompt")
+        reqs = q.get("requirements")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DatasetError(f"question {i}: 'prompt' must be a non-empty string", hint="fix the source file")
+        if not isinstance(reqs, list) or not reqs:
+            raise DatasetError(f"question {i}: 'requirements' must be a non-empty list", hint="fix the source file")
+        if len(reqs) > MAX_REQUIREMENTS:
+            raise DatasetError(f"question {i}: {len(reqs)} requirements (limit {MAX_REQUIREMENTS})",
+                               hint="split the question or drop requirements")
+        for j, r in enumerate(reqs):
+            if not isinstance(r, str) or not r.strip():
+                raise DatasetError(f"question {i}: requirement {j + 1} must be a non-empty string",
+                                   hint="fix the source file")
+        rid = _question_id(q, i)
+        if rid in seen:
+            raise DatasetError(f"question {i}: duplicate id {rid!r} (also question {seen[rid]})",
+                               hint="ids must be unique")
+        seen[rid] = i
+        formatted = format_prompt(prompt, reqs)
+        rows.append(DatasetRow(row_id=rid, messages=[{"role": "user", "content": formatted}], prompt=formatted,
+                               requirements=list(reqs), original_prompt=prompt))
+    return rows
+
+
+def load_questions(path: str | Path) -> list[dict]:
+    """SVGBench questions from a JSON file (a list, or ``{"questions": [...]}``)."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise DatasetError(f"cannot read questions file {p}: {e.strerror or e}",
+                           hint="pass an existing SVGBench questions JSON with --source") from None
+    if size > MAX_SOURCE_BYTES:
+        raise DatasetError(f"questions file {p} is {size} bytes (limit {MAX_SOURCE_BYTES})",
+                           hint="is this the right file?")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DatasetError(f"questions file {p} is not UTF-8 text", hint="pass a JSON file") from None
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"questions file {p} is not valid JSON (line {e.lineno}: {e.msg})",
+                           hint="fix the JSON syntax") from None
+    if isinstance(data, dict) and isinstance(data.get("questions"), list):
+        data = data["questions"]
+    if not isinstance(data, list):
+        raise DatasetError(f"questions file {p} must hold a JSON list of questions",
+                           hint="each question is {\"prompt\": str, \"requirements\": [str, ...]}")
+    return data
+
+
+def split_rows(rows: list[DatasetRow], eval_fraction: float, seed: int = 0) -> tuple[list[DatasetRow], list[DatasetRow]]:
+    """Deterministic train/eval split (same rows, seed and fraction → same split).
+
+    Rows sharing an ``original_prompt`` stay on the same side, so no prompt is in both sets.
+    Each side keeps the source order. The eval side gets ``round(n * fraction)`` rows (give or
+    take a group), at least one when the fraction is > 0 and there are ≥ 2 groups.
+    """
+    if not 0.0 <= eval_fraction < 1.0:
+        raise DatasetError(f"eval fraction {eval_fraction} must be in [0, 1)", hint="e.g. --split eval=0.2")
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(r.original_prompt, []).append(i)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    target = round(len(rows) * eval_fraction)
+    if eval_fraction > 0 and target == 0 and len(keys) >= 2:
+        target = 1
+    eval_idx: set[int] = set()
+    for k in keys:
+        if len(eval_idx) >= target:
+            break
+        if len(eval_idx) + len(groups[k]) > target and eval_idx and len(keys) > 1:
+            continue  # a group that would overshoot: try smaller ones
+        eval_idx.update(groups[k])
+    if len(eval_idx) == len(rows) and rows:
+        raise DatasetError("the eval split would take every row", hint="use a smaller eval fraction")
+    train = [r for i, r in enumerate(rows) if i not in eval_idx]
+    ev = [r for i, r in enumerate(rows) if i in eval_idx]
+    return train, ev
+
+
+def write_rows(rows: list[DatasetRow], path: str | Path) -> Path:
+    """Write rows as JSONL (UTF-8, ``\\n`` line ends, trailing newline), atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for r in rows:
+            f.write(r.to_line() + "\n")
+    tmp.replace(p)
+    return p
+
+
+# --- validation --------------------------------------------------------------------------------
+
+@dataclass
+class ValidationReport:
+    path: str
+    rows: int = 0                                   # rows that passed
+    lines: int = 0                                  # lines read
+    errors: list[tuple[int, str]] = field(default_factory=list)     # (line, message); line 0 = whole file
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+    row_ids: list[str] = field(default_factory=list)
+    error_count: int = 0                            # exact, even when ``errors`` was capped
+    size_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def add_error(self, line: int, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((line, message))
+
+    def format_errors(self, limit: int | None = None) -> list[str]:
+        items = self.errors if limit is None else self.errors[:limit]
+        return [f"{self.path}:{line}: {msg}" if line else f"{self.path}: {msg}" for line, msg in items]
+
+    def to_json(self) -> dict:
+        return {
+            "file": self.path, "ok": self.ok, "rows": self.rows, "lines": self.lines,
+            "size_bytes": self.size_bytes, "error_count": self.error_count,
+            "errors": [{"line": ln, "message": m} for ln, m in self.errors],
+            "warnings": [{"line": ln, "message": m} for ln, m in self.warnings],
+        }
+
+
+def _short(v: Any, n: int = 40) -> str:
+    s = repr(v)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
+    """Check one parsed row. Returns (errors, warnings, row or None)."""
+    errs: list[str] = []
+    warns: list[str] = []
+    if not isinstance(obj, dict):
+        return [f"a row must be a JSON object, got {type(obj).__name__}"], warns, None
+
+    msgs = obj.get("messages")
+    last_user: str | None = None
+    if not isinstance(msgs, list) or not msgs:
+        errs.append("'messages' must be a non-empty list" if "messages" in obj else "missing 'messages'")
+    else:
+        for i, m in enumerate(msgs):
+            where = f"messages[{i}]"
+            if not isinstance(m, dict):
+                errs.append(f"{where} must be an object with 'role' and 'content'")
+                continue
+            role = m.get("role")
+            if not isinstance(role, str):
+                errs.append(f"{where}: missing 'role'" if role is None else f"{where}: 'role' must be a string")
+            elif role not in VALID_ROLES:
+                errs.append(f"{where}: unknown role {_short(role)} (expected one of {', '.join(sorted(VALID_ROLES))})")
+            content = m.get("content")
+            if "content" not in m:
+                errs.append(f"{where}: missing 'content'")
+            elif isinstance(content, list):
+                for j, part in enumerate(content):
+                    if not (isinstance(part, dict) and isinstance(part.get("type"), str)):
+                        errs.append(f"{where}.content[{j}] must be a content part object with a 'type'")
+                        break
+            elif content is not None and not isinstance(content, str):
+                errs.append(f"{where}: 'content' must be a string")
+        last = msgs[-1]
+        if isinstance(last, dict):
+            if last.get("role") != "user":
+                errs.append(f"the last message must be from the user (got role {_short(last.get('role'))}): "
+                            "the policy model answers it")
+            elif not isinstance(last.get("content"), str) or not last["content"].strip():
+                errs.append("the last (user) message must have non-empty text 'content'")
+            else:
+                last_user = last["content"]
+
+    meta = obj.get("input_metadata")
+    row_id: str | None = None
+    info: Any = None
+    if not isinstance(meta, dict):
+        errs.append("missing 'input_metadata'" if meta is None else "'input_metadata' must be an object")
+    else:
+        rid = meta.get("row_id")
+        if not isinstance(rid, str):
+            errs.append("missing 'input_metadata.row_id'" if rid is None else "'input_metadata.row_id' must be a string")
+        elif not ROW_ID_RE.match(rid):
+            errs.append(f"row_id {_short(rid)} is invalid: use 1-128 letters, digits, '.', '_' or '-' "
+                        "(starting with a letter or digit; ids appear in tracing URLs)")
+        else:
+            row_id = rid
+        for key in ("completion_params", "session_data"):
+            if meta.get(key) is not None and not isinstance(meta.get(key), dict):
+                errs.append(f"'input_metadata.{key}' must be an object")
+        info = meta.get("dataset_info")
+        if not isinstance(info, dict):
+            errs.append("missing 'input_metadata.dataset_info'" if info is None
+                        else "'input_metadata.dataset_info' must be an object")
+            info = None
+
+    reqs: list[str] | None = None
+    orig: str | None = None
+    if info is not None:
+        r = info.get("requirements")
+        if not isinstance(r, list):
+            errs.append("missing 'dataset_info.requirements'" if r is None
+                        else "'dataset_info.requirements' must be a list of strings")
+        elif not r:
+            errs.append("'dataset_info.requirements' is empty: the judge needs at least one requirement")
+        elif len(r) > MAX_REQUIREMENTS:
+            errs.append(f"{len(r)} requirements (limit {MAX_REQUIREMENTS})")
+        else:
+            bad = [j + 1 for j, x in enumerate(r) if not isinstance(x, str) or not x.strip()]
+            long_ = [j + 1 for j, x in enumerate(r) if isinstance(x, str) and len(x) > MAX_REQUIREMENT_CHARS]
+            if bad:
+                errs.append(f"requirement {bad[0]} is not a non-empty string")
+            elif long_:
+                errs.append(f"requirement {long_[0]} is longer than {MAX_REQUIREMENT_CHARS} characters")
+            else:
+                reqs = list(r)
+        total = info.get("total_requirements")
+        if total is None:
+            errs.append("missing 'dataset_info.total_requirements'")
+        elif isinstance(total, bool) or not isinstance(total, int):
+            errs.append(f"'dataset_info.total_requirements' must be an integer, got {_short(total)}")
+        elif isinstance(r, list) and total != len(r):
+            errs.append(f"total_requirements is {total} but there are {len(r)} requirements")
+        o = info.get("original_prompt")
+        if not isinstance(o, str) or not o.strip():
+            errs.append("missing 'dataset_info.original_prompt'" if o is None
+                        else "'dataset_info.original_prompt' must be a non-empty string")
+        else:
+            orig = o
+        fp = info.get("formatted_prompt")
+        if fp is not None and not isinstance(fp, str):
+            errs.append("'dataset_info.formatted_prompt' must be a string")
+        elif isinstance(fp, str) and last_user is not None and fp != last_user:
+            warns.append("formatted_prompt differs from the last user message (the model sees the message)")
+
+    if errs or row_id is None or reqs is None or orig is None or last_user is None:
+        return errs, warns, None
+    extra = {k: v for k, v in obj.items() if k not in ("messages", "input_metadata")}
+    return errs, warns, DatasetRow(row_id=row_id, messages=msgs, prompt=last_user, requirements=reqs,
+                                   original_prompt=orig, extra=extra)
+
+
+def _iter_lines(f, report: ValidationReport) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """(line number, raw bytes or None, error or None); over-long lines are skipped, never held."""
+    lineno = 0
+    while True:
+        chunk = f.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            return
+        lineno += 1
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            total = len(chunk)
+            while True:  # drain the rest of this line without keeping it
+                more = f.readline(1024 * 1024)
+                total += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            yield lineno, None, f"line is longer than {MAX_LINE_BYTES} bytes ({total} bytes)"
+            continue
+        yield lineno, chunk, None
+
+
+def _scan(path: str | Path, stop_at_first: bool) -> tuple[ValidationReport, list[DatasetRow]]:
+    p = Path(path)
+    report = ValidationReport(path=str(path))
+    rows: list[DatasetRow] = []
+    try:
+        st = p.stat()
+    except OSError as e:
+        report.add_error(0, f"cannot read file: {e.strerror or e}")
+        return report, rows
+    if not p.is_file():
+        report.add_error(0, "not a regular file")
+        return report, rows
+    report.size_bytes = st.st_size
+    if st.st_size > MAX_FILE_BYTES:
+        report.add_error(0, f"file is {st.st_size} bytes; Fireworks accepts at most {MAX_FILE_BYTES} bytes (150 MB)")
+        if stop_at_first:
+            return report, rows
+    first_seen: dict[str, int] = {}
+    prompts: dict[tuple, int] = {}
+    try:
+        f = open(p, "rb")
+    except OSError as e:
+        report.add_error(0, f"cannot read file: {e.strerror or e}")
+        return report, rows
+    with f:
+        for lineno, raw, err in _iter_lines(f, report):
+            report.lines = lineno
+            if stop_at_first and report.error_count:
+                break
+            if err:
+                report.add_error(lineno, err)
+                continue
+            assert raw is not None
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                report.add_error(lineno, f"not valid UTF-8 (byte {e.start + 1})")
+                continue
+            if not text.strip():
+                report.add_error(lineno, "empty line (every line must be one JSON row)")
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                report.add_error(lineno, f"invalid JSON: {e.msg} (column {e.colno})")
+                continue
+            except RecursionError:
+                report.add_error(lineno, "invalid JSON: nested too deeply")
+                continue
+            errs, warns, row = check_row(obj)
+            for m in errs:
+                report.add_error(lineno, m)
+            for m in warns:
+                report.warnings.append((lineno, m))
+            rid = row.row_id if row else _row_id_of(obj)
+            if rid is not None:
+                if rid in first_seen:
+                    report.add_error(lineno, f"duplicate row_id {_short(rid)} (first on line {first_seen[rid]})")
+                    continue
+                first_seen[rid] = lineno
+            if row is not None and not errs:
+                key = (row.prompt, tuple(row.requirements))
+                if key in prompts:
+                    report.warnings.append((lineno, f"same prompt and requirements as line {prompts[key]}"))
+                else:
+                    prompts[key] = lineno
+                rows.append(row)
+                report.rows += 1
+                report.row_ids.append(row.row_id)
+    if report.lines == 0 and not report.error_count:
+        report.add_error(0, "file is empty (no rows)")
+    return report, rows
+
+
+def _row_id_of(obj: Any) -> str | None:
+    if isinstance(obj, dict) and isinstance(obj.get("input_metadata"), dict):
+        rid = obj["input_metadata"].get("row_id")
+        if isinstance(rid, str):
+            return rid
+    return None
+
+
+def validate_file(path: str | Path) -> ValidationReport:
+    """Check every line; all problems in one pass (``report.errors`` = [(line, message)])."""
+    return _scan(path, stop_at_first=False)[0]
+
+
+def load_dataset(path: str | Path) -> list[DatasetRow]:
+    """All rows of a dataset file; raises DatasetError ``file:line: problem`` on the first problem."""
+    report, rows = _scan(path, stop_at_first=True)
+    if not report.ok:
+        first = report.format_errors(1)[0]
+        raise DatasetError(first, hint=f"run `svgrft dataset validate {path}` to list every problem")
+    return rows
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 (hex) of the normalized content: each JSON line re-serialized with sorted keys,
+    blank lines and line-end/whitespace differences ignored. Ids use the first 10 hex digits."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                norm = json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False,
+                                  separators=(",", ":")).encode("utf-8")
+            except (ValueError, RecursionError):
+                norm = line
+            h.update(norm)
+            h.update(b"\n")
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Multi-step flows (dataset upload, jobs, train) built on clients and core."""
