@@ -78,6 +78,17 @@ DEFAULTS: dict[str, Any] = {
     "eval.temperature": 0.8,
     "eval.max_tokens": 4096,
     "eval.concurrency": 8,
+    "serve.host": "127.0.0.1",
+    "serve.port": 8000,
+    "serve.workers": 1,
+    "serve.allow_model_hosts": [],
+    "serve.max_concurrent": 256,
+    "serve.rate_limit": 20.0,
+    "serve.rate_burst": 400,
+    "serve.rollout_timeout": 300.0,
+    "serve.max_body": 2097152,
+    "serve.policy_retries": 2,
+    "serve.background": False,
 }
 
 # environment variable -> dotted key
