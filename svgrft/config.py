@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "judge.timeout": 60.0,
     "judge.max_retries": 4,
     "judge.text_penalty": 0.0,
+    "judge.backoff_base": 1.0,
+    "judge.cache": True,
     "render.pool_size": 2,
     "render.size": 512,
     "render.max_side": 2048,
