@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from svgrft.core.dataset import content_hash, validate_file
 from svgrft.errors import ApiError, ConflictError, DatasetError, NetworkError, NotFoundError, UsageError
+from svgrft.workflow.jobs import guarded
 
 DATASET_ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 HASH_LEN = 10
@@ -105,7 +106,7 @@ def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, t
     sdk, acct = client.sdk, client.account_id
 
     existing = None
-    with client.errors(f"looking up dataset {ds_id}"):
+    with guarded(client, f"looking up dataset {ds_id}"):
         try:
             existing = sdk.datasets.get(ds_id, account_id=acct)
         except fireworks.NotFoundError:
@@ -133,7 +134,7 @@ def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, t
                 "eval_protocol": {}}
         say(f"creating dataset {ds_id} ({report.rows} rows)")
         try:
-            with client.errors(f"creating dataset {ds_id}"):
+            with guarded(client, f"creating dataset {ds_id}"):
                 sdk.datasets.create(dataset_id=ds_id, dataset=body, account_id=acct)
             created = True
         except ConflictError:
@@ -141,7 +142,7 @@ def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, t
 
     data = path.read_bytes()
     say(f"uploading {path.name} ({len(data)} bytes)")
-    with client.errors(f"uploading {path.name} to dataset {ds_id}"):
+    with guarded(client, f"uploading {path.name} to dataset {ds_id}"):
         sdk.datasets.upload(ds_id, account_id=acct, file=(path.name, data, "application/jsonl"))
 
     ds = _wait_ready(client, ds_id, timeout=timeout, poll_interval=poll_interval, say=say)
@@ -159,7 +160,7 @@ def _wait_ready(client, ds_id: str, *, timeout: float, poll_interval: float, say
     last_state = None
     while True:
         try:
-            with client.errors(f"waiting for dataset {ds_id}"):
+            with guarded(client, f"waiting for dataset {ds_id}"):
                 ds = client.sdk.datasets.get(ds_id, account_id=client.account_id)
             errors = 0
         except NotFoundError:

@@ -6,9 +6,11 @@ Jobs are plain resources that are polled. ``state`` values are the API's enum st
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from svgrft.errors import ApiError, NetworkError, NotFoundError, SvgrftError, UsageError
 
@@ -25,6 +27,17 @@ JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _STATE_NAMES = ("CREATING", "PENDING", "VALIDATING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CANCELLING",
                 "EXPIRED", "EARLY_STOPPED", "PAUSED", "WRITING_RESULTS", "DELETING", "RE_QUEUEING", "IDLE",
                 "CREATING_INPUT_DATASET", "DELETING_CLEANING_UP")
+
+
+@contextlib.contextmanager
+def guarded(client, what: str) -> Iterator[None]:
+    """``client.errors(what)`` plus: a response body that is not JSON becomes an ApiError (status 502)."""
+    try:
+        with client.errors(what):
+            yield
+    except json.JSONDecodeError:
+        raise ApiError(f"Fireworks sent a malformed (non-JSON) response while {what}",
+                       hint="the service may be degraded; run the same command again", status=502) from None
 
 
 def normalize_state(state: str) -> str:
@@ -117,7 +130,7 @@ def get_job(client, job_id: str) -> dict:
     """The job as its wire dict (camelCase). 404 → NotFoundError with a hint."""
     jid = job_id_of(job_id)
     try:
-        with client.errors(f"getting RFT job {jid}"):
+        with guarded(client, f"getting RFT job {jid}"):
             job = client.sdk.reinforcement_fine_tuning_jobs.get(jid, account_id=client.account_id)
     except NotFoundError:
         raise NotFoundError(f"RFT job {jid!r} not found in account {client.account_id}",
@@ -134,7 +147,7 @@ def list_jobs(client, state: str | None = None, limit: int = 50) -> list[dict]:
     if state:
         kwargs["filter"] = f'state="{normalize_state(state)}"'
     out: list[dict] = []
-    with client.errors("listing RFT jobs"):
+    with guarded(client, "listing RFT jobs"):
         for job in client.sdk.reinforcement_fine_tuning_jobs.list(**kwargs):
             out.append(_to_dict(job))
             if len(out) >= limit:
@@ -201,7 +214,7 @@ def cancel_job(client, job_id: str) -> dict:
     if current["terminal"]:
         raise SvgrftError(f"job {jid} already finished ({current['state_label']}); nothing to cancel",
                           hint="`svgrft jobs status " + jid + "` shows the result")
-    with client.errors(f"cancelling RFT job {jid}"):
+    with guarded(client, f"cancelling RFT job {jid}"):
         client.sdk.reinforcement_fine_tuning_jobs.cancel(jid, account_id=client.account_id, body={})
     return job_summary(get_job(client, jid), client.account_id)
 
@@ -214,7 +227,7 @@ def resume_job(client, job_id: str) -> dict:
         raise SvgrftError(f"job {jid} is {current['state_label']}; only FAILED, CANCELLED or PAUSED jobs can be resumed",
                           hint=f"watch it with `svgrft jobs watch {jid}`" if not current["terminal"]
                           else "start a new job with `svgrft train`")
-    with client.errors(f"resuming RFT job {jid}"):
+    with guarded(client, f"resuming RFT job {jid}"):
         job = client.sdk.reinforcement_fine_tuning_jobs.resume(jid, account_id=client.account_id, body={})
     summary = job_summary(job, client.account_id)
     if not summary["id"]:
