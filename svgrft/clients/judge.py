@@ -273,7 +273,10 @@ class JudgeClient:
             kwargs["max_tokens"] = self.max_tokens
 
         async def once() -> Any:
-            resp = await client.chat.completions.create(**kwargs)
+            try:
+                resp = await client.chat.completions.create(**kwargs)
+            except ValueError as e:  # a 2xx body that is not JSON (JSONDecodeError) or not a completion
+                raise _Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
             if not hasattr(resp, "choices"):
                 raise _Malformed("response body is not a chat completion")
             return resp

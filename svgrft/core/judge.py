@@ -173,8 +173,25 @@ def count_prompt(requirements: list[str]) -> str:
     return COUNT_PROMPT_TEMPLATE.format(n=len(requirements), requirements_text=requirements_text(requirements))
 
 
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s")
+
+
+def request_summary(prompt: str, limit: int = 600) -> str:
+    """The drawing request without the answer-format boilerplate and without the numbered
+    requirements (they are listed separately): SVGBench's formatted prompt → its first sentence(s)."""
+    text = (prompt or "").strip()
+    for marker in (" Wrap the SVG code", "\nExample:", "\nRequirements:"):
+        i = text.find(marker)
+        if i > 0:
+            text = text[:i]
+    lines = [ln for ln in text.splitlines() if not _NUMBERED.match(ln)]
+    text = " ".join(" ".join(lines).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def checklist_prompt(requirements: list[str], prompt: str = "") -> str:
-    request_block = f"\nDrawing request:\n{prompt.strip()}\n" if prompt and prompt.strip() else ""
+    summary = request_summary(prompt)
+    request_block = f"\nDrawing request: {summary}\n" if summary else ""
     return CHECKLIST_PROMPT_TEMPLATE.format(n=len(requirements), request_block=request_block,
                                             requirements_text=requirements_text(requirements))
 

@@ -1,0 +1,321 @@
+"""The reward: reply → SVG → PNG → gates → (cached) vision judge → score in [0, 1].
+
+This is the one scoring path used everywhere: ``svgrft eval`` locally and the Eval Protocol
+evaluator that Fireworks runs during training. It has no CLI state; everything comes from
+settings/env via :func:`scorer_from_settings`.
+
+:meth:`Scorer.score_reply` never raises for bad input or remote trouble: the outcome is a
+:class:`ScoreResult`. ``is_valid`` is False only when the number is not a real measurement of the
+model's output (judge reply unusable after a repair retry, judge or browser unavailable, no
+requirements); the model's own failures (no SVG, SVG that does not render, blank picture) are valid
+zeros with a ``reason`` and the ``gate`` that fired. ``infra_error`` marks failures that a rerun may
+fix (the eval pipeline redoes those samples on ``--resume``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from svgrft.core.extract import extract_svg
+from svgrft.core.gates import check_blank, check_text_heavy, quick_has_content
+from svgrft.core.judge import PROMPT_VERSION, JudgeReply, Verdict, requirements_hash
+
+__all__ = ["Verdict", "ScoreResult", "Scorer", "scorer_from_settings", "renderer_from_settings"]
+
+# render error kinds caused by the model's SVG (a valid zero) vs by the machine (invalid, retry later)
+MODEL_RENDER_ERRORS = ("no_svg", "too_large", "invalid", "timeout")
+
+
+@dataclass
+class ScoreResult:
+    score: float
+    is_valid: bool
+    reason: str
+    gate: str | None                  # "no_svg" | "render_failed" | "blank" | "text_heavy" | None
+    fulfilled: int = 0
+    total: int = 0
+    verdicts: list[Verdict] = field(default_factory=list)
+    judge_model: str = ""
+    judge_mode: str = ""
+    cached: bool = False
+    svg: str | None = None
+    png: bytes | None = None
+    render_error: str | None = None
+    flags: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)   # ms: extract, render, gates, judge, total
+    usage: dict = field(default_factory=dict)                  # judge tokens: prompt_tokens, completion_tokens
+    # extras (beyond the shared contract)
+    judge_calls: int = 0              # HTTP requests sent to the judge for this sample (0 when cached/gated)
+    infra_error: str | None = None    # "judge:<kind>" | "render:browser_error" | … when a rerun may fix it
+    reasoning: str = ""               # count mode: the judge's reasoning
+    png_sha256: str | None = None
+    extraction_method: str | None = None
+    render_warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> bool:
+        """The judge failed in a way every later sample will repeat (bad key, unknown model)."""
+        from svgrft.clients.judge import FATAL_KINDS
+
+        return bool(self.infra_error and self.infra_error.startswith("judge:")
+                    and self.infra_error.split(":", 1)[1] in FATAL_KINDS)
+
+    def to_dict(self, include_png: bool = False) -> dict:
+        d = {
+            "score": self.score, "is_valid": self.is_valid, "reason": self.reason, "gate": self.gate,
+            "fulfilled": self.fulfilled, "total": self.total, "verdicts": [v.to_dict() for v in self.verdicts],
+            "judge_model": self.judge_model, "judge_mode": self.judge_mode, "cached": self.cached, "svg": self.svg,
+            "render_error": self.render_error, "flags": list(self.flags), "timings": dict(self.timings),
+            "usage": dict(self.usage), "judge_calls": self.judge_calls, "infra_error": self.infra_error,
+            "reasoning": self.reasoning, "png_sha256": self.png_sha256, "extraction_method": self.extraction_method,
+            "render_warnings": list(self.render_warnings),
+        }
+        if include_png:
+            d["png_base64"] = base64.b64encode(self.png).decode("ascii") if self.png else None
+        return d
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+class Scorer:
+    """Async, reusable and safe for concurrent use (the renderer pool and the judge semaphore bound the work).
+
+    ``renderer``: a :class:`svgrft.core.render.Renderer` (async) -- a ``SyncRenderer`` also works (its
+    calls run in a worker thread). ``judge``: a :class:`svgrft.clients.judge.JudgeClient` or anything
+    with ``model``, ``mode`` and ``async judge(png, requirements, prompt) -> JudgeOutcome``.
+    ``cache``: a :class:`svgrft.core.store.JudgeCache` or None."""
+
+    def __init__(self, *, renderer: Any, judge: Any, cache: Any = None, text_penalty: float = 0.0,
+                 blank_gate: bool = True):
+        if not 0.0 <= float(text_penalty) <= 1.0:
+            raise ValueError("text_penalty must be between 0 and 1")
+        self.renderer = renderer
+        self.judge = judge
+        self.cache = cache
+        self.text_penalty = float(text_penalty)
+        self.blank_gate = blank_gate
+        self._owned: list[Any] = []          # closed by aclose()
+        self.stats = {"scored": 0, "judge_calls": 0, "judge_requests": 0, "cache_hits": 0, "invalid": 0}
+        self.gate_counts: dict[str, int] = {}
+
+    @property
+    def judge_model(self) -> str:
+        return str(getattr(self.judge, "model", ""))
+
+    @property
+    def judge_mode(self) -> str:
+        return str(getattr(self.judge, "mode", "checklist"))
+
+    async def aclose(self) -> None:
+        for obj in reversed(self._owned):
+            try:
+                closer = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+                if closer is not None:
+                    res = closer()
+                    if inspect.isawaitable(res):
+                        await res
+            except Exception:
+                pass
+        self._owned.clear()
+
+    async def __aenter__(self) -> "Scorer":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    # -- public API ---------------------------------------------------------------------------
+    async def score_reply(self, reply: str | None, requirements: list[str], prompt: str = "") -> ScoreResult:
+        t0 = time.perf_counter()
+        base = self._base(requirements)
+        text = reply if isinstance(reply, str) else ("" if reply is None else str(reply))
+        ex = extract_svg(text)
+        base.timings["extract"] = _ms(t0)
+        if ex.svg is None:
+            return self._finish(base, t0, score=0.0, valid=True, gate="no_svg",
+                                reason=f"no SVG: {ex.reason or 'no <svg> element in reply'}")
+        base.extraction_method = ex.method
+        return await self._score(ex.svg, requirements, prompt, base, t0)
+
+    async def score_svg(self, svg: str, requirements: list[str], prompt: str = "") -> ScoreResult:
+        t0 = time.perf_counter()
+        base = self._base(requirements)
+        if not isinstance(svg, str) or "<svg" not in svg.lower():
+            return self._finish(base, t0, score=0.0, valid=True, gate="no_svg", reason="no SVG: empty input")
+        return await self._score(svg, requirements, prompt, base, t0)
+
+    # -- steps --------------------------------------------------------------------------------
+    def _base(self, requirements: Any) -> ScoreResult:
+        total = len(requirements) if isinstance(requirements, (list, tuple)) else 0
+        return ScoreResult(score=0.0, is_valid=False, reason="", gate=None, total=total,
+                           judge_model=self.judge_model, judge_mode=self.judge_mode)
+
+    def _finish(self, r: ScoreResult, t0: float, *, score: float, valid: bool, reason: str,
+                gate: str | None = None) -> ScoreResult:
+        r.score = float(min(1.0, max(0.0, score)))
+        r.is_valid = valid
+        r.reason = reason
+        if gate is not None:
+            r.gate = gate
+        r.timings["total"] = _ms(t0)
+        self.stats["scored"] += 1
+        if not valid:
+            self.stats["invalid"] += 1
+        if r.gate:
+            self.gate_counts[r.gate] = self.gate_counts.get(r.gate, 0) + 1
+        return r
+
+    async def _render(self, svg: str) -> Any:
+        render = self.renderer.render
+        if inspect.iscoroutinefunction(render):
+            return await render(svg)
+        res = await asyncio.to_thread(render, svg)
+        if inspect.isawaitable(res):
+            res = await res
+        return res
+
+    async def _score(self, svg: str, requirements: Any, prompt: str, r: ScoreResult, t0: float) -> ScoreResult:
+        from svgrft.errors import SvgrftError
+
+        r.svg = svg
+        reqs = [str(x) for x in requirements] if isinstance(requirements, (list, tuple)) else []
+        if not reqs:
+            return self._finish(r, t0, score=0.0, valid=False, reason="row has no requirements to judge")
+
+        t1 = time.perf_counter()
+        try:
+            rendered = await self._render(svg)
+        except SvgrftError as e:  # no browser, browser will not start
+            r.timings["render"] = _ms(t1)
+            r.render_error = "browser_error"
+            r.infra_error = "render:browser_error"
+            return self._finish(r, t0, score=0.0, valid=False, gate="render_failed",
+                                reason=f"renderer unavailable: {e.message}")
+        r.timings["render"] = _ms(t1)
+        r.render_warnings = list(getattr(rendered, "warnings", []) or [])
+        if not rendered.ok or not rendered.png:
+            kind = rendered.error_kind or "invalid"
+            r.render_error = kind
+            why = rendered.reason or kind
+            if kind in MODEL_RENDER_ERRORS:
+                return self._finish(r, t0, score=0.0, valid=True, gate="render_failed",
+                                    reason=f"render failed ({kind}): {why}")
+            r.infra_error = f"render:{kind}"
+            return self._finish(r, t0, score=0.0, valid=False, gate="render_failed",
+                                reason=f"render failed ({kind}): {why}")
+        png = rendered.png
+        r.png = png
+        r.png_sha256 = rendered.sha256 or __import__("hashlib").sha256(png).hexdigest()
+
+        t2 = time.perf_counter()
+        if self.blank_gate:
+            if quick_has_content(png):
+                blank = None
+            else:
+                blank = await asyncio.to_thread(check_blank, png)
+            if blank is not None and blank.blank:
+                r.timings["gates"] = _ms(t2)
+                return self._finish(r, t0, score=0.0, valid=True, gate="blank", reason=blank.reason)
+        text = check_text_heavy(svg, reqs)
+        if text.flagged:
+            r.flags.append("text_heavy")
+        r.timings["gates"] = _ms(t2)
+
+        t3 = time.perf_counter()
+        reply, err = await self._judged(png, r.png_sha256, reqs, prompt, r)
+        r.timings["judge"] = _ms(t3)
+        if reply is None:
+            return self._finish(r, t0, score=0.0, valid=False, reason=err)
+        r.fulfilled = reply.fulfilled
+        r.total = reply.total
+        r.verdicts = list(reply.verdicts)
+        r.reasoning = reply.reasoning
+        score = reply.score
+        reason = f"{reply.fulfilled}/{reply.total} requirements fulfilled"
+        if r.cached:
+            reason += " (cached verdict)"
+        gate = None
+        if text.flagged:
+            if self.text_penalty > 0:
+                score *= (1.0 - self.text_penalty)
+                gate = "text_heavy"
+                reason += f"; text-heavy penalty ×{1.0 - self.text_penalty:g}: {text.reason}"
+            else:
+                reason += f"; flagged: {text.reason}"
+        return self._finish(r, t0, score=score, valid=True, gate=gate, reason=reason)
+
+    async def _judged(self, png: bytes, sha: str, reqs: list[str], prompt: str,
+                      r: ScoreResult) -> tuple[JudgeReply | None, str]:
+        key = dict(png_sha256=sha, requirements_hash=requirements_hash(reqs), judge_model=self.judge_model,
+                   mode=self.judge_mode, prompt_version=PROMPT_VERSION)
+        if self.cache is not None:
+            try:
+                hit = self.cache.get(**key)
+                if hit is not None:
+                    reply = JudgeReply.from_dict(hit)
+                    if reply.total == len(reqs) and 0 <= reply.fulfilled <= reply.total:
+                        r.cached = True
+                        self.stats["cache_hits"] += 1
+                        return reply, ""
+            except Exception:
+                pass  # a broken cache entry is just a miss
+        outcome = await self.judge.judge(png, reqs, prompt)
+        r.judge_calls = int(getattr(outcome, "calls", 0) or 0)
+        self.stats["judge_calls"] += 1
+        self.stats["judge_requests"] += r.judge_calls
+        usage = getattr(outcome, "usage", None) or {}
+        r.usage = {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
+                   "completion_tokens": int(usage.get("completion_tokens", 0))}
+        if not outcome.ok or outcome.reply is None:
+            kind = outcome.error_kind or "error"
+            if kind != "invalid_reply":
+                r.infra_error = f"judge:{kind}"
+            return None, outcome.reason or f"judge failed ({kind})"
+        if self.cache is not None:
+            try:
+                self.cache.put(outcome.reply.to_dict(), **key)
+            except Exception:
+                pass
+        return outcome.reply, ""
+
+
+def renderer_from_settings(settings: Any) -> Any:
+    """An (unstarted) async Renderer configured from ``render.*`` settings."""
+    from svgrft.core.render import Renderer
+
+    return Renderer(pool_size=int(settings["render.pool_size"]), max_side=int(settings["render.max_side"]),
+                    default_size=int(settings["render.size"]), timeout_ms=int(settings["render.timeout_ms"]),
+                    chromium_path=settings["render.chromium"] or None)
+
+
+async def scorer_from_settings(settings: Any, *, renderer: Any = None, use_cache: bool = True,
+                               judge: Any = None, store: Any = None) -> Scorer:
+    """A ready Scorer: judge client from ``judge.*`` settings + env keys, judge cache in the local store
+    (``SVGRFT_HOME``), and a started renderer (created here unless given; then ``aclose()`` closes it)."""
+    from svgrft.clients.judge import judge_from_settings
+    from svgrft.core.store import JudgeCache, Store
+
+    judge = judge or judge_from_settings(settings)
+    cache = None
+    owned_store = None
+    if use_cache and settings.get("judge.cache", True):
+        owned_store = store if store is not None else Store()
+        cache = JudgeCache(owned_store)
+    scorer = Scorer(renderer=None, judge=judge, cache=cache, text_penalty=float(settings["judge.text_penalty"]))
+    if renderer is None:
+        renderer = renderer_from_settings(settings)
+        await renderer.start()
+        scorer._owned.append(renderer)
+    scorer.renderer = renderer
+    if hasattr(judge, "aclose"):
+        scorer._owned.append(judge)
+    if owned_store is not None and store is None:
+        scorer._owned.insert(0, owned_store)
+    return scorer
