@@ -1,0 +1,89 @@
+"""Running the rollout server with uvicorn (one process, or ``--workers N`` processes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+from typing import Any
+
+from svgrft.server.app import OPTIONS_ENV, ServeOptions
+
+SHUTDOWN_GRACE = 15  # seconds added to the rollout timeout for a graceful stop
+
+
+class RedactFilter(logging.Filter):
+    """Masks known secrets (env keys, the serve token) and bearer tokens in every log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from svgrft.secrets import redact
+
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string must not kill logging
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging config with everything on stderr and svgrft.server lines added (redacted)."""
+    lvl = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": "svgrft.server.runner.RedactFilter"}},
+        "formatters": {
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s",
+                        "use_colors": None},
+            "access": {"()": "uvicorn.logging.AccessFormatter",
+                       "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'},
+            "svgrft": {"format": "%(asctime)s %(levelname)-7s %(message)s", "datefmt": "%H:%M:%S"},
+        },
+        "handlers": {
+            "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                        "filters": ["redact"]},
+            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                       "filters": ["redact"]},
+            "svgrft": {"formatter": "svgrft", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                       "filters": ["redact"]},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": lvl, "propagate": False},
+            "uvicorn.error": {"level": lvl},
+            "uvicorn.access": {"handlers": ["access"], "level": lvl, "propagate": False},
+            "svgrft.server": {"handlers": ["svgrft"], "level": lvl, "propagate": False},
+            # the gateway records are sent by the reporter, not printed
+            "svgrft.server.rollout": {"handlers": [], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def serve(settings: Any, options: ServeOptions, *, host: str, port: int, workers: int = 1,
+          access_log: bool = False, log_level: str = "info") -> None:
+    """Block serving ``/init`` until SIGINT/SIGTERM; in-flight rollouts finish before exit."""
+    import uvicorn
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # eval_protocol imports litellm
+    cfg = log_config(log_level)
+    logging.config.dictConfig(cfg)
+    limit = max(2 * options.max_concurrent, options.max_concurrent + 128) if options.max_concurrent else None
+    common = dict(host=host, port=port, log_config=cfg, access_log=access_log, limit_concurrency=limit,
+                  timeout_graceful_shutdown=int(options.rollout_timeout) + SHUTDOWN_GRACE, server_header=False,
+                  proxy_headers=True, lifespan="on")
+    if workers > 1:
+        # Worker processes rebuild the app from the environment: options as JSON, token as its env var.
+        os.environ[OPTIONS_ENV] = json.dumps(options.public())
+        if options.token:
+            os.environ["SVGRFT_SERVE_TOKEN"] = options.token
+        else:
+            os.environ.pop("SVGRFT_SERVE_TOKEN", None)
+        uvicorn.run("svgrft.server.app:app_from_env", factory=True, workers=workers, **common)
+        return
+    from svgrft.server.app import create_app
+
+    app = create_app(settings, options=options)
+    uvicorn.run(app, **common)
