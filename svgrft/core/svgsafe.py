@@ -1,0 +1,335 @@
+"""Pre-browser validation of untrusted SVG (rendering.md §7, mitigation 4).
+
+:func:`validate_svg` runs in Python before any browser sees the markup:
+
+* byte cap → ``too_large``;
+* any ``<!DOCTYPE`` / ``<!ENTITY`` → ``invalid`` (no DTDs, so no entity bombs and no XXE);
+* a strict parse with defusedxml (``forbid_dtd``, ``forbid_entities``, ``forbid_external``);
+  LLM SVG is often not well-formed XML (bare ``&``, ``&nbsp;``, unclosed tags) although Chromium's HTML
+  parser draws it fine, so a parse error alone does **not** reject: a tolerant linear tag scanner then
+  enforces the same caps;
+* nesting depth cap → ``invalid``; element count cap → ``too_large``;
+* ``href``/``xlink:href`` of ``<image>`` and ``<feImage>`` that are not ``data:`` URIs are removed
+  (with a warning): the browser would fetch nothing anyway (requests are aborted) but would draw a
+  broken-image icon that reaches the judge;
+* the canvas size is derived from ``width``/``height``/``viewBox`` of the root (see :func:`canvas_size`).
+
+No typer/rich imports here; heavy work is linear in the input size.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+from svgrft.core.extract import find_svg_spans
+
+__all__ = ["SvgRejected", "SafeSvg", "validate_svg", "canvas_size", "parse_length", "parse_viewbox"]
+
+
+class SvgRejected(Exception):
+    """The SVG must not be rendered. ``kind`` is a RenderResult error kind; ``reason`` one line."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass
+class SafeSvg:
+    svg: str  # root <svg …>…</svg> markup, hostile hrefs removed, prologue stripped
+    root_attrs: dict[str, str]  # attributes of the root <svg> (names lower-cased, values unescaped)
+    elements: int
+    depth: int
+    parser: str  # "xml" (well-formed) or "tolerant"
+    warnings: list[str] = field(default_factory=list)
+
+
+_DTD = re.compile(r"<!\s*(doctype|entity)", re.IGNORECASE)
+_NAME = re.compile(r"[A-Za-z_][\w:.\-]*")
+_QUOTE_OR_GT = re.compile(r"[\"'>]")
+_ATTR = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+_HTML_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+_IMAGE_TAGS = frozenset(("image", "feimage"))
+
+
+def _local(name: str) -> str:
+    return name.rsplit(":", 1)[-1].lower()
+
+
+def _parse_attrs(s: str) -> list[tuple[str, str | None, int, int]]:
+    """``(name, value, start, end)`` per attribute in a tag's attribute text. Linear (no nesting)."""
+    out = []
+    for m in _ATTR.finditer(s):
+        val = m.group(2) if m.group(2) is not None else m.group(3) if m.group(3) is not None else m.group(4)
+        out.append((m.group(1), val, m.start(), m.end()))
+    return out
+
+
+@dataclass
+class _Tag:
+    start: int  # index of "<"
+    end: int  # index after ">"
+    name: str
+    attr_start: int
+    attr_end: int
+    closing: bool
+    self_closing: bool
+
+
+def _scan_tags(s: str):
+    """Yield start/end tags of ``s`` (comments, CDATA, PIs skipped). Linear: every step moves forward."""
+    n = len(s)
+    pos = 0
+    while True:
+        lt = s.find("<", pos)
+        if lt < 0 or lt + 1 >= n:
+            return
+        c = s[lt + 1]
+        if s.startswith("<!--", lt):
+            e = s.find("-->", lt + 4)
+            if e < 0:
+                return
+            pos = e + 3
+            continue
+        if s.startswith("<![CDATA[", lt):
+            e = s.find("]]>", lt + 9)
+            if e < 0:
+                return
+            pos = e + 3
+            continue
+        if c in "!?":
+            e = s.find(">", lt + 2)
+            if e < 0:
+                return
+            pos = e + 1
+            continue
+        closing = c == "/"
+        m = _NAME.match(s, lt + 2 if closing else lt + 1)
+        if m is None:
+            pos = lt + 1
+            continue
+        # find the ">" that ends the tag, skipping quoted attribute values
+        p = m.end()
+        while True:
+            q = _QUOTE_OR_GT.search(s, p)
+            if q is None:
+                return  # cut off inside a tag
+            ch = q.group()
+            if ch == ">":
+                gt = q.start()
+                break
+            close = s.find(ch, q.start() + 1)
+            if close < 0:  # unbalanced quote: end the tag at the next ">"
+                gt = s.find(">", q.start() + 1)
+                if gt < 0:
+                    return
+                break
+            p = close + 1
+        self_closing = not closing and s[gt - 1] == "/"
+        yield _Tag(lt, gt + 1, m.group(), m.end(), gt - 1 if self_closing else gt, closing, self_closing)
+        pos = gt + 1
+
+
+def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, int]:
+    """Strict parse with defusedxml. Returns (well_formed, elements, depth); raises SvgRejected for
+    DTD/entity/external constructs or exceeded caps."""
+    import io
+    import xml.etree.ElementTree as ET
+
+    import defusedxml
+    from defusedxml.ElementTree import iterparse
+
+    depth = max_d = count = 0
+    try:
+        for ev, _el in iterparse(io.BytesIO(svg.encode("utf-8", "surrogatepass")), events=("start", "end"),
+                                 forbid_dtd=True, forbid_entities=True, forbid_external=True):
+            if ev == "start":
+                depth += 1
+                count += 1
+                max_d = max(max_d, depth)
+                if max_d > max_depth:
+                    raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
+                if count > max_elements:
+                    raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+            else:
+                depth -= 1
+    except defusedxml.DefusedXmlException as e:
+        raise SvgRejected("invalid", f"DTD/entity declarations are not allowed ({type(e).__name__})") from None
+    except (ET.ParseError, UnicodeError, ValueError):
+        return False, count, max_d
+    return True, count, max_d
+
+
+def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
+                 max_elements: int = 20_000) -> SafeSvg:
+    """Check and clean untrusted SVG markup. Raises :class:`SvgRejected` (kind ``no_svg``,
+    ``too_large`` or ``invalid``) instead of returning something unsafe to render."""
+    if not isinstance(svg, str):
+        raise SvgRejected("invalid", f"SVG must be text, not {type(svg).__name__}")
+    if len(svg) > max_bytes:
+        raise SvgRejected("too_large", f"SVG is larger than {max_bytes} bytes ({len(svg)} characters)")
+    size = len(svg.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise SvgRejected("too_large", f"SVG is {size} bytes, the limit is {max_bytes}")
+    if "\x00" in svg:
+        raise SvgRejected("invalid", "SVG contains NUL characters")
+    if _DTD.search(svg):
+        raise SvgRejected("invalid", "DTD/entity declarations (<!DOCTYPE, <!ENTITY) are not allowed in SVG")
+
+    spans, truncated = find_svg_spans(svg)
+    warnings: list[str] = []
+    if spans:
+        b, e = spans[0]
+        if e < len(svg) and svg[e:].strip():
+            # a further root or trailing text would be drawn below the canvas; keep only the first root
+            warnings.append("ignored content after the closing </svg>")
+        svg = svg[b:e]
+    elif truncated:
+        m = re.search(r"<svg(?=[\s/>])", svg, re.IGNORECASE)
+        svg = svg[m.start():] if m else svg
+        warnings.append("SVG has no closing </svg>; rendered what is there")
+    else:
+        raise SvgRejected("no_svg", "no <svg> element")
+
+    well_formed, count, depth = _xml_check(svg, max_depth, max_elements)
+
+    # tolerant scan: caps (when the XML parse failed), root attributes, hostile hrefs
+    root_attrs: dict[str, str] = {}
+    stack: list[str] = []
+    t_count = t_depth = 0
+    edits: list[tuple[int, int]] = []  # (start, end) spans to delete
+    removed = 0
+    first = True
+    for tag in _scan_tags(svg):
+        local = _local(tag.name)
+        if tag.closing:
+            if local in stack:
+                while stack and stack.pop() != local:
+                    pass
+            continue
+        t_count += 1
+        if not well_formed and t_count > max_elements:
+            raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+        if first or local in _IMAGE_TAGS:
+            attrs = _parse_attrs(svg[tag.attr_start:tag.attr_end])
+            if first:
+                for name, val, _, _ in attrs:
+                    root_attrs.setdefault(name.lower(), html.unescape(val or ""))
+            if local in _IMAGE_TAGS:
+                for name, val, a, b in attrs:
+                    if _local(name) != "href" and name.lower() != "src":
+                        continue
+                    cleaned = re.sub(r"[\s\x00-\x1f]+", "", html.unescape(val or "")).lower()
+                    if not cleaned.startswith("data:"):
+                        edits.append((tag.attr_start + a, tag.attr_start + b))
+                        removed += 1
+            first = False
+        if not tag.self_closing and local not in _HTML_VOID:
+            stack.append(local)
+            t_depth = max(t_depth, len(stack))
+            if not well_formed and t_depth > max_depth:
+                raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
+    if not well_formed:
+        count, depth = t_count, t_depth
+    if removed:
+        parts = []
+        pos = 0
+        for a, b in edits:
+            parts.append(svg[pos:a])
+            pos = b
+        parts.append(svg[pos:])
+        svg = "".join(parts)
+        warnings.append(f"removed {removed} external image href{'s' if removed != 1 else ''}")
+    return SafeSvg(svg=svg, root_attrs=root_attrs, elements=count, depth=depth,
+                   parser="xml" if well_formed else "tolerant", warnings=warnings)
+
+
+# ---------------------------------------------------------------- canvas size
+
+_UNITS = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4,
+          "q": 96 / 101.6}
+_LEN = re.compile(r"^\s*([+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*$")
+_NUM = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def parse_length(value: str | None) -> float | None:
+    """An absolute length in CSS px (unitless, px, pt, pc, in, cm, mm, Q), or None for
+    percentages, em/ex, ``auto``, garbage, zero, negative or non-finite values."""
+    if not value:
+        return None
+    m = _LEN.match(value)
+    if not m:
+        return None
+    unit = m.group(2).lower()
+    if unit not in _UNITS:
+        return None
+    try:
+        v = float(m.group(1)) * _UNITS[unit]
+    except (ValueError, OverflowError):
+        return None
+    if not (v > 0) or v == float("inf"):
+        return None
+    return v
+
+
+def parse_viewbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if not value:
+        return None
+    nums = _NUM.findall(value[:200])
+    if len(nums) != 4:
+        return None
+    try:
+        x, y, w, h = (float(n) for n in nums)
+    except ValueError:
+        return None
+    if not (w > 0 and h > 0) or w == float("inf") or h == float("inf"):
+        return None
+    return x, y, w, h
+
+
+def canvas_size(attrs: dict[str, str], *, default_size: int = 512, size: int | None = None,
+                min_side: int = 16, max_side: int = 2048) -> tuple[int, int, tuple[float, float] | None, list[str]]:
+    """Canvas ``(width, height, intrinsic, warnings)`` for a root with these attributes.
+
+    Intrinsic size: ``width``/``height`` in absolute units; a missing or relative side is derived from the
+    other side and the viewBox aspect, else ``default_size`` on the longest side with the viewBox aspect,
+    else ``default_size`` square. ``size`` (if set) scales so the longest side equals it. The result is
+    clamped to ``[min_side, max_side]`` per side, keeping the aspect ratio where possible.
+    ``intrinsic`` is the size from absolute width/height (None when either is missing/relative).
+    """
+    warnings: list[str] = []
+    w = parse_length(attrs.get("width"))
+    h = parse_length(attrs.get("height"))
+    vb = parse_viewbox(attrs.get("viewbox"))
+    intrinsic = (w, h) if (w and h) else None
+    if w and h:
+        pass
+    elif w and vb:
+        h = w * vb[3] / vb[2]
+    elif h and vb:
+        w = h * vb[2] / vb[3]
+    elif vb:
+        k = default_size / max(vb[2], vb[3])
+        w, h = vb[2] * k, vb[3] * k
+    else:
+        w = w or float(default_size)
+        h = h or float(default_size)
+    if size:
+        k = size / max(w, h)
+        w, h = w * k, h * k
+    cw, ch = w, h
+    if max(cw, ch) > max_side:
+        k = max_side / max(cw, ch)
+        cw, ch = cw * k, ch * k
+    cw = min(max_side, max(min_side, int(round(cw))))
+    ch = min(max_side, max(min_side, int(round(ch))))
+    if not size and (cw, ch) != (int(round(w)), int(round(h))):
+        warnings.append(f"canvas clamped from {_fmt(w)}x{_fmt(h)} to {cw}x{ch}")
+    return cw, ch, intrinsic, warnings
+
+
+def _fmt(v: float) -> str:
+    return str(int(round(v))) if abs(v) < 1e12 else f"{v:.3g}"
