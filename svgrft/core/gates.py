@@ -28,6 +28,7 @@ GATES = ("no_svg", "render_failed", "blank", "text_heavy")
 BLANK_TOLERANCE = 16            # a channel within this of the background colour counts as background
 BLANK_MAX_FRACTION = 0.005      # at most 0.5 % of pixels differ from the background → blank
 FAST_CONTENT_BYTES_PER_PIXEL = 0.02
+PNG_OVERHEAD_BYTES = 1024       # chunk headers etc.: small images are always decoded
 # A blank 512×512 Chromium PNG is 0.007 bytes/pixel, a 1-shape drawing 0.007–0.03, real drawings
 # 0.04–0.2 (corpus median 0.11). Above the threshold the picture certainly has content and the
 # (pure-Python) decode is skipped; below it the pixels are counted exactly.
@@ -58,7 +59,7 @@ def quick_has_content(png: bytes) -> bool | None:
         return None
     if w <= 0 or h <= 0:
         return None
-    return True if len(png) / float(w * h) > FAST_CONTENT_BYTES_PER_PIXEL else None
+    return True if (len(png) - PNG_OVERHEAD_BYTES) / float(w * h) > FAST_CONTENT_BYTES_PER_PIXEL else None
 
 
 def check_blank(png: bytes, *, tolerance: int = BLANK_TOLERANCE, max_fraction: float = BLANK_MAX_FRACTION
