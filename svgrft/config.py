@@ -82,6 +82,8 @@ DEFAULTS: dict[str, Any] = {
     "eval.temperature": 0.8,
     "eval.max_tokens": 4096,
     "eval.concurrency": 8,
+    "eval.timeout": 300.0,
+    "eval.dataset": "",
     "serve.host": "127.0.0.1",
     "serve.port": 8000,
     "serve.workers": 1,

@@ -1,0 +1,160 @@
+"""Generation from the policy model through the ``openai`` SDK (any OpenAI-compatible base URL).
+
+Default endpoint: ``settings["fireworks.inference_base_url"]`` with ``FIREWORKS_API_KEY``; short
+Fireworks model names (``qwen3-0p6b``) expand to ``accounts/fireworks/models/qwen3-0p6b`` there.
+Another ``--base-url`` uses ``OPENAI_API_KEY`` (falling back to ``FIREWORKS_API_KEY``) unless an
+explicit key variable is named. Transient failures are retried like the judge's
+(:func:`svgrft.clients.judge.call_with_retries`); what remains becomes an svgrft error with a hint
+(404 → "model not found or not deployed"). ``openai`` is imported lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from svgrft.clients.judge import _Malformed, call_with_retries, map_openai_error
+from svgrft.config import expand_model
+from svgrft.errors import ConfigError, SvgrftError
+
+__all__ = ["Generation", "PolicyClient", "policy_from_settings", "is_fireworks_url"]
+
+
+@dataclass
+class Generation:
+    text: str | None
+    finish_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    latency_ms: float = 0.0
+    calls: int = 0        # HTTP requests (including retries) for the request this came from
+
+
+def is_fireworks_url(base_url: str, settings: Any = None) -> bool:
+    b = (base_url or "").rstrip("/")
+    if "fireworks.ai" in b:
+        return True
+    if settings is not None:
+        return b == str(settings["fireworks.inference_base_url"]).rstrip("/")
+    return False
+
+
+class PolicyClient:
+    def __init__(self, *, model: str, base_url: str, api_key: str, key_name: str = "FIREWORKS_API_KEY",
+                 timeout: float = 300.0, max_retries: int = 3, backoff_base: float = 1.0, concurrency: int = 8):
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.key_name = key_name
+        self.timeout = float(timeout)
+        self.max_retries = max(0, int(max_retries))
+        self.backoff_base = float(backoff_base)
+        self.concurrency = max(1, int(concurrency))
+        self.requests_sent = 0
+        self._loop: Any = None
+        self._client: Any = None
+        self._sem: asyncio.Semaphore | None = None
+
+    def __repr__(self) -> str:
+        return f"PolicyClient(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _bind(self) -> tuple[Any, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._client is None or self._sem is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
+                                              timeout=self.timeout)
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._loop = loop
+        return self._client, self._sem
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()
+            except Exception:
+                pass
+
+    async def generate(self, messages: list[dict[str, Any]], *, n: int = 1, temperature: float | None = None,
+                       max_tokens: int | None = None, extra_body: dict[str, Any] | None = None) -> list[Generation]:
+        """``n`` completions of ``messages``. Raises an :class:`SvgrftError` (with ``.kind``) on failure."""
+        client, sem = self._bind()
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
+        if n != 1:
+            kwargs["n"] = int(n)
+        if temperature is not None:
+            kwargs["temperature"] = float(temperature)
+        if max_tokens:
+            kwargs["max_tokens"] = int(max_tokens)
+        if extra_body:
+            kwargs["extra_body"] = extra_body
+        calls = 0
+
+        def count() -> None:
+            nonlocal calls
+            calls += 1
+            self.requests_sent += 1
+
+        async def once() -> Any:
+            try:
+                resp = await client.chat.completions.create(**kwargs)
+            except ValueError as e:
+                raise _Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
+            if not hasattr(resp, "choices"):
+                raise _Malformed("response body is not a chat completion")
+            return resp
+
+        t0 = time.perf_counter()
+        try:
+            resp = await call_with_retries(once, max_retries=self.max_retries, backoff_base=self.backoff_base,
+                                           semaphore=sem, on_attempt=count)
+        except asyncio.CancelledError:
+            raise
+        except SvgrftError:
+            raise
+        except Exception as e:
+            raise map_openai_error(e, service="policy model", what=f"generating with {self.model}",
+                                   base_url=self.base_url, key_name=self.key_name, model=self.model) from None
+        latency = (time.perf_counter() - t0) * 1000
+        usage = getattr(resp, "usage", None)
+        pt = int(getattr(usage, "prompt_tokens", 0) or 0) if usage is not None else 0
+        ct = int(getattr(usage, "completion_tokens", 0) or 0) if usage is not None else 0
+        choices = sorted(resp.choices or [], key=lambda c: getattr(c, "index", 0) or 0)
+        k = max(1, len(choices))
+        out = []
+        for ch in choices:
+            msg = getattr(ch, "message", None)
+            text = getattr(msg, "content", None) if msg is not None else None
+            out.append(Generation(text=text, finish_reason=getattr(ch, "finish_reason", None),
+                                  usage={"prompt_tokens": pt // k, "completion_tokens": ct // k},
+                                  latency_ms=latency, calls=calls))
+        return out
+
+
+def policy_from_settings(settings: Any, *, model: str, base_url: str | None = None, api_key_env: str | None = None,
+                         concurrency: int | None = None, timeout: float | None = None) -> PolicyClient:
+    base = (base_url or settings["fireworks.inference_base_url"]).rstrip("/")
+    fireworks = is_fireworks_url(base, settings)
+    name = expand_model(model) if fireworks else model.strip()
+    if not name:
+        raise ConfigError("model name is empty", hint="pass e.g. --model qwen3-0p6b")
+    if api_key_env:
+        key, key_name = settings.secret(api_key_env), api_key_env
+    elif fireworks:
+        key, key_name = settings.secret("FIREWORKS_API_KEY"), "FIREWORKS_API_KEY"
+    else:
+        key, key_name = settings.secret("OPENAI_API_KEY"), "OPENAI_API_KEY"
+        if not key:
+            key, key_name = settings.secret("FIREWORKS_API_KEY"), "FIREWORKS_API_KEY"
+    if not key:
+        raise ConfigError(f"{key_name} is not set (needed to generate with {name})",
+                          hint=f"export {key_name}=... or put it in .env"
+                               + ("" if api_key_env else "; or name another variable with --api-key-env"))
+    return PolicyClient(model=name, base_url=base, api_key=key, key_name=key_name,
+                        timeout=timeout or float(settings.get("eval.timeout", 300.0)),
+                        max_retries=int(settings["fireworks.max_retries"]) + 1,
+                        backoff_base=float(settings.get("judge.backoff_base", 1.0)),
+                        concurrency=concurrency or int(settings["eval.concurrency"]))
