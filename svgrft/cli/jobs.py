@@ -272,12 +272,14 @@ def cancel_cmd(job_id: str = JOB_ARG, yes: bool = c.YES_OPT, json_out: bool = c.
 def resume_cmd(
     job_id: str = JOB_ARG,
     watch: bool = typer.Option(False, "--watch", "-w", help="Watch the job after resuming it."),
+    interval: Optional[float] = typer.Option(None, "--interval", "-i", min=0.0,
+                                             help="With --watch: seconds between polls (default: train.poll_interval)."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Resume a FAILED, CANCELLED or PAUSED job."""
     from svgrft.workflow.jobs import resume_job
 
-    s = c.settings()
+    s = c.settings({"train.poll_interval": interval})
     from svgrft.clients.fireworks import make_client
 
     client = make_client(s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import time
 from typing import Any, Callable, Iterator
@@ -68,7 +69,7 @@ def _to_dict(job: Any) -> dict:
     to_dict = getattr(job, "to_dict", None)
     if callable(to_dict):
         return to_dict(mode="json")     # wire names (camelCase), unset fields omitted, times as strings
-    return dict(job)
+    return {}
 
 
 def _get(d: Any, *keys: str) -> Any:
@@ -79,33 +80,46 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
+def _obj(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: Any) -> str | None:
+    return str(v) if v not in (None, "") and isinstance(v, (str, int, float)) else None
+
+
 def _num(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
     try:
-        return float(v) if v is not None and v != "" else None
+        f = float(v) if v is not None and v != "" else None
     except (TypeError, ValueError):
         return None
+    return f if f is not None and math.isfinite(f) and abs(f) < 1e12 else None
 
 
 def job_summary(job: Any, account_id: str) -> dict:
     """The fields people look at, from an SDK job or its wire dict."""
     j = _to_dict(job)
+    if not isinstance(j, dict):
+        j = {}
     name = str(j.get("name") or "")
     jid = name.rsplit("/", 1)[-1] if name else ""
     if name and not name.startswith("accounts/"):
         name = f"accounts/{account_id}/reinforcementFineTuningJobs/{name}"
-    state = str(j.get("state") or "JOB_STATE_UNSPECIFIED")
-    tc = j.get("trainingConfig") or {}
-    prog = j.get("jobProgress") or {}
-    status = j.get("status") or {}
-    code = status.get("code") if isinstance(status, dict) else None
-    message = status.get("message") if isinstance(status, dict) else None
+    state = _str(j.get("state")) or "JOB_STATE_UNSPECIFIED"
+    tc = _obj(j.get("trainingConfig"))
+    prog = _obj(j.get("jobProgress"))
+    status = _obj(j.get("status"))
+    code = _str(status.get("code"))
+    message = _str(status.get("message"))
     epoch = _num(prog.get("epoch"))
     percent = _num(prog.get("percent"))
     epochs = _num(tc.get("epochs"))
     return {
         "name": name,
         "id": jid,
-        "display_name": j.get("displayName") or "",
+        "display_name": _str(j.get("displayName")) or "",
         "state": state,
         "state_label": state.removeprefix("JOB_STATE_"),
         "terminal": state in TERMINAL_STATES,
@@ -115,13 +129,13 @@ def job_summary(job: Any, account_id: str) -> dict:
         "percent": percent,
         "status_code": code if code not in (None, "", "OK") else None,
         "status_message": str(message) if message else None,
-        "output_model": tc.get("outputModel") or None,
-        "base_model": tc.get("baseModel") or tc.get("warmStartFrom") or None,
-        "dataset": j.get("dataset") or None,
-        "evaluation_dataset": j.get("evaluationDataset") or None,
-        "evaluator": j.get("evaluator") or None,
-        "create_time": j.get("createTime") or None,
-        "completed_time": j.get("completedTime") or None,
+        "output_model": _str(tc.get("outputModel")),
+        "base_model": _str(tc.get("baseModel")) or _str(tc.get("warmStartFrom")),
+        "dataset": _str(j.get("dataset")),
+        "evaluation_dataset": _str(j.get("evaluationDataset")),
+        "evaluator": _str(j.get("evaluator")),
+        "create_time": _str(j.get("createTime")),
+        "completed_time": _str(j.get("completedTime")),
         "dashboard_url": DASHBOARD + jid if jid else None,
     }
 
