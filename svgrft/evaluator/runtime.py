@@ -154,15 +154,10 @@ async def get_scorer(cfg: dict[str, Any]):
         return state.scorer
     async with state.lock:
         if state.scorer is None:
-            from svgrft.core.render import Renderer
-            from svgrft.core.scoring import scorer_from_settings
+            from svgrft.core.scoring import renderer_from_settings, scorer_from_settings
 
             settings = make_settings(cfg)
-            renderer = Renderer(pool_size=max(1, int(settings["render.pool_size"])),
-                                max_side=int(settings["render.max_side"]),
-                                default_size=int(settings["render.size"]),
-                                timeout_ms=int(settings["render.timeout_ms"]),
-                                chromium_path=settings["render.chromium"] or None)
+            renderer = renderer_from_settings(settings)
             await renderer.start()
             _RENDERERS.append(renderer)
             state.renderer = renderer

@@ -194,7 +194,7 @@ def module_closure(entry: Path | None = None) -> list[str]:
                                   hint="reinstall svgrft (pip install -e .); the evaluator cannot be packaged")
             seen.add(parent)
             todo.extend(sorted(_imports_of(f, parent) - seen))
-    bad = [m for m in seen if m.startswith(EXCLUDED_PACKAGES)]
+    bad = [m for m in seen if any(m == p or m.startswith(p + ".") for p in EXCLUDED_PACKAGES)]
     if bad:
         raise SvgrftError(f"the evaluator would import {', '.join(sorted(bad))}",
                           hint="the packaged evaluator may only use svgrft core/clients/evaluator code")

@@ -1,0 +1,239 @@
+"""``svgrft train``: validate → secrets push → dataset upload → evaluator build → create job → watch.
+
+Every knob is a flag with the same name as its config key ([train] epochs ↔ --epochs); see
+``FLAG_KEYS``. ``--dry-run`` makes no network call at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from svgrft.cli import _common as c
+
+# flag parameter → config key (tests check every key exists and is documented in configs/default.toml)
+FLAG_KEYS: dict[str, str] = {
+    "base_model": "train.base_model",
+    "dataset": "dataset.train",
+    "dataset_id": "dataset.id",
+    "eval_dataset": "train.eval_dataset",
+    "eval_auto_carveout": "train.eval_auto_carveout",
+    "epochs": "train.epochs",
+    "learning_rate": "train.learning_rate",
+    "lora_rank": "train.lora_rank",
+    "batch_size": "train.batch_size",
+    "max_context_length": "train.max_context_length",
+    "chunk_size": "train.chunk_size",
+    "temperature": "train.temperature",
+    "top_p": "train.top_p",
+    "n": "train.n",
+    "max_tokens": "train.max_tokens",
+    "output_model": "train.output_model",
+    "job_id": "train.job_id",
+    "display_name": "train.display_name",
+    "poll_interval": "train.poll_interval",
+    "evaluator_id": "evaluator.id",
+    "judge_model": "judge.model",
+    "judge_mode": "judge.mode",
+    "rollout_mode": "rollout.mode",
+    "rollout_server_url": "rollout.server_url",
+    "wandb": "wandb.enabled",
+    "wandb_project": "wandb.project",
+    "wandb_entity": "wandb.entity",
+    "wandb_run_id": "wandb.run_id",
+}
+# options that steer the command itself rather than the job
+CONTROL_FLAGS = ("config", "dry_run", "no_watch", "yes", "json_out", "force_evaluator")
+
+
+def _e(value: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def _say(message: str) -> None:
+    """A progress line on stderr that is never wrapped (links stay clickable) and never interpreted as markup."""
+    if not c.state.quiet:
+        from svgrft.secrets import redact
+
+        c.err_console().print(_e(redact(message)), soft_wrap=True, highlight=False)
+
+
+@c.command
+def cmd(
+    base_model: Optional[str] = typer.Option(None, "--base-model", "-m",
+                                             help="Model to fine-tune; short names expand to accounts/fireworks/models/<name>."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config file, e.g. configs/qwen3-0p6b.toml."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Training JSONL (dataset.train)."),
+    dataset_id: Optional[str] = typer.Option(None, "--dataset-id", help="Exact Fireworks dataset id (default: name + content hash)."),
+    eval_dataset: Optional[str] = typer.Option(None, "--eval-dataset",
+                                               help="Evaluation dataset: a JSONL path (uploaded) or a Fireworks dataset id."),
+    eval_auto_carveout: Optional[bool] = typer.Option(None, "--eval-auto-carveout/--no-eval-auto-carveout",
+                                                      help="Let Fireworks carve an eval split out of the training set."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the dataset."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="LoRA learning rate."),
+    lora_rank: Optional[int] = typer.Option(None, "--lora-rank", help="LoRA rank."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Max packed TOKENS per batch."),
+    max_context_length: Optional[int] = typer.Option(None, "--max-context-length", help="Prompt + reply token budget."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Rows per rollout chunk (1-10000)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Rollout sampling temperature."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Rollout nucleus sampling."),
+    n: Optional[int] = typer.Option(None, "--n", help="Response candidates (rollouts) per prompt."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Max tokens of one reply."),
+    output_model: Optional[str] = typer.Option(None, "--output-model", help="Name of the fine-tuned model (default: the job id)."),
+    job_id: Optional[str] = typer.Option(None, "--job-id", help="Job id (default: derived from config + dataset + evaluator)."),
+    display_name: Optional[str] = typer.Option(None, "--display-name", help="Job name in the dashboard."),
+    evaluator_id: Optional[str] = typer.Option(None, "--evaluator-id", help="Evaluator id prefix (the content hash is appended)."),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Vision judge model baked into the evaluator."),
+    judge_mode: Optional[str] = typer.Option(None, "--judge-mode", help="checklist or count."),
+    rollout_mode: Optional[str] = typer.Option(None, "--rollout-mode", help="local (default) or remote (svgrft serve)."),
+    rollout_server_url: Optional[str] = typer.Option(None, "--rollout-server-url", help="Rollout server for remote mode."),
+    wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb", help="Send training curves to Weights & Biases."),
+    wandb_project: Optional[str] = typer.Option(None, "--wandb-project", help="W&B project."),
+    wandb_entity: Optional[str] = typer.Option(None, "--wandb-entity", help="W&B entity."),
+    wandb_run_id: Optional[str] = typer.Option(None, "--wandb-run-id", help="W&B run id."),
+    poll_interval: Optional[float] = typer.Option(None, "--poll-interval", help="Seconds between job status checks."),
+    force_evaluator: bool = typer.Option(False, "--force-evaluator", help="Rebuild the evaluator even if it exists."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Validate locally, render sample SVGs, print the plan, payload and cost estimate. "
+                                      "No network call, no keys needed."),
+    no_watch: bool = typer.Option(False, "--no-watch", help="Return once the job is created (CI)."),
+    yes: bool = c.YES_OPT,
+    json_out: bool = c.JSON_OPT,
+) -> None:
+    """Launch (and watch) a reinforcement fine-tuning job; re-running the same command reuses everything."""
+    return _train(**locals())
+
+
+def _train(**kw: Any) -> None:
+    from svgrft.workflow import train as tw
+
+    overrides = {key: kw[param] for param, key in FLAG_KEYS.items()}
+    s = c.settings(overrides, config=kw["config"])
+    plan = tw.make_plan(s)
+    for w in plan.warnings:
+        c.warn(w)
+    if kw["dry_run"]:
+        _dry_run(plan, kw["json_out"])
+        return
+
+    tw.require_keys(plan)
+    c.confirm(f"launch RFT job {plan.job_id} on {plan.base_model} ({plan.dataset_rows} rows × n {s['train.n']} × "
+              f"{s['train.epochs']} epochs; this costs money)", kw["yes"])
+    from svgrft.clients.fireworks import make_client
+    from svgrft.cli.evaluator import state_printer
+
+    _say(f"✓ validated: {plan.dataset_path} ({plan.dataset_rows} rows), {plan.mode} rollouts"
+           + (f" via {plan.server_url}" if plan.server_url else ""))
+    client = make_client(s)
+    from svgrft.workflow.evaluator import EvaluatorBuildError
+
+    try:
+        result = tw.run(plan, client, on_step=_say, on_evaluator_state=state_printer(),
+                        force_evaluator=kw["force_evaluator"])
+    except EvaluatorBuildError as e:
+        from svgrft.cli.evaluator import print_build_log
+
+        print_build_log(e.build_log)
+        raise
+
+    summary: dict[str, Any] = {"state": result.state, "output_model": result.output_model}
+    detached = False
+    if not kw["no_watch"]:
+        from svgrft.cli.jobs import render_watch
+
+        summary = render_watch(client, result.job_id, float(s["train.poll_interval"]), kw["json_out"])
+        detached = bool(summary.get("detached"))
+    state = summary.get("state") or result.state
+    output_model = summary.get("output_model") or result.output_model
+    links = result.links()
+    data = {
+        "job": result.job_name, "job_id": result.job_id, "state": state, "created": result.created,
+        "dashboard_url": links.get("job"), "output_model": output_model, "dataset": result.dataset,
+        "evaluator": result.evaluator, "eval_dataset": result.eval_dataset, "rollout_mode": result.mode,
+        "links": links, "watched": not kw["no_watch"], "detached": detached,
+    }
+    if result.server_url:
+        data["rollout_server_url"] = result.server_url
+    if kw["json_out"]:
+        c.emit_json(data)
+    else:
+        _say("")
+        for what, url in links.items():
+            _say(f"  {what:<10} {url}")
+        if output_model:
+            _say(f"  {'model':<10} {output_model}")
+        c.out(result.job_name)
+    if detached:
+        raise typer.Exit(130)
+    from svgrft.workflow.jobs import SUCCESS_STATES, TERMINAL_STATES
+
+    if state in TERMINAL_STATES and state not in SUCCESS_STATES:
+        from svgrft.errors import ApiError
+        from svgrft.workflow.jobs import failure_hint
+
+        msg = summary.get("status_message")
+        raise ApiError(f"job {result.job_id} ended {str(state).removeprefix('JOB_STATE_')}" + (f": {msg}" if msg else ""),
+                       hint=failure_hint({**summary, "id": result.job_id, "dashboard_url": links.get("job")}))
+    if kw["no_watch"]:
+        _say(f"not watching; follow it with: svgrft jobs watch {result.job_id}")
+
+
+def _dry_run(plan: Any, json_out: bool) -> None:
+    from svgrft.workflow import train as tw
+
+    renders = tw.sample_renders(plan.settings)
+    report = tw.dry_run_report(plan, renders=renders)
+    bad = [r for r in renders if not r["ok"]]
+    if json_out:
+        c.emit_json(report)
+    else:
+        _print_dry_run(report)
+    if bad:
+        from svgrft.errors import RenderError
+
+        raise RenderError(f"the renderer failed on {len(bad)} sample SVG(s): {bad[0]['error']}",
+                          hint="run `svgrft doctor`; check Chromium (SVGRFT_CHROMIUM / render.chromium)")
+
+
+def _print_dry_run(r: dict) -> None:
+    import json
+
+    from rich.table import Table
+
+    c.out(f"Dry run: nothing was sent. Base model {r['base_model']}, rollout mode {r['rollout']['mode']}"
+          + (f" (server {r['rollout']['server_url']})" if r["rollout"].get("server_url") else ""))
+    t = Table(title="plan")
+    t.add_column("step")
+    t.add_column("what would happen", overflow="fold")
+    for step in r["steps"]:
+        t.add_row(step["step"], _e(step["detail"]))
+    c.print_table(t)
+
+    st = Table(title="secrets (values never shown)")
+    st.add_column("key")
+    st.add_column("in environment")
+    for sec in r["secrets"]:
+        st.add_row(sec["key"], "yes" if sec["set"] else "NO (needed for the real run)")
+    c.print_table(st)
+
+    rt = Table(title="sample renders (headless Chromium)")
+    for col in ("svg", "ok", "size", "png bytes", "ms"):
+        rt.add_column(col)
+    for x in r["renders"]:
+        rt.add_row(x["name"], "yes" if x["ok"] else _e(x["error"] or "no"), f"{x['width']}×{x['height']}",
+                   str(x["png_bytes"]), str(x["ms"]))
+    c.print_table(rt)
+
+    c.out(r["request"])
+    c.out(json.dumps(r["payload"], indent=2))
+
+    e = r["estimate"]
+    cost = f"≈ ${e['usd_estimate']:.2f}" if e["usd_estimate"] is not None else "price unknown for this model"
+    c.out(f"judge calls: {e['judge_calls']:,} ({e['formula']}"
+          + (f" + eval {e['judge_calls_eval']:,}" if e["judge_calls_eval"] else "") + ")")
+    c.out(f"judge tokens: {e['tokens_total']['input']:,} in + {e['tokens_total']['output']:,} out "
+          f"({e['tokens_per_call']['input']} + {e['tokens_per_call']['output']} per call), {cost} "
+          f"with {e['judge_model']} ({e['judge_mode']}); {e['note']}")
