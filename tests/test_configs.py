@@ -1,0 +1,108 @@
+"""configs/*.toml: every key is a known setting and commented; every train flag has a config key."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+
+import pytest
+
+from tests.conftest import REPO
+
+CONFIGS = sorted((REPO / "configs").glob("*.toml"))
+KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_both_shipped_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {"default.toml", "qwen3-0p6b.toml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_key_is_a_known_setting_and_loads(path):
+    from svgrft.config import DEFAULTS, load_settings
+
+    flat = _flat(tomllib.loads(path.read_text(encoding="utf-8")))
+    unknown = sorted(set(flat) - set(DEFAULTS))
+    assert not unknown, f"{path.name}: unknown settings {unknown}"
+    s = load_settings(config_path=path)  # type checks, choices, no secrets
+    for key in flat:
+        assert s.source(key) == f"config {path}", key
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_key_is_commented(path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if KEY_LINE.match(line):
+            prev = lines[i - 1].strip() if i else ""
+            assert prev.startswith("#") or "#" in line, f"{path.name}:{i + 1} `{line}` has no comment"
+
+
+def test_default_toml_matches_builtin_defaults():
+    """The shipped default.toml documents the defaults; it must not silently change them."""
+    from svgrft.config import DEFAULTS
+
+    flat = _flat(tomllib.loads((REPO / "configs" / "default.toml").read_text(encoding="utf-8")))
+    drift = {k: (v, DEFAULTS[k]) for k, v in flat.items() if k in DEFAULTS and v != DEFAULTS[k]}
+    assert not drift
+    for section in ("train", "rollout", "evaluator", "wandb"):
+        missing = [k for k in DEFAULTS if k.startswith(section + ".") and k not in flat]
+        assert not missing, f"default.toml does not document {missing}"
+
+
+def test_every_train_flag_has_a_config_key():
+    from svgrft.cli.train import CONTROL_FLAGS, FLAG_KEYS, cmd
+    from svgrft.config import DEFAULTS
+
+    params = [p for p in inspect.signature(cmd).parameters if p not in CONTROL_FLAGS]
+    assert params, "train has no options?"
+    unmapped = [p for p in params if p not in FLAG_KEYS]
+    assert not unmapped, f"train flags without a config key: {unmapped}"
+    unknown = {p: k for p, k in FLAG_KEYS.items() if k not in DEFAULTS}
+    assert not unknown
+    default_keys = _flat(tomllib.loads((REPO / "configs" / "default.toml").read_text(encoding="utf-8")))
+    undocumented = [k for k in FLAG_KEYS.values() if k not in default_keys]
+    assert not undocumented
+
+
+def test_train_flag_names_match_the_config_key_names():
+    """--learning-rate ↔ train.learning_rate: the flag is the key's last part with dashes (W&B ones prefixed)."""
+    from typer.main import get_command
+
+    from svgrft.cli.main import app
+    from svgrft.cli.train import FLAG_KEYS
+
+    train = get_command(app).commands["train"]
+    by_name = {p.name: p for p in train.params}
+    for param, key in FLAG_KEYS.items():
+        opts = by_name[param].opts + by_name[param].secondary_opts
+        leaf = key.rsplit(".", 1)[-1].replace("_", "-")
+        expected = {f"--{leaf}", f"--{key.split('.')[0]}-{leaf}", f"--{param.replace('_', '-')}"}
+        assert expected & set(opts), f"{param}: options {opts} do not match config key {key}"
+
+
+def test_qwen_config_reaches_the_job_payload(tmp_path):
+    from svgrft.config import load_settings
+    from svgrft.workflow.train import dry_run_report, make_plan
+
+    cfg = REPO / "configs" / "qwen3-0p6b.toml"
+    flat = _flat(tomllib.loads(cfg.read_text(encoding="utf-8")))
+    s = load_settings(config_path=cfg)
+    payload = dry_run_report(make_plan(s))["payload"]
+    assert payload["trainingConfig"]["baseModel"] == "accounts/fireworks/models/" + flat["train.base_model"]
+    assert payload["trainingConfig"]["epochs"] == flat["train.epochs"]
+    assert payload["trainingConfig"]["outputModel"].endswith("/models/" + flat["train.output_model"])
+    assert payload["inferenceParameters"]["responseCandidatesCount"] == flat["train.n"]
+    assert payload["displayName"] == flat["train.display_name"]
