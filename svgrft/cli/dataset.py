@@ -141,10 +141,8 @@ def upload(
     from svgrft.workflow.datasets import check_dataset_id, ensure_dataset
 
     path = resolve_path(file)
-    s = c.settings({"dataset.id": dataset_id})
-    ds_id = s["dataset.id"] or None
-    if ds_id:
-        check_dataset_id(ds_id)
+    s = c.settings()
+    ds_id = check_dataset_id(dataset_id) if dataset_id else None
     report = validate_file(path)  # before any network call
     if not report.ok:
         for line in report.format_errors(10):

@@ -238,8 +238,10 @@ def watch_cmd(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.0, help="Stop watching after this many seconds."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
-    """Follow a job until it ends. Exit 0 when it COMPLETED, 1 when it failed/was cancelled/expired,
-    130 when you detach with Ctrl-C (the job keeps running)."""
+    """Follow a job with a progress bar until it ends.
+
+    Exit 0 when it COMPLETED, 1 when it failed, was cancelled or expired (the status message and a
+    hint are printed), 130 when you detach with Ctrl-C (the job keeps running)."""
     s = c.settings({"train.poll_interval": interval})
     from svgrft.clients.fireworks import make_client
 

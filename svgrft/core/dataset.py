@@ -399,7 +399,7 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
                                    original_prompt=orig, extra=extra)
 
 
-def _iter_lines(f, report: ValidationReport) -> Iterator[tuple[int, bytes | None, str | None]]:
+def _iter_lines(f) -> Iterator[tuple[int, bytes | None, str | None]]:
     """(line number, raw bytes or None, error or None); over-long lines are skipped, never held."""
     lineno = 0
     while True:
@@ -444,7 +444,7 @@ def _scan(path: str | Path, stop_at_first: bool) -> tuple[ValidationReport, list
         report.add_error(0, f"cannot read file: {e.strerror or e}")
         return report, rows
     with f:
-        for lineno, raw, err in _iter_lines(f, report):
+        for lineno, raw, err in _iter_lines(f):
             report.lines = lineno
             if stop_at_first and report.error_count:
                 break
