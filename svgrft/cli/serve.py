@@ -41,6 +41,7 @@ def check_server(url: str, timeout: float = 10.0) -> dict[str, Any]:
             "latency_ms": round(resp.elapsed.total_seconds() * 1000, 1)}
 
 
+@c.command
 def cmd(
     host: Optional[str] = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1; 0.0.0.0 in a "
                                                               "container)."),

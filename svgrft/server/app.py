@@ -178,7 +178,7 @@ def _rollout_id_of(data: Any) -> str | None:
     """The rollout id of a (possibly invalid) request, for error bodies; None if absent/unusable."""
     if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
         rid = data["metadata"].get("rollout_id")
-        if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LEN and rid.isprintable():
+        if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LEN and rid.isprintable() and " " not in rid:
             return rid
     return None
 

@@ -61,6 +61,8 @@ def parse_host_rule(entry: str) -> HostRule:
     raw = entry.strip()
     if not raw:
         raise ValueError("empty host")
+    if "@" in raw:
+        raise ValueError(f"invalid host {entry!r} (no user-info)")
     if "://" in raw:
         parts = urlsplit(raw)
         host, port = (parts.hostname or ""), parts.port
