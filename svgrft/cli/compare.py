@@ -1,0 +1,167 @@
+"""``svgrft compare-epochs JOB_ID``: first vs last epoch, side by side, scored — HTML, PNG and a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import typer
+
+from svgrft.cli import _common as c
+
+SOURCES = ("tracing", "replay", "runs")
+
+
+def _parse_epochs(raw: str | None) -> list[int] | None:
+    from svgrft.errors import UsageError
+
+    if raw is None or not raw.strip():
+        return None
+    parts = [p.strip() for p in raw.split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--epochs {raw!r} is not two numbers", hint="e.g. --epochs 0,3 (0-based; -1 = last)") from None
+    if len(values) != 2:
+        raise UsageError(f"--epochs takes two epochs, got {len(values)}", hint="e.g. --epochs 0,3 (0-based; -1 = last)")
+    return values
+
+
+def _summary_rows(st: dict, before: str, after: str) -> list[tuple[str, str, str, str]]:
+    from svgrft.core.compare_report import fmt_ci, fmt_delta, fmt_score
+
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.0f}%"
+
+    rows = [("mean score", fmt_ci(st["before"]), fmt_ci(st["after"]), fmt_ci(st["delta"])),
+            ("wins / ties / losses", "", "", f"{st['wins']} / {st['ties']} / {st['losses']}"),
+            ("valid SVG", pct(st["valid_before"]), pct(st["valid_after"]), ""),
+            ("samples", str(st["samples_before"]), str(st["samples_after"]), "")]
+    if st["training_reward_before"] is not None or st["training_reward_after"] is not None:
+        b, a = st["training_reward_before"], st["training_reward_after"]
+        rows.append(("training reward (recorded)", fmt_score(b, 3), fmt_score(a, 3),
+                     fmt_delta(a - b, 3) if a is not None and b is not None else ""))
+    return rows
+
+
+def _print_tables(cmp, files: dict) -> None:
+    from rich.table import Table
+
+    from svgrft.core.compare_report import _short_prompt, fmt_delta, fmt_score
+
+    st = cmp.stats()
+    has_reward = any(s.reward is not None for r in cmp.rows for s in r.before + r.after)
+    t = Table(title=f"{cmp.title}: {cmp.before_label} vs {cmp.after_label}")
+    t.add_column("row", no_wrap=True)
+    t.add_column("prompt", overflow="ellipsis", max_width=40, no_wrap=True)
+    t.add_column(cmp.before_label, justify="right", no_wrap=True, min_width=5)
+    t.add_column(cmp.after_label, justify="right", no_wrap=True, min_width=5)
+    t.add_column("change", justify="right", no_wrap=True)
+    t.add_column("result", no_wrap=True)
+    if has_reward:
+        t.add_column("reward", justify="right", no_wrap=True)
+    for r in cmp.rows:
+        outcome = r.outcome or "incomplete"
+        style = {"win": "green", "loss": "red"}.get(outcome, "")
+        cells = [r.row_id, _short_prompt(r.prompt, 40), fmt_score(r.mean("before")), fmt_score(r.mean("after")),
+                 fmt_delta(r.delta), f"[{style}]{outcome}[/{style}]" if style else outcome]
+        if has_reward:
+            rb, ra = r.reward_mean("before"), r.reward_mean("after")
+            cells.append(f"{fmt_score(rb)} → {fmt_score(ra)}" if rb is not None or ra is not None else "")
+        t.add_row(*cells)
+    c.print_table(t)
+    s = Table(title="summary (means over prompts, 95% t-intervals)")
+    s.add_column("")
+    for col in (cmp.before_label, cmp.after_label, "change"):
+        s.add_column(col, justify="right", no_wrap=True)
+    for row in _summary_rows(st, cmp.before_label, cmp.after_label):
+        s.add_row(*row)
+    c.print_table(s)
+    for kind, path in files.items():
+        c.out(f"{kind}: {path}")
+
+
+@c.command
+def cmd(
+    job_id: Optional[str] = typer.Argument(None, help="RFT job id (or full resource name). Not needed with --runs."),
+    source: Optional[str] = typer.Option(None, "--source", "-s",
+                                         help="Where the rollouts come from: tracing (the job's recorded rollouts, "
+                                              "default), replay (fresh replies from the base and the output model), "
+                                              "runs (two local runs, with --runs)."),
+    runs: Optional[Tuple[str, str]] = typer.Option(None, "--runs", metavar="RUN_A RUN_B",
+                                                    help="Compare two local runs of `svgrft eval` instead of a job."),
+    epochs: Optional[str] = typer.Option(None, "--epochs", metavar="A,B",
+                                         help="Epochs to compare, 0-based (-1 = last finished). "
+                                              "Default: first vs last finished."),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="KEY:VALUE",
+                                            help="Narrow the trace search with a tracing tag (repeatable), "
+                                                 "e.g. invocation_id:…"),
+    dataset: Optional[str] = typer.Option(None, "--dataset",
+                                          help="The job's dataset JSONL (row ids → prompts and requirements). "
+                                               "Default: dataset.train from the config, then the bundled file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory. Default: reports/<job>/."),
+    rows: int = typer.Option(6, "--rows", min=1, help="Prompts on the contact sheet (before_after.png)."),
+    pick: str = typer.Option("best", "--pick", help="Which prompts go on the contact sheet: best (biggest gains), "
+                                                    "worst (biggest regressions), random, all."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --pick random."),
+    samples: int = typer.Option(1, "--samples", min=1, max=16, help="Replies per prompt and model (--source replay)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the judge again even for images it has scored."),
+    json_out: bool = c.JSON_OPT,
+) -> None:
+    """Compare the first and the last epoch of an RFT job: rendered side by side, scored by the training judge.
+
+    Writes index.html (every prompt: requirements, before/after images, scores, the judge's ticks and
+    evidence, SVG sources) and before_after.png (a contact sheet for reports) to --out, prints a table,
+    and with --json every number.
+    """
+    from svgrft.core.compare_report import PICKS
+    from svgrft.errors import UsageError
+    from svgrft.workflow import compare as wf
+    from svgrft.workflow.jobs import job_id_of
+
+    src = (source or ("runs" if runs else "tracing")).strip().lower()
+    if src not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}", hint="use one of: " + ", ".join(SOURCES))
+    if pick not in PICKS:
+        raise UsageError(f"unknown --pick {pick!r}", hint="use one of: " + ", ".join(PICKS))
+    requested = _parse_epochs(epochs)
+    if src == "runs":
+        if not runs:
+            raise UsageError("--source runs needs --runs RUN_A RUN_B", hint="list runs with `svgrft runs list`")
+        if job_id:
+            raise UsageError("give either a JOB_ID or --runs, not both", hint="e.g. svgrft compare-epochs --runs A B")
+        if requested or tag:
+            raise UsageError("--epochs and --tag apply to a job, not to --runs", hint="drop them")
+    elif not job_id:
+        raise UsageError("missing JOB_ID", hint="svgrft compare-epochs JOB_ID (see `svgrft jobs list`), "
+                                                "or --runs RUN_A RUN_B")
+    elif runs:
+        raise UsageError("--runs only works with --source runs", hint="drop --source, or drop --runs")
+
+    settings = c.settings()
+    if src == "tracing":
+        source_obj = wf.TracingSource(settings, job_id, dataset=dataset, tags=tag or (), epochs=requested)
+        default_out = Path("reports") / job_id_of(job_id)
+    elif src == "replay":
+        if requested or tag:
+            raise UsageError("--epochs and --tag apply to --source tracing", hint="drop them for --source replay")
+        source_obj = wf.ReplaySource(settings, job_id, dataset=dataset, samples=samples)
+        default_out = Path("reports") / f"{job_id_of(job_id)}-replay"
+    else:
+        source_obj = wf.RunsSource(settings, runs[0], runs[1])
+        default_out = Path("reports") / f"{runs[0]}-vs-{runs[1]}"
+    out_dir = out or default_out
+
+    col = source_obj.collect(c.info)
+    for f in col.findings:
+        c.info(f"found: {f}")
+    for w in col.warnings:
+        c.warn(w)
+    cmp, files = wf.finish(settings, col, out_dir, use_cache=not no_cache, rows=rows, pick=pick, seed=seed,
+                           progress=c.info)
+    if json_out:
+        data = cmp.to_json()
+        data["files"] = files
+        c.emit_json(data)
+        return
+    _print_tables(cmp, files)

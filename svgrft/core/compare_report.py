@@ -1,0 +1,514 @@
+"""Before/after comparison: the data model, its statistics, ``index.html`` and the contact sheet.
+
+Pure and local: no network, no browser here. The contact-sheet PNG is made by the caller, by
+rendering :func:`contact_sheet_html` with ``Renderer.screenshot_html`` (no Pillow).
+
+Units: a *sample* is one scored reply (a rollout, or a fresh generation); a *prompt row* holds
+the samples of one dataset row on each side. Statistics use the prompt as the unit (a row's
+score on a side is the mean of its samples), so k samples of one prompt do not pass for k
+independent observations.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+__all__ = ["Sample", "PromptRow", "Comparison", "pick_rows", "index_html", "contact_sheet_html", "PICKS",
+           "TIE_EPS"]
+
+PICKS = ("best", "worst", "random", "all")
+TIE_EPS = 1e-9
+
+
+# --------------------------------------------------------------------------------------- model
+@dataclass
+class Sample:
+    """One scored reply."""
+
+    score: float | None  # 0..1 (invalid SVG → 0); None when scoring itself failed
+    is_valid: bool = False
+    reason: str = ""  # why invalid / why not scored
+    fulfilled: int | None = None
+    total: int | None = None
+    verdicts: list[dict] = field(default_factory=list)  # {index, requirement, fulfilled, evidence}
+    svg: str | None = None
+    png: bytes | None = None
+    reward: float | None = None  # training reward carried by the rollout, if any
+    ref: str = ""  # rollout id / sample index
+    judge_cached: bool = False
+    timestamp: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "score": self.score, "is_valid": self.is_valid, "reason": self.reason,
+                "fulfilled": self.fulfilled, "total": self.total, "training_reward": self.reward,
+                "judge_cached": self.judge_cached, "verdicts": list(self.verdicts),
+                "has_image": self.png is not None}
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    return math.fsum(xs) / len(xs) if xs else None
+
+
+@dataclass
+class PromptRow:
+    row_id: str
+    prompt: str
+    requirements: list[str]
+    before: list[Sample] = field(default_factory=list)
+    after: list[Sample] = field(default_factory=list)
+    note: str = ""
+
+    def mean(self, side: str) -> float | None:
+        return _mean([s.score for s in getattr(self, side) if s.score is not None])
+
+    def reward_mean(self, side: str) -> float | None:
+        return _mean([s.reward for s in getattr(self, side) if s.reward is not None])
+
+    @property
+    def delta(self) -> float | None:
+        b, a = self.mean("before"), self.mean("after")
+        return None if a is None or b is None else a - b
+
+    @property
+    def outcome(self) -> str | None:
+        d = self.delta
+        if d is None:
+            return None
+        return "win" if d > TIE_EPS else "loss" if d < -TIE_EPS else "tie"
+
+    def representative(self, side: str) -> Sample | None:
+        """The sample closest to the side's mean (honest: neither the best nor the worst draw)."""
+        samples = [s for s in getattr(self, side)]
+        if not samples:
+            return None
+        m = self.mean(side)
+        scored = [s for s in samples if s.score is not None]
+        if m is None or not scored:
+            return samples[0]
+        return min(scored, key=lambda s: (abs(s.score - m), -(s.png is not None)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"row_id": self.row_id, "prompt": self.prompt, "requirements": list(self.requirements),
+                "before_mean": self.mean("before"), "after_mean": self.mean("after"), "delta": self.delta,
+                "outcome": self.outcome, "before_reward_mean": self.reward_mean("before"),
+                "after_reward_mean": self.reward_mean("after"), "note": self.note,
+                "before": [s.to_json() for s in self.before], "after": [s.to_json() for s in self.after]}
+
+
+@dataclass
+class Comparison:
+    title: str
+    source: str  # tracing | replay | runs
+    before_label: str  # "epoch 0", "base model qwen3-0p6b", "run r2025…"
+    after_label: str
+    rows: list[PromptRow]
+    job_id: str | None = None
+    findings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # judge model, epochs, counts…
+
+    def paired(self) -> list[PromptRow]:
+        return [r for r in self.rows if r.delta is not None]
+
+    def stats(self) -> dict[str, Any]:
+        from svgrft.core.stats import mean_ci
+
+        paired = self.paired()
+        before = mean_ci([r.mean("before") for r in paired])
+        after = mean_ci([r.mean("after") for r in paired])
+        delta = mean_ci([r.delta for r in paired], clamp=(-1.0, 1.0))
+        outcomes = [r.outcome for r in paired]
+        rb = [r.reward_mean("before") for r in paired if r.reward_mean("before") is not None]
+        ra = [r.reward_mean("after") for r in paired if r.reward_mean("after") is not None]
+        ranked = sorted(paired, key=lambda r: (-(r.delta or 0.0), r.row_id))
+        gains = [_brief(r) for r in ranked if (r.delta or 0) > TIE_EPS][:5]
+        regress = [_brief(r) for r in sorted(paired, key=lambda r: ((r.delta or 0.0), r.row_id))
+                   if (r.delta or 0) < -TIE_EPS][:5]
+        samples_b = [s for r in self.rows for s in r.before]
+        samples_a = [s for r in self.rows for s in r.after]
+        return {
+            "prompts": len(self.rows), "paired_prompts": len(paired),
+            "samples_before": len(samples_b), "samples_after": len(samples_a),
+            "before": before.to_dict(), "after": after.to_dict(), "delta": delta.to_dict(),
+            "wins": outcomes.count("win"), "ties": outcomes.count("tie"), "losses": outcomes.count("loss"),
+            "valid_before": _frac([s.is_valid for s in samples_b]),
+            "valid_after": _frac([s.is_valid for s in samples_a]),
+            "unscored": sum(1 for s in samples_b + samples_a if s.score is None),
+            "training_reward_before": _mean(rb), "training_reward_after": _mean(ra),
+            "biggest_gains": gains, "biggest_regressions": regress,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "source": self.source, "job_id": self.job_id,
+                "before_label": self.before_label, "after_label": self.after_label,
+                "summary": self.stats(), "findings": list(self.findings), "warnings": list(self.warnings),
+                "meta": dict(self.meta), "rows": [r.to_json() for r in self.rows]}
+
+
+def _frac(flags: list[bool]) -> float | None:
+    return sum(1 for f in flags if f) / len(flags) if flags else None
+
+
+def _brief(r: PromptRow) -> dict[str, Any]:
+    return {"row_id": r.row_id, "before": r.mean("before"), "after": r.mean("after"), "delta": r.delta,
+            "prompt": _short_prompt(r.prompt, 90)}
+
+
+def pick_rows(cmp: Comparison, n: int, pick: str = "best", seed: int = 0) -> list[PromptRow]:
+    """Rows for the contact sheet: biggest gains, biggest regressions, a seeded random draw, or all."""
+    if pick not in PICKS:
+        from svgrft.errors import UsageError
+
+        raise UsageError(f"unknown --pick {pick!r}", hint="use one of: " + ", ".join(PICKS))
+    paired = cmp.paired()
+    if pick == "all":
+        return list(cmp.rows)
+    n = max(1, n)
+    if pick == "best":
+        return sorted(paired, key=lambda r: (-(r.delta or 0.0), -(r.mean("after") or 0.0), r.row_id))[:n]
+    if pick == "worst":
+        return sorted(paired, key=lambda r: ((r.delta or 0.0), (r.mean("after") or 0.0), r.row_id))[:n]
+    rows = sorted(paired, key=lambda r: r.row_id)
+    return sorted(random.Random(seed).sample(rows, min(n, len(rows))), key=lambda r: r.row_id)
+
+
+# --------------------------------------------------------------------------------------- helpers
+def esc(text: Any) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def data_uri(png: bytes | None) -> str | None:
+    if not png:
+        return None
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def fmt_score(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def fmt_delta(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:+.{digits}f}"
+
+
+def fmt_ci(d: dict) -> str:
+    if d.get("mean") is None:
+        return "n/a"
+    if d.get("low") is None:
+        return f"{d['mean']:.3f} (n={d.get('n')})"
+    return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+
+_BOILERPLATE = re.compile(r"^write\s+`?svg`?\s+code\s+(?:to\s+draw|for|of|that\s+draws)\s+"
+                         r"(?:(?:an?\s+)?(?:image|picture|drawing|illustration|screenshot)\s+of\s+)?", re.IGNORECASE)
+
+
+def _short_prompt(prompt: str, limit: int = 140) -> str:
+    """The first sentence of an SVGBench prompt without the boilerplate."""
+    p = (prompt or "").strip()
+    for cut in ("Wrap the SVG code", "\n\nExample", "\n\nRequirements"):
+        i = p.find(cut)
+        if i > 0:
+            p = p[:i]
+    p = " ".join(p.split())
+    m = _BOILERPLATE.match(p)
+    if m and m.end() < len(p):
+        p = p[m.end():]
+        p = p[:1].upper() + p[1:]
+    return p if len(p) <= limit else p[:limit - 1].rstrip() + "…"
+
+
+def _sample_caption(s: Sample | None) -> str:
+    if s is None:
+        return "no sample"
+    if s.score is None:
+        return f"not scored: {s.reason or 'error'}"
+    frac = f" ({s.fulfilled}/{s.total})" if s.fulfilled is not None and s.total else ""
+    bad = "" if s.is_valid else f" — {s.reason or 'invalid'}"
+    return f"{s.score:.2f}{frac}{bad}"
+
+
+# --------------------------------------------------------------------------------------- index.html
+_CSS = """
+:root{--ok:#1a7f37;--bad:#cf222e;--mute:#57606a;--line:#d0d7de;--bg:#f6f8fa}
+*{box-sizing:border-box}
+body{font:14px/1.45 -apple-system,'Segoe UI','DejaVu Sans',Helvetica,Arial,sans-serif;margin:0;color:#1f2328;background:#fff}
+main{max-width:1240px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px} h3{font-size:15px;margin:0}
+.sub{color:var(--mute);margin:0 0 16px}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
+.card{border:1px solid var(--line);border-radius:8px;padding:10px 14px;min-width:200px;background:var(--bg)}
+.card .k{color:var(--mute);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.card .v{font-size:20px;font-weight:600}
+.card .ci{color:var(--mute);font-size:12px}
+.win{color:var(--ok)} .loss{color:var(--bad)} .tie{color:var(--mute)}
+ul.notes{margin:4px 0 0 18px;padding:0} ul.notes li{margin:2px 0}
+.warn{color:#9a6700}
+table.list{border-collapse:collapse;margin:6px 0} table.list td,table.list th{padding:3px 10px;border-bottom:1px solid var(--line);text-align:left}
+section.row{border-top:2px solid var(--line);padding:16px 0}
+.rowhead{display:flex;justify-content:space-between;align-items:baseline;gap:12px}
+.prompt{color:var(--mute);margin:4px 0 10px}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+.side{border:1px solid var(--line);border-radius:8px;padding:10px;background:#fff}
+.side .lbl{font-weight:600;margin-bottom:6px}
+.frame{width:100%;height:340px;display:flex;align-items:center;justify-content:center;background:var(--bg);border-radius:4px;overflow:hidden}
+.frame img{max-width:100%;max-height:100%;object-fit:contain;background:#fff}
+.frame .none{color:var(--mute);padding:12px;text-align:center}
+.score{font-size:16px;font-weight:600;margin-top:6px}
+.others{display:flex;gap:6px;flex-wrap:wrap;margin-top:6px}
+.others figure{margin:0;width:96px;text-align:center;font-size:11px;color:var(--mute)}
+.others img{width:96px;height:72px;object-fit:contain;background:var(--bg);border:1px solid var(--line)}
+table.ticks{border-collapse:collapse;width:100%;margin-top:10px;font-size:13px}
+table.ticks th,table.ticks td{border-bottom:1px solid var(--line);padding:4px 6px;vertical-align:top;text-align:left}
+table.ticks td.t{width:56px;text-align:center;font-weight:700}
+.y{color:var(--ok)} .n{color:var(--bad)} .q{color:var(--mute)}
+.ev{color:var(--mute);font-size:12px}
+details{margin-top:8px} summary{cursor:pointer;color:var(--mute)}
+pre{white-space:pre-wrap;word-break:break-all;max-height:360px;overflow:auto;background:var(--bg);padding:8px;border-radius:4px;font-size:12px}
+"""
+
+
+def _img(s: Sample | None, alt: str) -> str:
+    uri = data_uri(s.png) if s else None
+    if uri:
+        return f'<img src="{uri}" alt="{esc(alt)}">'
+    why = "no sample" if s is None else (s.reason or "no image")
+    return f'<div class="none">no image: {esc(why)}</div>'
+
+
+def _side_html(row: PromptRow, side: str, label: str) -> str:
+    samples = getattr(row, side)
+    rep = row.representative(side)
+    mean = row.mean(side)
+    reward = row.reward_mean(side)
+    out = [f'<div class="side"><div class="lbl">{esc(label)}</div>',
+           f'<div class="frame">{_img(rep, f"{row.row_id} {label}")}</div>',
+           f'<div class="score">score {fmt_score(mean)}'
+           + (f' <span class="ev">mean of {len(samples)}</span>' if len(samples) > 1 else "") + "</div>"]
+    if rep is not None:
+        out.append(f'<div class="ev">shown: {esc(rep.ref or "sample")} — {esc(_sample_caption(rep))}'
+                   + (" (judge cache)" if rep.judge_cached else "") + "</div>")
+    if reward is not None:
+        out.append(f'<div class="ev">training reward (recorded): {fmt_score(reward)}</div>')
+    others = [s for s in samples if s is not rep]
+    if others:
+        out.append('<div class="others">')
+        for s in others:
+            uri = data_uri(s.png)
+            img = f'<img src="{uri}" alt="{esc(s.ref)}">' if uri else '<div class="q">—</div>'
+            out.append(f"<figure>{img}<figcaption>{esc(fmt_score(s.score))}"
+                       + (f" · r {fmt_score(s.reward)}" if s.reward is not None else "") + "</figcaption></figure>")
+        out.append("</div>")
+    if rep is not None and rep.svg:
+        out.append(f"<details><summary>SVG source ({len(rep.svg):,} chars)</summary><pre>{esc(rep.svg[:200_000])}"
+                   f"</pre></details>")
+    elif rep is not None:
+        out.append(f'<div class="ev">no SVG: {esc(rep.reason)}</div>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def _tick(v: dict | None) -> str:
+    if v is None:
+        return '<span class="q">·</span>'
+    return '<span class="y">✓</span>' if v.get("fulfilled") else '<span class="n">✗</span>'
+
+
+def _ticks_html(row: PromptRow, before_label: str, after_label: str) -> str:
+    rb, ra = row.representative("before"), row.representative("after")
+    vb = {int(v["index"]): v for v in (rb.verdicts if rb else []) if isinstance(v, dict) and "index" in v}
+    va = {int(v["index"]): v for v in (ra.verdicts if ra else []) if isinstance(v, dict) and "index" in v}
+    reqs = list(row.requirements)
+    n = max([len(reqs)] + list(vb) + list(va))
+    if not n:
+        return ""
+    out = ['<table class="ticks"><tr><th>#</th><th>requirement</th>'
+           f'<th>{esc(before_label)}</th><th>{esc(after_label)}</th><th>judge evidence</th></tr>']
+    for i in range(1, n + 1):
+        req = reqs[i - 1] if i <= len(reqs) else (va.get(i) or vb.get(i) or {}).get("requirement", "")
+        b, a = vb.get(i), va.get(i)
+        ev = []
+        if b and b.get("evidence"):
+            ev.append(f"before: {esc(b['evidence'])}")
+        if a and a.get("evidence"):
+            ev.append(f"after: {esc(a['evidence'])}")
+        out.append(f"<tr><td>{i}</td><td>{esc(req)}</td><td class=\"t\">{_tick(b)}</td><td class=\"t\">{_tick(a)}"
+                   f"</td><td class=\"ev\">{'<br>'.join(ev)}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _row_html(row: PromptRow, cmp: Comparison) -> str:
+    outcome = row.outcome or "incomplete"
+    cls = {"win": "win", "loss": "loss", "tie": "tie"}.get(outcome, "q")
+    head = (f'<div class="rowhead"><h3>{esc(row.row_id)}</h3><div class="{cls}"><b>{esc(outcome)}</b> '
+            f'{fmt_score(row.mean("before"))} → {fmt_score(row.mean("after"))} ({fmt_delta(row.delta)})</div></div>')
+    parts = [f'<section class="row" id="{esc(_anchor(row.row_id))}">', head,
+             f'<div class="prompt">{esc(_short_prompt(row.prompt, 400))}</div>']
+    if row.note:
+        parts.append(f'<div class="ev warn">{esc(row.note)}</div>')
+    parts.append('<div class="pair">' + _side_html(row, "before", cmp.before_label)
+                 + _side_html(row, "after", cmp.after_label) + "</div>")
+    parts.append(_ticks_html(row, cmp.before_label, cmp.after_label))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _anchor(row_id: str) -> str:
+    return "row-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in row_id)
+
+
+def _brief_table(items: list[dict], title: str) -> str:
+    if not items:
+        return f"<p class='sub'>{esc(title)}: none</p>"
+    out = [f"<h2>{esc(title)}</h2><table class='list'><tr><th>row</th><th>prompt</th><th>before</th><th>after</th>"
+           "<th>change</th></tr>"]
+    for b in items:
+        out.append(f"<tr><td><a href=\"#{esc(_anchor(b['row_id']))}\">{esc(b['row_id'])}</a></td>"
+                   f"<td>{esc(b['prompt'])}</td><td>{fmt_score(b['before'])}</td><td>{fmt_score(b['after'])}</td>"
+                   f"<td>{fmt_delta(b['delta'])}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def index_html(cmp: Comparison) -> str:
+    """The self-contained report: summary first, then one section per prompt."""
+    st = cmp.stats()
+    sub = f"{esc(cmp.before_label)} vs {esc(cmp.after_label)} · source: {esc(cmp.source)}"
+    if cmp.meta.get("judge_model"):
+        sub += f" · judge: {esc(cmp.meta['judge_model'])}"
+    cards = [
+        ("mean score, " + cmp.before_label, fmt_score(st["before"]["mean"], 3), _ci_line(st["before"])),
+        ("mean score, " + cmp.after_label, fmt_score(st["after"]["mean"], 3), _ci_line(st["after"])),
+        ("change (paired)", fmt_delta(st["delta"]["mean"], 3), _ci_line(st["delta"])),
+        ("wins / ties / losses",
+         f'<span class="win">{st["wins"]}</span> / <span class="tie">{st["ties"]}</span> / '
+         f'<span class="loss">{st["losses"]}</span>', f"{st['paired_prompts']} prompts with both sides"),
+    ]
+    if st["training_reward_before"] is not None or st["training_reward_after"] is not None:
+        cards.append(("training reward (recorded)",
+                      f"{fmt_score(st['training_reward_before'])} → {fmt_score(st['training_reward_after'])}",
+                      "as Fireworks recorded it, for reference"))
+    parts = [
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">",
+        f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(cmp.title)}</title>"
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<h1>{esc(cmp.title)}</h1><p class=\"sub\">{sub}</p>",
+        '<div class="cards">' + "".join(
+            f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{v}</div><div class="ci">{esc(ci)}</div>'
+            f"</div>" for k, v, ci in cards) + "</div>",
+        f"<p class=\"sub\">Valid SVG: {_pct(st['valid_before'])} → {_pct(st['valid_after'])} · "
+        f"samples: {st['samples_before']} → {st['samples_after']} · means over prompts with 95% t-intervals</p>",
+    ]
+    if cmp.findings:
+        parts.append("<h2>What was found</h2><ul class='notes'>" + "".join(f"<li>{esc(f)}</li>" for f in cmp.findings)
+                     + "</ul>")
+    if cmp.warnings:
+        parts.append("<ul class='notes warn'>" + "".join(f"<li>{esc(w)}</li>" for w in cmp.warnings) + "</ul>")
+    parts.append(_brief_table(st["biggest_gains"], "Biggest gains"))
+    parts.append(_brief_table(st["biggest_regressions"], "Biggest regressions"))
+    parts.append(f"<h2>Every prompt ({len(cmp.rows)})</h2>")
+    for row in cmp.rows:
+        parts.append(_row_html(row, cmp))
+    parts.append("</main></body></html>")
+    return "".join(parts)
+
+
+def _ci_line(d: dict) -> str:
+    if d.get("mean") is None:
+        return "no data"
+    if d.get("low") is None:
+        return f"n={d.get('n')}"
+    return f"95% CI [{d['low']:.3f}, {d['high']:.3f}], n={d['n']}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+# --------------------------------------------------------------------------------------- contact sheet
+_SHEET_CSS = """
+*{box-sizing:border-box}
+body{margin:0;background:#fff;color:#1f2328;font-family:'DejaVu Sans','Liberation Sans',Arial,sans-serif}
+.sheet{padding:20px 24px}
+.head{font-size:22px;font-weight:700;margin:0 0 4px}
+.meta{font-size:15px;color:#57606a;margin:0 0 14px}
+.grid{display:grid;gap:14px 24px}
+.item{border:1px solid #d0d7de;border-radius:8px;padding:10px 12px}
+.cap{font-size:15px;font-weight:600;line-height:1.3;margin:0 0 8px;overflow:hidden;display:-webkit-box;
+     -webkit-line-clamp:2;-webkit-box-orient:vertical}
+.cap .id{color:#57606a;font-weight:400}
+.pair{display:flex;gap:12px}
+.cell{flex:1;text-align:center}
+.box{display:flex;align-items:center;justify-content:center;background:#f6f8fa;border:1px solid #eaeef2;border-radius:4px;overflow:hidden}
+.box img{max-width:100%;max-height:100%;object-fit:contain;background:#fff}
+.none{color:#57606a;font-size:13px;padding:8px}
+.sc{font-size:16px;margin-top:6px}
+.sc b{font-size:18px}
+.lab{color:#57606a;font-size:13px}
+.up{color:#1a7f37} .down{color:#cf222e} .same{color:#57606a}
+"""
+
+MAX_SHEET_HEIGHT = 16000
+
+
+def contact_sheet_html(cmp: Comparison, rows: Sequence[PromptRow], *, pick: str = "best",
+                       width: int | None = None) -> tuple[str, int, int]:
+    """(html, width, height) of the contact sheet; the height estimate is for the screenshot."""
+    rows = list(rows)
+    n = max(1, len(rows))
+    cols = 1 if n <= 3 else 2
+    width = width or (1000 if cols == 1 else 1500)
+    header_h = 100
+    lines = math.ceil(n / cols)
+    # image side: as large as fits (≤ 400 px), so the sheet stays under the screenshot cap
+    cell_w = (width - 48 - (cols - 1) * 24) // cols
+    img_w = (cell_w - 24 - 12) // 2
+    img_h = min(int(img_w * 0.78), 400)
+    block_extra = 130  # caption + scores + padding
+    while header_h + lines * (img_h + block_extra + 14) > MAX_SHEET_HEIGHT and img_h > 80:
+        img_h -= 10
+    st = cmp.stats()
+    picked = {"best": "biggest gains", "worst": "biggest regressions", "random": "random draw",
+              "all": "every prompt"}.get(pick, pick)
+    head = (f"<p class='head'>{esc(cmp.title)}</p>"
+            f"<p class='meta'>{esc(cmp.before_label)} {fmt_score(st['before']['mean'])} → "
+            f"{esc(cmp.after_label)} {fmt_score(st['after']['mean'])} mean score over {st['paired_prompts']} "
+            f"prompts ({fmt_delta(st['delta']['mean'])}; wins/ties/losses {st['wins']}/{st['ties']}/{st['losses']})"
+            f" · shown: {len(rows)} prompts, {esc(picked)}</p>")
+    items = []
+    for r in rows:
+        cells = []
+        for side, label in (("before", cmp.before_label), ("after", cmp.after_label)):
+            rep = r.representative(side)
+            uri = data_uri(rep.png) if rep else None
+            inner = (f'<img src="{uri}" alt="{esc(label)}">' if uri else
+                     f'<div class="none">{esc("no image: " + ((rep.reason if rep else "") or "no sample"))}</div>')
+            mean = r.mean(side)
+            k = len(getattr(r, side))
+            extra = ""
+            if k > 1:
+                extra = f' <span class="lab">(mean of {k}; shown {fmt_score(rep.score if rep else None)})</span>'
+            cells.append(f'<div class="cell"><div class="box" style="height:{img_h}px">{inner}</div>'
+                         f'<div class="sc"><span class="lab">{esc(label)}</span> <b>{fmt_score(mean)}</b>'
+                         + extra + "</div></div>")
+        d = r.delta
+        cls = "same" if d is None or abs(d) <= TIE_EPS else ("up" if d > 0 else "down")
+        items.append(f'<div class="item"><p class="cap"><span class="id">{esc(r.row_id)}</span> '
+                     f'{esc(_short_prompt(r.prompt, 160))} <span class="{cls}">{fmt_delta(d)}</span></p>'
+                     f'<div class="pair">{"".join(cells)}</div></div>')
+    body = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_SHEET_CSS}</style></head><body>"
+            f"<div class='sheet' style='width:{width}px'>{head}"
+            f"<div class='grid' style='grid-template-columns:repeat({cols},1fr)'>{''.join(items)}</div>"
+            f"</div></body></html>")
+    height = header_h + lines * (img_h + block_extra + 14) + 20
+    return body, width, min(height, MAX_SHEET_HEIGHT)
