@@ -82,7 +82,13 @@ class Request:
             if not self.body.strip():
                 self._json = None
             else:
-                self._json = json.loads(self.body.decode("utf-8"))
+                try:
+                    value = json.loads(self.body.decode("utf-8"))
+                except RecursionError:
+                    raise ValueError("JSON nested too deeply") from None
+                if _too_deep(value, MAX_JSON_DEPTH):
+                    raise ValueError("JSON nested too deeply")
+                self._json = value
         return self._json
 
     def json_or_none(self) -> Any:
@@ -90,6 +96,24 @@ class Request:
             return self.json()
         except (ValueError, UnicodeDecodeError):
             return None
+
+
+MAX_JSON_DEPTH = 64
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            if d > limit:
+                return True
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            if d > limit:
+                return True
+            stack.extend((x, d + 1) for x in v)
+    return False
 
 
 class _Unset:
@@ -267,11 +291,11 @@ class FakeServer:
         return resp
 
     def _dispatch(self, req: Request) -> Response:
-        self._record(req)
-        resp = self._apply_fault(req)
-        if resp is not None:
-            return resp
         try:
+            self._record(req)
+            resp = self._apply_fault(req)
+            if resp is not None:
+                return resp
             return self.handle(req)
         except _Drop:
             raise

@@ -6,7 +6,8 @@ ones are selected by name with :func:`make_policy`:
 ``"corpus"`` (default)
     a fenced ```svg block holding one SVG of the corpus directory, chosen deterministically by
     a SHA-256 of the last user prompt (plus the choice index for ``n > 1``).  Models whose name
-    contains ``"base"`` (case-insensitive) draw worse: a single grey circle.  Without a corpus
+    contains ``"base"`` (case-insensitive), or calls with ``params["quality"] == "base"`` (FakeFireworks
+    job traces of epoch 0), draw worse: a single grey circle.  Without a corpus
     directory the built-in :data:`FALLBACK_SVG` is used.
 ``"blank"``   an SVG with only a white background rect (the judge scores it 0).
 ``"text"``    prose, no SVG at all.
@@ -102,7 +103,7 @@ class CorpusPolicy:
         return self._cache[path]
 
     def __call__(self, model: str, messages: list, params: dict) -> Optional[str]:
-        if "base" in str(model).lower():
+        if "base" in str(model).lower() or params.get("quality") == "base":
             return fenced(BASE_SVG)
         return fenced(self.pick(last_user_prompt(messages), int(params.get("choice_index", 0) or 0)))
 
