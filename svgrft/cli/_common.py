@@ -50,19 +50,25 @@ def out_console() -> Console:
     return _console(False)
 
 
-def info(message: str) -> None:
-    """A progress/status message on stderr (silenced by -q)."""
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(_secrets.redact(str(text)))
+
+
+def info(message: str, markup: bool = False) -> None:
+    """A progress/status message on stderr (silenced by -q). Text is literal unless ``markup``."""
     if not state.quiet:
-        err_console().print(_secrets.redact(message))
+        err_console().print(_secrets.redact(message) if markup else _esc(message))
 
 
 def debug(message: str) -> None:
     if state.verbose:
-        err_console().print(f"[dim]{_secrets.redact(message)}[/dim]")
+        err_console().print(f"[dim]{_esc(message)}[/dim]")
 
 
 def warn(message: str) -> None:
-    err_console().print(f"[yellow]warning:[/yellow] {_secrets.redact(message)}")
+    err_console().print(f"[yellow]warning:[/yellow] {_esc(message)}")
 
 
 def out(text: str) -> None:
@@ -103,10 +109,9 @@ def confirm(question: str, yes: bool) -> None:
 
 def report_error(e: SvgrftError) -> None:
     con = err_console()
-    con.print(f"[bold red]Error:[/bold red] {_secrets.redact(e.message)}", highlight=False, markup=True,
-              soft_wrap=True)
+    con.print(f"[bold red]Error:[/bold red] {_esc(e.message)}", highlight=False, soft_wrap=True)
     if e.hint:
-        con.print(f"[bold]hint:[/bold] {_secrets.redact(e.hint)}", soft_wrap=True)
+        con.print(f"[bold]hint:[/bold] {_esc(e.hint)}", soft_wrap=True)
 
 
 def command(func: F) -> F:

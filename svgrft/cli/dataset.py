@@ -69,7 +69,7 @@ def build(
     for path, rs in outputs:
         write_rows(rs, path)
         files.append({"path": str(path), "rows": len(rs), "sha256": content_hash(path)})
-        c.info(f"wrote {_e(path)} ({len(rs)} rows)")
+        c.info(f"wrote {path} ({len(rs)} rows)")
     result = {"source": str(src), "files": files,
               "split": None if fraction is None else {"eval_fraction": fraction, "seed": seed}}
     if json_out:
@@ -112,7 +112,7 @@ def validate(
         if report.error_count > max_errors:
             con.print(f"… and {report.error_count - max_errors} more")
         for ln, msg in report.warnings[:max_errors]:
-            c.warn(_e(f"{path}:{ln}: {msg}"))
+            c.warn(f"{path}:{ln}: {msg}")
     if not report.ok:
         raise DatasetError(f"{report.error_count} problem{'s' if report.error_count != 1 else ''} in {path} "
                            f"({report.rows} valid rows of {report.lines} lines)",
@@ -151,10 +151,10 @@ def upload(
                            hint=f"run `svgrft dataset validate {path}` and fix the lines it lists")
     client = make_client(s)
     result = ensure_dataset(client, path, ds_id, timeout=timeout, poll_interval=poll_interval,
-                            on_status=lambda m: c.info(_e(m)))
+                            on_status=lambda m: c.info(m))
     if json_out:
         c.emit_json(result.to_json())
         return
-    c.info(("created" if result.created else "reused") + f" dataset {_e(result.dataset_id)} "
+    c.info(("created" if result.created else "reused") + f" dataset {result.dataset_id} "
            f"({result.example_count} rows)")
     c.out(result.name)

@@ -144,7 +144,7 @@ def finish_watch(summary: dict, json_out: bool = False) -> int:
         return EXIT_DETACHED
     if summary.get("succeeded"):
         model = summary.get("output_model")
-        c.info(f"[green]job {jid} {_e(summary['state_label'])}[/green]" + (f": output model {_e(model)}" if model else ""))
+        c.info(f"[green]job {jid} {_e(summary['state_label'])}[/green]" + (f": output model {_e(model)}" if model else ""), markup=True)
         if not json_out and model:
             c.out(model)
         return 0
@@ -225,8 +225,8 @@ def status_cmd(job_id: str = JOB_ARG, json_out: bool = c.JSON_OPT) -> None:
             t.add_row(k, v if k == "state" else _e(v))
     c.print_table(t)
     if s["terminal"] and not s["succeeded"]:
-        c.warn(_e(f"job {s['id']} {s['state_label']}" + (f": {s['status_message']}" if s.get("status_message") else "")))
-        c.info(_e(f"hint: {failure_hint(s)}"))
+        c.warn(f"job {s['id']} {s['state_label']}" + (f": {s['status_message']}" if s.get("status_message") else ""))
+        c.info(f"hint: {failure_hint(s)}")
 
 
 @app.command("watch")
@@ -265,7 +265,7 @@ def cancel_cmd(job_id: str = JOB_ARG, yes: bool = c.YES_OPT, json_out: bool = c.
     if json_out:
         c.emit_json(s)
         return
-    c.info(_e(f"job {jid}: {s['state_label']}"))
+    c.info(f"job {jid}: {s['state_label']}")
     c.out(s["name"] or jid)
 
 
@@ -296,5 +296,5 @@ def resume_cmd(
     if json_out:
         c.emit_json(summary)
         return
-    c.info(_e(f"job {summary['id']}: {summary['state_label']} (follow it with `svgrft jobs watch {summary['id']}`)"))
+    c.info(f"job {summary['id']}: {summary['state_label']} (follow it with `svgrft jobs watch {summary['id']}`)")
     c.out(summary["name"])

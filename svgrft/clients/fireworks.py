@@ -27,10 +27,15 @@ def require_key(settings: Any) -> str:
 @contextlib.contextmanager
 def api_errors(what: str, base_url: str = "") -> Iterator[None]:
     """Translate Fireworks SDK exceptions raised while doing ``what`` into svgrft errors."""
+    import json
+
     import fireworks
 
     try:
         yield
+    except (json.JSONDecodeError, fireworks.APIResponseValidationError) as e:
+        raise ApiError(f"Fireworks sent a malformed response{_at(base_url)} while {what}",
+                       hint="run the same command again; if it persists, check FIREWORKS_BASE_URL", status=502) from e
     except fireworks.AuthenticationError as e:
         raise AuthError(f"Fireworks rejected the API key (401) while {what}", hint=KEY_HINT, status=401) from e
     except fireworks.PermissionDeniedError as e:
