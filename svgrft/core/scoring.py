@@ -104,6 +104,7 @@ class Scorer:
         self._owned: list[Any] = []          # closed by aclose()
         self.stats = {"scored": 0, "judge_calls": 0, "judge_requests": 0, "cache_hits": 0, "invalid": 0}
         self.gate_counts: dict[str, int] = {}
+        self._inflight: dict[str, asyncio.Future] = {}
 
     @property
     def judge_model(self) -> str:
@@ -266,7 +267,32 @@ class Scorer:
                         return reply, ""
             except Exception:
                 pass  # a broken cache entry is just a miss
-        outcome = await self.judge.judge(png, reqs, prompt)
+        # the same question already in flight (e.g. two samples drew the same picture): wait for it
+        flight_key = "|".join(key.values())
+        loop = asyncio.get_running_loop()
+        fut = self._inflight.get(flight_key) if self.cache is not None else None
+        if fut is not None and fut.get_loop() is loop and not fut.done():
+            try:
+                reply = await asyncio.shield(fut)
+            except Exception:
+                reply = None
+            if reply is not None:
+                r.cached = True
+                self.stats["cache_hits"] += 1
+                return reply, ""
+        fut = loop.create_future()
+        self._inflight[flight_key] = fut
+        try:
+            outcome = await self.judge.judge(png, reqs, prompt)
+        except BaseException:
+            if not fut.done():
+                fut.set_result(None)
+            raise
+        finally:
+            if self._inflight.get(flight_key) is fut:
+                del self._inflight[flight_key]
+        if not fut.done():
+            fut.set_result(outcome.reply if outcome.ok else None)
         r.judge_calls = int(getattr(outcome, "calls", 0) or 0)
         self.stats["judge_calls"] += 1
         self.stats["judge_requests"] += r.judge_calls

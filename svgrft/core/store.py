@@ -9,7 +9,7 @@ Tables
     runs(id, created_at, updated_at, status, model, base_url, dataset, judge_model, judge_mode, config JSON, note)
     samples(run_id, row_id, sample_index, status, prompt, requirements JSON, reply, svg, png, png_sha256,
             score, is_valid, reason, gate, flags JSON, fulfilled, total, verdicts JSON, judge_cached,
-            timings JSON, usage JSON, created_at)          -- PK (run_id, row_id, sample_index)
+            timings JSON, usage JSON, extra JSON, created_at)          -- PK (run_id, row_id, sample_index)
     judge_cache(key, png_sha256, judge_model, mode, prompt_version, requirements_hash, result JSON,
                 created_at, hits)
 """
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS samples (
     judge_calls INTEGER NOT NULL DEFAULT 0,
     timings TEXT NOT NULL DEFAULT '{}',
     usage TEXT NOT NULL DEFAULT '{}',
+    extra TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL,
     PRIMARY KEY (run_id, row_id, sample_index)
 );
@@ -164,6 +165,7 @@ class SampleRecord:
     judge_calls: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)   # judge reasoning, finish reason, warnings, …
     created_at: float = 0.0
     run_id: str = ""
 
@@ -178,7 +180,7 @@ class SampleRecord:
 
 _SAMPLE_COLS = ("run_id", "row_id", "sample_index", "status", "prompt", "requirements", "reply", "svg", "png",
                 "png_sha256", "score", "is_valid", "reason", "gate", "flags", "fulfilled", "total", "verdicts",
-                "judge_cached", "judge_calls", "timings", "usage", "created_at")
+                "judge_cached", "judge_calls", "timings", "usage", "extra", "created_at")
 
 
 class Store:
@@ -331,7 +333,7 @@ class Store:
         values = (run_id, str(s.row_id), int(s.sample_index), s.status, s.prompt or "", _dumps(list(s.requirements)),
                   s.reply, s.svg, s.png, s.png_sha256, s.score, 1 if s.is_valid else 0, s.reason or "", s.gate,
                   _dumps(list(s.flags)), s.fulfilled, s.total, _dumps(list(s.verdicts)), 1 if s.judge_cached else 0,
-                  int(s.judge_calls), _dumps(s.timings), _dumps(s.usage), s.created_at)
+                  int(s.judge_calls), _dumps(s.timings), _dumps(s.usage), _dumps(s.extra), s.created_at)
         placeholders = ",".join("?" * len(_SAMPLE_COLS))
         with self._lock:
             try:
@@ -361,7 +363,7 @@ class Store:
             flags=_loads(r["flags"], []), fulfilled=r["fulfilled"], total=r["total"],
             verdicts=_loads(r["verdicts"], []), judge_cached=bool(r["judge_cached"]),
             judge_calls=int(r["judge_calls"]), timings=_loads(r["timings"], {}), usage=_loads(r["usage"], {}),
-            created_at=r["created_at"])
+            extra=_loads(r["extra"], {}), created_at=r["created_at"])
 
     def samples(self, run_id: str, *, include_png: bool = False, status: str | None = None) -> list[SampleRecord]:
         cols = "*" if include_png else ", ".join(c for c in _SAMPLE_COLS if c != "png") + ", NULL AS png"

@@ -1,0 +1,125 @@
+"""``svgrft eval``: evaluate a model locally (generate → render → judge → score), resumable."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from svgrft.cli import _common as c
+
+
+@c.command
+def cmd(
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Policy model. Short Fireworks names (qwen3-0p6b) expand to "
+                                             "accounts/fireworks/models/NAME. Default: eval.model."),
+    base_url: Optional[str] = typer.Option(None, "--base-url",
+                                           help="OpenAI-compatible endpoint of the policy "
+                                                "(default: Fireworks inference, fireworks.inference_base_url)."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
+                                              help="Environment variable holding the policy's key (default: "
+                                                   "FIREWORKS_API_KEY on Fireworks, else OPENAI_API_KEY)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="Dataset JSONL (default: the bundled SVGBench file)."),
+    rows: Optional[int] = typer.Option(None, "--rows", "-n", min=0, help="Use only the first N rows (0 = all)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-s", min=1, help="Samples per row."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0,
+                                                help="Sampling temperature of the policy."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Max tokens per reply."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1,
+                                              help="Policy requests in flight (default: eval.concurrency)."),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Vision judge model (judge.model)."),
+    judge_mode: Optional[str] = typer.Option(None, "--judge-mode",
+                                             help="checklist (per-requirement verdicts) or count (SVGBench)."),
+    judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url",
+                                                 help="OpenAI-compatible judge endpoint (judge.base_url / "
+                                                      "OPENAI_BASE_URL)."),
+    judge_concurrency: Optional[int] = typer.Option(None, "--judge-concurrency", min=1,
+                                                    help="Judge requests in flight (judge.concurrency)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the judge cache."),
+    resume: Optional[str] = typer.Option(None, "--resume",
+                                         help="Continue run RUN_ID: finished samples are skipped; model, dataset "
+                                              "and judge are taken from the run."),
+    note: str = typer.Option("", "--note", help="A note stored with the run."),
+    json_out: bool = c.JSON_OPT,
+) -> None:
+    """Evaluate a model on SVGBench prompts locally; results go to the local store (see `svgrft runs`)."""
+    import asyncio
+
+    from svgrft.errors import UsageError
+    from svgrft.workflow.evaluate import EvalOptions, run_eval
+
+    if judge_mode is not None and judge_mode not in ("checklist", "count"):
+        raise UsageError(f"invalid --judge-mode {judge_mode!r}", hint="use checklist or count")
+    overrides = {"judge.concurrency": judge_concurrency, "judge.base_url": judge_base_url,
+                 "judge.model": judge_model, "judge.mode": judge_mode}
+    settings = c.settings(overrides)
+    if resume:
+        given = [name for name, v in (("--model", model), ("--base-url", base_url), ("--dataset", dataset),
+                                      ("--rows", rows), ("--samples", samples), ("--temperature", temperature),
+                                      ("--max-tokens", max_tokens), ("--judge-model", judge_model),
+                                      ("--judge-mode", judge_mode)) if v is not None]
+        if given:
+            c.warn(f"--resume uses the run's own settings; ignoring {', '.join(given)}")
+    opts = EvalOptions(model=model, base_url=base_url, dataset=dataset, rows=rows, samples=samples,
+                       temperature=temperature, max_tokens=max_tokens, concurrency=concurrency,
+                       judge_model=judge_model, judge_mode=judge_mode, judge_base_url=judge_base_url,
+                       use_cache=not no_cache, resume=resume, api_key_env=api_key_env, note=note)
+
+    state = {"run_id": None, "done": 0, "total": 0}
+    progress = None
+    task = None
+    show_bar = not c.state.quiet
+
+    def on_start(run_id: str, total: int, already: int) -> None:
+        nonlocal progress, task
+        state.update(run_id=run_id, total=total, done=already)
+        c.info(f"Run {run_id}: {total - already} samples to do" + (f" ({already} already done)" if already else ""))
+        if show_bar and total - already > 0:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            progress = Progress(TextColumn("[bold]eval[/bold]"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                console=c.err_console(), transient=True)
+            progress.start()
+            task = progress.add_task("eval", total=total, completed=already, info="")
+
+    scores: list[float] = []
+
+    def on_sample(rec) -> None:
+        state["done"] += 1
+        if rec.is_valid and rec.score is not None:
+            scores.append(rec.score)
+        if progress is not None and task is not None:
+            mean = f"mean {sum(scores) / len(scores):.3f}" if scores else ""
+            progress.update(task, advance=1, info=mean)
+
+    try:
+        outcome = asyncio.run(run_eval(settings, opts, on_start=on_start, on_sample=on_sample))
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.stop()
+        rid = state["run_id"]
+        if rid:
+            c.err_console().print(f"Interrupted: {state['done']} of {state['total']} samples are saved in run {rid}.")
+            c.err_console().print(f"Resume with: svgrft eval --resume {rid}")
+        else:
+            c.err_console().print("Interrupted before the run started; nothing was saved.")
+        raise typer.Exit(130) from None
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    summary = outcome.summary
+    if json_out:
+        c.emit_json(summary)
+    else:
+        from svgrft.cli.runs import print_summary
+
+        print_summary(summary)
+        c.info(f"HTML report: svgrft report {outcome.run_id}")
+    if outcome.status != "finished":
+        n_err = summary["counts"]["error"]
+        c.warn(f"{n_err} samples failed (generation, browser or judge errors); "
+               f"retry them with: svgrft eval --resume {outcome.run_id}")

@@ -1,0 +1,363 @@
+"""Local evaluation: generate → render → judge → score, as one overlapping async pipeline.
+
+Every (row, sample) is one asyncio task. Generation is bounded by the policy client's semaphore
+(``--concurrency``), rendering by the shared Renderer's page pool, judging by the judge client's
+semaphore (``judge.concurrency``), so the slowest stage sets the pace while the others keep working.
+Each finished sample is committed to the local store in its own transaction; ``--resume RUN_ID``
+skips samples whose status is ``done`` and redoes the rest (including infrastructure failures).
+
+Fatal conditions (bad key, unknown model, a request the endpoint always refuses) cancel the run and
+raise; Ctrl-C (task cancellation) marks the run ``interrupted`` and re-raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from svgrft.errors import ConfigError, SvgrftError
+
+__all__ = ["EvalOptions", "EvalOutcome", "run_eval", "summarize_run", "load_rows", "default_dataset",
+           "write_run_report"]
+
+FATAL_KINDS = ("auth", "not_found", "bad_request", "config")
+
+
+@dataclass
+class EvalOptions:
+    model: str | None = None
+    base_url: str | None = None
+    dataset: str | None = None
+    rows: int | None = None              # 0 / None = all rows
+    samples: int | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    concurrency: int | None = None
+    judge_model: str | None = None
+    judge_mode: str | None = None
+    judge_base_url: str | None = None
+    use_cache: bool = True
+    resume: str | None = None
+    api_key_env: str | None = None
+    note: str = ""
+
+
+@dataclass
+class EvalOutcome:
+    run_id: str
+    status: str
+    summary: dict[str, Any]
+    processed: int = 0                   # samples processed by this invocation
+    skipped: int = 0                     # samples already done (resume)
+    invocation: dict[str, Any] = field(default_factory=dict)
+
+
+def default_dataset(settings: Any) -> Path:
+    from svgrft.core.dataset import BUNDLED_DATASET, resolve_path
+
+    configured = settings.get("eval.dataset") or ""
+    return resolve_path(configured) if configured else BUNDLED_DATASET
+
+
+def load_rows(path: str | Path, limit: int | None = None) -> list[Any]:
+    from svgrft.core.dataset import load_dataset, resolve_path
+
+    p = resolve_path(path)
+    if not p.is_file():
+        raise ConfigError(f"dataset {path} not found",
+                          hint="pass --dataset PATH to a JSONL file, or build one with `svgrft dataset build`")
+    rows = load_dataset(p)
+    if limit:
+        rows = rows[: int(limit)]
+    if not rows:
+        raise ConfigError(f"dataset {p} has no rows", hint="check the file, or pass another --dataset")
+    return rows
+
+
+def _resolved_config(settings: Any, opts: EvalOptions) -> dict[str, Any]:
+    from svgrft.clients.policy import is_fireworks_url
+    from svgrft.config import expand_model
+    from svgrft.core.dataset import content_hash, resolve_path
+    from svgrft.core.judge import PROMPT_VERSION
+
+    base = (opts.base_url or settings["fireworks.inference_base_url"]).rstrip("/")
+    model = (opts.model or settings["eval.model"]).strip()
+    if not model:
+        raise ConfigError("no model to evaluate", hint="pass --model, e.g. --model qwen3-0p6b")
+    if is_fireworks_url(base, settings):
+        model = expand_model(model)
+    dataset = resolve_path(opts.dataset) if opts.dataset else default_dataset(settings)
+    if not Path(dataset).is_file():
+        raise ConfigError(f"dataset {opts.dataset or dataset} not found",
+                          hint="pass --dataset PATH to a JSONL file, or build one with `svgrft dataset build`")
+    samples = opts.samples if opts.samples is not None else int(settings["eval.samples"])
+    if samples < 1:
+        raise ConfigError("--samples must be at least 1", hint="pass --samples 1 or more")
+    mode = opts.judge_mode or settings["judge.mode"]
+    if mode not in ("checklist", "count"):
+        raise ConfigError(f"unknown judge mode '{mode}'", hint="use --judge-mode checklist or count")
+    return {
+        "model": model, "base_url": base, "dataset": str(dataset), "dataset_hash": content_hash(dataset),
+        "rows": int(opts.rows if opts.rows is not None else settings["eval.rows"]) or 0,
+        "samples": samples,
+        "temperature": float(opts.temperature if opts.temperature is not None else settings["eval.temperature"]),
+        "max_tokens": int(opts.max_tokens if opts.max_tokens is not None else settings["eval.max_tokens"]),
+        "judge_model": opts.judge_model or settings["judge.model"], "judge_mode": mode,
+        "judge_base_url": (opts.judge_base_url or settings["judge.base_url"] or "").rstrip("/"),
+        "text_penalty": float(settings["judge.text_penalty"]), "prompt_version": PROMPT_VERSION,
+        "api_key_env": opts.api_key_env or "",
+    }
+
+
+async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
+                   on_start: Callable[[str, int, int], None] | None = None,
+                   on_sample: Callable[[Any], None] | None = None) -> EvalOutcome:
+    """Run (or resume) an evaluation. ``on_start(run_id, total, already_done)`` and ``on_sample(record)``
+    are called from the event loop (keep them cheap)."""
+    from svgrft.clients.judge import judge_from_settings
+    from svgrft.clients.policy import policy_from_settings
+    from svgrft.core.dataset import content_hash
+    from svgrft.core.scoring import renderer_from_settings, scorer_from_settings
+    from svgrft.core.store import SampleRecord, Store
+
+    own_store = store is None
+    store = store or Store()
+    try:
+        if opts.resume:
+            run = store.get_run(opts.resume)
+            cfg = dict(run.config)
+            if not cfg.get("dataset") or not Path(cfg["dataset"]).is_file():
+                raise ConfigError(f"run {run.id}: its dataset {cfg.get('dataset')!r} is gone",
+                                  hint="restore the file, or start a new run")
+            if cfg.get("dataset_hash") and content_hash(cfg["dataset"]) != cfg["dataset_hash"]:
+                raise ConfigError(f"run {run.id}: the dataset {cfg['dataset']} changed since the run started",
+                                  hint="start a new run (without --resume) for the new data")
+            run_id = run.id
+        else:
+            cfg = _resolved_config(settings, opts)
+            run_id = ""
+        rows = load_rows(cfg["dataset"], cfg["rows"] or None)
+
+        judge_settings = settings
+        policy = policy_from_settings(settings, model=cfg["model"], base_url=cfg["base_url"],
+                                      api_key_env=cfg.get("api_key_env") or None,
+                                      concurrency=opts.concurrency or int(settings["eval.concurrency"]))
+        judge = judge_from_settings(judge_settings, model=cfg["judge_model"], mode=cfg["judge_mode"],
+                                    base_url=cfg.get("judge_base_url") or None)
+        if not run_id:
+            run = store.create_run(model=cfg["model"], base_url=cfg["base_url"], dataset=cfg["dataset"],
+                                   judge_model=cfg["judge_model"], judge_mode=cfg["judge_mode"], config=cfg,
+                                   note=opts.note)
+            run_id = run.id
+        else:
+            store.set_run_status(run_id, "running")
+        done = store.done_keys(run_id)
+        todo = [(row, i) for row in rows for i in range(int(cfg["samples"])) if (row.row_id, i) not in done]
+        total = len(rows) * int(cfg["samples"])
+        if on_start:
+            on_start(run_id, total, total - len(todo))
+
+        processed = 0
+        fatal: list[SvgrftError] = []
+        renderer = renderer_from_settings(settings)
+        scorer = None
+        t_start = time.perf_counter()
+        try:
+            if todo:
+                await renderer.start()
+                scorer = await scorer_from_settings(settings.with_overrides({"judge.text_penalty": cfg["text_penalty"]}),
+                                                    renderer=renderer, use_cache=opts.use_cache, judge=judge,
+                                                    store=store)
+
+            async def one(row: Any, idx: int) -> None:
+                nonlocal processed
+                t0 = time.perf_counter()
+                rec = SampleRecord(row_id=row.row_id, sample_index=idx, prompt=row.prompt,
+                                   requirements=list(row.requirements))
+                try:
+                    gens = await policy.generate(row.messages, n=1, temperature=cfg["temperature"],
+                                                 max_tokens=cfg["max_tokens"])
+                except SvgrftError as e:
+                    kind = getattr(e, "kind", "")
+                    if kind in FATAL_KINDS:
+                        fatal.append(e)
+                        raise
+                    rec.status, rec.reason = "error", f"generation failed: {e.message}"
+                    rec.timings = {"generate": round((time.perf_counter() - t0) * 1000, 3)}
+                    store.add_sample(run_id, rec)
+                    processed += 1
+                    if on_sample:
+                        on_sample(rec)
+                    return
+                gen = gens[0] if gens else None
+                t_gen = (time.perf_counter() - t0) * 1000
+                text = gen.text if gen else None
+                result = await scorer.score_reply(text, row.requirements, row.prompt)
+                if result.fatal:
+                    fatal.append(SvgrftError(result.reason, hint="check the judge key, model and base URL "
+                                                                 "(judge.*, OPENAI_API_KEY, OPENAI_BASE_URL)"))
+                    raise _Fatal()
+                rec.reply = text
+                rec.svg, rec.png, rec.png_sha256 = result.svg, result.png, result.png_sha256
+                rec.score, rec.is_valid, rec.reason = result.score, result.is_valid, result.reason
+                rec.gate, rec.flags = result.gate, list(result.flags)
+                rec.fulfilled, rec.total = result.fulfilled, result.total
+                rec.verdicts = [v.to_dict() for v in result.verdicts]
+                rec.judge_cached, rec.judge_calls = result.cached, result.judge_calls
+                rec.timings = {"generate": round(t_gen, 3), **result.timings,
+                               "sample_total": round((time.perf_counter() - t0) * 1000, 3)}
+                rec.usage = {"policy": dict(gen.usage) if gen else {}, "judge": dict(result.usage)}
+                rec.extra = {"finish_reason": gen.finish_reason if gen else None,
+                             "judge_reasoning": result.reasoning or None,
+                             "extraction_method": result.extraction_method,
+                             "render_error": result.render_error, "render_warnings": result.render_warnings[:10],
+                             "infra_error": result.infra_error}
+                rec.status = "error" if result.infra_error else "done"
+                store.add_sample(run_id, rec)
+                processed += 1
+                if on_sample:
+                    on_sample(rec)
+
+            tasks = [asyncio.ensure_future(one(row, i)) for row, i in todo]
+            try:
+                if tasks:
+                    await _gather_fail_fast(tasks)
+            except (_Fatal, SvgrftError):
+                store.set_run_status(run_id, "failed")
+                if fatal:
+                    raise fatal[0] from None
+                raise
+            except asyncio.CancelledError:
+                store.set_run_status(run_id, "interrupted")
+                raise
+            except BaseException:
+                store.set_run_status(run_id, "failed")
+                raise
+        finally:
+            for closer in (scorer.judge.aclose() if scorer else judge.aclose(), policy.aclose(), renderer.close()):
+                try:
+                    await asyncio.shield(closer)
+                except BaseException:
+                    pass
+
+        summary = summarize_run(store, run_id)
+        status = "finished" if summary["counts"]["error"] == 0 and summary["counts"]["missing"] == 0 else "incomplete"
+        store.set_run_status(run_id, status)
+        summary["status"] = status
+        inv = {"wall_s": round(time.perf_counter() - t_start, 3), "processed": processed,
+               "judge": dict(scorer.stats) if scorer else {}, "gates": dict(scorer.gate_counts) if scorer else {}}
+        summary["invocation"] = inv
+        return EvalOutcome(run_id, status, summary, processed, total - len(todo), inv)
+    finally:
+        if own_store:
+            store.close()
+
+
+class _Fatal(Exception):
+    pass
+
+
+async def _gather_fail_fast(tasks: list[asyncio.Future]) -> None:
+    """Wait for all tasks; on the first exception cancel the rest and raise it."""
+    try:
+        pending = set(tasks)
+        while pending:
+            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for t in finished:
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+    finally:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
+    """Summary of everything stored for a run (all invocations)."""
+    from svgrft.core.stats import mean_ci
+
+    run = store.get_run(run_id)
+    samples = store.samples(run.id)
+    cfg = run.config or {}
+    rows_n = cfg.get("rows") or 0
+    expected = None
+    if cfg.get("samples"):
+        try:
+            n_rows = len(load_rows(cfg["dataset"], rows_n or None)) if cfg.get("dataset") else 0
+            expected = n_rows * int(cfg["samples"])
+        except SvgrftError:
+            expected = None
+    done = [s for s in samples if s.status == "done"]
+    valid = [s for s in done if s.is_valid and s.score is not None]
+    ci = mean_ci([s.score for s in valid])
+    gates = Counter(s.gate for s in done if s.gate)
+    flags = Counter(f for s in done for f in s.flags)
+    reasons_invalid = Counter((s.reason or "").split(":")[0][:60] for s in samples if not s.is_valid)
+    hits: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+    texts: dict[tuple[str, int], str] = {}
+    for s in valid:
+        for v in s.verdicts:
+            key = (s.row_id, int(v.get("index", 0)))
+            hits[key][0] += 1 if v.get("fulfilled") else 0
+            hits[key][1] += 1
+            texts[key] = str(v.get("requirement", ""))
+    per_req = [{"row_id": k[0], "index": k[1], "requirement": texts[k], "hits": h, "n": n,
+                "rate": h / n if n else 0.0} for k, (h, n) in hits.items()]
+    per_req = [d for d in per_req if d["rate"] < 1.0]
+    per_req.sort(key=lambda d: (d["rate"], -d["n"], d["row_id"], d["index"]))
+    judged = sum(1 for s in done if s.judge_calls > 0 and not s.judge_cached)
+    cached = sum(1 for s in done if s.judge_cached)
+
+    def tok(part: str, key: str) -> int:
+        return sum(int(((s.usage or {}).get(part) or {}).get(key, 0) or 0) for s in samples)
+
+    by_row: dict[str, list[float]] = defaultdict(list)
+    for s in valid:
+        by_row[s.row_id].append(float(s.score))
+    return {
+        "run_id": run.id, "status": run.status, "model": run.model, "dataset": run.dataset,
+        "judge_model": run.judge_model, "judge_mode": run.judge_mode, "created_at": run.created_at,
+        "config": cfg,
+        "score": {"mean": ci.mean, "ci95_low": ci.low, "ci95_high": ci.high, "n": ci.n, "std": ci.std},
+        "counts": {"expected": expected, "stored": len(samples), "done": len(done), "valid": len(valid),
+                   "invalid": sum(1 for s in done if not s.is_valid),
+                   "error": sum(1 for s in samples if s.status != "done"),
+                   "missing": max(0, (expected or 0) - len(done)) if expected is not None else 0},
+        "gates": dict(gates), "flags": dict(flags), "invalid_reasons": dict(reasons_invalid.most_common(5)),
+        "worst_requirements": per_req[:worst],
+        "judge": {"judged": judged, "cached": cached,
+                  "requests": sum(s.judge_calls for s in samples),
+                  "gated": sum(1 for s in done if s.gate in ("no_svg", "render_failed", "blank"))},
+        "tokens": {"policy_prompt": tok("policy", "prompt_tokens"),
+                   "policy_completion": tok("policy", "completion_tokens"),
+                   "judge_prompt": tok("judge", "prompt_tokens"),
+                   "judge_completion": tok("judge", "completion_tokens")},
+        "rows": {k: sum(v) / len(v) for k, v in by_row.items()},
+    }
+
+
+def write_run_report(store: Any, run_id: str, out: str | Path | None = None) -> Path:
+    """Write the HTML report of ``run_id`` (default ``reports/<run_id>.html``); returns the path."""
+    from svgrft.core.report import run_report_html
+    from svgrft.errors import StoreError
+
+    run = store.get_run(run_id)
+    summary = summarize_run(store, run.id)
+    samples = store.samples(run.id, include_png=True)
+    path = Path(out) if out else Path("reports") / f"{run.id}.html"
+    if path.is_dir():
+        path = path / f"{run.id}.html"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(run_report_html(summary, samples), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        raise StoreError(f"cannot write the report {path}: {e.strerror or e}",
+                         hint="pass --output with a writable path") from None
+    return path
