@@ -432,6 +432,8 @@ def test_rejected_before_the_browser(r, baseline, case, kind):
     'rect{animation:k .2s linear infinite}</style><rect width="10" height="10" fill="red"/>',
     '<style>svg{animation:k .2s infinite}@keyframes k{from{opacity:1}to{opacity:0}}</style>'
     '<rect width="10" height="10" fill="red"/>',
+    '<rect width="10" height="10" fill="red" style="transition:fill .2s"/>'
+    '<rect x="50" width="10" height="10" fill="blue"><set attributeName="fill" to="red" begin="0.1s"/></rect>',
 ])
 def test_infinite_animations_are_frozen_at_t0(r, anim):
     svg = f'<svg {NS} width="100" height="20">{anim}</svg>'
@@ -442,7 +444,28 @@ def test_infinite_animations_are_frozen_at_t0(r, anim):
         shas.add(res.sha256)
         time.sleep(0.03)
     assert len(shas) == 1
-    assert pixel(res.png, 5, 5) == RED and pixel(res.png, 50, 5) == (255, 255, 255)
+    assert pixel(res.png, 5, 5) == RED and pixel(res.png, 30, 5) == (255, 255, 255)
+    if "<set" in anim:
+        assert pixel(res.png, 55, 5) == (0, 0, 255)  # the <set> at 0.1 s has not happened at t=0
+
+
+@pytest.mark.browser
+def test_focused_input_caret_is_hidden(r):
+    svg = (f'<svg {NS} width="120" height="40"><foreignObject width="120" height="40">'
+           '<input xmlns="http://www.w3.org/1999/xhtml" autofocus="autofocus" value="abc"/></foreignObject></svg>')
+    results = [r.render(svg) for _ in range(4)]
+    assert len({x.sha256 for x in results}) == 1
+    assert results[0].warnings == ["removed 1 autofocus attribute"]
+
+
+@pytest.mark.browser
+def test_meta_refresh_is_neutralised(r):
+    svg = (f'<svg {NS} width="100" height="100"><rect width="100" height="100" fill="#00f"/>'
+           '<foreignObject width="10" height="10"><meta xmlns="http://www.w3.org/1999/xhtml" '
+           'http-equiv="refresh" content="0;url=about:blank"/></foreignObject></svg>')
+    res = r.render(svg)
+    assert res.ok and pixel(res.png, 50, 50) == (0, 0, 255)  # not navigated away to a blank page
+    assert "removed 1 http-equiv attribute" in res.warnings
 
 
 @pytest.mark.browser

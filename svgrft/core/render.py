@@ -28,6 +28,7 @@ import asyncio
 import glob
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -52,7 +53,22 @@ LAUNCH_ARGS = [
     "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
     "--disable-extensions", "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio",
+    # memory: no separate GPU process (software raster anyway) → about 100 MB less RSS, same pixels
+    "--in-process-gpu",
 ]
+# The network service (unused: every request is aborted) runs inside the browser process: one process less.
+# Chromium keeps only the last --enable-features switch, so Playwright's own list is repeated here.
+_ENABLE_FEATURES = ["CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCookies", "NetworkServiceInProcess2"]
+
+
+def _launch_args(sandbox: bool) -> list[str]:
+    feats = [f for f in _ENABLE_FEATURES
+             if not (f == "CDPScreenshotNewSurface" and os.environ.get("PLAYWRIGHT_LEGACY_SCREENSHOT"))]
+    args = LAUNCH_ARGS + ["--enable-features=" + ",".join(feats)]
+    if not sandbox:
+        args.append("--no-zygote")  # the zygote only exists for the sandbox: 2 processes less
+    return args
+
 
 INSTALL_HINT = (
     "install a headless Chromium: Debian/Ubuntu: `apt-get install -y chromium-headless-shell fonts-dejavu-core "
@@ -61,6 +77,10 @@ INSTALL_HINT = (
 )
 
 # SMIL: pause at t=0 (CSS animations are frozen by the screenshot's animations="disabled").
+# Each step costs a browser round trip, so it only runs when the markup could need it (conservative scans).
+_SMIL = re.compile(r"<\s*(?:[\w.-]+:)?(?:animate|set|discard)\b", re.IGNORECASE)
+_CSS_ANIM = re.compile(r"animation|transition|keyframes|<marquee", re.IGNORECASE)
+_CARET = re.compile(r"autofocus|contenteditable|<\s*(?:[\w.-]+:)?(?:input|textarea)\b", re.IGNORECASE)
 _FREEZE_JS = """() => { for (const s of document.querySelectorAll('svg')) {
   if (s.pauseAnimations) { try { s.pauseAnimations(); s.setCurrentTime(0); } catch (e) {} } } }"""
 
@@ -377,7 +397,7 @@ class Renderer:
         self._gen += 1
         gen = self._gen
         marker = f"{self._marker}-{gen}"
-        args = LAUNCH_ARGS + [marker]
+        args = _launch_args(self._sandbox) + [marker]
         try:
             browser = await self._pw.chromium.launch(executable_path=self.executable, headless=True, args=args,
                                                      chromium_sandbox=self._sandbox, timeout=30_000)
@@ -386,7 +406,7 @@ class Renderer:
                 raise RenderError(f"could not start Chromium at {self.executable}: {_first_line(e)}",
                                   hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT) from None
             self._sandbox = False  # no usable sandbox here (containers): retry without it
-            return await self._launch_without_sandbox(gen, args)
+            return await self._launch_without_sandbox(gen, _launch_args(False) + [marker])
         self._register(gen, browser, marker)
 
     async def _launch_without_sandbox(self, gen: int, args: list[str]) -> None:
@@ -615,9 +635,11 @@ class Renderer:
             await page.set_viewport_size({"width": w, "height": h})
             slot.viewport = (w, h)
         await page.set_content(html, timeout=t, wait_until="load")
-        await page.evaluate(_FREEZE_JS)
-        return await page.screenshot(clip={"x": 0, "y": 0, "width": w, "height": h}, animations="disabled",
-                                     caret="hide", type="png", timeout=t)
+        if _SMIL.search(html):
+            await page.evaluate(_FREEZE_JS)
+        return await page.screenshot(clip={"x": 0, "y": 0, "width": w, "height": h}, type="png", timeout=t,
+                                     animations="disabled" if _CSS_ANIM.search(html) else "allow",
+                                     caret="hide" if _CARET.search(html) else "initial")
 
     async def screenshot_html(self, html: str, width: int, height: int | None = None) -> bytes:
         """PNG of an HTML page (a contact sheet or report) with the same hardening as :meth:`render`

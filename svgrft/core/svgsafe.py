@@ -12,6 +12,9 @@
 * ``href``/``xlink:href`` of ``<image>`` and ``<feImage>`` that are not ``data:`` URIs are removed
   (with a warning): the browser would fetch nothing anyway (requests are aborted) but would draw a
   broken-image icon that reaches the judge;
+* ``autofocus`` and ``http-equiv`` attributes (HTML in ``<foreignObject>``) are removed: a page focuses
+  only once, so a focus ring would make the first render on a page differ from the next ones, and a
+  ``<meta http-equiv="refresh">`` would navigate the page away at a racy moment;
 * the canvas size is derived from ``width``/``height``/``viewBox`` of the root (see :func:`canvas_size`).
 
 No typer/rich imports here; heavy work is linear in the input size.
@@ -53,6 +56,9 @@ _QUOTE_OR_GT = re.compile(r"[\"'>]")
 _ATTR = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _HTML_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 _IMAGE_TAGS = frozenset(("image", "feimage"))
+# autofocus: a page focuses only once, so a focus ring would make the first render differ from the next;
+# http-equiv: <meta http-equiv="refresh"> in foreignObject would navigate the page at a racy moment.
+_STRIP_ATTRS = ("autofocus", "http-equiv")
 
 
 def _local(name: str) -> str:
@@ -203,6 +209,9 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     edits: list[tuple[int, int]] = []  # (start, end) spans to delete
     removed = 0
     first = True
+    low = svg.lower()
+    strip_attrs = any(a in low for a in _STRIP_ATTRS)  # rare: only then look at every tag's attributes
+    stripped: dict[str, int] = {}
     for tag in _scan_tags(svg):
         local = _local(tag.name)
         if tag.closing:
@@ -213,6 +222,11 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         t_count += 1
         if not well_formed and t_count > max_elements:
             raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+        if strip_attrs:
+            for name, _val, a, b in _parse_attrs(svg[tag.attr_start:tag.attr_end]):
+                if name.lower() in _STRIP_ATTRS:
+                    edits.append((tag.attr_start + a, tag.attr_start + b))
+                    stripped[name.lower()] = stripped.get(name.lower(), 0) + 1
         if first or local in _IMAGE_TAGS:
             attrs = _parse_attrs(svg[tag.attr_start:tag.attr_end])
             if first:
@@ -234,7 +248,8 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
                 raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
     if not well_formed:
         count, depth = t_count, t_depth
-    if removed:
+    if edits:
+        edits.sort()
         parts = []
         pos = 0
         for a, b in edits:
@@ -242,7 +257,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             pos = b
         parts.append(svg[pos:])
         svg = "".join(parts)
+    if removed:
         warnings.append(f"removed {removed} external image href{'s' if removed != 1 else ''}")
+    for name, k in sorted(stripped.items()):
+        warnings.append(f"removed {k} {name} attribute{'s' if k != 1 else ''}")
     return SafeSvg(svg=svg, root_attrs=root_attrs, elements=count, depth=depth,
                    parser="xml" if well_formed else "tolerant", warnings=warnings)
 
