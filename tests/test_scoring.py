@@ -197,3 +197,27 @@ def test_scorer_from_settings_with_its_own_renderer(oai):
     r, rend = asyncio.run(go())
     assert r.is_valid and r.gate is None
     assert rend._closed
+
+
+# -- statistics of scores ----------------------------------------------------------------------
+
+def test_mean_ci_uses_student_t():
+    from svgrft.core.stats import bootstrap_ci, mean_ci, t_quantile
+
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062047, rel=1e-6)
+    assert t_quantile(0.975, 10) == pytest.approx(2.2281389, rel=1e-6)
+    assert t_quantile(0.025, 10) == pytest.approx(-2.2281389, rel=1e-6)
+    assert t_quantile(0.975, 10_000_000) == pytest.approx(1.959964, rel=1e-5)
+    xs = [0.2, 0.4, 0.6, 0.8, 1.0, 0.0, 0.5, 0.3, 0.7, 0.9, 0.1]
+    ci = mean_ci(xs)
+    import statistics
+
+    half = 2.2281389 * statistics.stdev(xs) / len(xs) ** 0.5
+    assert ci.mean == pytest.approx(statistics.mean(xs))
+    assert (ci.low, ci.high) == (pytest.approx(ci.mean - half, rel=1e-6), pytest.approx(ci.mean + half, rel=1e-6))
+    assert mean_ci([]).mean is None and mean_ci([0.4]).low is None
+    assert mean_ci([1.0, 1.0, 1.0]).low == 1.0
+    near_top = mean_ci([1.0, 0.9, 1.0])
+    assert near_top.high == 1.0 and near_top.low < 1.0  # clamped to the score range
+    b1, b2 = bootstrap_ci(xs, seed=3), bootstrap_ci(xs, seed=3)
+    assert b1 == b2 and b1.low < b1.mean < b1.high
