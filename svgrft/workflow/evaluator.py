@@ -507,6 +507,17 @@ def _create_and_upload(client: Any, evaluator_id: str, staged: StagedEvaluator, 
         raise
 
 
+def _retry_transient(fn: Callable[[], Any], pause: float, attempts: int = MAX_POLL_ERRORS) -> Any:
+    """Call ``fn``; on 408/429/5xx/network errors (left after the SDK's own retries) try again a few times."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except ApiError as e:
+            if not _transient(e) or i + 1 >= attempts:
+                raise
+            time.sleep(pause)
+
+
 def wait_active(client: Any, evaluator_id: str, *, timeout: float, poll_interval: float,
                 on_state: Callable[[str, float], None] | None = None) -> Any:
     """Poll until ACTIVE (returns the evaluator) or BUILD_FAILED (raises with the build log)."""
@@ -568,7 +579,7 @@ def ensure_evaluator(client: Any, settings: Any, *, evaluator_id: str | None = N
         explicit = evaluator_id is not None
         eid = check_evaluator_id(evaluator_id) if explicit else evaluator_id_for(settings, staged)
         name = client.name("evaluators", eid)
-        existing = _lookup(client, eid)
+        existing = _retry_transient(lambda: _lookup(client, eid), poll_interval)
         created = False
         if existing is not None:
             state = str(_get(existing, "state") or "STATE_UNSPECIFIED")
