@@ -211,6 +211,9 @@ def test_validate_byte_cap_and_no_svg():
     with pytest.raises(SvgRejected) as ei:
         validate_svg("just text")
     assert ei.value.kind == "no_svg"
+    with pytest.raises(SvgRejected) as ei:
+        validate_svg('<svg width="10" height="1')
+    assert ei.value.kind == "invalid" and "truncated" in ei.value.reason
 
 
 @pytest.mark.parametrize("attrs,expected", [

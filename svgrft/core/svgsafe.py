@@ -196,6 +196,8 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     elif truncated:
         m = re.search(r"<svg(?=[\s/>])", svg, re.IGNORECASE)
         svg = svg[m.start():] if m else svg
+        if svg.find(">") < 0:
+            raise SvgRejected("invalid", "SVG is truncated inside the <svg> start tag")
         warnings.append("SVG has no closing </svg>; rendered what is there")
     else:
         raise SvgRejected("no_svg", "no <svg> element")

@@ -1,0 +1,289 @@
+"""``svgrft render``: SVG files, folders of them, or JSONL model replies → PNG files (headless Chromium).
+
+Each input item becomes ``OUT/<name>.png``: ``<stem>.png`` for an SVG file, ``<jsonl stem>-<line>.png``
+for line ``<line>`` of a JSONL file (a reply in ``reply``/``text``/``content``/``completion``/``svg``,
+or EvaluationRow-style ``messages``, whose last assistant message is used). Names are deterministic, so a
+re-run overwrites the same files (and removes the PNG of an item that no longer renders).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import typer
+
+from svgrft.cli import _common as c
+
+TEXT_KEYS = ("reply", "text", "content", "completion", "response", "output", "svg")
+REPLY_SUFFIXES = (".txt", ".md")
+
+
+class Item:
+    __slots__ = ("name", "source", "kind", "payload", "error")
+
+    def __init__(self, name: str, source: str, kind: str, payload: Any = None, error: str | None = None):
+        self.name = name  # output stem
+        self.source = source  # "file.svg" or "replies.jsonl:12"
+        self.kind = kind  # "svg" | "reply" | "bad_line" | "too_large"
+        self.payload = payload
+        self.error = error
+
+
+def _content_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        parts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def reply_text(obj: Any) -> str | None:
+    """The model reply in one JSONL object, or None (see the module docstring for accepted shapes)."""
+    if not isinstance(obj, dict):
+        return None
+    for key in TEXT_KEYS:
+        text = _content_text(obj.get(key))
+        if text is not None:
+            return text
+    msgs = obj.get("messages")
+    if isinstance(msgs, list):
+        for m in reversed(msgs):
+            if isinstance(m, dict) and m.get("role") == "assistant":
+                return _content_text(m.get("content"))
+    return None
+
+
+def _collect(inputs: list[Path]) -> list[tuple[str, Path]]:
+    """(kind, path) per input file; folders expand to their *.svg files (sorted, not recursive)."""
+    from svgrft.errors import UsageError
+
+    files: list[tuple[str, Path]] = []
+    for p in inputs:
+        if p.is_dir():
+            svgs = sorted(x for x in p.iterdir() if x.is_file() and x.suffix.lower() == ".svg")
+            if not svgs:
+                c.warn(f"{p}: no .svg files in this folder")
+            files += [("svg", x) for x in svgs]
+        elif p.is_file():
+            suffix = p.suffix.lower()
+            if suffix == ".svg":
+                files.append(("svg", p))
+            elif suffix == ".jsonl":
+                files.append(("jsonl", p))
+            elif suffix in REPLY_SUFFIXES:
+                files.append(("reply", p))
+            else:
+                raise UsageError(f"{p}: unsupported input type {suffix or '(no suffix)'}",
+                                 hint="give .svg files, folders of .svg files, .jsonl model replies or .txt/.md replies")
+        else:
+            raise UsageError(f"{p}: no such file or folder", hint="check the path")
+    return files
+
+
+def _items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
+    used: dict[str, int] = {}
+
+    def unique(stem: str) -> str:
+        n = used.get(stem, 0) + 1
+        used[stem] = n
+        return stem if n == 1 else f"{stem}-{n}"
+
+    for kind, path in files:
+        if kind in ("svg", "reply"):
+            name = unique(path.stem)
+            size = path.stat().st_size
+            # a reply may hold reasoning around the SVG: allow more than the SVG cap, but never read a huge file
+            if size > (max_bytes if kind == "svg" else max_bytes * 8):
+                yield Item(name, str(path), "too_large", error=f"file is {size} bytes, the limit is {max_bytes}")
+                continue
+            yield Item(name, str(path), kind, path.read_text(encoding="utf-8", errors="replace"))
+            continue
+        with path.open("r", encoding="utf-8", errors="replace") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                name = unique(f"{path.stem}-{lineno:05d}")
+                src = f"{path}:{lineno}"
+                try:
+                    obj = json.loads(line)
+                except (json.JSONDecodeError, RecursionError) as e:
+                    yield Item(name, src, "bad_line", error=f"not JSON ({getattr(e, 'msg', 'too deeply nested')})")
+                    continue
+                text = reply_text(obj)
+                if text is None:
+                    yield Item(name, src, "bad_line",
+                               error="no reply text (expected reply/text/content or messages with an assistant turn)")
+                    continue
+                yield Item(name, src, "reply", text)
+
+
+async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, concurrency: int,
+                       on_done=None) -> list[dict]:
+    """Render every item with ``renderer`` (started), ``concurrency`` at a time; write PNGs; one row per item."""
+    import asyncio
+
+    queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 4)
+    rows: list[dict] = []
+
+    async def worker() -> None:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            row = {"name": item.name, "source": item.source, "ok": False, "png": None, "error_kind": None,
+                   "reason": None, "width": 0, "height": 0, "warnings": [], "sha256": None, "method": None}
+            if item.kind == "bad_line":
+                row.update(error_kind="bad_line", reason=item.error)
+            elif item.kind == "too_large":
+                row.update(error_kind="too_large", reason=item.error)
+            else:
+                if item.kind == "svg":
+                    res = await renderer.render(item.payload)
+                else:
+                    ex, res = await renderer.render_reply(item.payload)
+                    row["method"] = ex.method
+                row.update(ok=res.ok, error_kind=res.error_kind, reason=res.reason, width=res.width,
+                           height=res.height, warnings=list(res.warnings), sha256=res.sha256)
+            target = out_dir / f"{item.name}.png"
+            if row["ok"]:
+                tmp = target.with_name(target.name + ".tmp")
+                tmp.write_bytes(res.png)
+                tmp.replace(target)
+                row["png"] = str(target)
+            elif target.exists():
+                target.unlink()  # a stale picture from an earlier run must not look like this run's output
+            rows.append(row)
+            if on_done is not None:
+                on_done(row)
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    try:
+        for item in items:
+            await queue.put(item)
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
+    finally:
+        for w in workers:
+            w.cancel()
+    return rows
+
+
+def summarize(rows: list[dict], seconds: float, out_dir: Path) -> dict:
+    failed: dict[str, int] = {}
+    for r in rows:
+        if not r["ok"]:
+            failed[r["error_kind"] or "error"] = failed.get(r["error_kind"] or "error", 0) + 1
+    rendered = sum(1 for r in rows if r["ok"])
+    attempted = sum(1 for r in rows if r["error_kind"] != "bad_line")
+    return {"out_dir": str(out_dir), "items": len(rows), "rendered": rendered, "failed": dict(sorted(failed.items())),
+            "seconds": round(seconds, 3),
+            "renders_per_second": round(attempted / seconds, 2) if seconds > 0 else None}
+
+
+@c.command
+def cmd(
+    inputs: List[Path] = typer.Argument(..., help="SVG files, folders of SVG files, or JSONL files of model replies "
+                                                  "(reply/text/content field or EvaluationRow messages).",
+                                        show_default=False),
+    out: Path = typer.Option(Path("renders"), "--out", "-o", help="Output folder for the PNG files."),
+    size: Optional[int] = typer.Option(None, "--size", min=16, max=4096,
+                                       help="Scale so the longest side is SIZE px (default: the SVG's own size, "
+                                            "clamped to render.max_side)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, max=16,
+                                              help="Pages rendering in parallel (default: render.pool_size)."),
+    chromium: Optional[str] = typer.Option(None, "--chromium",
+                                           help="Chromium executable (default: SVGRFT_CHROMIUM / render.chromium / "
+                                                "found automatically)."),
+    json_out: bool = c.JSON_OPT,
+) -> None:
+    """Render SVG files or model replies to PNG with the same hardened renderer the reward uses."""
+    import asyncio
+    import time
+
+    from svgrft.core.render import Renderer
+    from svgrft.errors import UsageError
+
+    settings = c.settings({"render.pool_size": concurrency, "render.chromium": chromium})
+    files = _collect(list(inputs))
+    if not files:
+        raise UsageError("nothing to render", hint="the folders given contain no .svg files")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder", hint="choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    pool = int(settings["render.pool_size"])
+    renderer = Renderer(pool_size=pool, size=size, default_size=int(settings["render.size"]),
+                        max_side=int(settings["render.max_side"]), timeout_ms=int(settings["render.timeout_ms"]),
+                        chromium_path=settings["render.chromium"] or None)
+    total = 0
+    for kind, path in files:
+        if kind == "jsonl":
+            with path.open("rb") as f:
+                total += sum(1 for line in f if line.strip())
+        else:
+            total += 1
+
+    progress = None
+    task = None
+    if not c.state.quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("[bold]render[/bold]"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                            console=c.err_console(), transient=True)
+    counts = {"ok": 0, "failed": 0}
+
+    def on_done(row: dict) -> None:
+        counts["ok" if row["ok"] else "failed"] += 1
+        if row["error_kind"] == "bad_line":
+            c.warn(f"{row['source']}: skipped: {row['reason']}")
+        else:
+            c.debug(f"{row['source']}: {'ok' if row['ok'] else row['error_kind'] + ': ' + str(row['reason'])}")
+        if progress is not None and task is not None:
+            progress.update(task, advance=1, info=f"{counts['ok']} ok, {counts['failed']} failed")
+
+    async def run() -> tuple[list[dict], float]:
+        await renderer.start()
+        try:
+            t0 = time.perf_counter()
+            rows = await render_items(_items(files, renderer.max_bytes), out, renderer, pool, on_done)
+            return rows, time.perf_counter() - t0
+        finally:
+            await renderer.close()
+
+    if progress is not None:
+        progress.start()
+        task = progress.add_task("render", total=total, info="")
+    try:
+        rows, seconds = asyncio.run(run())
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    rows.sort(key=lambda r: r["name"])
+    summary = summarize(rows, seconds, out)
+    if json_out:
+        c.emit_json({**summary, "results": rows})
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"svgrft render → {out}")
+        t.add_column("result")
+        t.add_column("count", justify="right")
+        t.add_row("rendered", str(summary["rendered"]))
+        for kind, n in summary["failed"].items():
+            t.add_row(f"failed: {kind}", str(n))
+        rps = summary["renders_per_second"]
+        t.add_row("renders per second", f"{rps:.1f}" if rps is not None else "-")
+        c.print_table(t)
+        for r in rows:
+            if not r["ok"] and r["error_kind"] != "bad_line":
+                c.info(f"{r['source']}: {r['error_kind']}: {r['reason']}")
+    if rows and summary["rendered"] == 0:
+        from svgrft.errors import SvgrftError
+
+        raise SvgrftError(f"none of the {len(rows)} inputs rendered",
+                          hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
