@@ -269,3 +269,17 @@ def test_missing_keys_and_bad_input_are_typed_errors(fw, oai, cli, data, monkeyp
     r = cli("eval", "--model", "qwen3-0p6b", "--dataset", data)
     assert r.exit_code == 1 and "OPENAI_API_KEY is not set" in r.stderr
     assert len(policy_calls(fw)) == 0 and Store().list_runs() == []
+
+
+def test_other_openai_compatible_policy_with_named_key(fw, oai, cli, data, monkeypatch):
+    monkeypatch.setenv("MY_POLICY_KEY", OPENAI_KEY)
+    monkeypatch.delenv("FIREWORKS_API_KEY")
+    r = cli("eval", "--model", "my-model", "--base-url", oai.url + "/v1", "--api-key-env", "MY_POLICY_KEY",
+            "--dataset", data, "--rows", "1", "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["model"] == "my-model"  # not expanded: not a Fireworks endpoint
+    assert oai.policy_calls == 1 and policy_calls(fw) == []
+    monkeypatch.delenv("MY_POLICY_KEY")
+    r = cli("eval", "--model", "my-model", "--base-url", oai.url + "/v1", "--api-key-env", "MY_POLICY_KEY",
+            "--dataset", data, "--rows", "1")
+    assert r.exit_code == 1 and "MY_POLICY_KEY is not set" in r.stderr

@@ -333,3 +333,15 @@ def test_call_with_retries_does_not_retry_programming_errors():
     with pytest.raises(KeyError):
         run(call_with_retries(boom, max_retries=3, backoff_base=0.0))
     assert calls == [1]
+
+
+def test_a_fireworks_hosted_judge_uses_the_fireworks_key(monkeypatch):
+    monkeypatch.setenv("FIREWORKS_API_KEY", "fw-judge-key-0123456789")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.fireworks.ai/inference/v1")
+    monkeypatch.setenv("SVGRFT_JUDGE_MODEL", "accounts/fireworks/models/qwen2p5-vl-32b-instruct")
+    j = judge_from_settings(load_settings())
+    assert (j.key_name, j.base_url, j.model) == ("FIREWORKS_API_KEY", "https://api.fireworks.ai/inference/v1",
+                                                 "accounts/fireworks/models/qwen2p5-vl-32b-instruct")
+    assert "fw-judge-key" not in repr(j)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)  # an explicit OpenAI key still wins
+    assert judge_from_settings(load_settings()).key_name == "OPENAI_API_KEY"
