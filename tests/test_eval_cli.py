@@ -283,3 +283,13 @@ def test_other_openai_compatible_policy_with_named_key(fw, oai, cli, data, monke
     r = cli("eval", "--model", "my-model", "--base-url", oai.url + "/v1", "--api-key-env", "MY_POLICY_KEY",
             "--dataset", data, "--rows", "1")
     assert r.exit_code == 1 and "MY_POLICY_KEY is not set" in r.stderr
+
+
+def test_no_browser_is_a_typed_error_and_the_run_is_marked_failed(fw, oai, cli, data, monkeypatch, tmp_path):
+    monkeypatch.setenv("SVGRFT_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    r = cli("eval", "--model", "qwen3-0p6b", "--dataset", data, "--rows", "2")
+    assert r.exit_code == 1
+    assert "Error:" in r.stderr and "not an executable" in r.stderr and "hint:" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert Store().list_runs()[0].status == "failed"
+    assert oai.judge_calls == 0

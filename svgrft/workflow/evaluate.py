@@ -166,9 +166,11 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
         renderer = renderer_from_settings(settings)
         scorer = None
         t_start = time.perf_counter()
+        started: asyncio.Future | None = None
         try:
             if todo:
-                await renderer.start()
+                # the browser starts while the first replies are being generated
+                started = asyncio.ensure_future(renderer.start())
                 scorer = await scorer_from_settings(settings.with_overrides({"judge.text_penalty": cfg["text_penalty"]}),
                                                     renderer=renderer, use_cache=opts.use_cache, judge=judge,
                                                     store=store)
@@ -196,6 +198,8 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
                 gen = gens[0] if gens else None
                 t_gen = (time.perf_counter() - t0) * 1000
                 text = gen.text if gen else None
+                if started is not None:
+                    await asyncio.shield(started)  # raises RenderError when no browser can start
                 result = await scorer.score_reply(text, row.requirements, row.prompt)
                 if result.fatal:
                     fatal.append(SvgrftError(result.reason, hint="check the judge key, model and base URL "
@@ -223,21 +227,29 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
                     on_sample(rec)
 
             tasks = [asyncio.ensure_future(one(row, i)) for row, i in todo]
-            try:
-                if tasks:
-                    await _gather_fail_fast(tasks)
-            except (_Fatal, SvgrftError):
-                store.set_run_status(run_id, "failed")
-                if fatal:
-                    raise fatal[0] from None
-                raise
-            except asyncio.CancelledError:
-                store.set_run_status(run_id, "interrupted")
-                raise
-            except BaseException:
-                store.set_run_status(run_id, "failed")
-                raise
+            if tasks:
+                await _gather_fail_fast(tasks)
+            if started is not None:
+                await started
+        except (_Fatal, SvgrftError):
+            store.set_run_status(run_id, "failed")
+            if fatal:
+                raise fatal[0] from None
+            raise
+        except asyncio.CancelledError:
+            store.set_run_status(run_id, "interrupted")
+            raise
+        except BaseException:
+            store.set_run_status(run_id, "failed")
+            raise
         finally:
+            if started is not None and not started.done():
+                started.cancel()
+            if started is not None:
+                try:
+                    await started
+                except BaseException:
+                    pass
             for closer in (scorer.judge.aclose() if scorer else judge.aclose(), policy.aclose(), renderer.close()):
                 try:
                     await asyncio.shield(closer)
