@@ -23,6 +23,7 @@ from svgrft.errors import ApiError, AuthError, ConfigError, NetworkError, NotFou
 
 KEY_HINT = "check FIREWORKS_API_KEY (in the environment or .env); the tracing gateway uses the same key"
 RETRY_STATUS = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER = 30.0
 
 
 def _iso(ts: float) -> str:
@@ -83,6 +84,7 @@ class TracingClient:
         while True:
             attempt += 1
             self.requests += 1
+            r = None
             try:
                 r = self._http.get(path, params=params)
             except httpx.TimeoutException:
@@ -93,6 +95,8 @@ class TracingClient:
                 err = NetworkError(f"cannot reach the tracing gateway at {self.base_url} ({type(e).__name__})",
                                    hint="check FIREWORKS_TRACING_BASE_URL and your network "
                                         "(or use --source replay / --runs)")
+                if isinstance(e, httpx.ConnectError) and "refused" in str(e).lower():
+                    raise err from None  # nothing listens there: retrying will not help
             else:
                 if r.status_code == 200:
                     try:
@@ -117,7 +121,12 @@ class TracingClient:
                                    hint="check the --tag values and the job's time window", status=r.status_code)
             if attempt > self.retries:
                 raise err
-            time.sleep(self.backoff * (2 ** (attempt - 1)))
+            delay = self.backoff * (2 ** (attempt - 1))
+            if r is not None and r.status_code in RETRY_STATUS:
+                ra = _retry_after(r.headers)
+                if ra is not None:
+                    delay = min(max(delay, ra), MAX_RETRY_AFTER)
+            time.sleep(delay)
 
     def pointwise(self, tags: Sequence[str], *, limit: int | None = None, page: int | None = None,
                   from_ts: float | None = None, to_ts: float | None = None) -> tuple[list[dict], dict]:
@@ -218,6 +227,21 @@ class TracingClient:
         except httpx.HTTPError:
             return False
         return True
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds only), if present and sane."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name) if headers is not None else None
+        if raw is None:
+            continue
+        try:
+            v = float(raw) / scale
+        except (TypeError, ValueError):
+            continue
+        if v >= 0:
+            return v
+    return None
 
 
 def _as_int(v: Any) -> int | None:

@@ -326,19 +326,32 @@ class ReplaySource:
         return dict(pairs)
 
 
-def _policy_generate(settings: Any) -> Callable:
-    """Adapter over svgrft.clients.policy (generation via the openai SDK against Fireworks inference)."""
-    from svgrft.clients import policy as pol
+class _PolicyGenerate:
+    """``await gen(model, messages, n) -> [text|None]`` over :mod:`svgrft.clients.policy` (Fireworks inference,
+    FIREWORKS_API_KEY), with the evaluation's sampling settings; one client per model."""
 
-    client = None
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self._clients: dict[str, Any] = {}
 
-    async def gen(model: str, messages: list, n: int) -> list[str | None]:
-        nonlocal client
+    async def __call__(self, model: str, messages: list, n: int) -> list[str | None]:
+        from svgrft.clients.policy import policy_from_settings
+
+        client = self._clients.get(model)
         if client is None:
-            client = pol.policy_from_settings(settings)
-        return await client.generate(model, messages, n=n)
+            client = self._clients[model] = policy_from_settings(self.settings, model=model)
+        gens = await client.generate(messages, n=n, temperature=float(self.settings["eval.temperature"]),
+                                     max_tokens=int(self.settings["eval.max_tokens"]))
+        return [g.text for g in gens]
 
-    return gen
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+def _policy_generate(settings: Any) -> Callable:
+    return _PolicyGenerate(settings)
 
 
 # --------------------------------------------------------------------------------------- runs
