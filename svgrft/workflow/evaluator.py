@@ -148,8 +148,21 @@ def _module_file(name: str) -> Path | None:
     return py if py.is_file() else None
 
 
+_IMPORTS_CACHE: dict[tuple[str, str, int, int], frozenset[str]] = {}
+
+
 def _imports_of(path: Path, module: str) -> set[str]:
-    """svgrft modules imported anywhere in ``path`` (top level and inside functions)."""
+    """svgrft modules imported anywhere in ``path`` (top level and inside functions); cached per file version."""
+    st = path.stat()
+    key = (str(path), module, st.st_mtime_ns, st.st_size)
+    cached = _IMPORTS_CACHE.get(key)
+    if cached is None:
+        cached = frozenset(_parse_imports(path, module))
+        _IMPORTS_CACHE[key] = cached
+    return set(cached)
+
+
+def _parse_imports(path: Path, module: str) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_pkg = path.name == "__init__.py"
     package = module if is_pkg else module.rpartition(".")[0]
@@ -507,7 +520,7 @@ def _create_and_upload(client: Any, evaluator_id: str, staged: StagedEvaluator, 
         raise
 
 
-def _retry_transient(fn: Callable[[], Any], pause: float, attempts: int = MAX_POLL_ERRORS) -> Any:
+def retry_transient(fn: Callable[[], Any], pause: float, attempts: int = MAX_POLL_ERRORS) -> Any:
     """Call ``fn``; on 408/429/5xx/network errors (left after the SDK's own retries) try again a few times."""
     for i in range(attempts):
         try:
@@ -579,7 +592,7 @@ def ensure_evaluator(client: Any, settings: Any, *, evaluator_id: str | None = N
         explicit = evaluator_id is not None
         eid = check_evaluator_id(evaluator_id) if explicit else evaluator_id_for(settings, staged)
         name = client.name("evaluators", eid)
-        existing = _retry_transient(lambda: _lookup(client, eid), poll_interval)
+        existing = retry_transient(lambda: _lookup(client, eid), poll_interval)
         created = False
         if existing is not None:
             state = str(_get(existing, "state") or "STATE_UNSPECIFIED")

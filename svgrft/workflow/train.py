@@ -529,7 +529,9 @@ def ensure_job(client: Any, job_id: str, payload: dict[str, Any]) -> tuple[dict[
                                 hint="pass another --job-id (or drop --job-id to derive one from the config), "
                                      f"or inspect it with `svgrft jobs status {job_id}`", status=409)
 
-    existing = lookup()
+    from svgrft.workflow.evaluator import retry_transient
+
+    existing = retry_transient(lookup, pause=1.0)
     if existing is not None:
         check_same(existing)
         return existing, False
