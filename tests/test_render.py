@@ -556,8 +556,24 @@ def test_async_renderer_concurrency_and_close():
 
     results, pids = asyncio.run(main())
     assert all(x.ok for x in results)
+    assert len(pids) >= 2
     assert [pixel(x.png, 1, 1) for x in results] == [(i, i, i) for i in range(6)]
     assert _wait_gone(pids) == []
+
+
+@pytest.mark.browser
+def test_concurrent_first_renders_start_one_browser(baseline):
+    async def main():
+        ar = Renderer(pool_size=2)
+        try:
+            results = await asyncio.gather(*(ar.render(NORMAL) for _ in range(4)))  # no explicit start()
+            return results, ar.launches
+        finally:
+            await ar.close()
+
+    results, launches = asyncio.run(main())
+    assert [x.sha256 for x in results] == [baseline] * 4
+    assert launches == 1
 
 
 @pytest.mark.browser

@@ -331,6 +331,7 @@ class Renderer:
         self._closed = False
         self._sandbox = hasattr(os, "geteuid") and os.geteuid() != 0 and not os.environ.get("SVGRFT_NO_SANDBOX")
         self._marker = f"--svgrft-renderer={uuid.uuid4().hex}"
+        self._start_lock = asyncio.Lock()  # binds to the running loop on first use (Python >= 3.10)
 
     # -- lifecycle
 
@@ -342,8 +343,14 @@ class Renderer:
         await self.close()
 
     async def start(self) -> None:
+        """Find Chromium, launch it and open the page pool (idempotent, safe to call concurrently)."""
         if self._started:
             return
+        async with self._start_lock:
+            if not self._started:
+                await self._start()
+
+    async def _start(self) -> None:
         if self._closed:
             raise RenderError("renderer is closed", hint="create a new Renderer")
         from playwright.async_api import async_playwright
