@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 __all__ = ["escape", "png_data_uri", "verdict_list_html", "score_badge", "sample_card_html", "page",
@@ -58,7 +57,7 @@ def score_badge(score: float | None, valid: bool = True) -> str:
     if score is None:
         return '<span class="badge none">–</span>'
     if not valid:
-        return f'<span class="badge invalid" title="invalid score">invalid</span>'
+        return '<span class="badge invalid" title="invalid score">invalid</span>'
     hue = int(max(0.0, min(1.0, float(score))) * 120)
     return f'<span class="badge" style="background:hsl({hue},65%,40%)">{float(score):.2f}</span>'
 

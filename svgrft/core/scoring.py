@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -213,7 +214,7 @@ class Scorer:
                                 reason=f"render failed ({kind}): {why}")
         png = rendered.png
         r.png = png
-        r.png_sha256 = rendered.sha256 or __import__("hashlib").sha256(png).hexdigest()
+        r.png_sha256 = rendered.sha256 or hashlib.sha256(png).hexdigest()
 
         t2 = time.perf_counter()
         if self.blank_gate:

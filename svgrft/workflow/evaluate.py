@@ -142,11 +142,10 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
             run_id = ""
         rows = load_rows(cfg["dataset"], cfg["rows"] or None)
 
-        judge_settings = settings
         policy = policy_from_settings(settings, model=cfg["model"], base_url=cfg["base_url"],
                                       api_key_env=cfg.get("api_key_env") or None,
                                       concurrency=opts.concurrency or int(settings["eval.concurrency"]))
-        judge = judge_from_settings(judge_settings, model=cfg["judge_model"], mode=cfg["judge_mode"],
+        judge = judge_from_settings(settings, model=cfg["judge_model"], mode=cfg["judge_mode"],
                                     base_url=cfg.get("judge_base_url") or None)
         if not run_id:
             run = store.create_run(model=cfg["model"], base_url=cfg["base_url"], dataset=cfg["dataset"],
