@@ -378,3 +378,72 @@ def test_evaluator_test_remote_mode_through_svgrft_serve_with_token(fw, oai, cli
     finished = {t for e in fw.logs if (e.get("status") or {}).get("code") == 100
                 for t in e.get("tags", []) if str(t).startswith("rollout_id:")}
     assert len(finished) == 2
+
+
+def test_staged_config_selects_eval_protocols_processor_for_each_mode(tmp_path):
+    """In a fresh interpreter (eval-protocol is slow to import and has global side effects): the staged
+    evaluator's config gives SingleTurnRolloutProcessor in local mode and a RemoteRolloutProcessor whose
+    session carries the serve token in remote mode."""
+    import os
+    import subprocess
+    import sys
+
+    from svgrft.workflow.evaluator import stage
+
+    stage(settings(), tmp_path / "local")
+    stage(settings(rollout__mode="remote", rollout__server_url="https://rollouts.example.com"), tmp_path / "remote")
+    script = r'''
+import asyncio, json, os, sys
+from svgrft.evaluator import runtime
+out = {}
+for mode in ("local", "remote"):
+    cfg = runtime.load_config(os.path.join(sys.argv[1], mode))
+    proc = runtime.make_rollout_processor(cfg)
+    out[mode] = {"classes": [c.__name__ for c in type(proc).__mro__],
+                 "completion_params": runtime.completion_params(cfg)}
+    if mode == "remote":
+        async def check():
+            s = proc._get_or_create_session()
+            try:
+                return s.headers.get("Authorization") == "Bearer " + os.environ["SVGRFT_SERVE_TOKEN"], proc._remote_base_url
+            finally:
+                await s.close()
+        out[mode]["token_header"], out[mode]["remote_base_url"] = asyncio.run(check())
+print(json.dumps(out))
+'''
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EP_", "FIREWORKS_", "OPENAI_"))}
+    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", SVGRFT_SERVE_TOKEN=SERVE_TOKEN,
+               PYTHONPATH=str(tmp_path / "local"))
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=240, cwd=tmp_path / "local")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "SingleTurnRolloutProcessor" in out["local"]["classes"]
+    assert "RemoteRolloutProcessor" in out["remote"]["classes"]
+    assert out["remote"]["token_header"] is True
+    assert out["remote"]["remote_base_url"] == "https://rollouts.example.com"
+    assert out["local"]["completion_params"]["model"] == "accounts/fireworks/models/qwen3-0p6b"
+    assert SERVE_TOKEN not in proc.stdout + proc.stderr
+
+
+def _row(messages, info, status_message=""):
+    from types import SimpleNamespace as NS
+
+    return NS(messages=[NS(role=r, content=c) for r, c in messages], input_metadata=NS(dataset_info=info),
+              rollout_status=NS(message=status_message))
+
+
+@pytest.mark.parametrize("messages, info, expect", [
+    ([("user", "draw"), ("assistant", "```svg\n<svg/>\n```")], {"requirements": ["a", "b"], "original_prompt": "p"},
+     ("```svg\n<svg/>\n```", ["a", "b"], "p", None)),
+    ([("user", "draw"), ("assistant", [{"type": "text", "text": "x"}, {"type": "text", "text": "<svg/>"}])],
+     {"requirements": ["a"]}, ("x\n<svg/>", ["a"], "", None)),
+    ([("user", "draw"), ("assistant", None)], {"requirements": ["a"]}, (None, ["a"], "", None)),
+    ([("user", "draw")], {"requirements": ["a"]}, (None, ["a"], "", "no assistant reply (rollout: boom)")),
+    ([], None, (None, [], "", "no assistant reply (rollout: boom)")),
+    ([("user", "draw"), ("assistant", "hi")], {"requirements": "not a list"}, ("hi", [], "", None)),
+])
+def test_row_inputs_tolerate_hostile_rows(messages, info, expect):
+    from svgrft.evaluator.runtime import row_inputs
+
+    assert row_inputs(_row(messages, info, "boom")) == expect

@@ -384,3 +384,19 @@ def test_no_watch_returns_right_after_creating(fw, cli, fast, keys):
     assert out["created"] is True and out["watched"] is False
     assert out["state"] in ("JOB_STATE_PENDING", "JOB_STATE_CREATING")
     assert len(fw.calls("GET", f"/v1/accounts/acct/reinforcementFineTuningJobs/{out['job_id']}")) == 1  # the lookup
+
+
+def test_ctrl_c_while_watching_detaches_and_says_how_to_reattach(fw, cli, fast, keys, monkeypatch):
+    import svgrft.workflow.jobs as jobs
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "watch_job", interrupted)
+    r = cli("train", "--yes", "--json")
+    assert r.exit_code == 130
+    out = r.json()
+    assert out["detached"] is True and out["created"] is True
+    assert f"svgrft jobs watch {out['job_id']}" in r.stderr
+    # the job keeps running on the server
+    assert fw.job(out["job_id"])["state"] not in ("JOB_STATE_CANCELLED", "JOB_STATE_CANCELLING")
