@@ -283,6 +283,15 @@ def test_uneven_samples_and_a_missing_row(cli, fwx, oai, rows, ds, tmp_path):
     assert {row["row_id"] for row in data["rows"]} == {r_.row_id for r_ in rows[:3]}
 
 
+def test_other_runs_on_the_same_rows_are_flagged(cli, fwx, oai, rows, ds, tmp_path):
+    job, _ = finished_job(fwx, rows[:2], epochs=2, samples=1)
+    ft.seed_job_traces(fwx, job, rows[:2], samples=2, seed=99)  # another run on the same rows, same window
+    r = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "o", "--json")
+    assert r.exit_code == 0, r
+    assert "rows have ~6 rollouts, expected 2×1: other runs on the same rows may be mixed in" in r.stderr
+    assert "--tag, e.g. invocation_id:" in r.stderr
+
+
 def test_running_job_compares_first_with_latest_finished_epoch(cli, fwx, oai, rows, ds, tmp_path):
     job = "running-job"
     ft.create_job(fwx, job, rows, epochs=4, samples=2, api_key=FW_KEY)

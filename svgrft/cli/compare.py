@@ -83,7 +83,7 @@ def _print_tables(cmp, files: dict) -> None:
 
 @c.command
 def cmd(
-    job_id: Optional[str] = typer.Argument(None, help="RFT job id (or full resource name). Not needed with --runs."),
+    job_id: Optional[str] = typer.Argument(None, metavar="JOB_ID", help="RFT job id (or full resource name). Not needed with --runs."),
     source: Optional[str] = typer.Option(None, "--source", "-s",
                                          help="Where the rollouts come from: tracing (the job's recorded rollouts, "
                                               "default), replay (fresh replies from the base and the output model), "

@@ -444,7 +444,7 @@ body{margin:0;background:#fff;color:#1f2328;font-family:'DejaVu Sans','Liberatio
 .meta{font-size:15px;color:#57606a;margin:0 0 14px}
 .grid{display:grid;gap:14px 24px}
 .item{border:1px solid #d0d7de;border-radius:8px;padding:10px 12px}
-.cap{font-size:15px;font-weight:600;line-height:1.3;margin:0 0 8px;overflow:hidden;display:-webkit-box;
+.cap{font-size:15px;font-weight:600;line-height:1.3;height:2.6em;margin:0 0 8px;overflow:hidden;display:-webkit-box;
      -webkit-line-clamp:2;-webkit-box-orient:vertical}
 .cap .id{color:#57606a;font-weight:400}
 .pair{display:flex;gap:12px}

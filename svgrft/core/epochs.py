@@ -711,6 +711,7 @@ def choose_epochs(total_epochs: int, finished_epochs: int, requested: Sequence[i
     from svgrft.errors import SvgrftError, UsageError
 
     state_s = (state or "").replace("JOB_STATE_", "").lower() or "unknown"
+    status = "still running" if state_s == "running" else state_s
     if finished_epochs < 1:
         raise SvgrftError(f"no epoch of this job has finished yet (state {state_s})",
                           hint="wait for the first two epochs (`svgrft jobs watch JOB`), "
@@ -728,7 +729,7 @@ def choose_epochs(total_epochs: int, finished_epochs: int, requested: Sequence[i
             raise UsageError(f"--epochs names epoch {a} twice", hint="pick two different epochs, e.g. --epochs 0,-1")
         note = None
         if finished_epochs < total_epochs:
-            note = f"job still {state_s}: {finished_epochs} of {total_epochs} epochs finished"
+            note = f"job {status}: {finished_epochs} of {total_epochs} epochs finished"
         return EpochChoice(a, b, note)
     if total_epochs <= 1:
         raise SvgrftError("this job ran one epoch only: its rollouts have no 'before' and 'after'",
@@ -738,6 +739,6 @@ def choose_epochs(total_epochs: int, finished_epochs: int, requested: Sequence[i
                           hint="wait until epoch 1 has finished, or compare models with --source replay")
     note = None
     if finished_epochs < total_epochs:
-        note = (f"job still {state_s}: comparing epoch 0 with the latest finished epoch {finished_epochs - 1} "
+        note = (f"job {status}: comparing epoch 0 with the latest finished epoch {finished_epochs - 1} "
                 f"(of {total_epochs})")
     return EpochChoice(0, finished_epochs - 1, note)

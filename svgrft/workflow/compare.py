@@ -211,6 +211,9 @@ class TracingSource:
                                             dropped=dict(dropped))
         if g.epochs != st["slots"] and st["slots"]:
             g.warnings.append(f"the traces suggest {g.epochs} epochs, the job reports {st['slots']}")
+        crowd = _crowding(traces, g, st["slots"])
+        if crowd:
+            g.warnings.append(crowd)
         if truncated:
             g.warnings.append(f"trace listing was cut at the client limit for {len(truncated)} rows "
                               f"({', '.join(truncated[:5])}): narrow with --tag")
@@ -248,6 +251,23 @@ class TracingSource:
         return Collected(source=self.name, title=f"svgrft compare-epochs · job {jid}",
                          before_label=f"epoch {before}", after_label=f"epoch {after}", before=b, after=a,
                          rows=infos, job_id=jid, findings=findings, warnings=warnings, meta=meta)
+
+
+def _crowding(traces: Sequence[Any], g: Any, slots: int) -> str | None:
+    """A warning when rows have far more rollouts than epochs × k: other runs on the same dataset rows
+    (another job, an eval) inside the job's time window. Names the invocation ids to narrow with --tag."""
+    from collections import Counter
+
+    if not g.per_row or not slots or not g.rows:
+        return None
+    counts = sorted(re_.count for re_ in g.rows.values())
+    median = counts[len(counts) // 2]
+    if median <= 1.5 * slots * g.per_row:
+        return None
+    inv = Counter(t.tags.get("invocation_id") for t in traces if t.tags.get("invocation_id"))
+    top = ", ".join(f"invocation_id:{k} ({n})" for k, n in inv.most_common(3))
+    return (f"rows have ~{median} rollouts, expected {slots}×{g.per_row}: other runs on the same rows may be mixed "
+            f"in" + (f"; narrow with --tag, e.g. {top}" if top else "; narrow with --tag"))
 
 
 # --------------------------------------------------------------------------------------- replay
