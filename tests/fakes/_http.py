@@ -315,6 +315,10 @@ def _make_handler(server: FakeServer):
 
         def setup(self) -> None:
             super().setup()
+            try:  # no Nagle/delayed-ACK stalls (~40 ms per keep-alive request otherwise)
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             with server._conns_lock:
                 server._conns.add(self.connection)
 
@@ -399,8 +403,8 @@ def _make_handler(server: FakeServer):
                     self.wfile.flush()
                     return
                 self.send_header("Content-Length", str(len(resp.body)))
-                self.end_headers()
-                if not head_only:
+                self.end_headers()  # flushes the header block
+                if not head_only and resp.body:
                     self.wfile.write(resp.body)
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
