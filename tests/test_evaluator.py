@@ -321,14 +321,46 @@ def test_remote_mode_with_unreachable_server_fails_early(fw, cli):
     assert "not reachable" in r.stderr and "svgrft serve" in r.stderr
 
 
-def test_remote_build_bakes_server_url_and_processor(fw, cli, fast_config, monkeypatch):
+class Health:
+    """A rollout-server stand-in that only answers GET / (what build/test check before anything else)."""
+
+    def __init__(self, status: int = 200):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = b'{"status":"ok"}'
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> "Health":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_remote_build_checks_the_server_then_bakes_url_and_processor(fw, cli, fast_config, monkeypatch):
     monkeypatch.setenv("SVGRFT_SERVE_TOKEN", SERVE_TOKEN)
-    r = cli("evaluator", "build", "--rollout-mode", "remote", "--rollout-server-url", "https://rollouts.example.com/",
-            "--json")
+    with Health(503) as sick:
+        bad = cli("evaluator", "build", "--rollout-mode", "remote", "--rollout-server-url", sick.url)
+    assert bad.exit_code == 1 and "unhealthy" in bad.stderr and fw.requests == []
+    with Health() as srv:
+        r = cli("evaluator", "build", "--rollout-mode", "remote", "--rollout-server-url", srv.url + "/", "--json")
     assert r.exit_code == 0, r
     cfg = staged_config(fw.evaluator_tarball(r.json()["evaluator_id"]))
     assert cfg["rollout"]["mode"] == "remote"
-    assert cfg["rollout"]["server_url"] == "https://rollouts.example.com"
+    assert cfg["rollout"]["server_url"] == srv.url
     assert cfg["rollout"]["model_base_url"] == fw.localhost_url
     assert "api_base" not in cfg["completion_params"]
     blob = fw.evaluator_tarball(r.json()["evaluator_id"])

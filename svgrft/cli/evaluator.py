@@ -76,6 +76,9 @@ def build(
 
     s = _settings(config, rollout_mode, rollout_server_url, {"train.base_model": base_model})
     evw.require_server_url(s)
+    if s["rollout.mode"] == "remote":
+        evw.check_rollout_server(s)
+        c.info(f"✓ rollout server {s['rollout.server_url']} is healthy")
     client = make_client(s)
     c.info(f"evaluator: {s['rollout.mode']} rollouts, judge {s['judge.model']} ({s['judge.mode']})")
     try:
