@@ -268,13 +268,20 @@ def _pid_alive(pid: int) -> bool:
     return not rest or rest[0] not in (b"Z", b"X")
 
 
-def _kill_group(pgid: int | None) -> None:
-    if not pgid or pgid == os.getpgid(0):
+def _kill_group(pgid: int | None, executable: str | None) -> None:
+    """SIGKILL what is left of a browser's process group: only members running ``executable`` or a
+    Chromium binary (a pid number reused by an unrelated process is not touched)."""
+    if not pgid or not executable:
         return
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
+    exe = os.path.realpath(executable)
+    for pid in _group_pids(pgid):
+        try:
+            real = os.path.realpath(f"/proc/{pid}/exe")
+            # the binary itself, or the real browser behind a wrapper script (Debian's /usr/bin launchers)
+            if real == exe or any(k in os.path.basename(real).lower() for k in ("chrom", "headless_shell")):
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
 
 
 # ---------------------------------------------------------------- the async renderer
@@ -386,7 +393,7 @@ class Renderer:
                 pass
             self._pw = None
         for pgid in list(self._pgid.values()):
-            _kill_group(pgid)
+            _kill_group(pgid, self.executable)
         self._pgid.clear()
 
     async def _close_browser(self, gen: int, browser: Any) -> None:
@@ -394,7 +401,7 @@ class Renderer:
             await asyncio.wait_for(browser.close(), 5)
         except BaseException:
             pass
-        _kill_group(self._pgid.pop(gen, None))
+        _kill_group(self._pgid.pop(gen, None), self.executable)
         self._browsers.pop(gen, None)
 
     async def _launch(self) -> None:
@@ -433,14 +440,17 @@ class Renderer:
         self._slots_of[gen] = 0
         self._since_launch = 0
         self.launches += 1
-        pids = _pids_with_arg(marker)
+        # Playwright starts the browser as the leader of its own process group: remember that group
+        # (for cleanup, memory accounting and crash detection) only when this is really so.
         pgid = None
-        if pids:
+        for pid in _pids_with_arg(marker):
             try:
-                pgid = os.getpgid(pids[0])
+                if os.getpgid(pid) == pid and pid != os.getpgid(0):
+                    pgid = pid
+                    break
             except OSError:
-                pgid = None
-        self._pgid[gen] = pgid if pgid and pgid != os.getpgid(0) else None
+                continue
+        self._pgid[gen] = pgid
         if self.version is None:
             self.version = getattr(browser, "version", None)
 
