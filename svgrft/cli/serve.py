@@ -67,6 +67,9 @@ def cmd(
                                                     help="Seconds one rollout may take (default 300)."),
     max_body: Optional[int] = typer.Option(None, "--max-body", min=1024,
                                            help="Largest /init body in bytes (default 2 MiB)."),
+    policy_retries: Optional[int] = typer.Option(None, "--policy-retries", min=0,
+                                                 help="Retries of a failed policy call (429/5xx/network) inside "
+                                                      "one rollout (default 2)."),
     background: Optional[bool] = typer.Option(None, "--background/--sync",
                                               help="Answer /init at once and run the policy call in the background "
                                                    "(errors only via the tracing status). Default --sync."),
@@ -97,7 +100,8 @@ def cmd(
     overrides = {"serve.host": host, "serve.port": port, "serve.workers": workers,
                  "serve.max_concurrent": max_concurrent, "serve.rate_limit": rate_limit,
                  "serve.rate_burst": rate_burst, "serve.rollout_timeout": rollout_timeout,
-                 "serve.max_body": max_body, "serve.background": background}
+                 "serve.max_body": max_body, "serve.background": background,
+                 "serve.policy_retries": policy_retries}
     s = c.settings(overrides)
     from svgrft.server.app import options_from_settings
     from svgrft.server.guard import HostAllowList, is_loopback
