@@ -40,7 +40,7 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
         (folder / name).write_text((CORPUS / name).read_text())
     (folder / "notes.txt").write_text("ignored: folders contribute only .svg files")
     evil = tmp_path / "evil.svg"
-    evil.write_text('<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg><text>&x;</text></svg>')
+    evil.write_text(f"<svg {NS}>" + "<g>" * 200 + "</g>" * 200 + "</svg>")
     replies = _replies(tmp_path / "replies.jsonl")
     out = tmp_path / "out"
 
@@ -57,6 +57,8 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
     assert by_name["replies-00002"]["error_kind"] == "no_svg"
     assert by_name["replies-00008"]["reason"].startswith("SVG is truncated")
     assert by_name["evil"]["error_kind"] == "invalid" and by_name["evil"]["png"] is None
+    assert "depth" in by_name["evil"]["reason"]
+    assert by_name["gen_000"]["method"] == "bare"
     assert decode_png((out / "gen_000.png").read_bytes())[:2] == (700, 500)
     assert pixel((out / "replies-00001.png").read_bytes(), 20, 15) == (0, 0, 255)
     green = (out / "replies-00004.png").read_bytes()
@@ -79,17 +81,21 @@ def test_render_size_and_table_output(cli, tmp_path):
     f = tmp_path / "blue.svg"
     f.write_text(BLUE)
     junk = tmp_path / "junk.svg"
-    junk.write_text("<svg width='10'")
+    junk.write_text("<svg width='10'><rect")
+    xxe = tmp_path / "xxe.svg"  # the DOCTYPE before <svg> is dropped (as in a reply): &x; stays inert text
+    xxe.write_text(f'<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg {NS} width="50" height="20">'
+                   '<text y="15">&x;</text></svg>')
     out = tmp_path / "o"
-    r = cli("render", f, junk, "-o", out, "--size", "64")
+    r = cli("render", f, junk, xxe, "-o", out, "--size", "64")
     assert r.exit_code == 0, r
     assert decode_png((out / "blue.png").read_bytes())[:2] == (64, 48)
     assert "renders per second" in r.stdout
     lines = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in r.stdout.splitlines()
              if line.count("│") >= 3}
-    assert lines["rendered"] == "1"
-    assert lines["failed: invalid"] == "1"
-    assert "junk.svg: invalid: SVG is truncated inside the <svg> start tag" in r.stderr
+    assert lines["rendered"] == "2"
+    assert lines["failed: no_svg"] == "1"
+    assert "junk.svg: no_svg: SVG is truncated" in r.stderr
+    assert decode_png((out / "xxe.png").read_bytes())[:2] == (64, 26)
 
 
 def test_render_bad_inputs(cli, tmp_path, monkeypatch):

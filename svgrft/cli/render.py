@@ -1,6 +1,7 @@
 """``svgrft render``: SVG files, folders of them, or JSONL model replies → PNG files (headless Chromium).
 
-Each input item becomes ``OUT/<name>.png``: ``<stem>.png`` for an SVG file, ``<jsonl stem>-<line>.png``
+Every input goes through the same steps as a model reply in the reward (SVG extraction, then the hardened
+renderer), so what you see is what the judge would see. Each input item becomes ``OUT/<name>.png``: ``<stem>.png`` for an SVG file, ``<jsonl stem>-<line>.png``
 for line ``<line>`` of a JSONL file (a reply in ``reply``/``text``/``content``/``completion``/``svg``,
 or EvaluationRow-style ``messages``, whose last assistant message is used). Names are deterministic, so a
 re-run overwrites the same files (and removes the PNG of an item that no longer renders).
@@ -140,11 +141,10 @@ async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, conc
             elif item.kind == "too_large":
                 row.update(error_kind="too_large", reason=item.error)
             else:
-                if item.kind == "svg":
-                    res = await renderer.render(item.payload)
-                else:
-                    ex, res = await renderer.render_reply(item.payload)
-                    row["method"] = ex.method
+                # SVG files go through extraction too, exactly like a model reply does in the reward
+                # (an XML prologue or DOCTYPE before <svg> is dropped, a truncated file is no_svg)
+                ex, res = await renderer.render_reply(item.payload)
+                row["method"] = ex.method
                 row.update(ok=res.ok, error_kind=res.error_kind, reason=res.reason, width=res.width,
                            height=res.height, warnings=list(res.warnings), sha256=res.sha256)
             target = out_dir / f"{item.name}.png"
