@@ -339,11 +339,13 @@ def test_transient_errors_during_upload_and_polling(fw, cli, fast, keys):
     fw.faults.add(method="POST", path=r"/datasets/[^/]+:upload$", kind="429", times=1, retry_after=0.01)
     fw.faults.add(method="PUT", path=r"^/upload/", kind="503", times=1)
     fw.faults.add(method="GET", path=r"/evaluators/[^/:]+$", kind="500", times=3)
+    fw.faults.add(method="GET", path=r"/evaluators/[^/:]+$", kind="malformed", times=1)
     fw.faults.add(method="GET", path=r"/reinforcementFineTuningJobs/[^/:]+$", kind="503", times=4)
+    fw.faults.add(method="GET", path=r"/reinforcementFineTuningJobs/[^/:]+$", kind="malformed", times=1)
     r = cli("train", "--epochs", "1", "--yes", "--json")
     assert r.exit_code == 0, r
     assert r.json()["state"] == "JOB_STATE_COMPLETED"
-    assert sorted({k for _, _, k in fw.faults.log}) == ["429", "500", "503"]
+    assert sorted({k for _, _, k in fw.faults.log}) == ["429", "500", "503", "malformed"]
 
 
 def test_build_failed_shows_the_log_and_creates_no_job(cli, fast, keys, monkeypatch):

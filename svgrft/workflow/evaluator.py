@@ -45,6 +45,7 @@ import svgrft
 from svgrft import evaluator as ev
 from svgrft.config import expand_model
 from svgrft.errors import ApiError, ConfigError, ConflictError, NetworkError, NotFoundError, SvgrftError
+from svgrft.workflow.jobs import guarded
 
 PKG_ROOT = Path(svgrft.__file__).resolve().parent          # .../svgrft
 EVALUATOR_SRC = PKG_ROOT / "evaluator"
@@ -412,7 +413,7 @@ def fetch_build_log(client: Any, evaluator_id: str, *, max_chars: int = 20_000) 
     from svgrft.secrets import redact
 
     try:
-        with client.errors(f"getting the build log of evaluator {evaluator_id}"):
+        with guarded(client, f"getting the build log of evaluator {evaluator_id}"):
             resp = client.sdk.evaluators.get_build_log_endpoint(evaluator_id, account_id=client.account_id)
     except SvgrftError:
         return ""
@@ -463,7 +464,7 @@ def put_tarball(url: str, data: bytes, *, attempts: int = 4, backoff: float = 1.
 def _lookup(client: Any, evaluator_id: str) -> Any | None:
     import fireworks
 
-    with client.errors(f"looking up evaluator {evaluator_id}"):
+    with guarded(client, f"looking up evaluator {evaluator_id}"):
         try:
             return client.sdk.evaluators.get(evaluator_id, account_id=client.account_id)
         except fireworks.NotFoundError:
@@ -473,7 +474,7 @@ def _lookup(client: Any, evaluator_id: str) -> Any | None:
 def _delete(client: Any, evaluator_id: str) -> None:
     import fireworks
 
-    with client.errors(f"deleting evaluator {evaluator_id}"):
+    with guarded(client, f"deleting evaluator {evaluator_id}"):
         try:
             client.sdk.evaluators.delete(evaluator_id, account_id=client.account_id)
         except fireworks.NotFoundError:
@@ -494,13 +495,13 @@ def _create_and_upload(client: Any, evaluator_id: str, staged: StagedEvaluator, 
         "requirements": (staged.path / "requirements.txt").read_text(encoding="utf-8"),
     }
     try:
-        with client.errors(f"creating evaluator {evaluator_id}"):
+        with guarded(client, f"creating evaluator {evaluator_id}"):
             sdk.evaluators.create(account_id=acct, evaluator_id=evaluator_id, evaluator=body)
     except ConflictError:
         say(f"evaluator {evaluator_id} appeared concurrently; uploading the code to it")
     try:
         say(f"uploading {len(data):,} bytes")
-        with client.errors(f"getting the upload URL of evaluator {evaluator_id}"):
+        with guarded(client, f"getting the upload URL of evaluator {evaluator_id}"):
             resp = sdk.evaluators.get_upload_endpoint(evaluator_id, account_id=acct,
                                                       filename_to_size={TARBALL_NAME: str(len(data))})
         urls = _get(resp, "filename_to_signed_urls", "filenameToSignedUrls") or {}
@@ -509,7 +510,7 @@ def _create_and_upload(client: Any, evaluator_id: str, staged: StagedEvaluator, 
             raise ApiError(f"Fireworks returned no upload URL for evaluator {evaluator_id}",
                            hint="run the same command again")
         put_tarball(str(url), data, backoff=put_backoff)
-        with client.errors(f"validating the upload of evaluator {evaluator_id}"):
+        with guarded(client, f"validating the upload of evaluator {evaluator_id}"):
             sdk.evaluators.validate_upload(evaluator_id, account_id=acct, body={})
     except BaseException:
         # never leave a code-less evaluator behind: the next run would wait on it forever
@@ -766,15 +767,21 @@ def run_local_test(settings: Any, *, rows: int = 2, runs: int = 1, dataset: str 
         cmd = [sys.executable, "-m", "pytest", ev.ENTRY_FILE, "-q", "-p", "no:cacheprovider",
                "-W", "ignore::DeprecationWarning"]
         t0 = time.monotonic()
-        try:
-            proc = subprocess.run(cmd, cwd=staged.path, env=env, stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, errors="replace",
-                                  timeout=float(settings["evaluator.timeout"]) if timeout is None else timeout)
-        except subprocess.TimeoutExpired as e:
-            tail = ((e.stdout or "") if isinstance(e.stdout, str) else "")[-3000:]
-            raise SvgrftError(f"the evaluator test did not finish within {e.timeout:.0f}s",
-                              hint="run with fewer --rows, or raise evaluator.timeout; output tail:\n"
-                                   + redact(tail)) from None
+        limit = float(settings["evaluator.timeout"]) if timeout is None else timeout
+        for attempt in range(2):
+            try:
+                proc = subprocess.run(cmd, cwd=staged.path, env=env, stdin=subprocess.DEVNULL,
+                                      capture_output=True, text=True, errors="replace", timeout=limit)
+            except subprocess.TimeoutExpired as e:
+                tail = ((e.stdout or "") if isinstance(e.stdout, str) else "")[-3000:]
+                raise SvgrftError(f"the evaluator test did not finish within {e.timeout:.0f}s",
+                                  hint="run with fewer --rows, or raise evaluator.timeout; output tail:\n"
+                                       + redact(tail)) from None
+            # litellm (imported by eval-protocol) sometimes fails to import with a circular-import error
+            # (reference/fireworks.md §8); that is not the evaluator's fault: run it once more.
+            flaky = "partially initialized module" in (proc.stdout or "") + (proc.stderr or "")
+            if proc.returncode == 0 or not flaky or attempt:
+                break
         duration = time.monotonic() - t0
         summary = None
         sp = out_dir / "summary.json"

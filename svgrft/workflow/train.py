@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from svgrft.config import expand_model
 from svgrft.errors import ConfigError, ConflictError, DatasetError, SvgrftError
+from svgrft.workflow.jobs import guarded
 
 JOB_DASHBOARD = "https://app.fireworks.ai/dashboard/fine-tuning/reinforcement/"
 DATASET_DASHBOARD = "https://app.fireworks.ai/dashboard/datasets/"
@@ -515,7 +516,7 @@ def ensure_job(client: Any, job_id: str, payload: dict[str, Any]) -> tuple[dict[
     sdk, acct = client.sdk, client.account_id
 
     def lookup() -> dict[str, Any] | None:
-        with client.errors(f"looking up RFT job {job_id}"):
+        with guarded(client, f"looking up RFT job {job_id}"):
             try:
                 return _job_dict(sdk.reinforcement_fine_tuning_jobs.get(job_id, account_id=acct))
             except fireworks.NotFoundError:
@@ -536,7 +537,7 @@ def ensure_job(client: Any, job_id: str, payload: dict[str, Any]) -> tuple[dict[
         check_same(existing)
         return existing, False
     try:
-        with client.errors(f"creating RFT job {job_id}"):
+        with guarded(client, f"creating RFT job {job_id}"):
             job = sdk.reinforcement_fine_tuning_jobs.create(account_id=acct, reinforcement_fine_tuning_job_id=job_id,
                                                             **sdk_kwargs(payload))
         return _job_dict(job), True
