@@ -11,8 +11,6 @@ independent observations.
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import random
 import re
@@ -181,13 +179,16 @@ def pick_rows(cmp: Comparison, n: int, pick: str = "best", seed: int = 0) -> lis
 
 # --------------------------------------------------------------------------------------- helpers
 def esc(text: Any) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
+    """HTML-escape anything (shared with svgrft.core.report)."""
+    from svgrft.core.report import escape
+
+    return escape(text)
 
 
 def data_uri(png: bytes | None) -> str | None:
-    if not png:
-        return None
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    from svgrft.core.report import png_data_uri
+
+    return png_data_uri(png) or None
 
 
 def fmt_score(x: float | None, digits: int = 2) -> str:
