@@ -1388,7 +1388,7 @@ class FakeFireworks(FakeServer):
             return d.get("baseModel") == base or any(x.get("deployment") == d["name"] for x in dms)
         return any(d.get("baseModel") == base for d in deps) or bool(dms)
 
-    def _chat(self, req: Request, account: str, tags: Optional[list], upstream: Optional[str] = None, openai_errors: bool = False) -> Response:
+    def _chat(self, req: Request, account: str, tags: Optional[list], upstream: Optional[str] = None) -> Response:
         def err(status: int, msg: str) -> Response:
             if tags is not None:
                 return detail(status, msg)
