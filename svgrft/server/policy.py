@@ -144,6 +144,12 @@ def classify_error(e: BaseException) -> Failure:
     """Map an exception of the policy call to the answer the server gives."""
     import openai
 
+    if isinstance(e, openai.APITimeoutError) and _disconnected(e):
+        # httpx-aiohttp reports every aiohttp connection error (refused, reset, closed without an
+        # answer) as a connect *timeout*; the cause chain tells them apart.
+        return Failure(502, UNAVAILABLE, "upstream_unreachable", "the policy endpoint closed or refused the "
+                                                                  "connection", hint="check model_base_url and the "
+                                                                                     "network from the server")
     if isinstance(e, TimeoutError) or isinstance(e, openai.APITimeoutError):
         return Failure(408, DEADLINE_EXCEEDED, "timeout", "the policy model did not answer in time",
                        hint="raise --rollout-timeout, or lower max_tokens")
@@ -184,6 +190,24 @@ def classify_error(e: BaseException) -> Failure:
     if isinstance(e, openai.APIError):
         return Failure(502, UNAVAILABLE, "upstream_error", f"policy call failed: {_one_line(e)}")
     return Failure(500, INTERNAL, "internal", f"internal error: {type(e).__name__}")
+
+
+def _disconnected(e: BaseException) -> bool:
+    """True when the cause chain holds a connection error that is not a timeout."""
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - aiohttp comes with eval-protocol and fireworks-ai
+        return False
+    seen = 0
+    cur: BaseException | None = e
+    while cur is not None and seen < 10:
+        if isinstance(cur, (aiohttp.ServerTimeoutError, TimeoutError)):  # asyncio.TimeoutError is TimeoutError
+            return False
+        if isinstance(cur, aiohttp.ClientConnectionError):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
 
 
 def scrub(text: str, *secrets: str | None) -> str:
