@@ -65,6 +65,7 @@ def fw(monkeypatch):
     monkeypatch.setenv("FIREWORKS_TRACING_BASE_URL", fake.localhost_url)
     yield fake
     fake.stop()
+    assert not fake.errors, f"bug inside the fake Fireworks server: {fake.errors[:1]}"
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ def oai(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
     yield fake
     fake.stop()
+    assert not fake.errors, f"bug inside the fake OpenAI server: {fake.errors[:1]}"
 
 
 class CliResult:
