@@ -311,7 +311,8 @@ def test_remote_mode_without_server_url_fails_before_any_request(fw, cli):
     assert fw.requests == []
 
 
-def test_remote_mode_with_unreachable_server_fails_early(fw, cli):
+def test_remote_mode_with_unreachable_server_fails_early(fw, cli, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -370,6 +371,8 @@ def test_remote_build_checks_the_server_then_bakes_url_and_processor(fw, cli, fa
 
 # ------------------------------------------------------------- the staged evaluator, run by eval-protocol
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_evaluator_test_local_mode_against_the_fakes(fw, oai, cli, tmp_path):
     cfg = tmp_path / "t.toml"
     cfg.write_text("[train]\ntemperature = 0.3\nmax_tokens = 1500\n", encoding="utf-8")
@@ -389,6 +392,8 @@ def test_evaluator_test_local_mode_against_the_fakes(fw, oai, cli, tmp_path):
     assert not [q for q in fw.requests if q.path.startswith("/v1/accounts") and q.method != "GET"]
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_evaluator_test_remote_mode_through_svgrft_serve_with_token(fw, oai, cli, monkeypatch):
     from svgrft.config import load_settings
     from svgrft.server.app import create_app
@@ -479,3 +484,10 @@ def test_row_inputs_tolerate_hostile_rows(messages, info, expect):
     from svgrft.evaluator.runtime import row_inputs
 
     assert row_inputs(_row(messages, info, "boom")) == expect
+
+
+def test_evaluator_test_without_keys_fails_before_running_anything(fw, cli, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    r = cli("evaluator", "test", "--rows", "1")
+    assert r.exit_code == 1 and "OPENAI_API_KEY" in r.stderr
+    assert fw.requests == []

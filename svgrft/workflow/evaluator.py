@@ -744,6 +744,10 @@ def run_local_test(settings: Any, *, rows: int = 2, runs: int = 1, dataset: str 
     from svgrft.secrets import redact
 
     mode = rollout_mode(settings)
+    for key, why in (("FIREWORKS_API_KEY", "the policy rollouts"), ("OPENAI_API_KEY", "the vision judge")):
+        if not settings.secret(key):
+            raise ConfigError(f"{key} is not set: the evaluator test needs it for {why}",
+                              hint=f"export {key}=... or put it in .env")
     if mode == "remote":
         check_rollout_server(settings)
     ds_path: Path | None = None
