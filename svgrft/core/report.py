@@ -15,6 +15,8 @@ import datetime as _dt
 import html
 from typing import Any, Iterable, Mapping
 
+from svgrft.core.judge import request_summary
+
 __all__ = ["escape", "png_data_uri", "verdict_list_html", "score_badge", "sample_card_html", "page",
            "run_report_html", "sort_controls_html", "BASE_CSS", "SORT_JS"]
 
@@ -94,7 +96,9 @@ def sample_card_html(s: Any, *, title: str | None = None, show_prompt: bool = Tr
     if _get(s, "judge_cached"):
         tags.append('<span class="tag">cached verdict</span>')
     fulfilled, total = _get(s, "fulfilled"), _get(s, "total")
-    counts = f"{fulfilled}/{total} requirements" if fulfilled is not None and total else ""
+    reason = str(_get(s, "reason", "") or "")
+    counts = (f"{fulfilled}/{total} requirements" if fulfilled is not None and total
+              and not reason.startswith(f"{fulfilled}/{total}") else "")
     verdicts = _get(s, "verdicts", []) or []
     reqs = list(_get(s, "requirements", []) or [])
     if verdicts:
@@ -112,8 +116,9 @@ def sample_card_html(s: Any, *, title: str | None = None, show_prompt: bool = Tr
         f'<div class="pic">{img}</div><div class="info">'
         f'<h3>{escape(head)} {score_badge(score, valid)}</h3>'
         f'<p class="meta">{escape(counts)} {"".join(tags)}</p>'
-        f'<p class="reason">{escape(_get(s, "reason", ""))}</p>'
-        + (f'<details open><summary>Prompt</summary><p class="prompt">{escape(prompt)}</p></details>'
+        f'<p class="reason">{escape(reason)}</p>'
+        + (f'<p class="prompt"><b>Prompt:</b> {escape(request_summary(prompt) or prompt[:300])}</p>'
+           f'<details><summary>Full prompt</summary><p class="prompt">{escape(prompt)}</p></details>'
            if show_prompt and prompt else "")
         + req_html
         + (f'<p class="reasoning"><b>Judge:</b> {escape(reasoning)}</p>' if reasoning else "")
