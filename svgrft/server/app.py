@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request  # FastAPI resolves handler annotations from module globals
 
 from svgrft import __version__
+from svgrft.secrets import mask
 from svgrft.server.guard import (DEFAULT_MODEL_HOSTS, ConcurrencyCap, HostAllowList, RateLimiter, check_bearer,
                                  retry_after_header)
 from svgrft.server.policy import (INTERNAL, INVALID_ARGUMENT, UNAVAILABLE, Failure, RequestInvalid,
@@ -376,8 +377,9 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
         if failure is None:
             reported = await report(r, 100, f"Rollout {r.rollout_id} finished", extras)
             stats.finished += 1
-            log.info("rollout %s finished in %.2fs (model=%s, finish=%s, key from %s)", r.rollout_id,
-                     extras["policy_latency_s"], r.kwargs.get("model"), extras.get("finish_reason"), r.key_source)
+            log.info("rollout %s finished in %.2fs (model=%s, finish=%s, key %s from the %s)", r.rollout_id,
+                     extras["policy_latency_s"], r.kwargs.get("model"), extras.get("finish_reason"),
+                     mask(r.api_key), r.key_source)
         else:
             failure = Failure(failure.http_status, failure.grpc_code, failure.kind,
                               scrub(failure.message, r.api_key, opts.token, server_key), failure.retry_after,
@@ -476,10 +478,7 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
             task.add_done_callback(tasks.discard)
             return JSONResponse({"status": "accepted", "rollout_id": r.rollout_id,
                                  "message": "rollout started; its status goes to the tracing gateway"})
-        task = asyncio.current_task()
-        if task is not None:
-            tasks.add(task)
-        try:
+        try:  # uvicorn's graceful shutdown waits for this request, so it needs no task bookkeeping
             failure, extras, reported = await run_rollout(r)
         except Exception as e:  # pragma: no cover - run_rollout catches the call's errors
             log.error("rollout %s: unexpected %s", r.rollout_id, type(e).__name__)
@@ -488,8 +487,6 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
         finally:
             if entered:
                 cap.leave()
-            if task is not None:
-                tasks.discard(task)
         if failure is not None:
             return reply(failure.http_status, failure.kind, failure.message, r.rollout_id, hint=failure.hint,
                          retry_after=failure.retry_after, secrets=(r.api_key,))
@@ -531,7 +528,9 @@ def _svg_found(content: Any) -> bool | None:
 def app_from_env():
     """Factory for ``uvicorn --factory`` / ``--workers``: options from ``SVGRFT_SERVE_OPTIONS``."""
     from svgrft.config import load_settings
+    from svgrft.server.runner import quiet_import_warnings
 
+    quiet_import_warnings()
     settings = load_settings()
     raw = os.environ.get(OPTIONS_ENV)
     if raw:

@@ -62,12 +62,20 @@ def log_config(level: str = "info") -> dict[str, Any]:
     }
 
 
+def quiet_import_warnings() -> None:
+    """eval_protocol's models module emits a pydantic deprecation warning at import: not ours to show."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Support for class-based `config` is deprecated")
+
+
 def serve(settings: Any, options: ServeOptions, *, host: str, port: int, workers: int = 1,
           access_log: bool = False, log_level: str = "info") -> None:
     """Block serving ``/init`` until SIGINT/SIGTERM; in-flight rollouts finish before exit."""
     import uvicorn
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # eval_protocol imports litellm
+    quiet_import_warnings()
     cfg = log_config(log_level)
     logging.config.dictConfig(cfg)
     limit = max(2 * options.max_concurrent, options.max_concurrent + 128) if options.max_concurrent else None
