@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -35,6 +36,23 @@ RETRY_STATUSES = {408, 409, 429}
 MAX_RETRY_AFTER = 120.0
 # error kinds that will fail every later request the same way: a run should stop, not record them per sample
 FATAL_KINDS = ("auth", "not_found", "bad_request", "config")
+
+
+_SSL_CONTEXT: Any = None
+_SSL_LOCK = threading.Lock()
+
+
+def http_client() -> Any:
+    """An httpx client for an ``AsyncOpenAI`` (openai's defaults), sharing one SSL context per process:
+    loading the CA bundle costs ~0.1 s per client otherwise, and every event loop needs new clients."""
+    global _SSL_CONTEXT
+    import httpx
+    import openai
+
+    with _SSL_LOCK:
+        if _SSL_CONTEXT is None:
+            _SSL_CONTEXT = httpx.create_ssl_context()
+    return openai.DefaultAsyncHttpxClient(verify=_SSL_CONTEXT)
 
 
 class _Malformed(Exception):
@@ -251,7 +269,7 @@ class JudgeClient:
             import openai
 
             self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                                              timeout=self.timeout)
+                                              timeout=self.timeout, http_client=http_client())
             self._sem = asyncio.Semaphore(self.concurrency)
             self._loop = loop
         return self._client, self._sem

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from svgrft.clients.judge import _Malformed, call_with_retries, map_openai_error
+from svgrft.clients.judge import _Malformed, call_with_retries, http_client, map_openai_error
 from svgrft.config import expand_model
 from svgrft.errors import ConfigError, SvgrftError
 
@@ -65,7 +65,7 @@ class PolicyClient:
             import openai
 
             self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                                              timeout=self.timeout)
+                                              timeout=self.timeout, http_client=http_client())
             self._sem = asyncio.Semaphore(self.concurrency)
             self._loop = loop
         return self._client, self._sem
