@@ -164,6 +164,22 @@ def test_find_chromium_prefers_playwright_download(monkeypatch, tmp_path):
     assert find_chromium() != str(exe)
 
 
+@pytest.mark.timeout(60)
+def test_broken_chromium_gives_render_error(tmp_path):
+    from svgrft.errors import RenderError
+
+    fake = tmp_path / "broken-chrome"
+    fake.write_text("#!/bin/sh\necho 'cannot start' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    rr = SyncRenderer(chromium_path=str(fake))
+    try:
+        with pytest.raises(RenderError) as ei:
+            rr.render(NORMAL)
+        assert str(fake) in ei.value.message and ei.value.hint
+    finally:
+        rr.close()
+
+
 # ---------------------------------------------------------------- validation (no browser)
 
 def test_validate_rejects_dtd_and_entities():

@@ -370,6 +370,12 @@ class Renderer:
             await self._launch()
             for _ in range(self.pool_size):
                 self._free.put_nowait(await self._new_slot())
+        except (_BrowserFailure, Exception) as e:
+            await self._shutdown()
+            if isinstance(e, RenderError):
+                raise
+            raise RenderError(f"could not open a page in Chromium at {self.executable}: {_first_line(e)}",
+                              hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT) from None
         except BaseException:
             await self._shutdown()
             raise
@@ -822,6 +828,7 @@ class SyncRenderer:
         self.close()
 
     def __getattr__(self, name: str) -> Any:  # read-only passthrough: browser_pid, process_ids, renders, …
-        if name.startswith("__"):
+        inner = self.__dict__.get("_renderer")
+        if name.startswith("__") or inner is None:
             raise AttributeError(name)
-        return getattr(self.__dict__["_renderer"], name)
+        return getattr(inner, name)
