@@ -370,10 +370,32 @@ def test_hostile_field_values_never_crash(fw, serve):
 
 # ------------------------------------------------------------------------------------------ concurrency & lifecycle
 
+def gated_policy(fw, *, barrier: threading.Barrier | None = None, gate: threading.Event | None = None):
+    """Make the fake policy wait (at a barrier, or until ``gate`` is set) before answering."""
+    original = fw.policy
+
+    def policy(model, messages, params):
+        if barrier is not None:
+            barrier.wait(timeout=30)  # BrokenBarrierError (→ 500) if the calls were not concurrent
+        if gate is not None:
+            gate.wait(timeout=30)
+        return original(model, messages, params)
+
+    fw.policy = policy
+
+
+def refuses_connections(url: str) -> bool:
+    try:
+        httpx.get(url + "/", timeout=1)
+    except httpx.TransportError:
+        return True
+    return False
+
+
 def test_concurrent_rollouts_do_not_block_each_other(fw, serve):
-    fw.latency = 0.4
-    st = serve()
     n = 12
+    gated_policy(fw, barrier=threading.Barrier(n))  # passes only when all n policy calls are in flight
+    st = serve()
     results: list[int] = []
 
     def one() -> None:
@@ -385,13 +407,13 @@ def test_concurrent_rollouts_do_not_block_each_other(fw, serve):
     for t in threads:
         t.join()
     assert results == [200] * n
-    # all policy calls were in flight at the same time inside one server process
     assert st.app.state.cap.peak == n
     assert len(fw.logs) == n
 
 
 def test_graceful_shutdown_finishes_in_flight_rollouts(fw, serve):
-    fw.latency = 0.8
+    gate = threading.Event()
+    gated_policy(fw, gate=gate)
     st = serve()
     body = init_body(fw)
     rid = body["metadata"]["rollout_id"]
@@ -403,10 +425,15 @@ def test_graceful_shutdown_finishes_in_flight_rollouts(fw, serve):
     t = threading.Thread(target=call)
     t.start()
     deadline = time.monotonic() + 30
-    while st.app.state.cap.in_flight == 0 and time.monotonic() < deadline:
+    while not chat_calls(fw, rid) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert st.app.state.cap.in_flight == 1
     st.server.should_exit = True  # what SIGTERM/SIGINT do
+    while not refuses_connections(st.url) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert refuses_connections(st.url)  # shutting down: no new connections ...
+    assert st.thread.is_alive() and "r" not in out  # ... but the rollout is still running
+    gate.set()
     t.join(timeout=60)
     st.thread.join(timeout=60)
     assert not st.thread.is_alive()
@@ -415,7 +442,8 @@ def test_graceful_shutdown_finishes_in_flight_rollouts(fw, serve):
 
 
 def test_background_mode_answers_then_reports(fw, serve):
-    fw.latency = 0.3
+    gate = threading.Event()
+    gated_policy(fw, gate=gate)
     st = serve(background=True)
     good = init_body(fw)
     bad = init_body(fw)
@@ -427,7 +455,16 @@ def test_background_mode_answers_then_reports(fw, serve):
     # validation still answers synchronously
     r = httpx.post(st.url + "/init", json={**init_body(fw), "messages": []}, timeout=30)
     assert r.status_code == 400
-    st.stop()  # shutdown waits for the background rollouts
+    good_rid = good["metadata"]["rollout_id"]
+    assert gateway_logs(fw, good_rid) == []  # answered before the policy call finished
+    stopper = threading.Thread(target=st.stop)  # shutdown waits for the background rollouts
+    stopper.start()
+    deadline = time.monotonic() + 30
+    while not refuses_connections(st.url) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stopper.is_alive() and gateway_logs(fw, good_rid) == []
+    gate.set()
+    stopper.join(timeout=60)
     assert [e["status"]["code"] for e in gateway_logs(fw, good["metadata"]["rollout_id"])] == [100]
     assert [e["status"]["code"] for e in gateway_logs(fw, bad["metadata"]["rollout_id"])] == [8]
 

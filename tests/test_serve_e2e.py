@@ -268,29 +268,42 @@ def test_load_200_concurrent_inits_lose_no_rollout(ep_env, capsys):
 def test_sigterm_finishes_in_flight_rollouts(ep_env):
     """Runs last: it stops the module's server."""
     stack = ep_env
-    stack.fw.latency = 1.0
+    gate = threading.Event()
+    original = stack.fw.policy
+    stack.fw.policy = lambda model, messages, params: (gate.wait(30), original(model, messages, params))[1]
     body = bench.init_body(stack.fw.localhost_url, f"term-{uuid.uuid4().hex[:8]}", FW_KEY)
+    rid = body["metadata"]["rollout_id"]
     out: dict = {}
 
     def call():
         out["r"] = httpx.post(stack.url + "/init", json=body, headers={"Authorization": f"Bearer {TOKEN}"},
                               timeout=60)
 
+    def refuses() -> bool:
+        try:
+            httpx.get(stack.url + "/", timeout=1)
+        except httpx.TransportError:
+            return True
+        return False
+
+    t = threading.Thread(target=call)
     try:
-        t = threading.Thread(target=call)
         t.start()
-        rid = body["metadata"]["rollout_id"]
         deadline = time.monotonic() + 30
         while not [c for c in stack.fw.requests if f"/rollout_id/{rid}/" in c.path]:
             assert time.monotonic() < deadline, "the policy call never started"
             time.sleep(0.01)
         stack.proc.send_signal(signal.SIGTERM)
-        t.join(timeout=60)
-        stack.proc.wait(timeout=60)
+        while not refuses():
+            assert time.monotonic() < deadline, "the server kept accepting connections after SIGTERM"
+            time.sleep(0.02)
+        assert stack.proc.poll() is None and "r" not in out  # stopped listening, still finishing the rollout
     finally:
-        stack.fw.latency = 0.0
+        gate.set()
+        t.join(timeout=60)
+        stack.fw.policy = original
+    stack.proc.wait(timeout=60)
     assert out["r"].status_code == 200 and out["r"].json()["status"] == "finished"
     assert [e["status"]["code"] for e in stack.fw.logs if f"rollout_id:{rid}" in e["tags"]] == [100]
     assert stack.proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean stop
-    log = server_log(stack)
-    assert "Application shutdown complete" in log
+    assert "Application shutdown complete" in server_log(stack)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import FW_KEY
 from tests.fakes import key_fingerprint
-from tests.test_serve import ServeThread, chat_calls, gateway_logs, init_body, serve  # noqa: F401 (fixture)
+from tests.test_serve import chat_calls, gated_policy, gateway_logs, init_body, serve  # noqa: F401 (fixture)
 
 TOKEN = "serve-token-0123456789abcdefXYZ"
 
@@ -196,7 +196,8 @@ def test_rate_limiter_refills_and_bounds_clients():
 
 
 def test_concurrency_cap_is_429_with_retry_after(fw, serve):
-    fw.latency = 0.8
+    gate = threading.Event()
+    gated_policy(fw, gate=gate)
     st = serve(max_concurrent=1)
     out: dict = {}
 
@@ -210,6 +211,7 @@ def test_concurrency_cap_is_429_with_retry_after(fw, serve):
         time.sleep(0.01)
     body = init_body(fw)
     r = httpx.post(st.url + "/init", json=body, timeout=60)
+    gate.set()
     t.join()
     assert out["r"].status_code == 200
     assert r.status_code == 429 and r.json()["kind"] == "too_many_rollouts"
