@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import REPO
 
 CONFIGS = sorted((REPO / "configs").glob("*.toml"))
+REPO_DEFAULT = REPO / "configs" / "default.toml"
 KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 
@@ -106,3 +107,11 @@ def test_qwen_config_reaches_the_job_payload(tmp_path):
     assert payload["trainingConfig"]["outputModel"].endswith("/models/" + flat["train.output_model"])
     assert payload["inferenceParameters"]["responseCandidatesCount"] == flat["train.n"]
     assert payload["displayName"] == flat["train.display_name"]
+
+
+def test_default_toml_documents_every_setting():
+    """Every setting svgrft knows appears (commented) in configs/default.toml, so the file is the full reference."""
+    from svgrft.config import DEFAULTS, read_config_file
+
+    documented = set(read_config_file(REPO_DEFAULT))
+    assert sorted(set(DEFAULTS) - documented) == []
