@@ -205,11 +205,9 @@ def lost_rollouts(fake, rollout_ids: list[str], code: int = 100) -> list[str]:
 
 
 FAKE_RUNNER = """
-import sys, time, http.server
+import sys, time
 sys.path.insert(0, sys.argv[1])
-# the stdlib default listen backlog (5) drops SYNs when hundreds of connections open at once,
-# which would measure TCP retransmission timers instead of the server
-http.server.ThreadingHTTPServer.request_queue_size = 1024
+# the fakes listen with a backlog of 1024, so hundreds of simultaneous connections are not dropped
 from tests.fakes import start_fireworks
 fw = start_fireworks(api_keys={sys.argv[2]: "acct"}, latency=float(sys.argv[3]))
 print(fw.port, flush=True)

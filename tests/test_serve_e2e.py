@@ -12,7 +12,6 @@ One server process for the module (importing eval-protocol costs seconds); it is
 from __future__ import annotations
 
 import asyncio
-import http.server
 import importlib.util
 import signal
 import sys
@@ -46,13 +45,8 @@ def stack(tmp_path_factory):
     from tests.fakes import start_fireworks, start_openai
 
     tmp = tmp_path_factory.mktemp("serve-e2e")
-    old = http.server.ThreadingHTTPServer.request_queue_size
-    http.server.ThreadingHTTPServer.request_queue_size = 1024  # the load test opens hundreds of connections at once
-    try:
-        fw = start_fireworks(api_keys={FW_KEY: "acct"})
-        oai = start_openai(api_key=OPENAI_KEY, corpus_dir=CORPUS)
-    finally:
-        http.server.ThreadingHTTPServer.request_queue_size = old
+    fw = start_fireworks(api_keys={FW_KEY: "acct"})  # the fakes listen with a backlog of 1024
+    oai = start_openai(api_key=OPENAI_KEY, corpus_dir=CORPUS)
     log_path = tmp / "serve.log"
     env = bench.clean_env(SVGRFT_SERVE_TOKEN=TOKEN)
     proc, url = bench.start_server(["--allow-model-host", "localhost", "--policy-retries", "0",

@@ -194,7 +194,10 @@ class FakeServer:
         if self._httpd is not None:
             return self
         handler = _make_handler(self)
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        class _Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # load tests open hundreds of connections at once
+
+        httpd = _Server(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
         self._httpd = httpd
