@@ -229,7 +229,39 @@ class JudgeOutcome:
         return self.error_kind in FATAL_KINDS
 
 
-class JudgeClient:
+class LoopBoundOpenAI:
+    """An ``AsyncOpenAI`` client and a concurrency semaphore, re-made for each event loop (both are
+    loop-bound). Subclasses set ``_api_key``, ``base_url``, ``timeout`` and ``concurrency``."""
+
+    _api_key: str
+    base_url: str
+    timeout: float
+    concurrency: int
+    _loop: Any = None
+    _client: Any = None
+    _sem: asyncio.Semaphore | None = None
+
+    def _bind(self) -> tuple[Any, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._client is None or self._sem is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
+                                              timeout=self.timeout, http_client=http_client())
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._loop = loop
+        return self._client, self._sem
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()
+            except Exception:
+                pass
+
+
+class JudgeClient(LoopBoundOpenAI):
     """Async judge; safe for concurrent use. ``await judge(png, requirements, prompt)``."""
 
     def __init__(self, *, model: str, api_key: str, mode: str = "checklist", base_url: str | None = None,
@@ -255,32 +287,9 @@ class JudgeClient:
         self.max_tokens = max_tokens
         self.key_name = key_name
         self.requests_sent = 0
-        self._loop: Any = None
-        self._client: Any = None
-        self._sem: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"JudgeClient(model={self.model!r}, mode={self.mode!r}, base_url={self.base_url!r})"
-
-    def _bind(self) -> tuple[Any, asyncio.Semaphore]:
-        """The SDK client and semaphore for the running event loop (both are loop-bound)."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._client is None or self._sem is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                                              timeout=self.timeout, http_client=http_client())
-            self._sem = asyncio.Semaphore(self.concurrency)
-            self._loop = loop
-        return self._client, self._sem
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.close()
-            except Exception:
-                pass
 
     async def _complete(self, messages: list[dict[str, Any]], outcome: JudgeOutcome) -> tuple[str | None, str | None]:
         """One logical request (with transport retries) → (content, refusal)."""

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from svgrft.clients.judge import _Malformed, call_with_retries, http_client, map_openai_error
+from svgrft.clients.judge import LoopBoundOpenAI, _Malformed, call_with_retries, map_openai_error
 from svgrft.config import expand_model
 from svgrft.errors import ConfigError, SvgrftError
 
@@ -40,7 +40,7 @@ def is_fireworks_url(base_url: str, settings: Any = None) -> bool:
     return False
 
 
-class PolicyClient:
+class PolicyClient(LoopBoundOpenAI):
     def __init__(self, *, model: str, base_url: str, api_key: str, key_name: str = "FIREWORKS_API_KEY",
                  timeout: float = 300.0, max_retries: int = 3, backoff_base: float = 1.0, concurrency: int = 8):
         self.model = model
@@ -52,31 +52,9 @@ class PolicyClient:
         self.backoff_base = float(backoff_base)
         self.concurrency = max(1, int(concurrency))
         self.requests_sent = 0
-        self._loop: Any = None
-        self._client: Any = None
-        self._sem: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"PolicyClient(model={self.model!r}, base_url={self.base_url!r})"
-
-    def _bind(self) -> tuple[Any, asyncio.Semaphore]:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._client is None or self._sem is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                                              timeout=self.timeout, http_client=http_client())
-            self._sem = asyncio.Semaphore(self.concurrency)
-            self._loop = loop
-        return self._client, self._sem
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.close()
-            except Exception:
-                pass
 
     async def generate(self, messages: list[dict[str, Any]], *, n: int = 1, temperature: float | None = None,
                        max_tokens: int | None = None, extra_body: dict[str, Any] | None = None) -> list[Generation]:
