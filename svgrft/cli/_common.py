@@ -12,10 +12,11 @@ Conventions every command module follows:
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -114,11 +115,64 @@ def report_error(e: SvgrftError) -> None:
         con.print(f"[bold]hint:[/bold] {_esc(e.hint)}", soft_wrap=True)
 
 
+# Global options (``svgrft -q doctor``) are also accepted after the command (``svgrft doctor -q``):
+# every command gets these hidden options unless it declares the flag itself (train has its own --config).
+_GLOBAL_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("_global_quiet", bool, ("--quiet", "-q")),
+    ("_global_verbose", bool, ("--verbose", "-v")),
+    ("_global_config", Optional[str], ("--config", "-c")),
+    ("_global_env_file", Optional[str], ("--env-file",)),
+]
+GLOBAL_OPTION_PARAMS = tuple(name for name, _, _ in _GLOBAL_OPTIONS)
+
+
+def _declared_flags(sig: inspect.Signature) -> set[str]:
+    flags: set[str] = set()
+    for p in sig.parameters.values():
+        flags.add("--" + p.name.replace("_", "-"))
+        flags.update(d for d in getattr(p.default, "param_decls", None) or () if isinstance(d, str))
+    return {f for d in flags for f in d.split("/")}
+
+
+def _with_global_options(func: Callable[..., Any], wrapper: Callable[..., Any]) -> list[str]:
+    """Give ``wrapper`` the signature of ``func`` plus the hidden global options it lacks; their names."""
+    sig = inspect.signature(func, eval_str=True)
+    taken = _declared_flags(sig)
+    params = list(sig.parameters.values())
+    added: list[str] = []
+    annotations = dict(getattr(func, "__annotations__", {}))
+    for name, annotation, decls in _GLOBAL_OPTIONS:
+        decls = tuple(d for d in decls if d not in taken)
+        if not decls or not decls[0].startswith("--"):
+            continue
+        default = typer.Option(False if annotation is bool else None, *decls, hidden=True)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=annotation))
+        annotations[name] = annotation
+        added.append(name)
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = annotations
+    return added
+
+
+def _apply_global_options(kwargs: dict[str, Any], names: list[str]) -> None:
+    values = {n: kwargs.pop(n, None) for n in names}
+    if values.get("_global_quiet"):
+        state.quiet = True
+    if values.get("_global_verbose"):
+        state.verbose = True
+    if values.get("_global_config"):
+        state.config = values["_global_config"]
+    if values.get("_global_env_file"):
+        state.env_file = values["_global_env_file"]
+
+
 def command(func: F) -> F:
     """Wrap a Typer command: expected failures → ``Error:``/``hint:`` + exit code, Ctrl-C → 130."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _apply_global_options(kwargs, added)
         _secrets.register_env()
         try:
             return func(*args, **kwargs)
@@ -133,6 +187,7 @@ def command(func: F) -> F:
             err_console().print("Interrupted.")
             raise typer.Exit(130) from None
 
+    added = _with_global_options(func, wrapper)
     return wrapper  # type: ignore[return-value]
 
 

@@ -44,7 +44,7 @@ FLAG_KEYS: dict[str, str] = {
     "wandb_run_id": "wandb.run_id",
 }
 # options that steer the command itself rather than the job
-CONTROL_FLAGS = ("config", "dry_run", "no_watch", "yes", "json_out", "force_evaluator")
+CONTROL_FLAGS = ("config", "dry_run", "no_watch", "yes", "json_out", "force_evaluator", *c.GLOBAL_OPTION_PARAMS)
 
 
 def _e(value: Any) -> str:
