@@ -55,3 +55,16 @@ def test_verbose_and_env_file_after_the_command(cli, tmp_path):
     assert checks["key OPENAI_API_KEY"]["status"] == "ok"
     assert checks[".env file"]["detail"] == f"{env} loaded"
     assert "sk-from-env-file-0123456789" not in r.stdout + r.stderr
+
+
+# --- file-system failures are one Error line, never a traceback --------------------------------------------
+
+def test_unwritable_output_paths_are_one_error_line(cli, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder", encoding="utf-8")
+    line = _one_error(cli("dataset", "build", "--out", blocker / "x.jsonl"))
+    assert "afile" in line
+    svg = tmp_path / "a.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>', encoding="utf-8")
+    line = _one_error(cli("render", svg, "--out", blocker / "pngs"))
+    assert "afile" in line

@@ -11,6 +11,7 @@ Conventions every command module follows:
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import json
@@ -167,8 +168,19 @@ def _apply_global_options(kwargs: dict[str, Any], names: list[str]) -> None:
         state.env_file = values["_global_env_file"]
 
 
+def os_error(e: OSError) -> SvgrftError:
+    """A file-system failure (missing file, directory given for a file, permissions, disk full) as one line."""
+    what = e.strerror or type(e).__name__
+    if e.filename is not None:
+        where = str(e.filename) + (f" → {e.filename2}" if e.filename2 is not None else "")
+        return SvgrftError(f"{where}: {what}", hint="check the path, that it is the right kind (file or folder) "
+                                                     "and that you may read/write it")
+    return SvgrftError(f"system error: {what}", hint="run again with SVGRFT_DEBUG=1 for the details")
+
+
 def command(func: F) -> F:
-    """Wrap a Typer command: expected failures → ``Error:``/``hint:`` + exit code, Ctrl-C → 130."""
+    """Wrap a Typer command: expected failures → ``Error:``/``hint:`` + exit code, Ctrl-C → 130,
+    file-system errors → one ``Error:`` line (never a traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -186,6 +198,15 @@ def command(func: F) -> F:
         except KeyboardInterrupt:
             err_console().print("Interrupted.")
             raise typer.Exit(130) from None
+        except OSError as e:
+            if e.errno == errno.EPIPE:  # stdout closed early (`| head`): Typer exits quietly
+                raise
+            if os.environ.get("SVGRFT_DEBUG") == "1":
+                import traceback
+
+                traceback.print_exc()
+            report_error(os_error(e))
+            raise typer.Exit(1) from None
 
     added = _with_global_options(func, wrapper)
     return wrapper  # type: ignore[return-value]
