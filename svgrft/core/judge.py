@@ -241,7 +241,18 @@ def requirements_hash(requirements: list[str]) -> str:
 
 # --- strict parsing -------------------------------------------------------------------------
 
-_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
+_FENCE_INFO = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _unfence(text: str) -> str:
+    """The body of one ```json fence around the whole (stripped) text, else the text unchanged.
+    Plain string operations: a regex here backtracked cubically on long runs of newlines."""
+    if not (text.startswith("```") and text.endswith("```")) or len(text) < 7:
+        return text
+    nl = text.find("\n")
+    if nl < 0 or not _FENCE_INFO.fullmatch(text[3:nl].strip()):
+        return text
+    return text[nl + 1:-3].strip()
 
 
 def _load_object(text: str | None) -> dict[str, Any]:
@@ -250,13 +261,10 @@ def _load_object(text: str | None) -> dict[str, Any]:
     text = str(text)
     if len(text) > MAX_REPLY_CHARS:
         raise JudgeReplyError(f"judge reply too long ({len(text)} characters)")
-    stripped = text.strip()
-    m = _FENCE.match(stripped)  # tolerate one ```json fence around the whole object, nothing else
-    if m:
-        stripped = m.group(1).strip()
+    stripped = _unfence(text.strip())  # tolerate one ```json fence around the whole object, nothing else
     try:
         data = json.loads(stripped)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also integers longer than Python's digit limit
         snippet = " ".join(stripped.split())[:80]
         raise JudgeReplyError(f"judge reply is not JSON: {snippet!r}") from None
     if not isinstance(data, dict):

@@ -1,0 +1,76 @@
+"""QA pass B: adversarial regression tests for the scoring / rendering / server core.
+
+Every test here pins a bug that was found by attacking the core the way a hostile model output,
+a misbehaving judge or a flaky network would. CPU-bound hang guards run the code in a child
+process with a generous deadline (the fixed code takes milliseconds; the broken code took hours),
+so a regression fails the test instead of hanging the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from svgrft.core.judge import JudgeReplyError, parse_reply
+
+REPO = Path(__file__).resolve().parents[1]
+REQS = ["a red apple", "a wooden table", "a green leaf"]
+
+
+def finishes(code: str, deadline: float = 60.0) -> str:
+    """Run ``code`` in a fresh interpreter; fail the test if it does not finish within ``deadline``
+    seconds (a hang guard for catastrophic regex backtracking, not a timing assertion). Returns stdout."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                              timeout=deadline, cwd=str(REPO))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"did not finish within {deadline} s (catastrophic backtracking?)")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+# ------------------------------------------------------------------------------------------ judge replies
+
+def test_judge_reply_of_newlines_does_not_hang_the_parser():
+    # A judge that degenerates into newlines inside a ``` fence: the fence regex backtracked
+    # cubically (5,000 newlines took 250 s) on the scorer's event-loop thread.
+    out = finishes("""
+        from svgrft.core.judge import parse_reply, JudgeReplyError
+        for text in ("```json\\n" + "\\n" * 150_000 + "x",
+                     "```\\n" + " \\n\\t" * 50_000 + "}",
+                     "```json\\n" + "\\n" * 150_000 + "{}\\n```"):
+            try:
+                parse_reply("checklist", text, ["a", "b"])
+            except JudgeReplyError as e:
+                print("invalid:", e.reason[:40])
+    """)
+    assert out.count("invalid:") == 3
+
+
+def test_fenced_judge_reply_is_still_accepted():
+    body = {"verdicts": [{"index": i, "fulfilled": i != 2, "evidence": "seen"} for i in (1, 2, 3)]}
+    for text in (f"```json\n{json.dumps(body)}\n```", f"  ```\n{json.dumps(body)}```  ",
+                 f"```JSON \n\n{json.dumps(body, indent=2)}\n\n```"):
+        reply = parse_reply("checklist", text, REQS)
+        assert (reply.fulfilled, reply.total) == (2, 3)
+    for text in (f"```json {json.dumps(body)}```",  # no newline after the info string
+                 f"Here you go:\n```json\n{json.dumps(body)}\n```",  # prose around the fence
+                 f"```json\n{json.dumps(body)}\n```\nanything else?"):
+        with pytest.raises(JudgeReplyError):
+            parse_reply("checklist", text, REQS)
+
+
+@pytest.mark.parametrize("mode,text", [
+    ("count", '{"reasoning": "x", "number_of_fulfilled_requirements": ' + "1" * 5000 + "}"),
+    ("checklist", '{"verdicts": [{"index": ' + "9" * 4400 + ', "fulfilled": true, "evidence": ""}]}'),
+], ids=["count", "checklist"])
+def test_judge_reply_with_a_giant_integer_literal_is_an_invalid_reply(mode, text):
+    # json.loads raises a plain ValueError (not JSONDecodeError) past Python's 4300-digit limit:
+    # it escaped the parser, and the client filed the sample as an infrastructure error.
+    with pytest.raises(JudgeReplyError, match="not JSON"):
+        parse_reply(mode, text, REQS)
