@@ -68,3 +68,40 @@ def test_unwritable_output_paths_are_one_error_line(cli, tmp_path):
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>', encoding="utf-8")
     line = _one_error(cli("render", svg, "--out", blocker / "pngs"))
     assert "afile" in line
+
+
+# --- usage errors look like every other error: `Error:` + `hint:`, exit 2, no boxed panel ----------------
+
+@pytest.mark.parametrize("args, message", [
+    (("doctor", "--bogus"), "No such option: --bogus"),
+    (("dataset", "validate"), "Missing argument"),
+    (("render", "x.svg", "--size", "5"), "--size"),
+    (("no-such-command",), "No such command"),
+    (("jobs", "watch", "j1", "--interval", "soon"), "--interval"),
+])
+def test_usage_errors_are_one_error_line_with_a_usage_hint(cli, args, message):
+    r = cli(*args)
+    line = _one_error(r, code=2)
+    assert message in line
+    assert "╭" not in r.stderr and "│" not in r.stderr
+    assert "hint: usage: svgrft" in r.stderr
+
+
+def _run(args, **env):
+    full = {k: v for k, v in os.environ.items()
+            if not k.startswith(("FIREWORKS_", "OPENAI_", "SVGRFT_")) and k not in ("NO_COLOR", "FORCE_COLOR")}
+    full.update({"COLUMNS": "100", **env})
+    return subprocess.run([sys.executable, "-m", "svgrft", *args], capture_output=True, text=True, env=full,
+                          cwd=os.getcwd(), timeout=120)
+
+
+def test_no_color_means_no_escape_codes_even_on_a_forced_terminal(tmp_path):
+    """FORCE_COLOR makes Rich treat the pipe as a terminal (like a real TTY); NO_COLOR must still win,
+    for bold/italic too (Rich's own NO_COLOR only drops colours)."""
+    home = str(tmp_path / "home")
+    styled = _run(["dataset", "validate", "missing.jsonl"], FORCE_COLOR="1", SVGRFT_HOME=home)
+    assert ANSI in styled.stderr  # the check can see escape codes when they are there
+    for args in (["dataset", "validate", "missing.jsonl"], ["doctor", "--bogus"], ["doctor", "--help"],
+                 ["runs", "list"]):
+        p = _run(args, FORCE_COLOR="1", NO_COLOR="1", SVGRFT_HOME=home)
+        assert ANSI not in p.stdout + p.stderr, (args, p.stdout[:300], p.stderr[:300])

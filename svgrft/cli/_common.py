@@ -38,9 +38,15 @@ class State:
 state = State()
 
 
+def no_color() -> bool:
+    """NO_COLOR (any non-empty value) means plain text: no colours and no bold/dim/italic escape codes."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def _console(stderr: bool) -> Console:
+    # Rich's own NO_COLOR support drops colours but keeps bold/italic codes; color_system=None drops all styling
     return Console(stderr=stderr, highlight=False, soft_wrap=not stderr,
-                   no_color=bool(os.environ.get("NO_COLOR")) or None)
+                   color_system=None if no_color() else "auto")
 
 
 # Created lazily so CliRunner's captured streams are used in tests.

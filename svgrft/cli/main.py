@@ -3,15 +3,56 @@
 from __future__ import annotations
 
 import importlib
-from typing import Optional
+import os
+import sys
+from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from svgrft import __version__
 from svgrft.cli import _common
 
+
+def _usage_hint(ctx: Any) -> str:
+    if ctx is None:
+        return "see `svgrft --help`"
+    usage = ctx.get_usage().strip()
+    usage = usage[len("Usage:"):].strip() if usage.startswith("Usage:") else usage
+    return f"usage: {usage} (see `{ctx.command_path} --help`)"
+
+
+class SvgrftGroup(TyperGroup):
+    """The root command: usage errors come out like every other error (``Error:`` + ``hint:``, exit 2)
+    instead of Typer's boxed panel, and NO_COLOR also strips the styling of ``--help``."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        from typer import rich_utils
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        rich_utils.COLOR_SYSTEM = None if _common.no_color() else "auto"
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as e:  # the help was printed already
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            message = e.format_message().strip()
+            _common.report_error(_common.SvgrftError(message[:1].upper() + message[1:],
+                                                     hint=_usage_hint(getattr(e, "ctx", None))))
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            _common.err_console().print("Aborted.")
+            sys.exit(1)
+        # without standalone mode Typer returns the code of a typer.Exit (or the command's None)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
     name="svgrft",
+    cls=SvgrftGroup,
     help="Reinforcement fine-tuning of SVG-drawing models on Fireworks AI, with Eval Protocol.\n\n"
          "Typical flow: svgrft doctor → svgrft train --base-model qwen3-0p6b → svgrft compare-epochs JOB_ID.",
     no_args_is_help=True,
