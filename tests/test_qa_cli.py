@@ -105,3 +105,12 @@ def test_no_color_means_no_escape_codes_even_on_a_forced_terminal(tmp_path):
                  ["runs", "list"]):
         p = _run(args, FORCE_COLOR="1", NO_COLOR="1", SVGRFT_HOME=home)
         assert ANSI not in p.stdout + p.stderr, (args, p.stdout[:300], p.stderr[:300])
+
+
+def test_command_help_shows_the_full_docstring_not_only_the_one_liner(cli):
+    r = cli("doctor", "--help")
+    assert r.exit_code == 0 and "Exit 1 when something required fails" in r.stdout
+    r = cli("compare-epochs", "--help")
+    assert "before_after.png" in r.stdout
+    top = cli("--help").stdout
+    assert "Check that everything the workflow needs is in place." in top  # the listing keeps the one-liner

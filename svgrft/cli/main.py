@@ -127,7 +127,8 @@ def _register() -> None:
         if kind == "group":
             app.add_typer(obj, name=name, help=help_text)
         else:
-            app.command(name, help=help_text)(obj)
+            # the one-line help in `svgrft --help`; `svgrft NAME --help` shows the command's full docstring
+            app.command(name, short_help=help_text)(obj)
 
 
 _register()
