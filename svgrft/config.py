@@ -153,9 +153,16 @@ class Settings:
         for key, raw in overrides.items():
             if raw is None:
                 continue
-            values[key] = _coerce(key, raw, "flag")
+            values[key] = _coerce(key, raw, FLAG_SOURCE)
             sources[key] = "flag"
         return Settings(values, sources, self.config_path, self.env_file, self.env_file_loaded, self.env)
+
+
+FLAG_SOURCE = "the command line"
+
+
+def _fix(source: str) -> str:
+    return "fix the flag's value" if source == FLAG_SOURCE else f"fix {source}"
 
 
 def _coerce(key: str, raw: Any, source: str) -> Any:
@@ -195,14 +202,14 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
     except (TypeError, ValueError):
         kind = type(default).__name__
         raise ConfigError(f"invalid value {raw!r} for '{key}' (from {source}): expected {kind}",
-                          hint=f"fix {source}") from None
+                          hint=_fix(source)) from None
     choices = CHOICES.get(key)
     if choices and value not in choices:
         raise ConfigError(f"invalid value {value!r} for '{key}' (from {source}): expected one of {', '.join(choices)}",
-                          hint=f"fix {source}")
+                          hint=f"use one of: {', '.join(choices)} ({_fix(source)})")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise ConfigError(f"invalid value {value!r} for '{key}' (from {source}): must not be negative",
-                          hint=f"fix {source}")
+                          hint=_fix(source))
     if key.endswith("base_url") or key == "rollout.server_url":
         if value and not value.startswith(("http://", "https://")):
             raise ConfigError(f"invalid URL {value!r} for '{key}' (from {source})",
@@ -228,6 +235,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}",
                           hint="pass an existing file with --config, e.g. configs/default.toml") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text", hint="pass a TOML file, e.g. configs/default.toml") \
+            from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -249,12 +259,19 @@ def load_settings(config_path: str | Path | None = None, env_file: str | Path | 
     env_path = Path(env_file) if env_file else Path(".env")
     env_loaded = False
     if env_path.is_file():
-        loaded = {k: v for k, v in dotenv_values(env_path).items() if v is not None}
+        try:
+            loaded = {k: v for k, v in dotenv_values(env_path, encoding="utf-8").items() if v is not None}
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+            raise ConfigError(f"cannot read env file {env_path}: {why}",
+                              hint="a .env file holds NAME=value lines; fix it or pass another with --env-file") \
+                from None
         for k, v in loaded.items():
             os.environ.setdefault(k, v)  # never override what is already set
         env_loaded = True
     elif env_file:
-        raise ConfigError(f"env file {env_path} not found", hint="pass an existing file with --env-file")
+        what = "is not a file" if env_path.exists() else "not found"
+        raise ConfigError(f"env file {env_path} {what}", hint="pass an existing file with --env-file")
     environ = dict(os.environ if environ is None else environ)
 
     values: dict[str, Any] = dict(DEFAULTS)
@@ -264,7 +281,8 @@ def load_settings(config_path: str | Path | None = None, env_file: str | Path | 
     if config_path:
         cfg = Path(config_path)
         if not cfg.is_file():
-            raise ConfigError(f"config file {cfg} not found",
+            what = "is not a file" if cfg.exists() else "not found"
+            raise ConfigError(f"config file {cfg} {what}",
                               hint="pass an existing file with --config (see configs/)")
     else:
         cfg = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None

@@ -114,3 +114,25 @@ def test_command_help_shows_the_full_docstring_not_only_the_one_liner(cli):
     assert "before_after.png" in r.stdout
     top = cli("--help").stdout
     assert "Check that everything the workflow needs is in place." in top  # the listing keeps the one-liner
+
+
+# --- broken config / .env files -----------------------------------------------------------------------------
+
+def test_binary_config_and_env_files_are_config_errors(cli, tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(128, 256)) * 4)
+    line = _one_error(cli("--config", junk, "doctor", "--no-network"))
+    assert "junk.bin" in line and "not UTF-8" in line
+    line = _one_error(cli("--env-file", junk, "doctor", "--no-network"))
+    assert "junk.bin" in line and "not UTF-8" in line
+    line = _one_error(cli("--env-file", tmp_path, "doctor", "--no-network"))
+    assert "is not a file" in line
+    line = _one_error(cli("--config", tmp_path, "doctor", "--no-network"))
+    assert "is not a file" in line
+
+
+def test_bad_flag_value_names_the_command_line_and_the_choices(cli):
+    r = cli("evaluator", "stage", "out", "--rollout-mode", "bogus")
+    line = _one_error(r)
+    assert "(from the command line)" in line
+    assert "hint: use one of: local, remote" in r.stderr and "fix flag" not in r.stderr
