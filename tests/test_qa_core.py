@@ -74,3 +74,27 @@ def test_judge_reply_with_a_giant_integer_literal_is_an_invalid_reply(mode, text
     # it escaped the parser, and the client filed the sample as an infrastructure error.
     with pytest.raises(JudgeReplyError, match="not JSON"):
         parse_reply(mode, text, REQS)
+
+
+# ------------------------------------------------------------------------------------------ canvas size
+
+def test_hostile_width_attribute_does_not_hang_canvas_sizing():
+    # width="111…1!" (400 KB): the length regex backtracked quadratically (hours) inside
+    # Renderer.render, on the event loop, before any browser timeout could fire.
+    out = finishes("""
+        from svgrft.core.svgsafe import validate_svg, canvas_size
+        for w in ("1" * 400_000 + "!", "1" + " " * 400_000 + "!", "1" * 200_000 + "e" + "1" * 190_000 + "!"):
+            safe = validate_svg('<svg xmlns="http://www.w3.org/2000/svg" width="' + w + '" height="70"/>')
+            print(canvas_size(safe.root_attrs)[:2])
+    """)
+    assert out.split("\n")[:3] == ["(512, 70)"] * 3  # garbage width: the default, like before
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("100", 100.0), (" 100 px ", 100.0), ("1.5in", 144.0), ("1.e3", 1000.0), ("+3mm", 96 * 3 / 25.4),
+    ("10%", None), ("-5", None), ("0", None), ("1e999", None), ("12em", None), ("1 00", None), ("", None),
+])
+def test_parse_length_semantics_unchanged(value, expected):
+    from svgrft.core.svgsafe import parse_length
+
+    assert parse_length(value) == pytest.approx(expected) if expected else parse_length(value) is None

@@ -271,7 +271,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
 
 _UNITS = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4,
           "q": 96 / 101.6}
-_LEN = re.compile(r"^\s*([+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*$")
+# Unambiguous (no two quantifiers compete for the same characters): `\d+\.?\d*` and `\s*…\s*` around an
+# empty unit backtracked quadratically on a hostile 400 KB width="111…1!" (hours of CPU on the event loop).
+_LEN = re.compile(r"([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?:\s*([a-zA-Z]+))?")
+_MAX_LEN_CHARS = 256  # a usable length is a few characters; longer values are garbage
 _NUM = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -280,10 +283,13 @@ def parse_length(value: str | None) -> float | None:
     percentages, em/ex, ``auto``, garbage, zero, negative or non-finite values."""
     if not value:
         return None
-    m = _LEN.match(value)
+    value = value.strip()
+    if not value or len(value) > _MAX_LEN_CHARS:
+        return None
+    m = _LEN.fullmatch(value)
     if not m:
         return None
-    unit = m.group(2).lower()
+    unit = (m.group(2) or "").lower()
     if unit not in _UNITS:
         return None
     try:
