@@ -136,3 +136,24 @@ def test_bad_flag_value_names_the_command_line_and_the_choices(cli):
     line = _one_error(r)
     assert "(from the command line)" in line
     assert "hint: use one of: local, remote" in r.stderr and "fix flag" not in r.stderr
+
+
+# --- dataset commands: a missing file or a folder is one clear error, not "1 problem … fix the lines" ---------
+
+@pytest.mark.parametrize("sub", ["validate", "upload"])
+def test_dataset_file_that_is_missing_or_a_folder(cli, tmp_path, sub):
+    line = _one_error(cli("dataset", sub, tmp_path / "nope.jsonl"))
+    assert "nope.jsonl (dataset): no such file" in line
+    line = _one_error(cli("dataset", sub, tmp_path))
+    assert "is a folder" in line
+    r = cli("dataset", sub, tmp_path / "nope.jsonl", "--json")
+    assert r.stdout == "" and r.exit_code == 1          # no half-result on stdout
+
+
+def test_dataset_build_source_folder_and_out_folder(cli, tmp_path):
+    line = _one_error(cli("dataset", "build", "--source", tmp_path))
+    assert "--source" in line and "is a folder" in line
+    (tmp_path / "d_train.jsonl").mkdir()
+    line = _one_error(cli("dataset", "build", "--out", tmp_path / "d.jsonl", "--split", "eval=0.2"), code=2)
+    assert "d_train.jsonl is a folder" in line
+    assert not (tmp_path / "d.jsonl").exists()           # checked before anything was written

@@ -184,6 +184,19 @@ def os_error(e: OSError) -> SvgrftError:
     return SvgrftError(f"system error: {what}", hint="run again with SVGRFT_DEBUG=1 for the details")
 
 
+def require_file(path: Any, what: str, hint: str) -> None:
+    """``path`` must be an existing regular file (not a folder): else one clear error (exit 1) before any work."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise SvgrftError(f"cannot read file {p} ({what}): it is a folder", hint=hint)
+    if not p.exists():
+        raise SvgrftError(f"cannot read file {p} ({what}): no such file", hint=hint)
+    if not p.is_file():
+        raise SvgrftError(f"cannot read file {p} ({what}): not a regular file", hint=hint)
+
+
 def command(func: F) -> F:
     """Wrap a Typer command: expected failures → ``Error:``/``hint:`` + exit code, Ctrl-C → 130,
     file-system errors → one ``Error:`` line (never a traceback)."""

@@ -57,8 +57,16 @@ def build(
     Row ids are row_<index in the questions file>, the numbering of the Fireworks quickstart dataset."""
     from svgrft.core.dataset import BUNDLED_QUESTIONS, build_rows, content_hash, load_questions, split_rows, write_rows
 
+    from svgrft.errors import UsageError
+
     fraction = parse_split(split) if split else None
     src = source or BUNDLED_QUESTIONS
+    if source is not None:
+        c.require_file(source, "--source", "pass the SVGBench questions JSON (or drop --source for the bundled copy)")
+    targets = [out, *split_paths(out)] if fraction is not None else [out]
+    for t in targets:
+        if t.is_dir():
+            raise UsageError(f"--out {out}: {t} is a folder", hint="give a file path, e.g. --out datasets/svgbench.jsonl")
     rows = build_rows(load_questions(src))
     outputs = [(out, rows)]
     if fraction is not None:
@@ -88,7 +96,7 @@ def build(
 @app.command("validate")
 @c.command
 def validate(
-    file: Path = typer.Argument(..., help="JSONL dataset to check."),
+    file: Path = typer.Argument(..., metavar="FILE", help="JSONL dataset to check."),
     max_errors: int = typer.Option(50, "--max-errors", min=1, help="Print at most this many problems."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -99,6 +107,7 @@ def validate(
     from svgrft.errors import DatasetError
 
     path = resolve_path(file)
+    c.require_file(path, "dataset", "check the path (build the SVGBench files with `svgrft dataset build`)")
     report = validate_file(path)
     if json_out:
         data = report.to_json()
@@ -124,7 +133,7 @@ def validate(
 @app.command("upload")
 @c.command
 def upload(
-    file: Path = typer.Argument(..., help="JSONL dataset to upload (validated first)."),
+    file: Path = typer.Argument(..., metavar="FILE", help="JSONL dataset to upload (validated first)."),
     dataset_id: Optional[str] = typer.Option(None, "--id",
                                              help="Dataset id (default: <file stem>-<content hash>, reused if "
                                                   "the same content was uploaded before)."),
@@ -141,6 +150,7 @@ def upload(
     from svgrft.workflow.datasets import check_dataset_id, ensure_dataset
 
     path = resolve_path(file)
+    c.require_file(path, "dataset", "check the path (build the SVGBench files with `svgrft dataset build`)")
     s = c.settings()
     ds_id = check_dataset_id(dataset_id) if dataset_id else None
     report = validate_file(path)  # before any network call
