@@ -98,3 +98,69 @@ def test_parse_length_semantics_unchanged(value, expected):
     from svgrft.core.svgsafe import parse_length
 
     assert parse_length(value) == pytest.approx(expected) if expected else parse_length(value) is None
+
+
+# ------------------------------------------------------------------------------------------ rollout server
+
+from tests.test_serve import chat_calls, init_body, serve  # noqa: E402,F401 (fixture)
+
+
+def _post(st, **kw):
+    import httpx
+
+    return httpx.post(st.url + "/init", timeout=60, **kw)
+
+
+def test_deeply_nested_or_non_finite_json_is_400_not_a_retried_500(fw, serve):
+    # A 500 tells eval-protocol to retry the same hopeless body; json.loads' RecursionError was a 500.
+    st = serve()
+    deep_list = b"[" * 100_000 + b"]" * 100_000
+    deep_obj = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+    body = init_body(fw)
+    body["completion_params"]["extra_body"] = {"x": json.loads("[" * 500 + "]" * 500)}  # loads, but too deep
+    nan = init_body(fw)
+    nan["completion_params"]["temperature"] = float("nan")  # json.dumps writes NaN; the policy call broke (502)
+    inf = init_body(fw)
+    inf["completion_params"]["top_p"] = float("inf")
+    for content in (deep_list, deep_obj, json.dumps(body).encode(), json.dumps(nan).encode(),
+                    json.dumps(inf).encode()):
+        r = _post(st, content=content, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["kind"] == "bad_request"
+    assert chat_calls(fw) == []
+    ok = init_body(fw)  # a normal request still works, including a moderately nested tools schema
+    ok["completion_params"]["extra_body"] = {"x": json.loads("[" * 40 + "]" * 40)}
+    assert _post(st, json=ok).status_code == 200
+
+
+@pytest.mark.parametrize("key", ["fw-key\r\nX-Injected: 1", "fw-ключ-0123456789", "fw key with spaces",
+                                 "k" * 5000, "fw-key\x00nul"], ids=["crlf", "non_ascii", "spaces", "huge", "nul"])
+def test_malformed_api_key_is_400_without_outbound_call_or_echo(fw, serve, caplog, key):
+    # Such keys failed inside the HTTP client as 502 "unreachable"/"malformed" (retried by
+    # eval-protocol) after a policy attempt, and the gateway report was attempted with them too.
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    st = serve()
+    r = _post(st, json=init_body(fw, api_key=key))
+    assert r.status_code == 400, r.text
+    assert r.json()["kind"] == "bad_api_key"
+    assert fw.requests == []  # neither the policy nor the gateway was called
+    fragment = key.strip()[:12]
+    assert fragment not in r.text
+    assert all(fragment not in rec.getMessage() for rec in caplog.records)
+
+
+@pytest.mark.parametrize("rid", ["r\u2028forged", "r\x85forged", "r\u202eevil", "r\u00e9"],
+                         ids=["u2028", "nel", "rtl_override", "latin1"])
+def test_non_ascii_ids_are_400(fw, serve, caplog, rid):
+    # U+2028 / NEL passed the old check (ord >= 0x21) and were written into log lines.
+    import logging
+
+    caplog.set_level(logging.INFO, logger="svgrft")
+    st = serve()
+    r = _post(st, json=init_body(fw, rollout_id=rid))
+    assert r.status_code == 400 and "rollout_id" in r.json()["error"], r.text
+    assert r.json()["rollout_id"] is None
+    assert chat_calls(fw) == []
+    assert all(rid not in rec.getMessage() for rec in caplog.records)

@@ -51,6 +51,8 @@ log = logging.getLogger("svgrft.server")
 
 OPTIONS_ENV = "SVGRFT_SERVE_OPTIONS"  # JSON ServeOptions (no secrets) for --workers > 1
 MAX_ID_LEN = 256
+MAX_KEY_LEN = 1024
+MAX_JSON_DEPTH = 64  # an InitRequest nests about 6 deep (tools' JSON schemas a little more)
 
 
 @dataclass
@@ -166,20 +168,57 @@ def _validation_message(e: Any) -> str:
     return "invalid InitRequest: " + "; ".join(parts) + more
 
 
+def _plain_id(value: Any) -> bool:
+    """Printable ASCII without spaces or slashes: ids end up in log lines, tags and trace paths, where
+    U+2028, NEL or other Unicode line breaks would forge lines."""
+    return (isinstance(value, str) and 0 < len(value) <= MAX_ID_LEN
+            and all(0x21 <= ord(c) <= 0x7E and c not in "/\\" for c in value))
+
+
 def _check_id(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Rejection(400, "bad_request", f"metadata.{name} must be a non-empty string")
-    if len(value) > MAX_ID_LEN or any(ord(c) < 0x21 or c in "/\\" for c in value):
-        raise Rejection(400, "bad_request", f"metadata.{name} must be at most {MAX_ID_LEN} printable characters "
-                                            "without spaces or slashes")
+    if not _plain_id(value):
+        raise Rejection(400, "bad_request", f"metadata.{name} must be at most {MAX_ID_LEN} printable ASCII "
+                                            "characters without spaces or slashes")
     return value
+
+
+def _check_api_key(value: str) -> str:
+    """A key goes into an Authorization header: CR/LF, other control characters, non-ASCII or a huge
+    value would fail there as a 5xx (retried) or split the header. Never echoes the value."""
+    if len(value) > MAX_KEY_LEN or not all(0x21 <= ord(c) <= 0x7E for c in value):
+        raise Rejection(400, "bad_api_key", f"api_key must be at most {MAX_KEY_LEN} printable ASCII characters "
+                                            "without spaces", hint="send the Fireworks API key as it is", code=16)
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_deep(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when JSON ``data`` nests deeper than ``limit`` (iterative: no recursion on hostile input)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _rollout_id_of(data: Any) -> str | None:
     """The rollout id of a (possibly invalid) request, for error bodies; None if absent/unusable."""
     if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
         rid = data["metadata"].get("rollout_id")
-        if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LEN and rid.isprintable() and " " not in rid:
+        if _plain_id(rid):
             return rid
     return None
 
@@ -307,7 +346,7 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
         via_gateway = is_tracing_url(model_base_url)
         gateway = gateway_base(model_base_url) or default_gateway
         if req.api_key and req.api_key.strip():
-            api_key, source = req.api_key.strip(), "request"
+            api_key, source = _check_api_key(req.api_key.strip()), "request"
         elif opts.allow_server_key and server_key:
             api_key, source = server_key, "server"
         else:
@@ -442,11 +481,14 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
             if state["draining"]:
                 raise Rejection(503, "draining", "the server is shutting down", retry_after="5", code=UNAVAILABLE)
             body = await read_body(request)
-            try:
-                data = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
+            try:  # NaN/Infinity are not JSON (and break the policy request later); deep nesting → 400, not 500
+                data = json.loads(body, parse_constant=_reject_constant)
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise Rejection(400, "bad_request", "the body is not valid JSON",
                                 hint="send an eval_protocol InitRequest as JSON") from None
+            if _too_deep(data):
+                raise Rejection(400, "bad_request", f"the body nests deeper than {MAX_JSON_DEPTH} levels",
+                                hint="send an eval_protocol InitRequest as JSON")
             rid = _rollout_id_of(data)
             if isinstance(data, dict) and isinstance(data.get("api_key"), str):
                 request_key = data["api_key"]
