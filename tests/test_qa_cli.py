@@ -157,3 +157,31 @@ def test_dataset_build_source_folder_and_out_folder(cli, tmp_path):
     line = _one_error(cli("dataset", "build", "--out", tmp_path / "d.jsonl", "--split", "eval=0.2"), code=2)
     assert "d_train.jsonl is a folder" in line
     assert not (tmp_path / "d.jsonl").exists()           # checked before anything was written
+
+
+# --- `evaluator stage DIR` empties DIR first: it must never delete a user's folder --------------------------
+
+def test_stage_refuses_to_wipe_a_folder_that_is_not_a_staged_evaluator(cli, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious", encoding="utf-8")
+    line = _one_error(cli("evaluator", "stage", mine))
+    assert "refusing to delete" in line
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "precious"
+
+    Path("keep.txt").write_text("cwd file", encoding="utf-8")       # the cwd is a temp dir
+    _one_error(cli("evaluator", "stage", "."))
+    assert Path("keep.txt").exists()
+
+    out = tmp_path / "staged"
+    first = cli("evaluator", "stage", out, "--json")
+    assert first.exit_code == 0, first
+    again = cli("evaluator", "stage", out, "--json")                 # an earlier stage is replaced
+    assert again.exit_code == 0 and again.json()["files"] == first.json()["files"]
+    (out / "notes.txt").write_text("added by the user", encoding="utf-8")
+    _one_error(cli("evaluator", "stage", out))
+    assert (out / "notes.txt").exists()
+
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    assert "is not a folder" in _one_error(cli("evaluator", "stage", afile))

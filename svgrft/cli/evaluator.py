@@ -99,7 +99,9 @@ def build(
 @app.command("stage")
 @c.command
 def stage_cmd(
-    directory: str = typer.Argument(..., help="Directory to write the evaluator into (emptied first)."),
+    directory: str = typer.Argument(..., metavar="DIR",
+                                    help="New or empty folder to write the evaluator into (an earlier staged "
+                                         "evaluator there is replaced)."),
     rollout_mode: Optional[str] = MODE_OPT,
     rollout_server_url: Optional[str] = URL_OPT,
     config: Optional[str] = CONFIG_OPT,

@@ -280,11 +280,36 @@ def check_no_secrets(root: Path, files: list[str], secrets: list[str]) -> None:
                                   hint="keys must come from the environment/Fireworks secrets, never from files")
 
 
+# what a staged evaluator folder holds (plus what pytest / the Eval Protocol harness leave after a run there)
+_STAGE_NAMES = frozenset({ev.ENTRY_FILE, ev.CONFIG_FILE, ev.SAMPLE_DATASET, "requirements.txt", "Dockerfile",
+                          ".dockerignore", "pytest.ini", "svgrft", "__pycache__", ".pytest_cache", ".benchmarks",
+                          ".eval_protocol"})
+
+
+def _clear_stage_dir(dest: Path) -> None:
+    """Empty ``dest`` for a new stage, but only if it is empty or an earlier staged evaluator: never delete a
+    folder of the user's (``svgrft evaluator stage .`` must not wipe the working directory)."""
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not dest.is_dir() or dest.is_symlink():
+        raise ConfigError(f"{dest} exists and is not a folder",
+                          hint="choose a new folder for the staged evaluator")
+    entries = list(dest.iterdir())
+    if not entries:
+        dest.rmdir()
+        return
+    names = {p.name for p in entries}
+    staged = (dest / ev.CONFIG_FILE).is_file() and (dest / ev.ENTRY_FILE).is_file() and names <= _STAGE_NAMES
+    if not staged or dest.resolve() in (Path.cwd().resolve(), Path.home().resolve(), Path("/")):
+        raise ConfigError(f"{dest} is not empty and is not a staged evaluator; refusing to delete what is in it",
+                          hint="choose a new or empty folder (an earlier staged evaluator is replaced)")
+    shutil.rmtree(dest)
+
+
 def stage(settings: Any, dest: str | Path) -> StagedEvaluator:
     """Write the evaluator directory into ``dest`` (created or emptied) and return its description."""
     dest = Path(dest)
-    if dest.exists():
-        shutil.rmtree(dest)
+    _clear_stage_dir(dest)
     dest.mkdir(parents=True)
     config = evaluator_config(settings)
     modules = module_closure()
