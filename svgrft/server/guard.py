@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def _plain_host(host: str) -> bool:
+    """An ASCII DNS name (letters, digits, ``-``, ``_``; labels of 1–63) or an IP literal."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    return 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in host.split("."))
 
 
 def check_bearer(header: str | None, token: str) -> bool:
@@ -63,6 +77,10 @@ def parse_host_rule(entry: str) -> HostRule:
         raise ValueError("empty host")
     if "@" in raw:
         raise ValueError(f"invalid host {entry!r} (no user-info)")
+    try:  # a bare IPv6 literal ("::1") has colons that are not a port
+        return HostRule(str(ipaddress.ip_address(raw.strip("[]"))), None)
+    except ValueError:
+        pass
     if "://" in raw:
         parts = urlsplit(raw)
         host, port = (parts.hostname or ""), parts.port
@@ -112,6 +130,14 @@ class HostAllowList:
         host = (parts.hostname or "").lower().rstrip(".")
         if not host:
             return "model_base_url has no host"
+        if not _plain_host(host):
+            # urlsplit keeps "\\", ";", "%2f" or Unicode dots in a host that the HTTP client then parses (or
+            # IDNA-maps) differently: only plain DNS names and IP literals are compared with the rules.
+            return "model_base_url host must be a plain DNS name or IP address"
+        try:  # one spelling per address: [0::1] is [::1]
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
         if parts.query or parts.fragment:
             return "model_base_url must not have a query or fragment"
         if not any(rule.matches(host, port) for rule in self.rules):
