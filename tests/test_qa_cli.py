@@ -185,3 +185,61 @@ def test_stage_refuses_to_wipe_a_folder_that_is_not_a_staged_evaluator(cli, tmp_
     afile = tmp_path / "afile"
     afile.write_text("x", encoding="utf-8")
     assert "is not a folder" in _one_error(cli("evaluator", "stage", afile))
+
+
+# --- `svgrft serve`: a busy port / bad address is one Error line before start-up; no library warnings ------
+
+def test_serve_on_a_busy_port_is_one_error(cli):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = cli("serve", "--port", port)
+    line = _one_error(r)
+    assert f"port {port} on 127.0.0.1 is already in use" in line
+    assert "svgrft serve on" not in r.stderr          # nothing claimed to be serving
+
+
+def test_serve_bad_port_in_config_or_flag(cli, tmp_path):
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text("[serve]\nport = 70000\n", encoding="utf-8")
+    assert "invalid port 70000" in _one_error(cli("serve", "--config", cfg))
+    _one_error(cli("serve", "--port", "99999"), code=2)
+
+
+def test_serve_starts_without_a_pydantic_deprecation_warning(tmp_path):
+    import signal
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREWORKS_", "OPENAI_", "SVGRFT_"))}
+    env["SVGRFT_HOME"] = str(tmp_path / "home")
+    p = subprocess.Popen([sys.executable, "-m", "svgrft", "serve", "--port", str(port)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        for _ in range(600):
+            if p.poll() is not None:
+                break
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            import time
+
+            time.sleep(0.1)
+        assert p.poll() is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert "ready" in err
+    assert "Deprecat" not in err and "Traceback" not in err, err[-2000:]

@@ -41,11 +41,59 @@ def check_server(url: str, timeout: float = 10.0) -> dict[str, Any]:
             "latency_ms": round(resp.elapsed.total_seconds() * 1000, 1)}
 
 
+def _import_eval_protocol_quietly() -> None:
+    """eval_protocol's models emit a pydantic deprecation warning at import, and its package __init__ re-enables
+    DeprecationWarnings for itself (so an earlier ``filterwarnings`` does not help): import it once, muted."""
+    import os
+    import warnings
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download at import
+    with warnings.catch_warnings(record=True):  # recorded (and dropped) whatever filters the import installs
+        import eval_protocol.models  # noqa: F401
+        import eval_protocol.types.remote_rollout_processor  # noqa: F401
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Fail with one clear error before start-up when ``host:port`` cannot be listened on (port in use,
+    an address this machine does not have, a privileged port), instead of uvicorn's log line and exit 3."""
+    import errno
+    import socket
+
+    from svgrft.errors import ConfigError, SvgrftError
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"invalid port {port}: ports are 0-65535", hint="pass e.g. --port 8000")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ConfigError(f"cannot listen on {host!r}: {getattr(e, 'strerror', None) or e}",
+                          hint="pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (all interfaces)") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise SvgrftError(f"port {port} on {host} is already in use",
+                                  hint="stop the process listening there (another `svgrft serve`?) or pass "
+                                       "--port N") from None
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise ConfigError(f"cannot listen on {host}: this machine has no such address",
+                                  hint="pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (all "
+                                       "interfaces)") from None
+            if e.errno == errno.EACCES:
+                raise SvgrftError(f"not allowed to listen on port {port} on {host}",
+                                  hint="ports below 1024 need privileges; pass e.g. --port 8000") from None
+            raise SvgrftError(f"cannot listen on {host}:{port}: {e.strerror or e}",
+                              hint="check --host and --port") from None
+
+
 @c.command
 def cmd(
     host: Optional[str] = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1; 0.0.0.0 in a "
                                                               "container)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default 8000)."),
+    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535, help="Port (default 8000)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Worker processes (default 1; limits apply per worker)."),
     token: Optional[str] = typer.Option(None, "--token",
@@ -123,6 +171,7 @@ def cmd(
         c.warn("the serve token is shorter than 16 characters; use a long random one "
                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     n_workers = int(s["serve.workers"])
+    check_bindable(bind, int(s["serve.port"]))
     url = f"http://{bind}:{s['serve.port']}"
     if not opts.token and n_workers > 1:
         c.warn("/init is unauthenticated (no SVGRFT_SERVE_TOKEN / --token): anyone who can reach it can start "
@@ -131,6 +180,7 @@ def cmd(
         c.emit_json({"url": url, "workers": n_workers, "options": opts.public()})
     c.info(f"svgrft serve on {url} (POST /init, GET /), {n_workers} worker(s); Ctrl-C stops after in-flight rollouts")
     sys.stdout.flush()
+    _import_eval_protocol_quietly()
     from svgrft.server.runner import serve
 
     serve(s, opts, host=bind, port=int(s["serve.port"]), workers=n_workers, access_log=access_log,
