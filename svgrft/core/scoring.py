@@ -7,8 +7,8 @@ settings/env via :func:`scorer_from_settings`.
 :meth:`Scorer.score_reply` never raises for bad input or remote trouble: the outcome is a
 :class:`ScoreResult`. ``is_valid`` is False only when the number is not a real measurement of the
 model's output (judge reply unusable after a repair retry, judge or browser unavailable, no
-requirements); the model's own failures (no SVG, SVG that does not render, blank picture) are valid
-zeros with a ``reason`` and the ``gate`` that fired. ``infra_error`` marks failures that a rerun may
+requirements); the model's own failures (no SVG, SVG that does not render, blank picture, drawn text
+that talks to the judge) are valid zeros with a ``reason`` and the ``gate`` that fired. ``infra_error`` marks failures that a rerun may
 fix (the eval pipeline redoes those samples on ``--resume``).
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svgrft.core.extract import extract_svg
-from svgrft.core.gates import check_blank, check_text_heavy, quick_has_content
+from svgrft.core.gates import check_blank, check_injection, check_text_heavy, quick_has_content
 from svgrft.core.judge import PROMPT_VERSION, JudgeReply, Verdict, requirements_hash
 
 __all__ = ["Verdict", "ScoreResult", "Scorer", "scorer_from_settings", "renderer_from_settings"]
@@ -37,7 +37,7 @@ class ScoreResult:
     score: float
     is_valid: bool
     reason: str
-    gate: str | None                  # "no_svg" | "render_failed" | "blank" | "text_heavy" | None
+    gate: str | None                  # "no_svg" | "render_failed" | "blank" | "injection" | "text_heavy" | None
     fulfilled: int = 0
     total: int = 0
     verdicts: list[Verdict] = field(default_factory=list)
@@ -225,6 +225,11 @@ class Scorer:
             if blank is not None and blank.blank:
                 r.timings["gates"] = _ms(t2)
                 return self._finish(r, t0, score=0.0, valid=True, gate="blank", reason=blank.reason)
+        injection = check_injection(svg, reqs, prompt)
+        if injection.flagged:  # text that talks to the judge: reward hacking, never shown to the judge
+            r.flags.append("injection")
+            r.timings["gates"] = _ms(t2)
+            return self._finish(r, t0, score=0.0, valid=True, gate="injection", reason=injection.reason)
         text = check_text_heavy(svg, reqs)
         if text.flagged:
             r.flags.append("text_heavy")
