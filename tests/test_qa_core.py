@@ -261,3 +261,72 @@ def test_injection_rules_do_not_fire_on_the_svg_corpus():
     assert len(svgs) >= 100
     flagged = [p.name for p in svgs if check_injection(p.read_text(), FARM, "Draw a farm.").flagged]
     assert flagged == []
+
+
+# ------------------------------------------------------------------------------------------ evaluator tarball
+
+_UNPACKED_SCRIPT = r'''
+import asyncio, json, os, sys
+root = os.path.realpath(sys.argv[1])
+assert sys.flags.no_site, "must run with -S: the editable install's finder would hide missing modules"
+from eval_protocol.models import EvaluationRow, InputMetadata, Message
+import svgrft
+from svgrft.evaluator import runtime
+cfg = runtime.load_config(root)
+row = json.loads(open(os.path.join(root, "sample_dataset.jsonl")).readline())
+svg = open(sys.argv[2]).read()
+ev_row = EvaluationRow(messages=[Message(**m) for m in row["messages"]]
+                       + [Message(role="assistant", content="```svg\n" + svg + "\n```")],
+                       input_metadata=InputMetadata(**row["input_metadata"]))
+async def main():
+    out = await runtime.score_row(ev_row, cfg)
+    scorer = await runtime.get_scorer(cfg)
+    await scorer.aclose()
+    return out
+res = asyncio.run(main()).evaluation_result
+outside = sorted(name for name, m in list(sys.modules.items())
+                 if name.split(".")[0] == "svgrft"
+                 and not os.path.realpath(getattr(m, "__file__", None) or root).startswith(root + os.sep))
+print(json.dumps({"score": res.score, "valid": res.is_score_valid, "reason": res.reason,
+                  "svgrft_file": svgrft.__file__, "outside": outside,
+                  "loaded": sorted(n for n in sys.modules if n.split(".")[0] == "svgrft")}))
+'''
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_evaluator_tarball_is_self_contained(tmp_path, oai):
+    """Stage → tarball → unpack; score one sample row with only the unpacked tree (and site-packages, but
+    no .pth files: the editable install of svgrft is invisible) on sys.path, against the fake judge."""
+    import io
+    import os
+    import sysconfig
+    import tarfile
+
+    from svgrft.config import load_settings
+    from svgrft.workflow.evaluator import stage, tarball_bytes
+    from tests.conftest import CORPUS
+
+    staged = stage(load_settings(), tmp_path / "stage")
+    with tarfile.open(fileobj=io.BytesIO(tarball_bytes(staged)), mode="r:gz") as tf:
+        tf.extractall(tmp_path / "unpacked", filter="data")
+    roots = [p for p in (tmp_path / "unpacked").iterdir() if p.is_dir()]
+    assert len(roots) == 1
+    root = roots[0]
+    assert (root / "test_svgrft_eval.py").is_file() and (root / "svgrft" / "core" / "scoring.py").is_file()
+    assert not (root / "svgrft" / "cli").exists() and not (root / "svgrft" / "server").exists()
+    site = sysconfig.get_paths()["purelib"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EP_", "FIREWORKS_", "PYTHON"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(root), site]), LITELLM_LOCAL_MODEL_COST_MAP="True",
+               SVGRFT_HOME=str(tmp_path / "home"), PYTHONNOUSERSITE="1")
+    proc = subprocess.run([sys.executable, "-S", "-c", _UNPACKED_SCRIPT, str(root), str(CORPUS / "gen_000.svg")],
+                          env=env, cwd=str(root), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["outside"] == [] and out["svgrft_file"].startswith(str(root.resolve()))
+    assert {"svgrft.core.scoring", "svgrft.core.render", "svgrft.clients.judge"} <= set(out["loaded"])
+    assert not [m for m in out["loaded"] if m.split(".")[:2] in (["svgrft", "cli"], ["svgrft", "server"],
+                                                                    ["svgrft", "workflow"])], out
+    assert out["valid"] is True and 0.0 < out["score"] <= 1.0, out
+    assert oai.judge_calls == 1 and oai.last_judge["fulfilled"] == round(out["score"] * oai.last_judge["n_requirements"])
