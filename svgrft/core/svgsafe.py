@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from svgrft.core.extract import find_svg_spans
 
@@ -65,28 +66,94 @@ def _local(name: str) -> str:
     return name.rsplit(":", 1)[-1].lower()
 
 
+# HTML tokenizer pieces (https://html.spec.whatwg.org/#tokenization). Chromium parses the SVG inline in an HTML
+# page, so the scanner must see the tags the HTML parser sees, not the ones an XML reading suggests: quotes
+# only open a value right after "=", "<!-->" and "--!>" end comments, CDATA and raw-text elements depend on
+# whether the parser is in SVG or HTML content.
+_HTML_WS = "\t\n\f\r "
+_SKIP_BEFORE_ATTR = re.compile(r"[\t\n\f\r /]*")
+_ATTR_NAME_RE = re.compile(r"[^\t\n\f\r />][^\t\n\f\r />=]*")
+_WS_RE = re.compile(r"[\t\n\f\r ]*")
+_UNQUOTED = re.compile(r"[^\t\n\f\r >]*")
+_TAG_NAME = re.compile(r"[A-Za-z][^\t\n\f\r />]*")
+# in HTML content: elements whose content is text up to their end tag (JS is off, so <noscript> is markup)
+_RAW_TEXT = frozenset("style script xmp iframe noembed noframes textarea title".split())
+# HTML start tags that end SVG content (the parser pops back to HTML: "breakout")
+_BREAKOUT = frozenset("""b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img
+li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var""".split())
+_INTEGRATION = frozenset(("foreignobject", "desc", "title"))  # SVG elements whose children are HTML
+
+
 def _parse_attrs(s: str) -> list[tuple[str, str | None, int, int]]:
-    """``(name, value, start, end)`` per attribute in a tag's attribute text. Linear (no nesting)."""
-    out = []
-    for m in _ATTR.finditer(s):
-        val = m.group(2) if m.group(2) is not None else m.group(3) if m.group(3) is not None else m.group(4)
-        out.append((m.group(1), val, m.start(), m.end()))
-    return out
+    """``(name, value, start, end)`` per attribute in a tag's attribute text, by HTML tokenizer rules."""
+    return _tokenize_attrs(s, 0, len(s))[0]
+
+
+def _tokenize_attrs(s: str, p: int, limit: int) -> tuple[list[tuple[str, str | None, int, int]], int, bool]:
+    """Attributes of a tag from ``p`` up to its ">": ``(attrs, index of ">" or -1 if the tag never ends,
+    self_closing)``. Offsets are absolute. Linear: every step consumes input."""
+    attrs: list[tuple[str, str | None, int, int]] = []
+    while True:
+        q = _SKIP_BEFORE_ATTR.match(s, p, limit).end()
+        if q >= limit:
+            return attrs, -1, False
+        if s[q] == ">":
+            return attrs, q, q > p and s[q - 1] == "/"
+        m = _ATTR_NAME_RE.match(s, q, limit)
+        name, a = m.group(), q
+        p = _WS_RE.match(s, m.end(), limit).end()
+        if p < limit and s[p] == "=":
+            v = _WS_RE.match(s, p + 1, limit).end()
+            if v >= limit:
+                return attrs, -1, False
+            ch = s[v]
+            if ch in "\"'":
+                close = s.find(ch, v + 1, limit)
+                if close < 0:
+                    return attrs, -1, False  # EOF inside a quoted value: the browser drops the tag
+                attrs.append((name, s[v + 1:close], a, close + 1))
+                p = close + 1
+            elif ch == ">":
+                attrs.append((name, "", a, v))
+                p = v
+            else:
+                e = _UNQUOTED.match(s, v, limit).end()
+                attrs.append((name, s[v:e], a, e))
+                p = e
+        else:  # no value: whitespace, "/" or ">" follow, or the next attribute starts
+            attrs.append((name, None, a, m.end()))
 
 
 @dataclass
 class _Tag:
     start: int  # index of "<"
     end: int  # index after ">"
-    name: str
-    attr_start: int
-    attr_end: int
+    name: str  # lower-case HTML tag name (prefix included, as the HTML parser sees it)
+    attrs: list[tuple[str, str | None, int, int]]  # (name, raw value or None, start, end), absolute
     closing: bool
     self_closing: bool
 
 
-def _scan_tags(s: str):
-    """Yield start/end tags of ``s`` (comments, CDATA, PIs skipped). Linear: every step moves forward."""
+def _skip_comment(s: str, lt: int) -> int:
+    """Index after a comment starting at ``lt`` ("<!--"), by HTML rules; -1 if it runs to the end."""
+    if s.startswith(">", lt + 4):
+        return lt + 5  # "<!-->"
+    if s.startswith("->", lt + 4):
+        return lt + 6  # "<!--->"
+    a = s.find("-->", lt + 4)
+    b = s.find("--!>", lt + 4)
+    if a < 0 and b < 0:
+        return -1
+    if b < 0 or (0 <= a < b):
+        return a + 3
+    return b + 4
+
+
+def _scan_tags(s: str, html_context: Any = None):
+    """Yield start/end tags of ``s`` as Chromium's HTML tokenizer would see them (comments, CDATA, bogus
+    comments and the content of raw-text elements skipped). ``html_context()`` tells whether the parser is
+    in HTML content (raw-text elements, CDATA as a bogus comment) or in SVG content; default: SVG.
+    Linear: every step moves forward."""
     n = len(s)
     pos = 0
     while True:
@@ -94,49 +161,74 @@ def _scan_tags(s: str):
         if lt < 0 or lt + 1 >= n:
             return
         c = s[lt + 1]
-        if s.startswith("<!--", lt):
-            e = s.find("-->", lt + 4)
+        if c == "!":
+            if s.startswith("<!--", lt):
+                e = _skip_comment(s, lt)
+                if e < 0:
+                    return
+                pos = e
+                continue
+            if s.startswith("<![CDATA[", lt) and not (html_context and html_context()):
+                e = s.find("]]>", lt + 9)
+                if e < 0:
+                    return
+                pos = e + 3
+                continue
+            e = s.find(">", lt + 2)  # bogus comment (also CDATA in HTML content)
             if e < 0:
                 return
-            pos = e + 3
+            pos = e + 1
             continue
-        if s.startswith("<![CDATA[", lt):
-            e = s.find("]]>", lt + 9)
-            if e < 0:
-                return
-            pos = e + 3
-            continue
-        if c in "!?":
+        if c == "?":
             e = s.find(">", lt + 2)
             if e < 0:
                 return
             pos = e + 1
             continue
         closing = c == "/"
-        m = _NAME.match(s, lt + 2 if closing else lt + 1)
+        m = _TAG_NAME.match(s, lt + 2 if closing else lt + 1)
         if m is None:
-            pos = lt + 1
-            continue
-        # find the ">" that ends the tag, skipping quoted attribute values
-        p = m.end()
-        while True:
-            q = _QUOTE_OR_GT.search(s, p)
-            if q is None:
-                return  # cut off inside a tag
-            ch = q.group()
-            if ch == ">":
-                gt = q.start()
-                break
-            close = s.find(ch, q.start() + 1)
-            if close < 0:  # unbalanced quote: end the tag at the next ">"
-                gt = s.find(">", q.start() + 1)
-                if gt < 0:
+            if closing:  # "</>" is dropped, "</ x" is a bogus comment
+                e = s.find(">", lt + 2)
+                if e < 0:
                     return
-                break
-            p = close + 1
-        self_closing = not closing and s[gt - 1] == "/"
-        yield _Tag(lt, gt + 1, m.group(), m.end(), gt - 1 if self_closing else gt, closing, self_closing)
+                pos = e + 1
+            else:
+                pos = lt + 1  # "<" followed by a non-letter is text
+            continue
+        attrs, gt, self_closing = _tokenize_attrs(s, m.end(), n)
+        if gt < 0:
+            return  # cut off inside a tag: the browser drops it
+        name = m.group().lower()
+        raw = not closing and name in _RAW_TEXT and html_context is not None and html_context()
+        yield _Tag(lt, gt + 1, name, attrs, closing, self_closing and not closing)
         pos = gt + 1
+        if raw:  # the content is text up to "</name" followed by whitespace, "/" or ">"
+            low_name = "</" + name
+            q = gt + 1
+            while True:
+                e = _find_ci(s, low_name, q)
+                if e < 0:
+                    return
+                after = s[e + len(low_name):e + len(low_name) + 1]
+                if not after or after in _HTML_WS + "/>":
+                    pos = e
+                    break
+                q = e + 1
+
+
+def _find_ci(s: str, needle: str, start: int) -> int:
+    """Case-insensitive ``find`` of an ASCII ``needle`` (lower case) without lower-casing all of ``s``."""
+    first = needle[:2]  # "</"
+    rest = needle[2:]
+    p = start
+    while True:
+        i = s.find(first, p)
+        if i < 0:
+            return -1
+        if s[i + 2:i + 2 + len(rest)].lower() == rest:
+            return i
+        p = i + 1
 
 
 def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, int]:
@@ -204,9 +296,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
 
     well_formed, count, depth = _xml_check(svg, max_depth, max_elements)
 
-    # tolerant scan: caps (when the XML parse failed), root attributes, hostile hrefs
+    # tolerant scan with HTML tokenizer rules: caps (always: an XML reading can hide elements the HTML parser
+    # sees, e.g. behind "<!-->"), root attributes, hostile hrefs
     root_attrs: dict[str, str] = {}
-    stack: list[str] = []
+    stack: list[tuple[str, bool]] = []  # (tag name, are its children HTML content?)
     t_count = t_depth = 0
     edits: list[tuple[int, int]] = []  # (start, end) spans to delete
     removed = 0
@@ -214,42 +307,59 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     low = svg.lower()
     strip_attrs = any(a in low for a in _STRIP_ATTRS)  # rare: only then look at every tag's attributes
     stripped: dict[str, int] = {}
-    for tag in _scan_tags(svg):
-        local = _local(tag.name)
+
+    def in_html() -> bool:
+        return stack[-1][1] if stack else not first  # before the root: HTML (the page's <div>)
+
+    for tag in _scan_tags(svg, in_html):
+        name = tag.name
+        local = _local(name)
         if tag.closing:
-            if local in stack:
-                while stack and stack.pop() != local:
+            if any(n == name for n, _ in stack):
+                while stack and stack.pop()[0] != name:
                     pass
             continue
         t_count += 1
-        if not well_formed and t_count > max_elements:
+        if t_count > max_elements:
             raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+        html_here = in_html()
+        if not html_here and (name in _BREAKOUT or (name == "font" and any(
+                a.lower() in ("color", "face", "size") for a, _v, _s, _e in tag.attrs))):
+            while stack and not stack[-1][1]:  # an HTML tag in SVG content closes the SVG elements
+                stack.pop()
+            html_here = True
         if strip_attrs:
-            for name, _val, a, b in _parse_attrs(svg[tag.attr_start:tag.attr_end]):
-                if name.lower() in _STRIP_ATTRS:
-                    edits.append((tag.attr_start + a, tag.attr_start + b))
-                    stripped[name.lower()] = stripped.get(name.lower(), 0) + 1
-        if first or local in _IMAGE_TAGS:
-            attrs = _parse_attrs(svg[tag.attr_start:tag.attr_end])
-            if first:
-                for name, val, _, _ in attrs:
-                    root_attrs.setdefault(name.lower(), html.unescape(val or ""))
-            if local in _IMAGE_TAGS:
-                for name, val, a, b in attrs:
-                    if _local(name) != "href" and name.lower() != "src":
-                        continue
-                    cleaned = re.sub(r"[\s\x00-\x1f]+", "", html.unescape(val or "")).lower()
-                    if not cleaned.startswith("data:"):
-                        edits.append((tag.attr_start + a, tag.attr_start + b))
-                        removed += 1
-            first = False
-        if not tag.self_closing and local not in _HTML_VOID:
-            stack.append(local)
-            t_depth = max(t_depth, len(stack))
-            if not well_formed and t_depth > max_depth:
-                raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
-    if not well_formed:
-        count, depth = t_count, t_depth
+            for aname, _val, a, b in tag.attrs:
+                if aname.lower() in _STRIP_ATTRS:
+                    edits.append((a, b))
+                    stripped[aname.lower()] = stripped.get(aname.lower(), 0) + 1
+        if first:
+            for aname, val, _, _ in tag.attrs:
+                root_attrs.setdefault(aname.lower(), html.unescape(val or ""))
+        if local in _IMAGE_TAGS or (html_here and name == "img"):
+            for aname, val, a, b in tag.attrs:
+                if _local(aname) not in ("href", "src", "srcset"):
+                    continue
+                cleaned = re.sub(r"[\s\x00-\x1f]+", "", html.unescape(val or "")).lower()
+                if not cleaned.startswith("data:"):
+                    edits.append((a, b))
+                    removed += 1
+        first = False
+        if html_here:
+            if name in _HTML_VOID or name in _RAW_TEXT or name == "plaintext":
+                if name == "plaintext":
+                    break  # everything after it is text
+                continue  # no children (raw text was skipped by the scanner)
+            children_html = name not in ("svg", "math")
+        else:
+            if tag.self_closing:
+                continue
+            children_html = name in _INTEGRATION
+        stack.append((name, children_html))
+        t_depth = max(t_depth, len(stack))
+        if t_depth > max_depth:
+            raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
+    count, depth = max(count, t_count), max(depth, t_depth)
     if edits:
         edits.sort()
         parts = []
