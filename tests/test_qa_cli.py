@@ -243,3 +243,78 @@ def test_serve_starts_without_a_pydantic_deprecation_warning(tmp_path):
             p.communicate()
     assert "ready" in err
     assert "Deprecat" not in err and "Traceback" not in err, err[-2000:]
+
+
+# --- tables on an 80-column terminal (or a pipe): ids, states and scores are never cut or dropped ----------
+
+def test_runs_list_keeps_ids_and_states_whole_at_80_columns(cli, monkeypatch):
+    from svgrft.core.store import Store
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with Store() as store:
+        ids = []
+        for status in ("interrupted", "finished"):
+            run = store.create_run(model="accounts/fireworks/models/qwen3-0p6b", judge_model="gpt-4.1-2025-04-14",
+                                   judge_mode="checklist")
+            store.set_run_status(run.id, status)
+            ids.append(run.id)
+    r = cli("runs", "list")
+    assert r.exit_code == 0, r
+    assert all(len(line) <= 80 for line in r.stdout.splitlines()), r.stdout
+    for rid in ids:
+        assert rid in r.stdout
+    assert "interrupted" in r.stdout and "finished" in r.stdout and "qwen3-0p6b" in r.stdout
+    assert "…" not in r.stdout
+
+
+def test_jobs_list_keeps_the_job_id_on_one_line_at_80_columns(cli, fw, monkeypatch):
+    from tests.test_jobs import create_job
+
+    monkeypatch.setenv("COLUMNS", "80")
+    create_job(fw, "svgrft-qwen3-0p6b-794eff93882d")
+    create_job(fw, "svgrft-qwen3-0p6b-0123456789ab")
+    fw.run_job("svgrft-qwen3-0p6b-794eff93882d")
+    r = cli("jobs", "list")
+    assert r.exit_code == 0, r
+    assert all(len(line) <= 80 for line in r.stdout.splitlines()), r.stdout
+    assert "svgrft-qwen3-0p6b-794eff93882d" in r.stdout and "svgrft-qwen3-0p6b-0123456789ab" in r.stdout
+    assert "COMPLETED" in r.stdout
+
+
+def test_compare_runs_table_keeps_scores_at_80_columns(cli, renderer, monkeypatch, tmp_path):
+    from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
+    from svgrft.core.store import SampleRecord, Store
+    from tests import fakes_traces as ft
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = load_dataset(BUNDLED_DATASET)[:3]
+
+    def add_run(store, model, svg, score):
+        run = store.create_run(model=model, judge_model="gpt-4.1-2025-04-14", judge_mode="checklist")
+        png = renderer.render(svg).png
+        for row in rows:
+            n = len(row.requirements)
+            store.add_sample(run.id, SampleRecord(
+                row_id=row.row_id, sample_index=0, prompt=row.prompt, requirements=row.requirements,
+                reply=ft.reply_for(svg), svg=svg, png=png, score=score, is_valid=True, reason="ok",
+                fulfilled=round(score * n), total=n,
+                verdicts=[{"index": i, "requirement": q, "fulfilled": i <= round(score * n), "evidence": "e"}
+                          for i, q in enumerate(row.requirements, 1)]))
+        store.set_run_status(run.id, "done")
+        return run.id
+
+    with Store() as store:
+        a = add_run(store, "accounts/fireworks/models/qwen3-0p6b", ft.BASE_SVG, 0.25)
+        b = add_run(store, "accounts/acct/models/a-rather-long-fine-tuned-model-name", ft.svg_for(2, 3, 0), 0.75)
+    r = cli("compare-epochs", "--runs", a, b, "--out", tmp_path / "cmp")
+    assert r.exit_code == 0, r
+    body = [ln for ln in r.stdout.splitlines() if ln.startswith("│")]
+    for row in rows:
+        line = next(ln for ln in body if f"│ {row.row_id} " in ln)
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        assert cells[2:6] == ["0.25", "0.75", "+0.50", "win"], line
+    summary = next(ln for ln in body if "wins / ties / losses" in ln)
+    assert "3 / 0 / 0" in summary
+    assert "0.250" in r.stdout and "0.750" in r.stdout and "0.500" in r.stdout
+    assert all(len(line) <= 80 for line in r.stdout.splitlines() if line.startswith(("│", "┃", "┏", "└"))), r.stdout
+

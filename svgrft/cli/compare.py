@@ -33,7 +33,10 @@ def _summary_rows(st: dict, before: str, after: str) -> list[tuple[str, str, str
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.0f}%"
 
-    rows = [("mean score", fmt_ci(st["before"]), fmt_ci(st["after"]), fmt_ci(st["delta"])),
+    def ci(d):  # mean on one line, the interval under it: the table fits 80 columns
+        return fmt_ci(d).replace(" [", "\n[")
+
+    rows = [("mean score", ci(st["before"]), ci(st["after"]), ci(st["delta"])),
             ("wins / ties / losses", "", "", f"{st['wins']} / {st['ties']} / {st['losses']}"),
             ("valid SVG", pct(st["valid_before"]), pct(st["valid_after"]), ""),
             ("samples", str(st["samples_before"]), str(st["samples_after"]), "")]
@@ -51,17 +54,24 @@ def _print_tables(cmp, files: dict) -> None:
 
     st = cmp.stats()
     has_reward = any(s.reward is not None for r in cmp.rows for s in r.before + r.after)
-    t = Table(title=f"{cmp.title}: {cmp.before_label} vs {cmp.after_label}")
-    t.add_column("row", no_wrap=True)
-    t.add_column("prompt", overflow="ellipsis", max_width=40, no_wrap=True)
-    t.add_column(cmp.before_label, justify="right", no_wrap=True, min_width=5)
-    t.add_column(cmp.after_label, justify="right", no_wrap=True, min_width=5)
-    t.add_column("change", justify="right", no_wrap=True)
-    t.add_column("result", no_wrap=True)
+    # Row ids, scores and outcomes are never cut; only the prompt (in index.html in full) gives way. Column
+    # heads are short ("before"/"after"): the labels (long run ids with --runs) are in the title.
+    outcomes = [r.outcome or "incomplete" for r in cmp.rows]
+    fixed = [max([len(r.row_id) for r in cmp.rows] + [3]), 6, 5, 6, max([len(o) for o in outcomes] + [6])]
     if has_reward:
-        t.add_column("reward", justify="right", no_wrap=True)
-    for r in cmp.rows:
-        outcome = r.outcome or "incomplete"
+        fixed.append(11)
+    # Rich would shrink every no_wrap column evenly: give the prompt exactly the width that is left
+    room = c.out_console().width - sum(fixed) - 3 * (len(fixed) + 1) - 1
+    t = Table(title=f"{cmp.title}\nbefore = {cmp.before_label}, after = {cmp.after_label}")
+    t.add_column("row", no_wrap=True, min_width=fixed[0])
+    t.add_column("prompt", overflow="ellipsis", no_wrap=True, max_width=max(8, min(40, room)))
+    t.add_column("before", justify="right", no_wrap=True, min_width=fixed[1])
+    t.add_column("after", justify="right", no_wrap=True, min_width=fixed[2])
+    t.add_column("change", justify="right", no_wrap=True, min_width=fixed[3])
+    t.add_column("result", no_wrap=True, min_width=fixed[4])
+    if has_reward:
+        t.add_column("reward", justify="right", no_wrap=True, min_width=fixed[5])
+    for r, outcome in zip(cmp.rows, outcomes):
         style = {"win": "green", "loss": "red"}.get(outcome, "")
         cells = [r.row_id, _short_prompt(r.prompt, 40), fmt_score(r.mean("before")), fmt_score(r.mean("after")),
                  fmt_delta(r.delta), f"[{style}]{outcome}[/{style}]" if style else outcome]
@@ -71,9 +81,9 @@ def _print_tables(cmp, files: dict) -> None:
         t.add_row(*cells)
     c.print_table(t)
     s = Table(title="summary (means over prompts, 95% t-intervals)")
-    s.add_column("")
-    for col in (cmp.before_label, cmp.after_label, "change"):
-        s.add_column(col, justify="right", no_wrap=True)
+    s.add_column("", min_width=10)
+    for col in ("before", "after", "change"):
+        s.add_column(col, justify="right", no_wrap=True, min_width=len("[0.000, 0.000]"))
     for row in _summary_rows(st, cmp.before_label, cmp.after_label):
         s.add_row(*row)
     c.print_table(s)

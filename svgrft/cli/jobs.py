@@ -186,14 +186,26 @@ def list_cmd(
         return
     from rich.table import Table
 
-    t = Table(title=f"RFT jobs ({client.account_id})")
-    for col in ("id", "state", "epoch", "progress", "base model", "created", "message"):
-        t.add_column(col, overflow="fold")
+    # the job id is what a user copies: it never wraps or gets cut; free text folds instead
+    t = Table(title=f"RFT jobs ({client.account_id})", pad_edge=False)
+    t.add_column("id", no_wrap=True, min_width=max(len(str(s["id"])) for s in summaries))
+    t.add_column("state", no_wrap=True)
+    t.add_column("epoch", no_wrap=True, justify="right")
+    t.add_column("base model", overflow="fold", min_width=10)
+    t.add_column("created", no_wrap=True)
+    with_message = any(s.get("status_message") for s in summaries)
+    if with_message:
+        t.add_column("message", overflow="fold", min_width=10)
     for s in summaries:
-        t.add_row(_e(s["id"]), f"[{_state_style(s['state'])}]{_e(s['state_label'])}[/]", _epoch_text(s), _fmt_pct(s),
-                  _e((s.get("base_model") or "-").removeprefix("accounts/fireworks/models/")),
-                  _e(str(s.get("create_time") or "-").replace("T", " ").rstrip("Z")[:19]),
-                  _e((s.get("status_message") or "")[:80]))
+        pct = _fmt_pct(s)
+        progress = _epoch_text(s) + ("" if pct == "-" or s.get("succeeded") else f" {pct}")
+        created = str(s.get("create_time") or "-").replace("T", " ")
+        cells = [_e(s["id"]), f"[{_state_style(s['state'])}]{_e(s['state_label'])}[/]", progress,
+                 _e((s.get("base_model") or "-").removeprefix("accounts/fireworks/models/")),
+                 _e(created[5:16] if len(created) >= 16 else created)]
+        if with_message:
+            cells.append(_e((s.get("status_message") or "")[:80]))
+        t.add_row(*cells)
     c.print_table(t)
 
 

@@ -82,13 +82,25 @@ def list_runs(
         return
     from rich.table import Table
 
-    t = Table(title="Local evaluation runs")
-    t.add_column("run", no_wrap=True)
-    for col in ("created", "status", "model", "judge", "samples", "valid", "mean"):
-        t.add_column(col)
+    # ids, dates, states and numbers are never cut (a user copies the run id); the model name folds instead.
+    # The judge column only shows when the runs used different judges (it is in `svgrft runs show`).
+    judges = {f"{r.judge_model} ({r.judge_mode})" for r in runs}
+    t = Table(title="Local evaluation runs" + (f" (judge {next(iter(judges))})" if len(judges) == 1 else ""),
+              pad_edge=False)
+    t.add_column("run", no_wrap=True, min_width=max(len(r.id) for r in runs))
+    t.add_column("created", no_wrap=True, min_width=11)
+    t.add_column("status", no_wrap=True, min_width=max(len(r.status) for r in runs))
+    t.add_column("model", overflow="fold", min_width=10)
+    if len(judges) > 1:
+        t.add_column("judge", overflow="fold", min_width=10)
+    t.add_column("valid", no_wrap=True, justify="right", min_width=5)
+    t.add_column("mean", no_wrap=True, justify="right", min_width=5)
     for r in runs:
-        t.add_row(r.id, _when(r.created_at), r.status, r.model, f"{r.judge_model} ({r.judge_mode})",
-                  str(r.n_done), str(r.n_valid), _f(r.mean_score))
+        cells = [r.id, _dt.datetime.fromtimestamp(r.created_at).strftime("%m-%d %H:%M") if r.created_at else "",
+                 r.status, r.model.removeprefix("accounts/fireworks/models/")]
+        if len(judges) > 1:
+            cells.append(f"{r.judge_model} ({r.judge_mode})")
+        t.add_row(*cells, f"{r.n_valid}/{r.n_done}", _f(r.mean_score))
     c.print_table(t)
 
 
