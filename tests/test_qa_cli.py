@@ -318,3 +318,14 @@ def test_compare_runs_table_keeps_scores_at_80_columns(cli, renderer, monkeypatc
     assert "0.250" in r.stdout and "0.750" in r.stdout and "0.500" in r.stdout
     assert all(len(line) <= 80 for line in r.stdout.splitlines() if line.startswith(("│", "┃", "┏", "└"))), r.stdout
 
+
+# --- an eval that could not finish says why, not only "generation, browser or judge errors" -----------------
+
+def test_incomplete_eval_warning_names_the_cause(cli, fw, oai):
+    fw.faults.add("POST", r"chat/completions", kind="500", times=None)
+    r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--json", "--concurrency", "1")
+    assert r.exit_code == 0, r                       # an outage leaves samples to --resume (documented)
+    assert json.loads(r.stdout)["status"] == "incomplete"
+    warning = " ".join(r.stderr.split())
+    assert "1 samples failed: generation failed" in warning, r.stderr
+    assert "--resume" in warning

@@ -86,9 +86,12 @@ def cmd(
             task = progress.add_task("eval", total=total, completed=already, info="")
 
     scores: list[float] = []
+    errors: dict[str, int] = {}
 
     def on_sample(rec) -> None:
         state["done"] += 1
+        if getattr(rec, "status", None) == "error" and rec.reason:
+            errors[rec.reason] = errors.get(rec.reason, 0) + 1
         if rec.is_valid and rec.score is not None:
             scores.append(rec.score)
         if progress is not None and task is not None:
@@ -121,5 +124,8 @@ def cmd(
         c.info(f"HTML report: svgrft report {outcome.run_id}")
     if outcome.status != "finished":
         n_err = summary["counts"]["error"]
-        c.warn(f"{n_err} samples failed (generation, browser or judge errors); "
-               f"retry them with: svgrft eval --resume {outcome.run_id}")
+        why = "generation, browser or judge errors"
+        if errors:  # the most frequent cause, e.g. "cannot reach the policy model at http://…"
+            reason, count = max(errors.items(), key=lambda kv: kv[1])
+            why = reason + (f" (×{count})" if count > 1 else "") + (", and others" if len(errors) > 1 else "")
+        c.warn(f"{n_err} samples failed: {why}; retry them with: svgrft eval --resume {outcome.run_id}")
