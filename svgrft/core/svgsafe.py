@@ -8,7 +8,13 @@
   LLM SVG is often not well-formed XML (bare ``&``, ``&nbsp;``, unclosed tags) although Chromium's HTML
   parser draws it fine, so a parse error alone does **not** reject: a tolerant linear tag scanner then
   enforces the same caps;
-* nesting depth cap → ``invalid``; element count cap → ``too_large``;
+* the tolerant scanner follows the HTML tokenizer (Chromium parses the SVG inline in an HTML page): comments
+  end at ``-->``, ``--!>`` or right after ``<!-->``, quotes open a value only after ``=``, and CDATA and
+  ``<style>``/``<title>``/… are raw text in HTML content (foreignObject, after a "breakout" tag), so it sees
+  the elements Chromium builds even where an XML reading hides them;
+* nesting depth cap → ``invalid``; element count cap → ``too_large`` (both on the XML and the HTML reading);
+* ``<use>`` expansion cap → ``too_large``: the element instances after expanding every ``<use>`` (nested
+  ``<use>`` of groups of ``<use>`` is a billion laughs without entities);
 * ``href``/``xlink:href`` of ``<image>`` and ``<feImage>`` that are not ``data:`` URIs are removed
   (with a warning): the browser would fetch nothing anyway (requests are aborted) but would draw a
   broken-image icon that reaches the judge;
@@ -261,8 +267,45 @@ def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, 
     return True, count, max_d
 
 
+def _expanded_size(parents: list[int], ids: dict[str, int], use_refs: list[tuple[int, str]], limit: int) -> int:
+    """How many element instances the browser builds once every ``<use>`` is expanded into a copy of its
+    target (``<use>`` of a ``<use>`` of … is a "billion laughs" without entities: 2 KB took Chromium past any
+    timeout). Cyclic references render nothing, as in Chromium. Stops counting past ``limit``. Iterative."""
+    n = len(parents)
+    children: list[list[int]] = [[] for _ in range(n)]
+    roots = []
+    for i, p in enumerate(parents):
+        (children[p] if p >= 0 else roots).append(i)
+    target = {node: ids[ref] for node, ref in use_refs if ref in ids}
+    weight = [0] * n
+    state = [0] * n  # 0 new, 1 on the DFS path, 2 done
+    total = 0
+    for root in roots:
+        stack = [root]
+        while stack:
+            v = stack[-1]
+            if state[v] == 0:
+                state[v] = 1
+                deps = children[v] + ([target[v]] if v in target else [])
+                stack.extend(d for d in deps if state[d] == 0)
+                continue
+            stack.pop()
+            if state[v] == 2:
+                continue
+            w = 1 + sum(weight[c] for c in children[v] if state[c] == 2)
+            t = target.get(v)
+            if t is not None and state[t] == 2:  # a target still on the path is a cycle: nothing drawn
+                w += weight[t]
+            weight[v] = min(w, limit + 1)
+            state[v] = 2
+        total += weight[root]
+        if total > limit:
+            return total
+    return total
+
+
 def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
-                 max_elements: int = 20_000) -> SafeSvg:
+                 max_elements: int = 20_000, max_expanded: int = 150_000) -> SafeSvg:
     """Check and clean untrusted SVG markup. Raises :class:`SvgRejected` (kind ``no_svg``,
     ``too_large`` or ``invalid``) instead of returning something unsafe to render."""
     if not isinstance(svg, str):
@@ -299,7 +342,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     # tolerant scan with HTML tokenizer rules: caps (always: an XML reading can hide elements the HTML parser
     # sees, e.g. behind "<!-->"), root attributes, hostile hrefs
     root_attrs: dict[str, str] = {}
-    stack: list[tuple[str, bool]] = []  # (tag name, are its children HTML content?)
+    stack: list[tuple[str, bool, int]] = []  # (tag name, are its children HTML content?, node index)
+    parents: list[int] = []  # node index -> parent node index (-1 for the root)
+    ids: dict[str, int] = {}  # id -> first node with it (getElementById order)
+    use_refs: list[tuple[int, str]] = []  # (<use> node, referenced id)
     t_count = t_depth = 0
     edits: list[tuple[int, int]] = []  # (start, end) spans to delete
     removed = 0
@@ -315,7 +361,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         name = tag.name
         local = _local(name)
         if tag.closing:
-            if any(n == name for n, _ in stack):
+            if any(entry[0] == name for entry in stack):
                 while stack and stack.pop()[0] != name:
                     pass
             continue
@@ -336,6 +382,16 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         if first:
             for aname, val, _, _ in tag.attrs:
                 root_attrs.setdefault(aname.lower(), html.unescape(val or ""))
+        node = len(parents)
+        parents.append(stack[-1][2] if stack else -1)
+        for aname, val, _, _ in tag.attrs:
+            low_name = aname.lower()
+            if low_name == "id" and val:
+                ids.setdefault(html.unescape(val), node)
+            elif local == "use" and not html_here and _local(low_name) == "href" and val:
+                ref = html.unescape(val).strip()
+                if ref.startswith("#"):
+                    use_refs.append((node, ref[1:]))
         if local in _IMAGE_TAGS or (html_here and name == "img"):
             for aname, val, a, b in tag.attrs:
                 if _local(aname) not in ("href", "src", "srcset"):
@@ -355,11 +411,15 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             if tag.self_closing:
                 continue
             children_html = name in _INTEGRATION
-        stack.append((name, children_html))
+        stack.append((name, children_html, node))
         t_depth = max(t_depth, len(stack))
         if t_depth > max_depth:
             raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
     count, depth = max(count, t_count), max(depth, t_depth)
+    if use_refs:
+        expanded = _expanded_size(parents, ids, use_refs, max_expanded)
+        if expanded > max_expanded:
+            raise SvgRejected("too_large", f"<use> references expand the SVG to more than {max_expanded} elements")
     if edits:
         edits.sort()
         parts = []
