@@ -330,3 +330,49 @@ def test_evaluator_tarball_is_self_contained(tmp_path, oai):
                                                                     ["svgrft", "workflow"])], out
     assert out["valid"] is True and 0.0 < out["score"] <= 1.0, out
     assert oai.judge_calls == 1 and oai.last_judge["fulfilled"] == round(out["score"] * oai.last_judge["n_requirements"])
+
+
+# ------------------------------------------------------------------------------------------ extraction
+
+@pytest.mark.parametrize("svg", [
+    '<svg xmlns="http://www.w3.org/2000/svg" width="9"><!-- closes with </svg> --><rect width="9" height="9"/></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><style><![CDATA[ /* </svg> */ rect{fill:red} ]]></style><rect/></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><!-- a --><g><svg><!-- </svg> --></svg><rect/></g></svg>',
+], ids=["comment", "cdata", "nested"])
+def test_closing_tag_inside_a_comment_or_cdata_does_not_cut_the_svg(svg):
+    # The browser reads "</svg>" in a comment/CDATA as text; extraction ended the SVG there and the
+    # drawing after it was lost (rendered blank → a zero for a correct drawing).
+    from svgrft.core.extract import extract_svg
+    from svgrft.core.svgsafe import validate_svg
+
+    ex = extract_svg(f"Here:\n```svg\n{svg}\n```")
+    assert ex.svg == svg
+    safe = validate_svg(f"{svg}\ntrailing prose")
+    assert safe.svg == svg and safe.warnings == ["ignored content after the closing </svg>"]
+
+
+def test_hostile_markup_is_scanned_in_linear_time():
+    out = finishes("""
+        from svgrft.core.extract import extract_svg
+        from svgrft.core.svgsafe import validate_svg, canvas_size, SvgRejected
+        from svgrft.core.gates import check_text_heavy, check_injection
+        N = 490_000
+        H = '<svg xmlns="http://www.w3.org/2000/svg">'
+        cases = [H + "<!---->" * (N // 7) + "</svg>", H + "<!-- --!>" * (N // 9) + "</svg>",
+                 H + "<![CDATA[]]>" * (N // 12) + "</svg>", H + "<!--" * (N // 4), "<svg " * (N // 5) + ">",
+                 H + "<" * N + "</svg>", H + '<rect a="' + '"' * N + "/></svg>", H + "<rect " + "a='b' " * (N // 6) + "/>",
+                 H + "<foreignObject><style>" + "</st" * (N // 4), H + "<foreignObject><p>" + "<style>" * (N // 7),
+                 H + "<text>" + "<tspan>" * (N // 7), "<svg>" * (N // 11) + "</svg>" * (N // 11),
+                 H + "<rect x=a" + '"' * (N // 2) + ">", H + "<text>" + "data:image/svg+xml," * (N // 20) + "</text>",
+                 H + '<image href="data:image/svg+xml;base64,' + "PHN2Zz48dGV4dD5h" * (N // 17) + '"/></svg>']
+        for s in cases:
+            ex = extract_svg(s)
+            try:
+                canvas_size(validate_svg(ex.svg or s).root_attrs)
+            except SvgRejected:
+                pass
+            check_text_heavy(s, ["a red apple", "a wooden table"])
+            check_injection(s, ["a red apple", "a wooden table"], "Draw")
+            print("ok")
+    """)
+    assert out.count("ok") == 15

@@ -12,7 +12,8 @@ Rules (applied in this order, first tier that yields a complete SVG wins):
 
 Within a tier, when several complete SVGs exist, the **last complete one** is taken (models
 often draft, then correct themselves; the final answer comes last). Nested ``<svg>`` elements
-are matched by depth, so the outermost element is returned.
+are matched by depth, so the outermost element is returned; a ``</svg>`` inside a comment or CDATA
+section of the SVG is text, as it is to the browser.
 
 The returned markup runs from ``<svg`` to its matching ``</svg>``: an ``<?xml …?>`` prologue,
 a DOCTYPE or comments before the root are **stripped**. Tags match case-insensitively.
@@ -47,8 +48,27 @@ REASON_TRUNCATED = "SVG is truncated: no closing </svg>"
 
 _THINK_OPEN = re.compile(r"<(think|thinking)\s*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</(think|thinking)\s*>", re.IGNORECASE)
-# an svg start or end tag; the lookahead keeps "<svgfoo" out. Literal prefix → linear.
-_SVG_TAG = re.compile(r"<(/?)svg(?=[\s/>])", re.IGNORECASE)
+# an svg start or end tag (the lookahead keeps "<svgfoo" out), or the start of a comment or CDATA section,
+# whose "</svg>" is text to the browser. Literal prefixes → linear.
+_SVG_TAG = re.compile(r"<(?:(/?)svg(?=[\s/>])|(!--|!\[CDATA\[))", re.IGNORECASE)
+
+
+_COMMENT_END = re.compile(r"--!?>")
+
+
+def _skip_markup(text: str, m: re.Match, end: int) -> int:
+    """Index after the comment (HTML rules: "-->", "--!>", or at once for "<!-->"/"<!--->") or CDATA section
+    that starts at match ``m``; -1 when it never ends before ``end``."""
+    p = m.end()
+    if m.group(2).startswith("!["):
+        e = text.find("]]>", p, end)
+        return e + 3 if e >= 0 else -1
+    if text.startswith(">", p):
+        return p + 1
+    if text.startswith("->", p):
+        return p + 2
+    c = _COMMENT_END.search(text, p, end)  # one search for both endings: two finds were quadratic
+    return c.end() if c else -1
 
 
 def strip_reasoning(text: str) -> str:
@@ -81,7 +101,20 @@ def find_svg_spans(text: str, start: int = 0, end: int | None = None) -> tuple[l
     depth = 0
     begin = -1
     gt = -1
-    for m in _SVG_TAG.finditer(text, start, end):
+    pos = start
+    while True:
+        m = _SVG_TAG.search(text, pos, end)
+        if m is None:
+            break
+        pos = m.end()
+        if m.group(2):  # a comment or CDATA section: skip it (an unclosed one runs to the end)
+            if depth == 0:
+                continue  # outside an <svg>: prose that mentions "<!--" is not markup that hides anything
+            skip = _skip_markup(text, m, end)
+            if skip < 0:
+                break
+            pos = skip
+            continue
         if gt < m.end():  # else the cached ">" is still the first one after this tag (keeps it linear)
             gt = text.find(">", m.end(), end)
         if gt < 0:  # tag never closes: cut off mid-tag
