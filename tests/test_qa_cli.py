@@ -329,3 +329,22 @@ def test_incomplete_eval_warning_names_the_cause(cli, fw, oai):
     warning = " ".join(r.stderr.split())
     assert "1 samples failed: generation failed" in warning, r.stderr
     assert "--resume" in warning
+
+
+# --- a bad Chromium path is reported under the name the user set it with ----------------------------------
+
+def test_bad_chromium_path_names_its_real_source(cli, monkeypatch, tmp_path):
+    svg = tmp_path / "a.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>', encoding="utf-8")
+    monkeypatch.setenv("SVGRFT_CHROMIUM", str(tmp_path / "no-browser"))
+    line = _one_error(cli("render", svg, "--out", tmp_path / "png"))
+    assert line.startswith("Error: SVGRFT_CHROMIUM names") and "--chromium" not in line
+    line = _one_error(cli("train", "--dry-run"))
+    assert line.startswith("Error: SVGRFT_CHROMIUM names")
+    monkeypatch.delenv("SVGRFT_CHROMIUM")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[render]\nchromium = "{tmp_path / "other"}"\n', encoding="utf-8")
+    line = _one_error(cli("render", svg, "--out", tmp_path / "png", "--config", cfg))
+    assert line.startswith(f"Error: render.chromium in {cfg} names")
+    line = _one_error(cli("render", svg, "--out", tmp_path / "png", "--chromium", tmp_path / "third"))
+    assert line.startswith("Error: --chromium names")

@@ -240,6 +240,27 @@ def settings(overrides: dict[str, Any] | None = None, config: str | None = None)
     return s
 
 
+def check_chromium_setting(settings: Any) -> None:
+    """A configured Chromium path (--chromium, SVGRFT_CHROMIUM or render.chromium) must be an executable; the
+    error names where the path came from (the renderer itself would call every explicit path '--chromium')."""
+    import shutil
+
+    from svgrft.core.render import INSTALL_HINT
+    from svgrft.errors import BrowserNotFoundError
+
+    value = settings["render.chromium"]
+    if not value:
+        return
+    path = shutil.which(value) or value
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return
+    source = settings.source("render.chromium")
+    where = {"flag": "--chromium"}.get(source, source.replace("config ", "render.chromium in ")
+                                       .replace("env ", ""))
+    raise BrowserNotFoundError(f"{where} names {value!r}, which is not an executable file",
+                               hint=f"fix or unset {where} to let svgrft find a browser by itself; {INSTALL_HINT}")
+
+
 def not_built(name: str, issue: str) -> None:
     raise SvgrftError(f"'svgrft {name}' is not built yet", hint=f"it is planned in {issue}; nothing was done")
 

@@ -149,6 +149,7 @@ def cmd(
         raise UsageError("--runs only works with --source runs", hint="drop --source, or drop --runs")
 
     settings = c.settings()
+    c.check_chromium_setting(settings)
     if src == "tracing":
         source_obj = wf.TracingSource(settings, job_id, dataset=dataset, tags=tag or (), epochs=requested)
         default_out = Path("reports") / job_id_of(job_id)

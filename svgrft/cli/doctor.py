@@ -33,6 +33,7 @@ def _chromium(settings: Any) -> dict[str, str]:
     from svgrft.errors import SvgrftError
 
     try:
+        c.check_chromium_setting(settings)
         path = find_chromium(settings["render.chromium"] or None)
     except SvgrftError as e:
         return _row("headless Chromium", "fail", e.message, e.hint or "")

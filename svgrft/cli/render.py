@@ -208,6 +208,7 @@ def cmd(
     from svgrft.errors import UsageError
 
     settings = c.settings({"render.pool_size": concurrency, "render.chromium": chromium})
+    c.check_chromium_setting(settings)
     files = _collect(list(inputs))
     if not files:
         raise UsageError("nothing to render", hint="the folders given contain no .svg files")

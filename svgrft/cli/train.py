@@ -116,6 +116,7 @@ def _train(**kw: Any) -> None:
     for w in plan.warnings:
         c.warn(w)
     if kw["dry_run"]:
+        c.check_chromium_setting(s)
         _dry_run(plan, kw["json_out"])
         return
 
