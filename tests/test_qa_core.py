@@ -376,3 +376,141 @@ def test_hostile_markup_is_scanned_in_linear_time():
             print("ok")
     """)
     assert out.count("ok") == 15
+
+
+# ------------------------------------------------------------------------------------------ judge / policy bodies
+
+class CannedServer:
+    """A loopback OpenAI-compatible endpoint that answers every POST with ``self.body`` (status 200)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.body, self.ctype, self.hits = b"{}", "application/json", 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                outer.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Type", outer.ctype)
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, body, ctype="application/json"):
+        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.ctype, self.hits = ctype, 0
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def canned():
+    srv = CannedServer()
+    yield srv
+    srv.stop()
+
+
+GOOD_VERDICTS = {"verdicts": [{"index": i, "fulfilled": i < 3, "evidence": "seen"} for i in (1, 2, 3)]}
+
+
+def _completion(content, usage=None):
+    body = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def _judge(canned):
+    import asyncio
+
+    from svgrft.clients.judge import JudgeClient
+
+    async def run():
+        j = JudgeClient(model="m", api_key="sk-test-canned-0123456789", base_url=canned.url, max_retries=1,
+                        backoff_base=0.01, timeout=10)
+        try:
+            return await j.judge(b"\x89PNG\r\n\x1a\n", REQS, "")
+        finally:
+            await j.aclose()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": "NaN-ish", "completion_tokens": 7},
+                                   {"prompt_tokens": -50, "completion_tokens": 7},
+                                   {"prompt_tokens": 1e300, "completion_tokens": 7},
+                                   {"prompt_tokens": None, "completion_tokens": 7}],
+                         ids=["string", "negative", "huge_float", "null"])
+def test_garbage_usage_counts_do_not_cost_a_valid_verdict(canned, usage):
+    # int(usage.prompt_tokens) raised on NaN/strings: the verdict was dropped as an infrastructure error.
+    canned.answer(_completion(json.dumps(GOOD_VERDICTS), usage))
+    out = _judge(canned)
+    assert out.ok and (out.reply.fulfilled, out.reply.total) == (2, 3), out.reason
+    assert out.usage == {"prompt_tokens": 0, "completion_tokens": 7}
+
+
+def test_nan_usage_from_a_raw_body(canned):
+    body = json.dumps(_completion(json.dumps(GOOD_VERDICTS), {"prompt_tokens": 1, "completion_tokens": 2}))
+    canned.answer(body.replace('"prompt_tokens": 1', '"prompt_tokens": NaN').encode())
+    out = _judge(canned)
+    assert out.ok and out.usage == {"prompt_tokens": 0, "completion_tokens": 2}, out.reason
+
+
+@pytest.mark.parametrize("content", [GOOD_VERDICTS, [{"type": "text", "text": json.dumps(GOOD_VERDICTS)}]],
+                         ids=["object", "content_parts"])
+def test_structured_content_shapes_are_read(canned, content):
+    # a dict content crashed with "unhashable type: 'slice'" (an infra error); content parts were not JSON
+    canned.answer(_completion(content))
+    out = _judge(canned)
+    assert out.ok and out.reply.fulfilled == 2, out.reason
+
+
+@pytest.mark.parametrize("body,ctype", [
+    ({"choices": "nope"}, "application/json"),
+    ({"choices": [1]}, "application/json"),
+    (b"[" * 100_000, "application/json"),
+    (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+], ids=["choices_string", "choices_ints", "deep_json", "html_200"])
+def test_a_body_that_is_not_a_completion_is_retried_then_malformed(canned, body, ctype):
+    # these raised AttributeError/RecursionError inside the client: kind "error", never retried
+    canned.answer(body, ctype)
+    out = _judge(canned)
+    assert not out.ok and out.error_kind == "malformed" and out.calls == 2 and canned.hits == 2, out.reason
+    assert "sk-test-canned" not in out.reason
+
+
+def test_policy_client_survives_the_same_bodies(canned):
+    import asyncio
+
+    from svgrft.clients.policy import PolicyClient
+    from svgrft.errors import SvgrftError
+
+    async def gen():
+        p = PolicyClient(model="m", base_url=canned.url, api_key="fw-test-canned-0123456789", max_retries=0,
+                         backoff_base=0.01, timeout=10)
+        try:
+            return await p.generate([{"role": "user", "content": "draw"}])
+        finally:
+            await p.aclose()
+
+    canned.answer(_completion("<svg/>", {"prompt_tokens": "x", "completion_tokens": -1}))
+    g = asyncio.run(gen())
+    assert g[0].text == "<svg/>" and g[0].usage == {"prompt_tokens": 0, "completion_tokens": 0}
+    canned.answer({"choices": "nope"})
+    with pytest.raises(SvgrftError) as e:  # typed and retried (was a list of junk generations)
+        asyncio.run(gen())
+    assert getattr(e.value, "kind", None) == "malformed"

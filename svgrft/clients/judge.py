@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import threading
 import time
@@ -213,6 +214,56 @@ async def call_with_retries(fn: Callable[[], Awaitable[Any]], *, max_retries: in
             await sleep(delay)
 
 
+def _field(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: the SDK leaves unexpected shapes as plain dicts/lists."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _token_count(value: Any) -> int:
+    """A usage count as a non-negative int; NaN, negative, huge or non-numeric values count as 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if isinstance(value, float) and not (value == value and abs(value) < 1e12):
+        return 0
+    return int(value) if 0 <= value < 10**12 else 0
+
+
+def _text(content: Any) -> str | None:
+    """Message content as text: a string, OpenAI-style content parts joined, or an object as JSON."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [_field(p, "text") for p in content]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    if isinstance(content, dict):
+        try:
+            return json.dumps(content)
+        except (TypeError, ValueError, RecursionError):
+            return str(content)[:MAX_RAW]
+    return str(content)
+
+
+def _message_of(resp: Any) -> tuple[str | None, str | None]:
+    """(content, refusal) of a chat completion; raises _Malformed when ``resp`` is not one."""
+    choices = _field(resp, "choices")
+    if choices is None or not isinstance(choices, list):
+        raise _Malformed("response body is not a chat completion")
+    if not choices:
+        return None, None
+    msg = _field(choices[0], "message")
+    if msg is None:
+        if not hasattr(choices[0], "message") and not isinstance(choices[0], dict):
+            raise _Malformed("response body is not a chat completion")
+        return None, None
+    refusal = _field(msg, "refusal")
+    return _text(_field(msg, "content")), (None if refusal is None else _text(refusal))
+
+
+MAX_RAW = 2000
+
+
 @dataclass
 class JudgeOutcome:
     ok: bool
@@ -302,29 +353,22 @@ class JudgeClient(LoopBoundOpenAI):
         async def once() -> Any:
             try:
                 resp = await client.chat.completions.create(**kwargs)
-            except ValueError as e:  # a 2xx body that is not JSON (JSONDecodeError) or not a completion
+            except (ValueError, RecursionError) as e:  # a 2xx body that is not JSON / too deeply nested JSON
                 raise _Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
-            if not hasattr(resp, "choices"):
-                raise _Malformed("response body is not a chat completion")
-            return resp
+            return resp, _message_of(resp)  # _Malformed (retried) when it is not a chat completion
 
         def count() -> None:
             outcome.calls += 1
             self.requests_sent += 1
 
-        resp = await call_with_retries(once, max_retries=self.max_retries, backoff_base=self.backoff_base,
-                                       backoff_max=self.backoff_max, semaphore=sem, on_attempt=count)
-        usage = getattr(resp, "usage", None)
-        if usage is not None:
-            outcome.usage["prompt_tokens"] += int(getattr(usage, "prompt_tokens", 0) or 0)
-            outcome.usage["completion_tokens"] += int(getattr(usage, "completion_tokens", 0) or 0)
-        choices = resp.choices or []
-        if not choices:
-            return None, None
-        msg = choices[0].message
-        if msg is None:
-            return None, None
-        return msg.content, getattr(msg, "refusal", None)
+        resp, (content, refusal) = await call_with_retries(
+            once, max_retries=self.max_retries, backoff_base=self.backoff_base, backoff_max=self.backoff_max,
+            semaphore=sem, on_attempt=count)
+        usage = _field(resp, "usage")
+        if usage is not None:  # token counts are bookkeeping: garbage there must not cost the verdict
+            outcome.usage["prompt_tokens"] += _token_count(_field(usage, "prompt_tokens"))
+            outcome.usage["completion_tokens"] += _token_count(_field(usage, "completion_tokens"))
+        return content, refusal
 
     async def judge(self, png: bytes, requirements: list[str], prompt: str = "") -> JudgeOutcome:
         t0 = time.perf_counter()

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from svgrft.clients.judge import LoopBoundOpenAI, _Malformed, call_with_retries, map_openai_error
+from svgrft.clients.judge import (LoopBoundOpenAI, _field, _Malformed, _text, _token_count, call_with_retries,
+                                  map_openai_error)
 from svgrft.config import expand_model
 from svgrft.errors import ConfigError, SvgrftError
 
@@ -79,9 +80,11 @@ class PolicyClient(LoopBoundOpenAI):
         async def once() -> Any:
             try:
                 resp = await client.chat.completions.create(**kwargs)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 raise _Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
-            if not hasattr(resp, "choices"):
+            choices = _field(resp, "choices")
+            if not isinstance(choices, list) or not all(isinstance(c, dict) or hasattr(c, "message")
+                                                        for c in choices):
                 raise _Malformed("response body is not a chat completion")
             return resp
 
@@ -97,16 +100,17 @@ class PolicyClient(LoopBoundOpenAI):
             raise map_openai_error(e, service="policy model", what=f"generating with {self.model}",
                                    base_url=self.base_url, key_name=self.key_name, model=self.model) from None
         latency = (time.perf_counter() - t0) * 1000
-        usage = getattr(resp, "usage", None)
-        pt = int(getattr(usage, "prompt_tokens", 0) or 0) if usage is not None else 0
-        ct = int(getattr(usage, "completion_tokens", 0) or 0) if usage is not None else 0
-        choices = sorted(resp.choices or [], key=lambda c: getattr(c, "index", 0) or 0)
+        usage = _field(resp, "usage")  # bookkeeping: NaN/negative/garbage counts are 0, never an error
+        pt = _token_count(_field(usage, "prompt_tokens")) if usage is not None else 0
+        ct = _token_count(_field(usage, "completion_tokens")) if usage is not None else 0
+        choices = sorted(_field(resp, "choices") or [], key=lambda c: _token_count(_field(c, "index")))
         k = max(1, len(choices))
         out = []
         for ch in choices:
-            msg = getattr(ch, "message", None)
-            text = getattr(msg, "content", None) if msg is not None else None
-            out.append(Generation(text=text, finish_reason=getattr(ch, "finish_reason", None),
+            msg = _field(ch, "message")
+            text = _text(_field(msg, "content")) if msg is not None else None
+            reason = _field(ch, "finish_reason")
+            out.append(Generation(text=text, finish_reason=reason if isinstance(reason, str) else None,
                                   usage={"prompt_tokens": pt // k, "completion_tokens": ct // k},
                                   latency_ms=latency, calls=calls))
         return out
