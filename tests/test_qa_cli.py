@@ -348,3 +348,18 @@ def test_bad_chromium_path_names_its_real_source(cli, monkeypatch, tmp_path):
     assert line.startswith(f"Error: render.chromium in {cfg} names")
     line = _one_error(cli("render", svg, "--out", tmp_path / "png", "--chromium", tmp_path / "third"))
     assert line.startswith("Error: --chromium names")
+
+
+def test_eval_summary_keeps_urls_in_failure_reasons(cli, fw, oai, monkeypatch):
+    import socket
+
+    with socket.socket() as s:                       # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    Path("configs").mkdir()
+    Path("configs/default.toml").write_text("[judge]\nmax_retries = 0\nbackoff_base = 0.0\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{dead}/v1")
+    r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--json", "--no-cache")
+    assert r.exit_code == 0, r
+    reasons = json.loads(r.stdout)["invalid_reasons"]
+    assert any(f"http://127.0.0.1:{dead}/v1" in k for k in reasons), reasons

@@ -308,7 +308,8 @@ def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
     ci = mean_ci([s.score for s in valid])
     gates = Counter(s.gate for s in done if s.gate)
     flags = Counter(f for s in done for f in s.flags)
-    reasons_invalid = Counter((s.reason or "").split(":")[0][:60] for s in samples if not s.is_valid)
+    # "kind: detail" → kind; split on ": " so that a URL in the reason ("… at http://host:1/v1") stays whole
+    reasons_invalid = Counter((s.reason or "").split(": ")[0][:60] for s in samples if not s.is_valid)
     hits: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     texts: dict[tuple[str, int], str] = {}
     for s in valid:
