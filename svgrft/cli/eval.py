@@ -55,7 +55,6 @@ def cmd(
     overrides = {"judge.concurrency": judge_concurrency, "judge.base_url": judge_base_url,
                  "judge.model": judge_model, "judge.mode": judge_mode}
     settings = c.settings(overrides)
-    c.check_chromium_setting(settings)
     if resume:
         given = [name for name, v in (("--model", model), ("--base-url", base_url), ("--dataset", dataset),
                                       ("--rows", rows), ("--samples", samples), ("--temperature", temperature),
