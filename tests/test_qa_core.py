@@ -514,3 +514,27 @@ def test_policy_client_survives_the_same_bodies(canned):
     with pytest.raises(SvgrftError) as e:  # typed and retried (was a list of junk generations)
         asyncio.run(gen())
     assert getattr(e.value, "kind", None) == "malformed"
+
+
+def test_rollout_server_handles_odd_policy_bodies(fw, serve, canned):
+    # choices that are not a list were an AttributeError → 500 "internal" (a server bug to Eval Protocol);
+    # NaN usage went into the gateway log's JSON as-is.
+    from tests.test_serve import gateway_logs
+
+    port = canned.url.split(":")[2].split("/")[0]
+    st = serve(allow_model_hosts=[f"127.0.0.1:{port}"])
+
+    body = init_body(fw)
+    body["model_base_url"] = canned.url  # a direct (non-gateway) endpoint: the status goes to the default gateway
+    canned.answer({"choices": "nope"})
+    r = _post(st, json=body)
+    assert r.status_code == 502 and r.json()["kind"] == "upstream_malformed", r.text
+
+    body = init_body(fw)
+    body["model_base_url"] = canned.url
+    raw = json.dumps(_completion("```svg\n<svg/>\n```", {"prompt_tokens": 1, "completion_tokens": 2}))
+    canned.answer(raw.replace('"prompt_tokens": 1', '"prompt_tokens": NaN').encode())
+    r = _post(st, json=body)
+    assert r.status_code == 200 and r.json()["svg_found"] is True, r.text
+    logs = gateway_logs(fw, body["metadata"]["rollout_id"])
+    assert logs and logs[-1]["extras"]["usage"] == {"prompt_tokens": 0, "completion_tokens": 2, "total_tokens": 0}
