@@ -363,3 +363,18 @@ def test_eval_summary_keeps_urls_in_failure_reasons(cli, fw, oai, monkeypatch):
     assert r.exit_code == 0, r
     reasons = json.loads(r.stdout)["invalid_reasons"]
     assert any(f"http://127.0.0.1:{dead}/v1" in k for k in reasons), reasons
+
+
+# --- answering "no" at a confirmation says that nothing happened -------------------------------------------
+
+def test_declined_confirmation_says_nothing_was_done(cli, fw, monkeypatch):
+    from svgrft.cli import _common
+    from tests.test_jobs import create_job
+
+    create_job(fw, "job-keep")
+    fw.set_job_state("job-keep", "RUNNING", epoch=0, percent=10, hold=True)
+    monkeypatch.setattr(_common, "is_interactive", lambda: True)
+    r = cli("jobs", "cancel", "job-keep", input="n\n")
+    assert r.exit_code == 1, r
+    assert "nothing was done" in r.stderr
+    assert fw.job("job-keep")["state"] == "JOB_STATE_RUNNING"

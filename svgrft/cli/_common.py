@@ -112,6 +112,7 @@ def confirm(question: str, yes: bool) -> None:
         raise SvgrftError(f"refusing to {question} without confirmation",
                           hint="pass --yes (no terminal to ask on)")
     if not typer.confirm(question[0].upper() + question[1:] + "?", default=False, err=True):
+        err_console().print("Not confirmed: nothing was done.")
         raise typer.Exit(1)
 
 
