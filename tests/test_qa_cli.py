@@ -378,3 +378,34 @@ def test_declined_confirmation_says_nothing_was_done(cli, fw, monkeypatch):
     assert r.exit_code == 1, r
     assert "nothing was done" in r.stderr
     assert fw.job("job-keep")["state"] == "JOB_STATE_RUNNING"
+
+
+# --- compare-epochs: many per-row warnings are summarised, not printed 60 times ---------------------------
+
+def test_many_row_warnings_are_collapsed(cli, oai, monkeypatch, tmp_path):
+    from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
+    from tests import fakes_traces as ft
+    from tests.conftest import FW_KEY
+    from tests.fakes import start_fireworks
+
+    fake = start_fireworks(api_keys={FW_KEY: "acct"}, job_traces=False)
+    monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
+    monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
+    monkeypatch.setenv("FIREWORKS_INFERENCE_BASE_URL", fake.url + "/inference/v1")
+    monkeypatch.setenv("FIREWORKS_TRACING_BASE_URL", fake.localhost_url)
+    try:
+        rows = load_dataset(BUNDLED_DATASET)[:6]
+        ds = tmp_path / "job.jsonl"
+        ds.write_bytes(ft.dataset_lines(rows))
+        ft.create_job(fake, "svg-job", rows, epochs=3, samples=2, api_key=FW_KEY)
+        fake.run_job("svg-job")
+        skip = {(i, 1, 0) for i in range(6)}             # every row lost one rollout in epoch 1
+        ft.seed_job_traces(fake, "svg-job", rows, samples=2, skip=skip)
+        r = cli("compare-epochs", "svg-job", "--dataset", ds, "--out", tmp_path / "o", "--json")
+    finally:
+        fake.stop()
+    assert r.exit_code == 0, r
+    per_row = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: row ")]
+    assert len(per_row) == 3, r.stderr
+    assert "… and 3 more rows like these" in " ".join(r.stderr.split())
+    assert sum(w.startswith("row ") for w in r.json()["warnings"]) == 6      # all of them in the JSON

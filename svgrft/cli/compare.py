@@ -10,6 +10,7 @@ import typer
 from svgrft.cli import _common as c
 
 SOURCES = ("tracing", "replay", "runs")
+ROW_WARNINGS_SHOWN = 3  # per-row warnings beyond this are counted, not printed one by one
 
 
 def _parse_epochs(raw: str | None) -> list[int] | None:
@@ -166,7 +167,15 @@ def cmd(
     col = source_obj.collect(c.info)
     for f in col.findings:
         c.info(f"found: {f}")
+    row_warnings = [w for w in col.warnings if w.startswith("row ")]
+    shown = 0
     for w in col.warnings:
+        if w.startswith("row ") and len(row_warnings) > ROW_WARNINGS_SHOWN:
+            if shown == ROW_WARNINGS_SHOWN:
+                c.warn(f"… and {len(row_warnings) - shown} more rows like these (all listed in comparison.json)")
+            shown += 1
+            if shown > ROW_WARNINGS_SHOWN:
+                continue
         c.warn(w)
     cmp, files = wf.finish(settings, col, out_dir, use_cache=not no_cache, rows=rows, pick=pick, seed=seed,
                            progress=c.info)
