@@ -538,3 +538,88 @@ def test_rollout_server_handles_odd_policy_bodies(fw, serve, canned):
     assert r.status_code == 200 and r.json()["svg_found"] is True, r.text
     logs = gateway_logs(fw, body["metadata"]["rollout_id"])
     assert logs and logs[-1]["extras"]["usage"] == {"prompt_tokens": 0, "completion_tokens": 2, "total_tokens": 0}
+
+
+class TrickleServer:
+    """Answers 200 with a big Content-Length, then one byte every 0.2 s until stopped: the SDK's timeout
+    is per read, so without a total deadline a client waits forever."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        import time
+
+        self.stop_event = threading.Event()
+        self.hits = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                outer.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                try:
+                    while not outer.stop_event.wait(0.2):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._time = time
+
+    def stop(self):
+        self.stop_event.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def trickle():
+    srv = TrickleServer()
+    yield srv
+    srv.stop()
+
+
+def test_a_trickling_judge_or_policy_times_out_instead_of_hanging(trickle):
+    import asyncio
+
+    from svgrft.clients.judge import JudgeClient
+    from svgrft.clients.policy import PolicyClient
+    from svgrft.errors import SvgrftError
+
+    async def run():
+        j = JudgeClient(model="m", api_key="sk-test-trickle-0123456789", base_url=trickle.url, timeout=0.5,
+                        max_retries=1, backoff_base=0.01)
+        p = PolicyClient(model="m", base_url=trickle.url, api_key="fw-test-trickle-0123456789", timeout=0.5,
+                         max_retries=0, backoff_base=0.01)
+        try:
+            out = await j.judge(b"\x89PNG\r\n\x1a\n", REQS, "")
+            try:
+                await p.generate([{"role": "user", "content": "draw"}])
+                policy_error = None
+            except SvgrftError as e:
+                policy_error = e
+            return out, policy_error
+        finally:
+            await j.aclose()
+            await p.aclose()
+
+    try:  # a hang guard, not a timing assertion: without a total deadline this never returns
+        out, policy_error = asyncio.run(asyncio.wait_for(run(), 60))
+    except asyncio.TimeoutError:
+        pytest.fail("the clients waited for a trickling server forever")
+    assert not out.ok and out.error_kind == "timeout" and out.calls == 2, out.reason
+    assert policy_error is not None and getattr(policy_error, "kind", None) == "timeout"
+    assert trickle.hits == 3

@@ -60,6 +60,19 @@ class _Malformed(Exception):
     """A 2xx answer whose body could not be used (not JSON, no choices)."""
 
 
+class _Deadline(Exception):
+    """The whole request took longer than the client's timeout (the SDK's timeout is per read, so a server
+    that trickles bytes never trips it)."""
+
+
+async def bounded(coro: Awaitable[Any], seconds: float) -> Any:
+    """``await coro`` with a total deadline; raises :class:`_Deadline` (retryable, kind "timeout")."""
+    try:
+        return await asyncio.wait_for(coro, timeout=seconds)
+    except asyncio.TimeoutError:
+        raise _Deadline(f"no complete answer within {seconds:g} s") from None
+
+
 def retry_after_seconds(headers: Any) -> float | None:
     """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if present."""
     if headers is None:
@@ -152,7 +165,7 @@ def map_openai_error(e: BaseException, *, service: str, what: str, base_url: str
         else:
             err = ApiError(f"the {service}{where} answered {status} while {what}: {_err_message(e)}",
                            hint="rerun later with --resume", status=status)
-    elif isinstance(e, openai.APITimeoutError):
+    elif isinstance(e, (openai.APITimeoutError, _Deadline)):
         kind = "timeout"
         err = NetworkError(f"timed out waiting for the {service}{where} while {what}, after retries",
                            hint="check the network/base URL, or raise the timeout")
@@ -178,7 +191,7 @@ def _retryable(e: BaseException) -> tuple[bool, float | None]:
     if isinstance(e, openai.APIStatusError):
         retry = e.status_code in RETRY_STATUSES or e.status_code >= 500
         return retry, retry_after_seconds(getattr(e.response, "headers", None)) if retry else None
-    if isinstance(e, (openai.APIConnectionError, _Malformed, openai.APIResponseValidationError)):
+    if isinstance(e, (openai.APIConnectionError, _Malformed, _Deadline, openai.APIResponseValidationError)):
         return True, None
     return False, None
 
@@ -352,7 +365,7 @@ class JudgeClient(LoopBoundOpenAI):
 
         async def once() -> Any:
             try:
-                resp = await client.chat.completions.create(**kwargs)
+                resp = await bounded(client.chat.completions.create(**kwargs), self.timeout)
             except (ValueError, RecursionError) as e:  # a 2xx body that is not JSON / too deeply nested JSON
                 raise _Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
             return resp, _message_of(resp)  # _Malformed (retried) when it is not a chat completion

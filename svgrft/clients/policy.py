@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from svgrft.clients.judge import (LoopBoundOpenAI, _field, _Malformed, _text, _token_count, call_with_retries,
-                                  map_openai_error)
+from svgrft.clients.judge import (LoopBoundOpenAI, _field, _Malformed, _text, _token_count, bounded,
+                                  call_with_retries, map_openai_error)
 from svgrft.config import expand_model
 from svgrft.errors import ConfigError, SvgrftError
 
@@ -79,7 +79,7 @@ class PolicyClient(LoopBoundOpenAI):
 
         async def once() -> Any:
             try:
-                resp = await client.chat.completions.create(**kwargs)
+                resp = await bounded(client.chat.completions.create(**kwargs), self.timeout)
             except (ValueError, RecursionError) as e:
                 raise _Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
             choices = _field(resp, "choices")
