@@ -387,14 +387,16 @@ class CannedServer:
         import http.server
         import threading
 
-        self.body, self.ctype, self.hits = b"{}", "application/json", 0
+        self.body, self.ctype, self.hits, self.status, self.headers = b"{}", "application/json", 0, 200, {}
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 outer.hits += 1
-                self.send_response(200)
+                self.send_response(outer.status)
+                for k, v in outer.headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", outer.ctype)
                 self.send_header("Content-Length", str(len(outer.body)))
                 self.end_headers()
@@ -407,9 +409,9 @@ class CannedServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def answer(self, body, ctype="application/json"):
+    def answer(self, body, ctype="application/json", status=200, headers=None):
         self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.ctype, self.hits = ctype, 0
+        self.ctype, self.hits, self.status, self.headers = ctype, 0, status, dict(headers or {})
 
     def stop(self):
         self.server.shutdown()
@@ -623,3 +625,16 @@ def test_a_trickling_judge_or_policy_times_out_instead_of_hanging(trickle):
     assert not out.ok and out.error_kind == "timeout" and out.calls == 2, out.reason
     assert policy_error is not None and getattr(policy_error, "kind", None) == "timeout"
     assert trickle.hits == 3
+
+
+@pytest.mark.parametrize("retry_after,expected", [("inf", "3600"), ("1e308", "3600"), ("nan", "1"), ("7", "7")])
+def test_upstream_retry_after_is_clamped(fw, serve, canned, retry_after, expected):
+    # Retry-After: inf raised OverflowError inside the error mapping: a 500 "internal" instead of a 429
+    port = canned.url.split(":")[2].split("/")[0]
+    st = serve(allow_model_hosts=[f"127.0.0.1:{port}"], policy_retries=0)
+    canned.answer({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": retry_after})
+    body = init_body(fw)
+    body["model_base_url"] = canned.url
+    r = _post(st, json=body)
+    assert r.status_code == 429 and r.json()["kind"] == "rate_limited", r.text
+    assert r.headers["retry-after"] == expected

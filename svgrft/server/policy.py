@@ -8,6 +8,7 @@ The openai SDK is imported inside functions only.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -170,11 +171,13 @@ def classify_error(e: BaseException) -> Failure:
                            hint="check completion_params.model (e.g. accounts/fireworks/models/qwen3-0p6b)")
         if status == 429:
             ra = None
-            try:
+            try:  # whole seconds in [1, 3600]: "inf"/"nan"/"1e308" must not break (or bloat) our own header
                 raw = e.response.headers.get("retry-after")
                 if raw is not None:
-                    ra = str(max(1, int(float(raw) + 0.999)))
-            except (AttributeError, ValueError):
+                    secs = float(raw)
+                    if secs == secs:
+                        ra = str(int(min(3600.0, max(1.0, math.ceil(min(secs, 3600.0))))))
+            except (AttributeError, ValueError, TypeError, OverflowError):
                 ra = None
             return Failure(429, RESOURCE_EXHAUSTED, "rate_limited", f"the policy endpoint is rate limiting: {msg}",
                            retry_after=ra or "1", hint="retry later or lower the rollout concurrency")
