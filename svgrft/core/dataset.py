@@ -197,6 +197,9 @@ def load_questions(path: str | Path) -> list[dict]:
     except json.JSONDecodeError as e:
         raise DatasetError(f"questions file {p} is not valid JSON (line {e.lineno}: {e.msg})",
                            hint="fix the JSON syntax") from None
+    except (ValueError, RecursionError) as e:  # a 5000-digit number, or nesting deeper than Python's stack
+        what = "nested too deeply" if isinstance(e, RecursionError) else _one_line(e)
+        raise DatasetError(f"questions file {p} is not valid JSON ({what})", hint="fix the JSON") from None
     if isinstance(data, dict) and isinstance(data.get("questions"), list):
         data = data["questions"]
     if not isinstance(data, list):
@@ -463,12 +466,15 @@ def _scan(path: str | Path, stop_at_first: bool) -> tuple[ValidationReport, list
                 report.add_error(lineno, "empty line (every line must be one JSON row)")
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text, parse_constant=_no_constant)
             except json.JSONDecodeError as e:
                 report.add_error(lineno, f"invalid JSON: {e.msg} (column {e.colno})")
                 continue
             except RecursionError:
                 report.add_error(lineno, "invalid JSON: nested too deeply")
+                continue
+            except ValueError as e:  # NaN/Infinity, or an integer longer than Python's 4300-digit limit
+                report.add_error(lineno, f"invalid JSON: {_one_line(e)}")
                 continue
             errs, warns, row = check_row(obj)
             for m in errs:
@@ -493,6 +499,17 @@ def _scan(path: str | Path, stop_at_first: bool) -> tuple[ValidationReport, list
     if report.lines == 0 and not report.error_count:
         report.add_error(0, "file is empty (no rows)")
     return report, rows
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _one_line(e: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(e).split())
+    if "int_max_str_digits" in text or "integer string conversion" in text:
+        return "a number has more than 4300 digits"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _row_id_of(obj: Any) -> str | None:
