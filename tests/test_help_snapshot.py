@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "help.txt"
+UPDATE = os.environ.get("SVGRFT_UPDATE_SNAPSHOTS") == "1"  # read at import: the autouse fixture clears SVGRFT_*
 COMMANDS = [
     [], ["doctor"], ["secrets", "push"], ["dataset", "build"], ["dataset", "validate"], ["dataset", "upload"],
     ["render"], ["eval"], ["runs", "list"], ["runs", "show"], ["report"], ["evaluator", "build"],
@@ -34,11 +35,11 @@ def test_help_matches_snapshot(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("TERMINAL_WIDTH", "120")
     text = _render_all(cli)
-    if os.environ.get("SVGRFT_UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
+    if UPDATE or not SNAPSHOT.exists():
         SNAPSHOT.parent.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(text)
-        if os.environ.get("SVGRFT_UPDATE_SNAPSHOTS") != "1":
+        SNAPSHOT.write_text(text, encoding="utf-8")
+        if not UPDATE:
             pytest.fail(f"snapshot {SNAPSHOT} was missing and has been written; review and commit it")
-    assert text == SNAPSHOT.read_text(), (
+    assert text == SNAPSHOT.read_text(encoding="utf-8"), (
         "`--help` output changed; if intended, regenerate: SVGRFT_UPDATE_SNAPSHOTS=1 python -m pytest "
         "tests/test_help_snapshot.py")
