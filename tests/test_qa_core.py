@@ -402,6 +402,8 @@ class CannedServer:
                 self.end_headers()
                 self.wfile.write(outer.body)
 
+            do_GET = do_POST
+
             def log_message(self, *a):
                 pass
 
@@ -670,3 +672,27 @@ def test_hostile_questions_file_is_a_dataset_error(tmp_path, text, fragment):
     path.write_text(text)
     with pytest.raises(DatasetError, match=fragment):
         load_questions(path)
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (b"[" * 100_000, "not JSON"),  # RecursionError escaped the client
+    (b'{"traces": [], "meta": {"total_pages": ' + b"9" * 5000 + b"}}", "not JSON"),
+], ids=["deep", "giant_integer"])
+def test_tracing_client_turns_hostile_bodies_into_typed_errors(canned, body, fragment):
+    from svgrft.clients.tracing import TracingClient
+    from svgrft.errors import ApiError
+
+    canned.answer(body)
+    with TracingClient(canned.url.rsplit("/v1", 1)[0], "fw-test-tracing-0123456789", retries=0) as tc:
+        with pytest.raises(ApiError, match=fragment):
+            tc.fetch(["row_id:r"])
+
+
+def test_tracing_client_ignores_non_ascii_digit_page_counts(canned):
+    # "²".isdigit() is True but int("²") raises: total_pages "²" crashed the paging loop
+    from svgrft.clients.tracing import TracingClient
+
+    canned.answer({"traces": [{"id": "t1"}], "meta": {"total_pages": "\u00b2"}})
+    with TracingClient(canned.url.rsplit("/v1", 1)[0], "fw-test-tracing-0123456789", retries=0) as tc:
+        res = tc.fetch(["row_id:r"])
+    assert [t["id"] for t in res.traces] == ["t1"]

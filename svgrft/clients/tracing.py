@@ -101,7 +101,7 @@ class TracingClient:
                 if r.status_code == 200:
                     try:
                         return r.json()
-                    except ValueError:
+                    except (ValueError, RecursionError):  # not JSON, a 5000-digit number, or absurdly deep
                         err = ApiError(f"the tracing gateway at {self.base_url} answered something that is not JSON",
                                        hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
                                        status=200)
@@ -249,7 +249,7 @@ def _as_int(v: Any) -> int | None:
         return None
     if isinstance(v, int):
         return v
-    if isinstance(v, str) and v.isdigit():
+    if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 18:  # "²".isdigit() is True
         return int(v)
     return None
 
@@ -257,7 +257,7 @@ def _as_int(v: Any) -> int | None:
 def _detail(r: Any) -> str:
     try:
         body = r.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return (r.text or "")[:200].replace("\n", " ")
     if isinstance(body, dict):
         d = body.get("detail", body.get("message", body))
