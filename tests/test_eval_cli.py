@@ -221,10 +221,10 @@ def test_transient_policy_errors_are_retried(fw, oai, cli, data):
 def test_lasting_outage_leaves_samples_to_retry(fw, oai, cli, data):
     fw.faults.add("POST", r"chat/completions", kind="500", times=None)
     r = cli("eval", "--model", "qwen3-0p6b", "--dataset", data, "--rows", "2", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == 1, r  # CI must notice an incomplete run; the JSON is still printed
     s = r.json()
     assert s["status"] == "incomplete" and s["counts"]["error"] == 2 and s["counts"]["done"] == 0
-    assert "--resume" in r.stderr
+    assert "Error: 2 of 2 samples failed" in r.stderr and "hint:" in r.stderr and "--resume" in r.stderr
     fw.faults.clear()
     r2 = cli("eval", "--resume", s["run_id"], "--json")
     assert r2.json()["status"] == "finished" and r2.json()["counts"]["done"] == 2

@@ -128,4 +128,7 @@ def cmd(
         if errors:  # the most frequent cause, e.g. "cannot reach the policy model at http://…"
             reason, count = max(errors.items(), key=lambda kv: kv[1])
             why = reason + (f" (×{count})" if count > 1 else "") + (", and others" if len(errors) > 1 else "")
-        c.warn(f"{n_err} samples failed: {why}; retry them with: svgrft eval --resume {outcome.run_id}")
+        # The data above is complete for what finished; the exit code tells CI that the run is not.
+        raise c.SvgrftError(f"{n_err} of {summary['counts'].get('expected', n_err)} samples failed: {why}",
+                            hint=f"the finished samples are saved; retry the rest with: svgrft eval --resume "
+                                 f"{outcome.run_id}")
