@@ -696,3 +696,16 @@ def test_tracing_client_ignores_non_ascii_digit_page_counts(canned):
     with TracingClient(canned.url.rsplit("/v1", 1)[0], "fw-test-tracing-0123456789", retries=0) as tc:
         res = tc.fetch(["row_id:r"])
     assert [t["id"] for t in res.traces] == ["t1"]
+
+
+def test_requirements_from_a_hostile_prompt_do_not_hang():
+    # a 190 KB run of spaces on a "1. …" line backtracked quadratically (minutes) in compare-epochs
+    out = finishes("""
+        from svgrft.core.epochs import requirements_from_prompt
+        print(requirements_from_prompt("Draw.\\nRequirements:\\n1. a red" + " " * 190_000 + "apple\\n2)  a table  \\n"))
+        print(requirements_from_prompt("Requirements" + " " * 190_000 + "x\\n1. y"))
+        print(requirements_from_prompt("Requirements:\\n1.\\t \\n"))
+    """)
+    first, second, third = out.splitlines()
+    assert first == "['a red" + " " * 190_000 + "apple', 'a table']"
+    assert second == "[]" and third == "[]"

@@ -294,8 +294,9 @@ def parse_traces(raw: Iterable[Any]) -> tuple[list[Trace], Counter]:
     return out, dropped
 
 
-_REQ_HEADER = re.compile(r"^\s*requirements\s*:?\s*$", re.IGNORECASE)
-_REQ_ITEM = re.compile(r"^\s*(\d{1,3})[.)]\s+(.+?)\s*$")
+# matched against stripped lines: "\s*…\s*$" around lazy groups backtracked quadratically on long blank runs
+_REQ_HEADER = re.compile(r"requirements\s*:?", re.IGNORECASE)
+_REQ_ITEM = re.compile(r"(\d{1,3})[.)]\s+(.+)")
 
 
 def requirements_from_prompt(prompt: str | None) -> list[str]:
@@ -305,13 +306,13 @@ def requirements_from_prompt(prompt: str | None) -> list[str]:
     lines = prompt[:200_000].splitlines()
     start = None
     for i, line in enumerate(lines):
-        if _REQ_HEADER.match(line):
+        if _REQ_HEADER.fullmatch(line.strip()):
             start = i + 1
     if start is None:
         return []
     reqs = []
     for line in lines[start:]:
-        m = _REQ_ITEM.match(line)
+        m = _REQ_ITEM.fullmatch(line.strip())
         if m:
             reqs.append(m.group(2))
         elif line.strip() and reqs:
