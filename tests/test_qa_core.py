@@ -709,3 +709,21 @@ def test_requirements_from_a_hostile_prompt_do_not_hang():
     first, second, third = out.splitlines()
     assert first == "['a red" + " " * 190_000 + "apple', 'a table']"
     assert second == "[]" and third == "[]"
+
+
+def test_rollout_server_bounds_a_policy_that_streams_forever(fw, serve, trickle, caplog):
+    import logging
+
+    from tests.test_serve import gateway_logs
+
+    caplog.set_level(logging.DEBUG)
+    port = trickle.url.split(":")[2].split("/")[0]
+    st = serve(allow_model_hosts=[f"127.0.0.1:{port}"], rollout_timeout=0.5, policy_retries=0)
+    key = "fw-streams-forever-key-0123456789"
+    body = init_body(fw, api_key=key)
+    body["model_base_url"] = trickle.url
+    r = _post(st, json=body)  # httpx's own 60 s timeout is the hang guard here
+    assert r.status_code == 408 and r.json()["kind"] == "timeout", r.text
+    assert trickle.hits == 1
+    assert key not in r.text and all(key not in rec.getMessage() for rec in caplog.records)
+    assert gateway_logs(fw, body["metadata"]["rollout_id"]) == []  # the fake gateway does not know this key
