@@ -270,8 +270,10 @@ _INJECTION_RULES = (
     ("requirements_met", _REQ_WORDS, _MET_WORDS, 8),
     ("ignore_instructions", _IGNORE_WORDS, _INSTRUCTION_WORDS, 4),
     ("addresses_judge", _JUDGE_WORDS, _VERDICT_WORDS, 8),
-    ("verdict_json", frozenset(["fulfilled", "verdicts", "verdict"]), frozenset(["true", "index", "fulfilled"]), 3),
 )
+# the judge's own answer format written into the picture ('"fulfilled": true', '"verdicts": [', …)
+_VERDICT_JSON = re.compile(r"""verdicts?["']?\s*:\s*[\[{]|fulfill?ed["']?\s*[:=]\s*["']?(?:true|yes|1)\b"""
+                           r"|number_of_fulfilled", re.IGNORECASE)
 _TOKEN = re.compile(r"[a-z]+")
 
 
@@ -299,7 +301,13 @@ def check_injection(svg: str | None, requirements: list[str], prompt: str = "") 
         return InjectionCheck(False, "no drawn text")
     from svgrft.core.judge import request_summary
 
-    own = set(_TOKEN.findall((" ".join(str(r) for r in requirements) + " " + request_summary(prompt)).lower()))
+    request = " ".join(str(r) for r in requirements) + " " + request_summary(prompt)
+    m = _VERDICT_JSON.search(text)
+    if m and not _VERDICT_JSON.search(request):
+        snippet = " ".join(text[max(0, m.start() - 40):m.end() + 40].split())
+        return InjectionCheck(True, f"drawn text addresses the judge (verdict_json): '{snippet[:120]}'",
+                              "verdict_json", snippet[:120])
+    own = set(_TOKEN.findall(request.lower()))
     for name, first, second, window in _INJECTION_RULES:
         if own & first:
             continue  # the request itself uses these words (a drawing of a judge, a checklist sign…)
