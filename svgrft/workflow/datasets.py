@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from svgrft.core.dataset import content_hash, validate_file
-from svgrft.errors import ApiError, ConflictError, DatasetError, NetworkError, NotFoundError, UsageError
+from svgrft.errors import ApiError, ConflictError, DatasetError, NotFoundError, UsageError
+from svgrft.workflow import MAX_POLL_ERRORS, is_transient
 from svgrft.workflow.jobs import guarded
 
 DATASET_ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 HASH_LEN = 10
 _HASH_TAG = re.compile(r"sha256:([0-9a-f]{10,64})")
-MAX_POLL_ERRORS = 5
 
 
 @dataclass
@@ -79,11 +79,6 @@ def _count(ds: Any) -> int | None:
     except (TypeError, ValueError):
         return None
 
-
-def _transient(e: Exception) -> bool:
-    if isinstance(e, NetworkError):
-        return True
-    return isinstance(e, ApiError) and e.status is not None and (e.status == 429 or e.status >= 500)
 
 
 def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, timeout: float = 600,
@@ -166,7 +161,7 @@ def _wait_ready(client, ds_id: str, *, timeout: float, poll_interval: float, say
         except NotFoundError:
             raise
         except ApiError as e:
-            if not _transient(e):
+            if not is_transient(e):
                 raise
             errors += 1
             if errors > MAX_POLL_ERRORS:

@@ -45,6 +45,7 @@ import svgrft
 from svgrft import evaluator as ev
 from svgrft.config import expand_model
 from svgrft.errors import ApiError, ConfigError, ConflictError, NetworkError, NotFoundError, SvgrftError
+from svgrft.workflow import MAX_POLL_ERRORS, is_transient
 from svgrft.workflow.jobs import guarded
 
 PKG_ROOT = Path(svgrft.__file__).resolve().parent          # .../svgrft
@@ -55,7 +56,6 @@ TAR_PREFIX = "svgrft-evaluator"
 ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 HASH_LEN = 10
 SAMPLE_ROWS = 5
-MAX_POLL_ERRORS = 5
 MAX_TARBALL_BYTES = 50 * 1024 * 1024
 DASHBOARD = "https://app.fireworks.ai/dashboard/evaluators/"
 # settings baked into the evaluator config: everything the scoring core reads (never keys, never paths)
@@ -427,9 +427,6 @@ def _status_message(obj: Any) -> str:
     return str(msg or "")
 
 
-def _transient(e: ApiError) -> bool:
-    return isinstance(e, NetworkError) or (e.status is not None and (e.status >= 500 or e.status in (408, 429)))
-
 
 def fetch_build_log(client: Any, evaluator_id: str, *, max_chars: int = 20_000) -> str:
     """The build log text (tail), or '' when it is not available."""
@@ -552,7 +549,7 @@ def retry_transient(fn: Callable[[], Any], pause: float, attempts: int = MAX_POL
         try:
             return fn()
         except ApiError as e:
-            if not _transient(e) or i + 1 >= attempts:
+            if not is_transient(e) or i + 1 >= attempts:
                 raise
             time.sleep(pause)
 
@@ -568,7 +565,7 @@ def wait_active(client: Any, evaluator_id: str, *, timeout: float, poll_interval
             obj = _lookup(client, evaluator_id)
             errors = 0
         except ApiError as e:
-            if not _transient(e) or errors + 1 >= MAX_POLL_ERRORS:
+            if not is_transient(e) or errors + 1 >= MAX_POLL_ERRORS:
                 raise
             errors += 1
             obj = False

@@ -13,7 +13,8 @@ import re
 import time
 from typing import Any, Callable, Iterator
 
-from svgrft.errors import ApiError, NetworkError, NotFoundError, SvgrftError, UsageError
+from svgrft.errors import ApiError, NotFoundError, SvgrftError, UsageError
+from svgrft.workflow import MAX_POLL_ERRORS, is_transient
 
 DASHBOARD = "https://app.fireworks.ai/dashboard/fine-tuning/reinforcement/"
 TERMINAL_STATES = frozenset({"JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
@@ -21,7 +22,6 @@ TERMINAL_STATES = frozenset({"JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STA
 SUCCESS_STATES = frozenset({"JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED"})   # a model was written
 RESUMABLE_STATES = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_PAUSED"})
 CANCELLED_STATES = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
-MAX_POLL_ERRORS = 5
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
@@ -173,11 +173,6 @@ def list_jobs(client, state: str | None = None, limit: int = 50) -> list[dict]:
     return out
 
 
-def _transient(e: Exception) -> bool:
-    if isinstance(e, NetworkError):
-        return True
-    return isinstance(e, ApiError) and e.status is not None and (e.status == 429 or e.status >= 500)
-
 
 def watch_job(client, job_id: str, *, poll_interval: float = 10.0, timeout: float | None = None,
               on_update: Callable[[dict], None] | None = None,
@@ -199,7 +194,7 @@ def watch_job(client, job_id: str, *, poll_interval: float = 10.0, timeout: floa
         except NotFoundError:
             raise
         except ApiError as e:
-            if not _transient(e):
+            if not is_transient(e):
                 raise
             errors += 1
             if errors > MAX_POLL_ERRORS:
