@@ -54,18 +54,46 @@ def _isolate(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def fw(monkeypatch):
-    """A fake Fireworks control plane + inference + tracing gateway; env points at it."""
+def make_fw(monkeypatch):
+    """Start a fake Fireworks (control plane + inference + tracing gateway) with custom options;
+    the environment points at the last one started."""
     from tests.fakes import start_fireworks
 
-    fake = start_fireworks(api_keys={FW_KEY: "acct"})
-    monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
-    monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
-    monkeypatch.setenv("FIREWORKS_INFERENCE_BASE_URL", fake.url + "/inference/v1")
-    monkeypatch.setenv("FIREWORKS_TRACING_BASE_URL", fake.localhost_url)
-    yield fake
-    fake.stop()
-    assert not fake.errors, f"bug inside the fake Fireworks server: {fake.errors[:1]}"
+    fakes = []
+
+    def make(**opts):
+        fake = start_fireworks(api_keys={FW_KEY: "acct"}, **opts)
+        fakes.append(fake)
+        monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
+        monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
+        monkeypatch.setenv("FIREWORKS_INFERENCE_BASE_URL", fake.url + "/inference/v1")
+        monkeypatch.setenv("FIREWORKS_TRACING_BASE_URL", fake.localhost_url)
+        return fake
+
+    yield make
+    for fake in fakes:
+        fake.stop()
+    for fake in fakes:
+        assert not fake.errors, f"bug inside the fake Fireworks server: {fake.errors[:1]}"
+
+
+@pytest.fixture
+def fw(make_fw):
+    """A fake Fireworks with default options; env points at it."""
+    return make_fw()
+
+
+def write_config(text: str) -> Path:
+    """Write ./configs/default.toml in the (temp) cwd, which svgrft loads automatically."""
+    path = Path("configs/default.toml")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def no_sdk_retries() -> None:
+    """The Fireworks SDK gives up at once, so svgrft's own error handling is what a test sees."""
+    write_config("[fireworks]\nmax_retries = 0\n")
 
 
 @pytest.fixture

@@ -8,32 +8,10 @@ from pathlib import Path
 import pytest
 
 from svgrft.core import dataset as ds
-from tests.conftest import FW_KEY, SEED
+from tests.conftest import FW_KEY, SEED, no_sdk_retries
 
 
-@pytest.fixture
-def make_fw(monkeypatch):
-    """A fake Fireworks with custom options; env points at it (like the ``fw`` fixture)."""
-    from tests.fakes import start_fireworks
 
-    fakes = []
-
-    def make(**opts):
-        fake = start_fireworks(api_keys={FW_KEY: "acct"}, **opts)
-        fakes.append(fake)
-        monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
-        monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
-        return fake
-
-    yield make
-    for f in fakes:
-        f.stop()
-
-
-def _no_sdk_retries():
-    """Config file in the (temp) cwd: the SDK gives up at once, so our own handling is what is tested."""
-    Path("configs").mkdir(exist_ok=True)
-    Path("configs/default.toml").write_text("[fireworks]\nmax_retries = 0\n", encoding="utf-8")
 
 
 def _dataset_paths(fake):
@@ -205,7 +183,7 @@ def test_upload_survives_429_on_upload(cli, fw):
 
 
 def test_upload_5xx_fails_with_hint_then_rerun_resumes(cli, fw):
-    _no_sdk_retries()
+    no_sdk_retries()
     fw.faults.add(method="POST", path=r":upload$", kind="500", times=1)
     r = cli("dataset", "upload", ds.BUNDLED_EVAL, "--poll-interval", "0")
     assert r.exit_code == 1, r
@@ -228,7 +206,7 @@ def test_upload_polling_tolerates_transient_errors(make_fw):
     from svgrft.workflow.datasets import ensure_dataset
 
     fake = make_fw(dataset_polls_uploading=3)
-    _no_sdk_retries()
+    no_sdk_retries()
     client = make_client(load_settings())
     messages = []
 
@@ -261,7 +239,7 @@ def test_upload_polling_gives_up_after_timeout(make_fw):
 
 def test_upload_server_side_rejection_is_reported(cli, make_fw):
     make_fw(dataset_upload_fails=lambda content: "row 3: unsupported format")
-    _no_sdk_retries()
+    no_sdk_retries()
     r = cli("dataset", "upload", ds.BUNDLED_EVAL)
     assert r.exit_code == 1, r
     assert "400" in r.stderr and "row 3: unsupported format" in r.stderr

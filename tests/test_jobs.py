@@ -6,36 +6,14 @@ import _thread
 import re
 import threading
 import time
-from pathlib import Path
 
 import httpx
-import pytest
 
 from svgrft.workflow.jobs import TERMINAL_STATES, job_summary
-from tests.conftest import FW_KEY
+from tests.conftest import FW_KEY, no_sdk_retries
 
 
-@pytest.fixture
-def make_fw(monkeypatch):
-    from tests.fakes import start_fireworks
 
-    fakes = []
-
-    def make(**opts):
-        fake = start_fireworks(api_keys={FW_KEY: "acct"}, **opts)
-        fakes.append(fake)
-        monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
-        monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
-        return fake
-
-    yield make
-    for f in fakes:
-        f.stop()
-
-
-def _no_sdk_retries():
-    Path("configs").mkdir(exist_ok=True)
-    Path("configs/default.toml").write_text("[fireworks]\nmax_retries = 0\n", encoding="utf-8")
 
 
 def create_job(fake, job_id: str = "svg-job-1", epochs: int = 2) -> str:
@@ -164,7 +142,7 @@ def test_unreachable_fireworks(cli, monkeypatch):
     monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
     monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")
     monkeypatch.setenv("FIREWORKS_BASE_URL", f"http://127.0.0.1:{port}")
-    _no_sdk_retries()
+    no_sdk_retries()
     r = cli("jobs", "list")
     assert r.exit_code == 1 and "cannot reach Fireworks" in r.stderr
 
@@ -197,7 +175,7 @@ def test_watch_failed_job_exits_1_with_message(cli, make_fw):
 
 
 def test_watch_survives_429_5xx_and_malformed_while_polling(cli, fw):
-    _no_sdk_retries()
+    no_sdk_retries()
     create_job(fw, "job-t")
     path = r"reinforcementFineTuningJobs/job-t$"
     fw.faults.add(method="GET", path=path, kind="503", times=2)
@@ -212,7 +190,7 @@ def test_watch_survives_429_5xx_and_malformed_while_polling(cli, fw):
 
 
 def test_watch_gives_up_after_persistent_server_errors(cli, fw):
-    _no_sdk_retries()
+    no_sdk_retries()
     create_job(fw, "job-p")
     fw.faults.add(method="GET", path=r"reinforcementFineTuningJobs/job-p$", kind="500", times=None)
     r = cli("jobs", "watch", "job-p", "--interval", "0")
