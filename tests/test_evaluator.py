@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.conftest import FW_KEY, OPENAI_KEY
+from tests.conftest import FW_KEY, OPENAI_KEY, write_config
 
 SERVE_TOKEN = "serve-token-0123456789abcdef"
 
@@ -24,12 +24,9 @@ SERVE_TOKEN = "serve-token-0123456789abcdef"
 # ------------------------------------------------------------------------------------------- helpers
 
 @pytest.fixture
-def fast_config(tmp_path):
-    """./configs/default.toml (auto-loaded from the cwd) with short poll intervals."""
-    cfg = tmp_path / "configs" / "default.toml"
-    cfg.parent.mkdir(exist_ok=True)
-    cfg.write_text("[evaluator]\npoll_interval = 0.01\n[train]\npoll_interval = 0.01\n", encoding="utf-8")
-    return cfg
+def fast_config():
+    """./configs/default.toml (auto-loaded from the test's cwd) with short poll intervals."""
+    return write_config("[evaluator]\npoll_interval = 0.01\n[train]\npoll_interval = 0.01\n")
 
 
 def settings(**overrides):

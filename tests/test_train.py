@@ -11,19 +11,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import FW_KEY, OPENAI_KEY
+from tests.conftest import FW_KEY, OPENAI_KEY, write_config
 
 SERVE_TOKEN = "serve-token-0123456789abcdef"
 WANDB_KEY = "wandb-key-0123456789abcdef"
 
 
 @pytest.fixture
-def fast(tmp_path):
-    """./configs/default.toml with short poll intervals (auto-loaded from the test's cwd)."""
-    cfg = tmp_path / "configs" / "default.toml"
-    cfg.parent.mkdir(exist_ok=True)
-    cfg.write_text("[evaluator]\npoll_interval = 0.01\n[train]\npoll_interval = 0.01\n", encoding="utf-8")
-    return cfg
+def fast():
+    """./configs/default.toml (auto-loaded from the test's cwd) with short poll intervals."""
+    return write_config("[evaluator]\npoll_interval = 0.01\n[train]\npoll_interval = 0.01\n")
 
 
 @pytest.fixture
