@@ -160,3 +160,10 @@ def test_mask_and_redact():
     secrets.register(key)
     assert key not in secrets.redact(f"header Authorization: Bearer {key} and {key}")
     assert key not in secrets.redact("Bearer abcdefghijklmnopqrstuvwxyz")  # unknown bearer tokens masked too
+
+
+def test_only_public_typer_api_is_used():
+    """typer._click is private (it has broken other CLIs on upgrade): svgrft must not import it."""
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "svgrft").rglob("*.py")
+                 if "typer._click" in p.read_text(encoding="utf-8")]
+    assert offenders == []

@@ -29,23 +29,24 @@ class SvgrftGroup(TyperGroup):
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         from typer import rich_utils
-        from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
         rich_utils.COLOR_SYSTEM = None if _common.no_color() else "auto"
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except NoArgsIsHelpError as e:  # the help was printed already
-            sys.exit(e.exit_code)
-        except ClickException as e:
-            message = e.format_message().strip()
-            _common.report_error(_common.SvgrftError(message[:1].upper() + message[1:],
-                                                     hint=_usage_hint(getattr(e, "ctx", None))))
-            sys.exit(e.exit_code)
         except typer.Abort:
             _common.err_console().print("Aborted.")
             sys.exit(1)
+        # Typer's usage errors derive from the public typer.TyperException (its click is private: no import of it)
+        except typer.TyperException as e:
+            code = int(getattr(e, "exit_code", 2))
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help was printed already
+                sys.exit(code)
+            message = (e.format_message() if hasattr(e, "format_message") else str(e)).strip()
+            _common.report_error(_common.SvgrftError(message[:1].upper() + message[1:],
+                                                     hint=_usage_hint(getattr(e, "ctx", None))))
+            sys.exit(code)
         # without standalone mode Typer returns the code of a typer.Exit (or the command's None)
         sys.exit(rv if isinstance(rv, int) else 0)
 
