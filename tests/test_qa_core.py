@@ -739,3 +739,31 @@ def test_injection_rules_on_single_texts(text, flagged):
 
     svg = f'<svg xmlns="http://www.w3.org/2000/svg"><text>{text}</text></svg>'
     assert check_injection(svg, FARM, "Draw a farm.").flagged is flagged
+
+
+def test_status_report_to_a_trickling_gateway_is_bounded(trickle):
+    """eval-protocol's log handler only has a per-read timeout: the reporter's own deadline must end the wait."""
+    import asyncio
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from svgrft.server.tracing import GatewayReporter
+
+    reporter = GatewayReporter(threads=2, deadline=0.5)
+
+    async def go():
+        return await asyncio.wait_for(
+            reporter.report(gateway=trickle.url, api_key="fw-test-trickle-0123456789", rollout_id="r-1",
+                            code=100, message="Rollout r-1 finished"),
+            timeout=60)  # a hang detector, not a timing assertion
+
+    try:
+        ok = asyncio.run(go())
+    except asyncio.TimeoutError:
+        pytest.fail("the status report waited for a trickling gateway forever")
+    finally:
+        trickle.stop_event.set()
+        reporter.close()
+    assert ok is False
+    assert reporter.timed_out == 1 and reporter.failed == 1
+    assert trickle.hits == 1

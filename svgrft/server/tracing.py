@@ -51,7 +51,10 @@ def status_for(code: int, message: str, extra_info: dict | None = None):
 class GatewayReporter:
     """Sends terminal rollout logs to a tracing gateway; safe to call from many coroutines."""
 
-    def __init__(self, threads: int = 32, max_idle_per_key: int = 16, max_keys: int = 16):
+    def __init__(self, threads: int = 32, max_idle_per_key: int = 16, max_keys: int = 16, deadline: float = 15.0):
+        # eval-protocol's handler only has a per-read timeout: a gateway that trickles bytes would hold the
+        # rollout forever. The deadline bounds the wait (the POST's thread is left to finish on its own).
+        self.deadline = float(deadline)
         self._executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="svgrft-trace")
         self._idle: "OrderedDict[tuple[str, str], list[Any]]" = OrderedDict()
         self._lock = threading.Lock()
@@ -59,6 +62,7 @@ class GatewayReporter:
         self._max_keys = max_keys
         self.sent = 0
         self.failed = 0
+        self.timed_out = 0
         self._logger = logging.getLogger(GATEWAY_LOGGER)
 
     # ---------------------------------------------------------------- handler pool
@@ -145,12 +149,19 @@ class GatewayReporter:
                                   extras=extras, experiment_id=experiment_id, run_id=run_id)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._emit_blocking, gateway, api_key, record)
+            fut = loop.run_in_executor(self._executor, self._emit_blocking, gateway, api_key, record)
+            return await asyncio.wait_for(fut, timeout=self.deadline)
+        except asyncio.TimeoutError:
+            with self._lock:
+                self.failed += 1
+                self.timed_out += 1
+            return False
         except RuntimeError:  # executor already shut down (server stopping)
             return False
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        # a POST stuck on a trickling gateway must not hold the server's shutdown
+        self._executor.shutdown(wait=not self.timed_out)
         with self._lock:
             pools = list(self._idle.values())
             self._idle.clear()
