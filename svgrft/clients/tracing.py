@@ -172,15 +172,8 @@ class TracingClient:
                 first_ids = ids
             elif ids and ids == first_ids:  # the gateway ignores `page`
                 return self._split(tags, from_ts, to_ts, res, seen)
-            for t in traces:
-                tid = t.get("id") if isinstance(t, dict) else None
-                if tid is not None and tid in seen:
-                    continue
-                seen.add(tid)
-                res.traces.append(t)
-                if len(res.traces) >= self.max_traces:
-                    res.truncated = True
-                    return res
+            if self._collect(traces, res, seen):
+                return res
             total_pages = _as_int(meta.get("total_pages"))
             if total_pages is not None:
                 if page >= total_pages or not traces:
@@ -207,16 +200,22 @@ class TracingClient:
             if len(traces) >= self.page_size:
                 self._split(tags, lo, hi, res, seen)
                 continue
-            for t in traces:
-                tid = t.get("id") if isinstance(t, dict) else None
-                if tid is not None and tid in seen:
-                    continue
-                seen.add(tid)
-                res.traces.append(t)
-            if len(res.traces) >= self.max_traces:
-                res.truncated = True
+            if self._collect(traces, res, seen):
                 return res
         return res
+
+    def _collect(self, traces: list, res: FetchResult, seen: set) -> bool:
+        """Append traces not seen before (by id); True when the ``max_traces`` cap is reached."""
+        for t in traces:
+            tid = t.get("id") if isinstance(t, dict) else None
+            if tid is not None and tid in seen:
+                continue
+            seen.add(tid)
+            res.traces.append(t)
+            if len(res.traces) >= self.max_traces:
+                res.truncated = True
+                return True
+        return False
 
     def status(self) -> bool:
         """True when the gateway answers (any HTTP status) — for diagnostics."""
