@@ -154,3 +154,21 @@ def seed_job_traces(fake, job_id: str, rows: Sequence[Any], *, samples: int, epo
                 fake.add_trace(tags=tags, messages=messages, output={"role": "assistant", "content": reply_for(svg)},
                                timestamp=t, metadata=meta)
     return truth
+
+
+def store_run(store, renderer, rows: Sequence[Any], model: str, svg: str, score: float) -> str:
+    """A finished local run (as `svgrft eval` would store it): every row drew ``svg`` and scored ``score``."""
+    from svgrft.core.store import SampleRecord
+
+    run = store.create_run(model=model, judge_model="gpt-4.1-2025-04-14", judge_mode="checklist")
+    png = renderer.render(svg).png
+    for row in rows:
+        n = len(row.requirements)
+        store.add_sample(run.id, SampleRecord(
+            row_id=row.row_id, sample_index=0, prompt=row.prompt, requirements=row.requirements,
+            reply=reply_for(svg), svg=svg, png=png, score=score, is_valid=True, reason="ok",
+            fulfilled=round(score * n), total=n,
+            verdicts=[{"index": i, "requirement": q, "fulfilled": i <= round(score * n), "evidence": "e"}
+                      for i, q in enumerate(row.requirements, 1)]))
+    store.set_run_status(run.id, "done")
+    return run.id

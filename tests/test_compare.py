@@ -408,25 +408,11 @@ def test_hostile_replies_score_zero_with_a_reason_and_are_escaped(cli, fwx, oai,
 
 # ----------------------------------------------------------------------------------- other sources
 def test_runs_source_compares_two_local_runs(cli, renderer, monkeypatch, tmp_path, rows):
-    from svgrft.core.store import SampleRecord, Store
-
-    def add_run(store, model, svg, score):
-        run = store.create_run(model=model, judge_model="gpt-4.1-2025-04-14", judge_mode="checklist")
-        png = renderer.render(svg).png
-        for row in rows[:3]:
-            n = len(row.requirements)
-            store.add_sample(run.id, SampleRecord(
-                row_id=row.row_id, sample_index=0, prompt=row.prompt, requirements=row.requirements,
-                reply=ft.reply_for(svg), svg=svg, png=png, score=score, is_valid=True, reason="ok",
-                fulfilled=round(score * n), total=n,
-                verdicts=[{"index": i, "requirement": q, "fulfilled": i <= round(score * n), "evidence": "e"}
-                          for i, q in enumerate(row.requirements, 1)]))
-        store.set_run_status(run.id, "done")
-        return run.id
+    from svgrft.core.store import Store
 
     with Store() as store:
-        a = add_run(store, "accounts/fireworks/models/qwen3-0p6b", ft.BASE_SVG, 0.25)
-        b = add_run(store, "accounts/acct/models/svg-rft", ft.svg_for(2, 3, 0), 0.75)
+        a = ft.store_run(store, renderer, rows[:3], "accounts/fireworks/models/qwen3-0p6b", ft.BASE_SVG, 0.25)
+        b = ft.store_run(store, renderer, rows[:3], "accounts/acct/models/svg-rft", ft.svg_for(2, 3, 0), 0.75)
     out = tmp_path / "runs"
     r = cli("compare-epochs", "--runs", a, b, "--out", out, "--json")
     assert r.exit_code == 0, r

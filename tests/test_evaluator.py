@@ -17,6 +17,7 @@ import time
 import pytest
 
 from tests.conftest import FW_KEY, OPENAI_KEY, write_config
+from tests.fakes.health import HealthServer
 
 SERVE_TOKEN = "serve-token-0123456789abcdef"
 
@@ -319,41 +320,12 @@ def test_remote_mode_with_unreachable_server_fails_early(fw, cli, monkeypatch):
     assert "not reachable" in r.stderr and "svgrft serve" in r.stderr
 
 
-class Health:
-    """A rollout-server stand-in that only answers GET / (what build/test check before anything else)."""
-
-    def __init__(self, status: int = 200):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        class H(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                body = b'{"status":"ok"}'
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def __enter__(self) -> "Health":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_remote_build_checks_the_server_then_bakes_url_and_processor(fw, cli, fast_config, monkeypatch):
     monkeypatch.setenv("SVGRFT_SERVE_TOKEN", SERVE_TOKEN)
-    with Health(503) as sick:
+    with HealthServer(503) as sick:
         bad = cli("evaluator", "build", "--rollout-mode", "remote", "--rollout-server-url", sick.url)
     assert bad.exit_code == 1 and "unhealthy" in bad.stderr and fw.requests == []
-    with Health() as srv:
+    with HealthServer() as srv:
         r = cli("evaluator", "build", "--rollout-mode", "remote", "--rollout-server-url", srv.url + "/", "--json")
     assert r.exit_code == 0, r
     cfg = staged_config(fw.evaluator_tarball(r.json()["evaluator_id"]))

@@ -283,29 +283,15 @@ def test_jobs_list_keeps_the_job_id_on_one_line_at_80_columns(cli, fw, monkeypat
 
 def test_compare_runs_table_keeps_scores_at_80_columns(cli, renderer, monkeypatch, tmp_path):
     from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
-    from svgrft.core.store import SampleRecord, Store
+    from svgrft.core.store import Store
     from tests import fakes_traces as ft
 
     monkeypatch.setenv("COLUMNS", "80")
     rows = load_dataset(BUNDLED_DATASET)[:3]
 
-    def add_run(store, model, svg, score):
-        run = store.create_run(model=model, judge_model="gpt-4.1-2025-04-14", judge_mode="checklist")
-        png = renderer.render(svg).png
-        for row in rows:
-            n = len(row.requirements)
-            store.add_sample(run.id, SampleRecord(
-                row_id=row.row_id, sample_index=0, prompt=row.prompt, requirements=row.requirements,
-                reply=ft.reply_for(svg), svg=svg, png=png, score=score, is_valid=True, reason="ok",
-                fulfilled=round(score * n), total=n,
-                verdicts=[{"index": i, "requirement": q, "fulfilled": i <= round(score * n), "evidence": "e"}
-                          for i, q in enumerate(row.requirements, 1)]))
-        store.set_run_status(run.id, "done")
-        return run.id
-
     with Store() as store:
-        a = add_run(store, "accounts/fireworks/models/qwen3-0p6b", ft.BASE_SVG, 0.25)
-        b = add_run(store, "accounts/acct/models/a-rather-long-fine-tuned-model-name", ft.svg_for(2, 3, 0), 0.75)
+        a = ft.store_run(store, renderer, rows, "accounts/fireworks/models/qwen3-0p6b", ft.BASE_SVG, 0.25)
+        b = ft.store_run(store, renderer, rows, "accounts/acct/models/a-rather-long-fine-tuned-model-name", ft.svg_for(2, 3, 0), 0.75)
     r = cli("compare-epochs", "--runs", a, b, "--out", tmp_path / "cmp")
     assert r.exit_code == 0, r
     body = [ln for ln in r.stdout.splitlines() if ln.startswith("│")]

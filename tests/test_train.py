@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.conftest import FW_KEY, OPENAI_KEY, write_config
+from tests.fakes.health import HealthServer
 
 SERVE_TOKEN = "serve-token-0123456789abcdef"
 WANDB_KEY = "wandb-key-0123456789abcdef"
@@ -51,33 +50,6 @@ def creates(fw) -> list[str]:
                                                      "/secrets"))):
             out.append(q.path.rsplit("/", 1)[-1])
     return out
-
-
-class Health:
-    """A tiny rollout-server stand-in answering GET / (for the train flow, which only health-checks it)."""
-
-    def __init__(self, status: int = 200):
-        code = status
-
-        class H(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                body = b'{"status":"ok","service":"svgrft-serve"}'
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 # ------------------------------------------------------------------------------------------- dry run
@@ -214,7 +186,7 @@ def test_train_end_to_end_local_mode_then_rerun_creates_nothing(fw, cli, fast, k
 
 def test_train_end_to_end_remote_mode_with_token(fw, cli, fast, keys, monkeypatch):
     monkeypatch.setenv("SVGRFT_SERVE_TOKEN", SERVE_TOKEN)
-    server = Health()
+    server = HealthServer()
     try:
         r = cli("train", "--yes", "--json", "--no-watch", "--rollout-mode", "remote", "--rollout-server-url", server.url,
                 "--temperature", "0.7", "--max-tokens", "3000")
@@ -237,7 +209,7 @@ def test_train_end_to_end_remote_mode_with_token(fw, cli, fast, keys, monkeypatc
 
 
 def test_remote_mode_with_unhealthy_server_stops_before_any_change(fw, cli, fast, keys):
-    server = Health(status=503)
+    server = HealthServer(status=503)
     try:
         r = cli("train", "--yes", "--rollout-mode", "remote", "--rollout-server-url", server.url)
     finally:
