@@ -83,6 +83,15 @@ def fw(make_fw):
     return make_fw()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for "unreachable endpoint" tests)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_config(text: str) -> Path:
     """Write ./configs/default.toml in the (temp) cwd, which svgrft loads automatically."""
     path = Path("configs/default.toml")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
 from tests import fakes_traces as ft
-from tests.conftest import FW_KEY, OPENAI_KEY
+from tests.conftest import FW_KEY, OPENAI_KEY, free_port
 
 N_ROWS = 4
 
@@ -67,14 +66,6 @@ def error_lines(r) -> list[str]:
     lines = r.stderr.strip().splitlines()
     i = next(i for i, line in enumerate(lines) if line.startswith("Error: "))
     return lines[i:]
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ----------------------------------------------------------------------------------- tracing client

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 
-from tests.conftest import FW_KEY, OPENAI_KEY
+from tests.conftest import FW_KEY, OPENAI_KEY, free_port
 
 
 def _by_check(data):
@@ -41,9 +40,7 @@ def test_doctor_rejected_key(cli, fw, oai, monkeypatch):
 
 
 def test_doctor_offline_is_a_row_not_a_traceback(cli, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("FIREWORKS_BASE_URL", f"http://127.0.0.1:{port}")

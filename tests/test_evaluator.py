@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.conftest import FW_KEY, OPENAI_KEY, write_config
+from tests.conftest import FW_KEY, OPENAI_KEY, write_config, free_port
 from tests.fakes.health import HealthServer
 
 SERVE_TOKEN = "serve-token-0123456789abcdef"
@@ -311,10 +311,7 @@ def test_remote_mode_without_server_url_fails_before_any_request(fw, cli):
 
 def test_remote_mode_with_unreachable_server_fails_early(fw, cli, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there
+    port = free_port()  # nothing listens there
     r = cli("evaluator", "test", "--rollout-mode", "remote", "--rollout-server-url", f"http://127.0.0.1:{port}")
     assert r.exit_code == 1
     assert "not reachable" in r.stderr and "svgrft serve" in r.stderr

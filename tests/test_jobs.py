@@ -10,7 +10,7 @@ import time
 import httpx
 
 from svgrft.workflow.jobs import TERMINAL_STATES, job_summary
-from tests.conftest import FW_KEY, no_sdk_retries
+from tests.conftest import FW_KEY, no_sdk_retries, free_port
 
 
 
@@ -133,12 +133,7 @@ def test_bad_key_401_hint(cli, fw, monkeypatch):
 
 
 def test_unreachable_fireworks(cli, monkeypatch):
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
     monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")
     monkeypatch.setenv("FIREWORKS_BASE_URL", f"http://127.0.0.1:{port}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 ANSI = "\x1b["
 
@@ -211,13 +211,10 @@ def test_serve_bad_port_in_config_or_flag(cli, tmp_path):
 
 def test_serve_starts_without_a_pydantic_deprecation_warning(tmp_path):
     import signal
-    import socket
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREWORKS_", "OPENAI_", "SVGRFT_"))}
     env["SVGRFT_HOME"] = str(tmp_path / "home")
     p = subprocess.Popen([sys.executable, "-m", "svgrft", "serve", "--port", str(port)], stdout=subprocess.PIPE,
@@ -337,11 +334,7 @@ def test_bad_chromium_path_names_its_real_source(cli, monkeypatch, tmp_path):
 
 
 def test_eval_summary_keeps_urls_in_failure_reasons(cli, fw, oai, monkeypatch):
-    import socket
-
-    with socket.socket() as s:                       # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()
     Path("configs").mkdir()
     Path("configs/default.toml").write_text("[judge]\nmax_retries = 0\nbackoff_base = 0.0\n", encoding="utf-8")
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{dead}/v1")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 
-from tests.conftest import FW_KEY, OPENAI_KEY
+from tests.conftest import FW_KEY, OPENAI_KEY, free_port
 
 
 def _secret_calls(fw, method):
@@ -85,9 +84,7 @@ def test_persistent_server_error_gives_hint(cli, fw, oai):
 
 
 def test_offline(cli, oai, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
     monkeypatch.setenv("FIREWORKS_BASE_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")

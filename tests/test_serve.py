@@ -19,7 +19,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import FW_KEY
+from tests.conftest import FW_KEY, free_port
 from tests.fakes import key_fingerprint
 
 
@@ -519,10 +519,7 @@ def test_cli_check_reports_a_running_server(fw, serve, cli):
 
 
 def test_cli_check_fails_with_hint(fw, cli):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    s.close()
+    dead = f"http://127.0.0.1:{free_port()}"
     r = cli("serve", "--check", dead)
     assert r.exit_code == 1 and "cannot reach" in r.stderr and "hint:" in r.stderr
     r = cli("serve", "--check", fw.url)  # something that is not an svgrft server
