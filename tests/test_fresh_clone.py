@@ -34,3 +34,27 @@ def test_test_data_is_in_the_repository_and_small():
     assert len(list(CORPUS.glob("*.svg"))) >= 100 and (CORPUS / "features_gen.json").is_file()
     total = sum(p.stat().st_size for p in (REPO / "tests" / "data").rglob("*") if p.is_file())
     assert total < 1_200_000, f"tests/data is {total} bytes: keep the test data small"
+
+
+def _readme_blocks() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    quick = text[text.index("## Quick start"):text.index("## Installing the browser")]
+    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", quick, re.S)]
+
+
+def test_readme_setup_makes_and_uses_a_virtual_environment():
+    """pip into the system Python stops with externally-managed-environment on Debian 12 / Ubuntu 24.04."""
+    setup = _readme_blocks()[0]
+    assert "python3-venv" in setup and "python3 -m venv .venv" in setup
+    assert '.venv/bin/python -m pip install -e ".[dev]"' in setup
+    assert "python3 -m pip" not in setup and "--break-system-packages" not in setup
+    assert ". .venv/bin/activate" in (REPO / "README.md").read_text(encoding="utf-8")
+    assert ".venv/" in (REPO / ".gitignore").read_text().split()
+
+
+def test_ci_runs_exactly_the_readme_test_command_in_the_venv():
+    test_cmd = next(b for b in _readme_blocks() if "pytest" in b)
+    assert test_cmd == ".venv/bin/python -m pytest"
+    lines = [ln.strip() for ln in (REPO / ".ci/run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines[-1] == test_cmd
+    assert "python3 -m venv .venv" in "\n".join(lines) and not any(ln.startswith("python3 -m pip") for ln in lines)
