@@ -106,6 +106,7 @@ ENV_VARS: dict[str, str] = {
     "OPENAI_BASE_URL": "judge.base_url",
     "SVGRFT_JUDGE_MODEL": "judge.model",
     "SVGRFT_CHROMIUM": "render.chromium",
+    "SVGRFT_RENDER_TIMEOUT_MS": "render.timeout_ms",
     "SVGRFT_ROLLOUT_MODE": "rollout.mode",
     "SVGRFT_ROLLOUT_SERVER_URL": "rollout.server_url",
 }

@@ -16,6 +16,11 @@ SEED = DATA / "seed"
 
 FW_KEY = "fw-test-key-0123456789abcdef"
 OPENAI_KEY = "sk-test-openai-0123456789abcdef"
+# The render budget of the tests. The product's 5 s per browser step is about hostile SVG; on a CI box
+# shared by several test runs a benign corpus drawing can take longer, and a timed-out render is a sample
+# without a picture (test_compare_epochs_end_to_end once saw 15 of 16 images). Tests that are about
+# timeouts set their own (tiny) budget.
+TEST_RENDER_TIMEOUT_MS = 60_000
 
 try:  # the loopback-only guard: any other connection fails the test run
     from tests.fakes import netguard
@@ -42,6 +47,7 @@ def _isolate(monkeypatch, tmp_path):
     monkeypatch.setenv("SVGRFT_HOME", str(home))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("SVGRFT_RENDER_TIMEOUT_MS", str(TEST_RENDER_TIMEOUT_MS))
     monkeypatch.chdir(tmp_path)
     from svgrft import secrets as _secrets
 
@@ -157,6 +163,6 @@ def renderer():
     """One real headless-Chromium renderer for the whole session (pool of 1)."""
     from svgrft.core.render import SyncRenderer
 
-    r = SyncRenderer(pool_size=1)
+    r = SyncRenderer(pool_size=1, timeout_ms=TEST_RENDER_TIMEOUT_MS)
     yield r
     r.close()

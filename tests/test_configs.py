@@ -31,8 +31,10 @@ def test_both_shipped_configs_exist():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_key_is_a_known_setting_and_loads(path):
+def test_every_key_is_a_known_setting_and_loads(path, monkeypatch):
     from svgrft.config import DEFAULTS, load_settings
+
+    monkeypatch.delenv("SVGRFT_RENDER_TIMEOUT_MS")  # conftest's test render budget would win over the file
 
     flat = _flat(tomllib.loads(path.read_text(encoding="utf-8")))
     unknown = sorted(set(flat) - set(DEFAULTS))

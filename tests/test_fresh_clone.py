@@ -58,3 +58,19 @@ def test_ci_runs_exactly_the_readme_test_command_in_the_venv():
     lines = [ln.strip() for ln in (REPO / ".ci/run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert lines[-1] == test_cmd
     assert "python3 -m venv .venv" in "\n".join(lines) and not any(ln.startswith("python3 -m pip") for ln in lines)
+
+
+def test_tests_render_with_a_budget_a_busy_machine_cannot_exhaust(renderer):
+    """The flaky `15 == 16` images: a benign drawing timed out at the product's 5 s per browser step while
+    the CI box was busy. Every renderer of the tests (from settings, and the session one) gets a generous
+    budget; the product default stays 5 s, and SVGRFT_RENDER_TIMEOUT_MS sets it (env > config > default)."""
+    from svgrft.config import DEFAULTS, load_settings
+    from svgrft.core.scoring import renderer_from_settings
+    from tests.conftest import TEST_RENDER_TIMEOUT_MS
+
+    assert DEFAULTS["render.timeout_ms"] == 5000
+    assert TEST_RENDER_TIMEOUT_MS >= 60_000
+    s = load_settings()
+    assert s["render.timeout_ms"] == TEST_RENDER_TIMEOUT_MS and s.sources["render.timeout_ms"].startswith("env")
+    assert renderer_from_settings(s).timeout_ms == TEST_RENDER_TIMEOUT_MS
+    assert renderer._kwargs["timeout_ms"] == TEST_RENDER_TIMEOUT_MS

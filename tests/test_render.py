@@ -24,6 +24,7 @@ from svgrft.core.pngutil import count_color, decode_png, is_near_uniform, pixel
 from svgrft.core.render import Renderer, RenderResult, SyncRenderer, chromium_version, find_chromium
 from svgrft.core.svgsafe import SvgRejected, canvas_size, validate_svg
 from svgrft.errors import BrowserNotFoundError
+from tests.conftest import TEST_RENDER_TIMEOUT_MS
 
 CORPUS = Path(__file__).resolve().parent / "data" / "svg-corpus"
 NS = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
@@ -94,7 +95,7 @@ def canary():
 
 @pytest.fixture(scope="module")
 def r():
-    rr = SyncRenderer(pool_size=2)
+    rr = SyncRenderer(pool_size=2, timeout_ms=TEST_RENDER_TIMEOUT_MS)
     yield rr
     rr.close()
 
@@ -496,7 +497,7 @@ def test_tiny_timeout_gives_timeout_and_recovers(r, baseline):
     try:
         res = r.render(big)
     finally:
-        r.renderer.timeout_ms = 5000
+        r.renderer.timeout_ms = TEST_RENDER_TIMEOUT_MS
     assert not res.ok and res.error_kind == "timeout" and "timed out" in res.reason
     _healthy(r, baseline)
     assert r.render(big).ok

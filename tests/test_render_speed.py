@@ -12,6 +12,7 @@ import pytest
 import svgrft.core.render as render_mod
 from svgrft.core.pngutil import decode_png, pixel
 from svgrft.core.render import Renderer
+from tests.conftest import TEST_RENDER_TIMEOUT_MS
 
 CORPUS = Path(__file__).resolve().parent / "data" / "svg-corpus"
 _NEVER = re.compile(r"(?!x)x")  # matches nothing: every render takes the CDP path
@@ -25,7 +26,7 @@ def _corpus() -> list[tuple[str, str]]:
 
 
 async def _render_all(svgs: list[str]):
-    async with Renderer(pool_size=2) as r:
+    async with Renderer(pool_size=2, timeout_ms=TEST_RENDER_TIMEOUT_MS) as r:
         res = await asyncio.gather(*[r.render(s) for s in svgs])
         used_cdp = any(s is not None and s.cdp is not None for s in list(r._free._queue))
     return res, used_cdp
@@ -72,7 +73,7 @@ def test_corpus_deterministic_across_renderers():
 ])
 def test_animated_markup_still_frozen(markup):
     async def go():
-        async with Renderer(pool_size=1) as r:
+        async with Renderer(pool_size=1, timeout_ms=TEST_RENDER_TIMEOUT_MS) as r:
             out = []
             for _ in range(4):
                 out.append(await r.render(markup))
