@@ -38,6 +38,25 @@ _PREFIXES = ("FIREWORKS_", "OPENAI_", "SVGRFT_", "EP_", "FW_TRACING", "GATEWAY_U
 
 
 @pytest.fixture(autouse=True)
+def _sigint_deliverable():
+    """Ctrl-C tests work when the runner ignores SIGINT (a script started with `&`, some CI runners): then
+    ``_thread.interrupt_main()`` does nothing and children inherit the ignored signal, and such a test waited
+    for its timeout. Python's own handler is installed for the test (exec resets a handled signal to the
+    default, so child interpreters get theirs too) and the runner's disposition is restored after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.fixture(autouse=True)
 def _isolate(monkeypatch, tmp_path):
     """No real keys or endpoints leak in; cwd is a temp dir (no repo .env); SVGRFT_HOME is temp."""
     for name in list(os.environ):

@@ -74,3 +74,19 @@ def test_tests_render_with_a_budget_a_busy_machine_cannot_exhaust(renderer):
     assert s["render.timeout_ms"] == TEST_RENDER_TIMEOUT_MS and s.sources["render.timeout_ms"].startswith("env")
     assert renderer_from_settings(s).timeout_ms == TEST_RENDER_TIMEOUT_MS
     assert renderer._kwargs["timeout_ms"] == TEST_RENDER_TIMEOUT_MS
+
+
+def test_ctrl_c_tests_pass_when_the_runner_ignores_sigint():
+    """Started with `&` (SIGINT ignored), the Ctrl-C tests waited their full 300 s timeout. Run them so, with a
+    short timeout: in-process (``interrupt_main``) and in a child process (``send_signal``)."""
+    import signal
+    import subprocess
+    import sys
+
+    tests = ["tests/test_jobs.py::test_watch_ctrl_c_detaches_and_job_keeps_running",
+             "tests/test_eval_cli.py::test_ctrl_c_in_a_real_process_prints_how_to_resume"]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--timeout=90", *tests],
+                          cwd=REPO, capture_output=True, text=True, timeout=240,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "2 passed" in proc.stdout
