@@ -22,6 +22,27 @@ def _usage_hint(ctx: Any) -> str:
     return f"usage: {usage} (see `{ctx.command_path} --help`)"
 
 
+PLAIN_HELP_BELOW = 100  # columns: Rich's option tables cut names and help at less (`--eval-auto-carveo…`)
+
+
+def _plain_help_when_narrow(root: Any) -> None:
+    """On a console narrower than :data:`PLAIN_HELP_BELOW`, every command's ``--help`` uses Click's plain
+    layout (long names on a line of their own, help wrapped below), which never truncates; wider consoles
+    keep Typer's Rich panels. The width is the one Typer's help console uses (``TERMINAL_WIDTH``,
+    ``COLUMNS``, the terminal, else 80)."""
+    from rich.console import Console
+    from typer import rich_utils
+
+    if Console(width=rich_utils.MAX_WIDTH).width >= PLAIN_HELP_BELOW:
+        return
+    todo = [root]
+    while todo:
+        cmd = todo.pop()
+        if hasattr(cmd, "rich_markup_mode"):
+            cmd.rich_markup_mode = None
+        todo.extend(getattr(cmd, "commands", {}).values())
+
+
 class SvgrftGroup(TyperGroup):
     """The root command: usage errors come out like every other error (``Error:`` + ``hint:``, exit 2)
     instead of Typer's boxed panel, and NO_COLOR also strips the styling of ``--help``."""
@@ -31,6 +52,7 @@ class SvgrftGroup(TyperGroup):
         from typer import rich_utils
 
         rich_utils.COLOR_SYSTEM = None if _common.no_color() else "auto"
+        _plain_help_when_narrow(self)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
