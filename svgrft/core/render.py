@@ -56,6 +56,9 @@ LAUNCH_ARGS = [
     "--disable-extensions", "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio",
     # memory: no separate GPU process (software raster anyway) → about 100 MB less RSS, same pixels
     "--in-process-gpu",
+    # a fixed language, as a normal en-US browser has: <switch> children with systemLanguage="en" match
+    # (the context's locale does not reach SVG's systemLanguage test), independent of the host's $LANG
+    "--lang=en-US", "--accept-lang=en-US,en",
 ]
 # The network service (unused: every request is aborted) runs inside the browser process: one process less.
 # Chromium keeps only the last --enable-features switch, so Playwright's own list is repeated here.
@@ -94,12 +97,18 @@ _CSP = ("default-src 'none'; img-src data:; font-src data:; media-src data:; sty
 
 
 def _page_html(svg: str, w: int, h: int) -> str:
+    """The page that hosts the SVG. Its CSS sets nothing the SVG says about itself except the size (the canvas
+    is derived from the SVG's own width/height/viewBox): no property set here is inherited, and the root's
+    ``display``/``visibility``/``overflow``/``background`` stay the SVG's own. The canvas is a flex container
+    so the root is laid out as a block (no baseline gap under an inline ``<svg>``) without a ``display`` rule
+    on the SVG, which would override its ``display="none"``."""
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         "<style>html,body{margin:0;padding:0;background:#fff;overflow:hidden}"
-        f"#svgrft-canvas{{width:{w}px;height:{h}px;overflow:hidden;background:#fff}}"
-        f"#svgrft-canvas>svg{{display:block;width:{w}px!important;height:{h}px!important}}</style></head>"
+        f"#svgrft-canvas{{width:{w}px;height:{h}px;overflow:hidden;background:#fff;display:flex;"
+        "align-items:flex-start}"
+        f"#svgrft-canvas>svg{{flex:none;width:{w}px!important;height:{h}px!important}}</style></head>"
         f'<body><div id="svgrft-canvas">{svg}</div></body></html>'
     )
 
