@@ -92,6 +92,7 @@ _PW_SHOT = re.compile(r"animation|transition|keyframes|<marquee|autofocus|conten
 _FREEZE_JS = """() => { for (const s of document.querySelectorAll('svg')) {
   if (s.pauseAnimations) { try { s.pauseAnimations(); s.setCurrentTime(0); } catch (e) {} } } }"""
 
+_ROOT_NAME = re.compile(r"<[^\t\n\f\r />]*")
 _CSP = ("default-src 'none'; img-src data:; font-src data:; media-src data:; style-src 'unsafe-inline'; "
         "script-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'")
 
@@ -613,7 +614,8 @@ class Renderer:
         markup = safe.svg
         if intrinsic and "viewbox" not in safe.root_attrs and (w, h) != (round(intrinsic[0]), round(intrinsic[1])):
             # scale the drawing (not crop it) when the canvas differs from its own size
-            markup = markup[:4] + f' viewBox="0 0 {intrinsic[0]:g} {intrinsic[1]:g}"' + markup[4:]
+            k = _ROOT_NAME.match(markup).end()  # after the root's tag name (also a prefixed one)
+            markup = markup[:k] + f' viewBox="0 0 {intrinsic[0]:g} {intrinsic[1]:g}"' + markup[k:]
         t1 = time.perf_counter()
         timings = {"validate": (t1 - t0) * 1000}
         try:

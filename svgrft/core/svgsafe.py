@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from svgrft.core.extract import find_svg_spans
+from svgrft.core.extract import SVG_TAG_PREFIX, find_svg_spans
 
 __all__ = ["SvgRejected", "SafeSvg", "validate_svg", "canvas_size", "parse_length", "parse_viewbox"]
 
@@ -237,6 +237,53 @@ def _find_ci(s: str, needle: str, start: int) -> int:
         p = i + 1
 
 
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+
+
+def _unprefix(svg: str) -> str:
+    """``svg`` with the namespace prefixes of SVG elements removed when its root is written with one
+    (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">``): the page parses the SVG as HTML, which has no XML
+    namespaces, so ``<svg:rect>`` would be an unknown element and nothing would be drawn. Prefixes bound
+    (anywhere in the markup) to the SVG namespace are dropped from element names; attributes with a prefix
+    bound to the XLink namespace are renamed ``xlink:…`` (the one XLink prefix HTML knows). Anything else,
+    and markup whose root has no SVG prefix, is returned unchanged. Linear."""
+    m = re.match(r"<([A-Za-z_][\w.\-]*):", svg)
+    if m is None:
+        return svg
+    svg_prefixes: set[str] = set()
+    xlink_prefixes: set[str] = set()
+    tags = list(_scan_tags(svg))
+    for tag in tags:
+        for aname, val, _a, _b in tag.attrs:
+            if aname[:6].lower() == "xmlns:" and val is not None:
+                uri = html.unescape(val).strip()
+                if uri == SVG_NS:
+                    svg_prefixes.add(aname[6:])
+                elif uri == XLINK_NS and aname[6:] != "xlink":
+                    xlink_prefixes.add(aname[6:])
+    if m.group(1) not in svg_prefixes:
+        return svg
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
+    for tag in tags:
+        at = tag.start + (2 if tag.closing else 1)
+        colon = svg.find(":", at, at + len(tag.name))
+        if colon > 0 and svg[at:colon] in svg_prefixes:
+            edits.append((at, colon + 1, ""))
+        for aname, _val, a, _b in tag.attrs:
+            prefix, sep, _rest = aname.partition(":")
+            if sep and prefix in xlink_prefixes:
+                edits.append((a, a + len(prefix), "xlink"))
+    parts = []
+    pos = 0
+    for a, b, rep in sorted(edits):
+        parts.append(svg[pos:a])
+        parts.append(rep)
+        pos = b
+    parts.append(svg[pos:])
+    return "".join(parts)
+
+
 # Why an image reference is removed (the warning names it). Only references that would fetch are removed:
 # the browser fetches nothing (every request is aborted) but draws a broken-image icon that reaches the judge.
 _REF_EXTERNAL = "external"  # http:, file:, a relative URL, …: leaves the document
@@ -365,7 +412,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             warnings.append("ignored content after the closing </svg>")
         svg = svg[b:e]
     elif truncated:
-        m = re.search(r"<svg(?=[\s/>])", svg, re.IGNORECASE)
+        m = re.search(r"<" + SVG_TAG_PREFIX + r"svg(?=[\s/>])", svg, re.IGNORECASE)
         svg = svg[m.start():] if m else svg
         if svg.find(">") < 0:
             raise SvgRejected("invalid", "SVG is truncated inside the <svg> start tag")
@@ -374,6 +421,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         raise SvgRejected("no_svg", "no <svg> element")
 
     well_formed, count, depth = _xml_check(svg, max_depth, max_elements)
+    svg = _unprefix(svg)
 
     # tolerant scan with HTML tokenizer rules: caps (always: an XML reading can hide elements the HTML parser
     # sees, e.g. behind "<!-->"), root attributes, hostile hrefs
