@@ -9,7 +9,10 @@ One long-lived browser per :class:`Renderer`, a pool of reused pages (one contex
 * the SVG is put inline in an HTML page with ``set_content`` (about:blank origin, never ``file://``,
   never ``--disable-web-security``) on a white background;
 * Python-side validation first (:mod:`svgrft.core.svgsafe`): byte/depth/element caps, no DTDs,
-  external image hrefs removed, canvas from width/height/viewBox clamped to ``[min_side, max_side]``;
+  image hrefs that would fetch removed, prefixed roots unprefixed, canvas from width/height/viewBox clamped
+  to ``[min_side, max_side]``;
+* the page around the SVG sets only its size (see :func:`_page_html`), and the browser runs in en-US
+  (``--lang``/``--accept-lang``), so ``systemLanguage`` switches pick what a normal browser picks;
 * viewport-clip screenshot with animations frozen (CSS ``animations="disabled"`` + SMIL
   ``pauseAnimations(); setCurrentTime(0)``) → the same SVG gives the same PNG bytes;
 * timeouts on every browser step; a page that timed out or failed gets its context closed and replaced;

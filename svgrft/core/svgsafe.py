@@ -20,6 +20,8 @@
   (requests are aborted) but would draw a broken-image icon that reaches the judge. Kept: ``data:`` URIs and
   same-document references ``#id`` on ``<feImage>`` (the filter draws that element; nothing is fetched);
   ``#id`` on ``<image>`` is removed (it loads the page itself as a picture: a broken-image icon);
+* a root written with a namespace prefix (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">``) loses the
+  prefixes of SVG elements (HTML has no XML namespaces; see :func:`_unprefix`);
 * ``autofocus`` and ``http-equiv`` attributes (HTML in ``<foreignObject>``) are removed: a page focuses
   only once, so a focus ring would make the first render on a page differ from the next ones, and a
   ``<meta http-equiv="refresh">`` would navigate the page away at a racy moment;
