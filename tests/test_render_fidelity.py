@@ -73,6 +73,13 @@ height="5" fill="#909"/></svg></svg>''',
 stroke-width:3}}</style><rect class="a" width="50" height="50"/><g><circle class="b" cx="80" cy="40" r="20"
 fill="none"/></g><image x="10" y="60" width="24" height="24" href="data:image/svg+xml;base64,{base64.b64encode(
     f'<svg {NS} width="8" height="8"><rect width="8" height="8" fill="#f0f"/></svg>'.encode()).decode()}"/></svg>''',
+    "foreign_object_and_links": f'''<svg {NS} width="{W}" height="{H}"><foreignObject x="5" y="5" width="110"
+height="40"><div xmlns="http://www.w3.org/1999/xhtml" style="font:12px sans-serif;color:#036;background:#eef">HTML
+<b>inside</b> SVG</div></foreignObject><a href="https://example.com/"><rect y="50" width="40" height="40"
+fill="#c60"/></a><a xlink:href="#top"><circle cx="80" cy="70" r="15" fill="#06c"/></a></svg>''',
+    "root_transform_and_overflow": f'''<svg {NS} width="{W}" height="{H}" overflow="visible"
+transform="rotate(5)"><rect x="-20" y="-20" width="80" height="60" fill="#4a4"/><circle cx="110" cy="80" r="30"
+fill="#a44" opacity=".7"/></svg>''',
     "root_display_none": f'<svg {NS} width="{W}" height="{H}" display="none"><rect width="{W}" height="{H}"/></svg>',
     "root_visibility_and_background": f'''<svg {NS} width="{W}" height="{H}" style="background:#fd8"
 visibility="hidden"><rect width="50" height="50" fill="#00f"/><rect x="60" width="50" height="50" fill="#0f0"
@@ -86,8 +93,10 @@ def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
 
 
 def _raw_shots(renderer, pages: list[tuple[str, str]], w: int, h: int) -> list[bytes]:
-    """Screenshots of ``(kind, markup)`` in the renderer's own browser without sanitizing or page CSS:
-    kind ``html`` puts the markup in a bare HTML page, ``svg`` opens it as an SVG document (XML)."""
+    """Screenshots of ``(kind, markup)`` in the renderer's own browser without sanitizing or page CSS on the
+    SVG: kind ``html`` puts the markup in a bare HTML page, in a box of the canvas size that clips (without
+    the clip, content past the root's box, as ``overflow="visible"`` draws it, makes the page scrollable and
+    Chromium's anti-aliasing differs by a few levels); ``svg`` opens it as an SVG document (XML)."""
     r = renderer.renderer
 
     async def shoot() -> list[bytes]:
@@ -100,7 +109,8 @@ def _raw_shots(renderer, pages: list[tuple[str, str]], w: int, h: int) -> list[b
             for kind, markup in pages:
                 if kind == "html":
                     await page.set_content('<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
-                                           f'<body style="margin:0">{markup}</body></html>', timeout=10_000)
+                                           f'<body style="margin:0"><div style="width:{w}px;height:{h}px;'
+                                           f'overflow:hidden">{markup}</div></body></html>', timeout=10_000)
                 else:
                     await page.goto("data:image/svg+xml;base64," + base64.b64encode(markup.encode()).decode(),
                                     timeout=10_000)
