@@ -190,7 +190,8 @@ def test_root_display_none_draws_nothing(renderer):
 
 PREFIXED = ('<?xml version="1.0"?>\n<svg:svg xmlns:svg="http://www.w3.org/2000/svg" '
             'xmlns:l="http://www.w3.org/1999/xlink" width="60" height="40" viewBox="0 0 30 20"><svg:defs>'
-            '<svg:linearGradient id="g"><svg:stop offset="0" stop-color="#f00"/><svg:stop offset="1" stop-color="#00f"/>'
+            '<svg:linearGradient id="g"><svg:stop offset="0" stop-color="#f00"/>'
+            '<svg:stop offset="1" stop-color="#00f"/>'
             '</svg:linearGradient><svg:rect id="r" width="10" height="10"/></svg:defs>'
             '<svg:rect width="30" height="20" fill="url(#g)"/><svg:use l:href="#r" x="10" y="5" fill="#0f0"/>'
             '</svg:svg>')
