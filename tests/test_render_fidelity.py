@@ -87,6 +87,14 @@ visibility="visible"/></svg>''',
 }
 
 
+# the SVG's style sheet applies to the hosting page as well: rules meant for HTML in a foreignObject must not
+# move the picture or change what the root inherits (currentColor, font size), as in an SVG document
+PAGE_STYLE_LEAK = f'''<svg {NS} width="{W}" height="{H}"><style>div{{padding:10px;color:#c00}}
+body,html{{font-size:40px;color:#0c0;margin:7px}} *{{line-height:3}}</style><rect width="40" height="40"
+fill="currentColor"/><text x="50" y="30" font-size="1em">Aa</text><foreignObject x="0" y="50" width="120"
+height="40"><div xmlns="http://www.w3.org/1999/xhtml">fo</div></foreignObject></svg>'''
+
+
 def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
     w, h, rows = decode_png(png)
     return w, h, [bytes(r) for r in rows]
@@ -146,6 +154,19 @@ def test_legit_features_render_pixel_identical_to_the_raw_markup(renderer):
     assert len(shas) == len(names) - 1
     blank = renderer.render(LEGIT["root_display_none"]).png
     assert {pixel(blank, x, y) for x in (0, W - 1) for y in (0, H - 1)} == {(255, 255, 255)}
+
+
+@pytest.mark.browser
+def test_pictures_match_the_svg_as_a_document_of_its_own(renderer):
+    """Against the markup opened as an SVG document (no HTML page at all). The root_* cases are left out: a
+    root's display/visibility/transform/background mean something else for the root of a document."""
+    cases = {n: svg for n, svg in LEGIT.items() if not n.startswith("root_")}
+    cases["page_style_leak"] = PAGE_STYLE_LEAK
+    raw = _raw_shots(renderer, [("svg", svg) for svg in cases.values()], W, H)
+    differ = [n for (n, svg), theirs in zip(cases.items(), raw) if _pixels(renderer.render(svg).png) != _pixels(theirs)]
+    assert differ == []
+    png = renderer.render(PAGE_STYLE_LEAK).png
+    assert pixel(png, 0, 0) == pixel(png, 39, 39) == (0, 0, 0)  # not moved, currentColor is the root's own
 
 
 @pytest.mark.browser

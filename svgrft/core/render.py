@@ -102,17 +102,21 @@ _CSP = ("default-src 'none'; img-src data:; font-src data:; media-src data:; sty
 
 def _page_html(svg: str, w: int, h: int) -> str:
     """The page that hosts the SVG. Its CSS sets nothing the SVG says about itself except the size (the canvas
-    is derived from the SVG's own width/height/viewBox): no property set here is inherited, and the root's
-    ``display``/``visibility``/``overflow``/``background`` stay the SVG's own. The canvas is a flex container
-    so the root is laid out as a block (no baseline gap under an inline ``<svg>``) without a ``display`` rule
-    on the SVG, which would override its ``display="none"``."""
+    is derived from the SVG's own width/height/viewBox): the root's ``display``/``visibility``/``overflow``/
+    ``background`` stay the SVG's own. The canvas is a flex container, so the root is laid out as a block
+    (no baseline gap under an inline ``<svg>``) without a ``display`` rule on the SVG, which would override
+    its ``display="none"``. The SVG's own style sheet applies to the whole page, so ``html``, ``body`` and the
+    canvas are reset (``all:initial!important``): a ``div{padding:…;color:…}`` or ``body{font-size:…}``
+    meant for HTML in a ``<foreignObject>`` neither moves the picture nor reaches the root by inheritance,
+    as in an SVG document of its own."""
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        "<style>html,body{margin:0;padding:0;background:#fff;overflow:hidden}"
-        f"#svgrft-canvas{{width:{w}px;height:{h}px;overflow:hidden;background:#fff;display:flex;"
-        "align-items:flex-start}"
-        f"#svgrft-canvas>svg{{flex:none;width:{w}px!important;height:{h}px!important}}</style></head>"
+        "<style>html,body{all:initial!important;display:block!important;overflow:hidden!important;"
+        "background:#fff!important}"
+        f"#svgrft-canvas{{all:initial!important;display:flex!important;align-items:flex-start!important;"
+        f"width:{w}px!important;height:{h}px!important;overflow:hidden!important;background:#fff!important}}"
+        f"#svgrft-canvas>svg{{flex:none!important;width:{w}px!important;height:{h}px!important}}</style></head>"
         f'<body><div id="svgrft-canvas">{svg}</div></body></html>'
     )
 
