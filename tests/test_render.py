@@ -212,7 +212,7 @@ def test_validate_removes_external_image_hrefs():
          '<image href="&#104;ttp://x/y.png"/><image href="data:image/png;base64,AAAA"/>'
          '<filter id="f"><feImage xlink:href="https://x/y.svg"/></filter><a href="http://ok/link">t</a></svg>')
     safe = validate_svg(s)
-    assert safe.warnings == ["removed 4 external image hrefs"]
+    assert len(safe.warnings) == 1 and safe.warnings[0].startswith("removed 4 external image hrefs (")
     assert "http://127" not in safe.svg and "file:" not in safe.svg.lower() and "https://x" not in safe.svg
     assert "&#104;ttp" not in safe.svg
     assert "data:image/png;base64,AAAA" in safe.svg and 'href="http://ok/link"' in safe.svg

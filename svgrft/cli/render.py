@@ -1,15 +1,22 @@
 """``svgrft render``: SVG files, folders of them, or JSONL model replies → PNG files (headless Chromium).
 
 Every input goes through the same steps as a model reply in the reward (SVG extraction, then the hardened
-renderer), so what you see is what the judge would see. Each input item becomes ``OUT/<name>.png``: ``<stem>.png`` for an SVG file, ``<jsonl stem>-<line>.png``
-for line ``<line>`` of a JSONL file (a reply in ``reply``/``text``/``content``/``completion``/``svg``,
-or EvaluationRow-style ``messages``, whose last assistant message is used). Names are deterministic, so a
-re-run overwrites the same files (and removes the PNG of an item that no longer renders).
+renderer), so what you see is what the judge would see. A reply is in ``reply``/``text``/``content``/
+``completion``/``svg`` of a JSONL line, or EvaluationRow-style ``messages``, whose last assistant message is
+used.
+
+Output names mirror the input tree under ``OUT`` and can never collide: the base is the deepest folder that
+holds every input file, and each input keeps its whole file name, so ``a/x.svg`` → ``OUT/a/x.svg.png``,
+``x.txt`` → ``OUT/x.txt.png`` and line 12 of ``r.jsonl`` → ``OUT/r.jsonl-00012.png`` (distinct inputs give
+distinct names; a file given twice is rendered once). Nothing is overwritten: when a target exists from an
+earlier run the command stops before rendering, unless ``--overwrite`` (which also removes the PNG of an item
+that no longer renders, so a stale picture never looks like this run's output).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
@@ -58,24 +65,34 @@ def reply_text(obj: Any) -> str | None:
 
 
 def _collect(inputs: list[Path]) -> list[tuple[str, Path]]:
-    """(kind, path) per input file; folders expand to their *.svg files (sorted, not recursive)."""
+    """(kind, path) per input file; folders expand to their *.svg files (sorted, not recursive). A file given
+    twice (also through its folder) is listed once."""
     from svgrft.errors import UsageError
 
     files: list[tuple[str, Path]] = []
+    seen: set[str] = set()
+
+    def add(kind: str, path: Path) -> None:
+        key = os.path.normcase(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
+            files.append((kind, path))
+
     for p in inputs:
         if p.is_dir():
             svgs = sorted(x for x in p.iterdir() if x.is_file() and x.suffix.lower() == ".svg")
             if not svgs:
                 c.warn(f"{p}: no .svg files in this folder")
-            files += [("svg", x) for x in svgs]
+            for x in svgs:
+                add("svg", x)
         elif p.is_file():
             suffix = p.suffix.lower()
             if suffix == ".svg":
-                files.append(("svg", p))
+                add("svg", p)
             elif suffix == ".jsonl":
-                files.append(("jsonl", p))
+                add("jsonl", p)
             elif suffix in REPLY_SUFFIXES:
-                files.append(("reply", p))
+                add("reply", p)
             else:
                 raise UsageError(f"{p}: unsupported input type {suffix or '(no suffix)'}",
                                  hint="give .svg files, folders of .svg files, .jsonl model replies or .txt/.md replies")
@@ -84,29 +101,66 @@ def _collect(inputs: list[Path]) -> list[tuple[str, Path]]:
     return files
 
 
-def _items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
-    used: dict[str, int] = {}
+def output_names(files: list[tuple[str, Path]]) -> dict[str, str]:
+    """Output path (relative to ``--out``, "/"-separated, without ".png") of every input file, keyed by
+    :func:`_key`: the input's path below the deepest folder that holds every input, whole file name kept.
+    Distinct inputs never get the same name (JSONL items add ``-<line>`` to their file's name)."""
+    absolute = [os.path.abspath(path) for _kind, path in files]
+    try:
+        base = os.path.commonpath([os.path.dirname(a) for a in absolute]) if absolute else ""
+    except ValueError:  # Windows: files on different drives
+        base = ""
+    names = {}
+    for a in absolute:
+        if base:
+            rel = Path(os.path.relpath(a, base))
+        else:
+            drive, rest = os.path.splitdrive(a)
+            rel = Path(drive.replace(":", "").strip("\\/") or "_", *Path(rest).parts[1:])
+        names[_key(a)] = rel.as_posix()
+    return names
 
-    def unique(stem: str) -> str:
-        n = used.get(stem, 0) + 1
-        used[stem] = n
-        return stem if n == 1 else f"{stem}-{n}"
 
+def _key(path: Path | str) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _jsonl_lines(path: Path) -> list[int]:
+    """Numbers (1-based) of the non-blank lines of a JSONL file (each becomes one item)."""
+    with path.open("rb") as f:
+        return [n for n, line in enumerate(f, 1) if line.strip()]
+
+
+def plan_targets(files: list[tuple[str, Path]], out_dir: Path) -> list[Path]:
+    """Every PNG path the inputs will write (JSONL files are read for their line numbers)."""
+    names = output_names(files)
+    targets = []
     for kind, path in files:
+        name = names[_key(path)]
+        if kind == "jsonl":
+            targets += [out_dir / f"{name}-{n:05d}.png" for n in _jsonl_lines(path)]
+        else:
+            targets.append(out_dir / f"{name}.png")
+    return targets
+
+
+def _items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
+    names = output_names(files)
+    for kind, path in files:
+        stem = names[_key(path)]
         if kind in ("svg", "reply"):
-            name = unique(path.stem)
             size = path.stat().st_size
             # a reply may hold reasoning around the SVG: allow more than the SVG cap, but never read a huge file
             if size > (max_bytes if kind == "svg" else max_bytes * 8):
-                yield Item(name, str(path), "too_large", error=f"file is {size} bytes, the limit is {max_bytes}")
+                yield Item(stem, str(path), "too_large", error=f"file is {size} bytes, the limit is {max_bytes}")
                 continue
-            yield Item(name, str(path), kind, path.read_text(encoding="utf-8", errors="replace"))
+            yield Item(stem, str(path), kind, path.read_text(encoding="utf-8", errors="replace"))
             continue
         with path.open("r", encoding="utf-8", errors="replace") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                name = unique(f"{path.stem}-{lineno:05d}")
+                name = f"{stem}-{lineno:05d}"
                 src = f"{path}:{lineno}"
                 try:
                     obj = json.loads(line)
@@ -121,13 +175,43 @@ def _items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
                 yield Item(name, src, "reply", text)
 
 
+def _written_this_run(target: Path, written: dict[str, list[Path]]) -> bool:
+    """Whether ``target`` is a file this run already wrote under another name (case-insensitive file systems:
+    ``X.svg.png`` and ``x.svg.png`` are one file there)."""
+    for other in written.get(str(target).casefold(), []):
+        try:
+            if other != target and os.path.samefile(other, target):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _write_new(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target``, which must not exist (never overwrites; atomic where hard links work)."""
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(data)
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here: exclusive create instead
+        with open(target, "xb") as f:
+            f.write(data)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, concurrency: int,
-                       on_done=None) -> list[dict]:
-    """Render every item with ``renderer`` (started), ``concurrency`` at a time; write PNGs; one row per item."""
+                       on_done=None, overwrite: bool = False) -> list[dict]:
+    """Render every item with ``renderer`` (started), ``concurrency`` at a time; write ``OUT/<name>.png``; one
+    row per item. Without ``overwrite`` an existing target is never replaced (the row fails with
+    ``exists``); with it, targets are replaced and the PNG of an item that failed is removed."""
     import asyncio
 
     queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 4)
     rows: list[dict] = []
+    written: dict[str, list[Path]] = {}  # casefolded target -> targets written by this run
 
     async def worker() -> None:
         while True:
@@ -148,12 +232,25 @@ async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, conc
                 row.update(ok=res.ok, error_kind=res.error_kind, reason=res.reason, width=res.width,
                            height=res.height, warnings=list(res.warnings), sha256=res.sha256)
             target = out_dir / f"{item.name}.png"
-            if row["ok"]:
-                tmp = target.with_name(target.name + ".tmp")
-                tmp.write_bytes(res.png)
-                tmp.replace(target)
-                row["png"] = str(target)
-            elif target.exists():
+            if row["ok"] and _written_this_run(target, written):
+                row.update(ok=False, error_kind="exists", reason=f"{target} was written by another input of this "
+                           "run (the names differ only in case and the file system ignores case)")
+            elif row["ok"]:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                written.setdefault(str(target).casefold(), []).append(target)
+                if overwrite:
+                    tmp = target.with_name(target.name + ".tmp")
+                    tmp.write_bytes(res.png)
+                    tmp.replace(target)
+                    row["png"] = str(target)
+                else:
+                    try:
+                        _write_new(target, res.png)
+                        row["png"] = str(target)
+                    except FileExistsError:  # created by someone else since the check before rendering
+                        row.update(ok=False, error_kind="exists",
+                                   reason=f"{target} already exists (not overwritten; pass --overwrite)")
+            elif overwrite and target.exists() and not _written_this_run(target, written):
                 target.unlink()  # a stale picture from an earlier run must not look like this run's output
             rows.append(row)
             if on_done is not None:
@@ -198,9 +295,15 @@ def cmd(
     chromium: Optional[str] = typer.Option(None, "--chromium",
                                            help="Chromium executable (default: SVGRFT_CHROMIUM / render.chromium / "
                                                 "found automatically)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace PNGs left in --out by an earlier run (default: stop if any "
+                                        "target exists)."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
-    """Render SVG files or model replies to PNG with the same hardened renderer the reward uses."""
+    """Render SVG files or model replies to PNG with the same hardened renderer the reward uses.
+
+    Output names mirror the input tree under --out and keep each input's file name (a/x.svg →
+    OUT/a/x.svg.png, line 12 of r.jsonl → OUT/r.jsonl-00012.png), so they never collide."""
     import asyncio
     import time
 
@@ -214,18 +317,14 @@ def cmd(
         raise UsageError("nothing to render", hint="the folders given contain no .svg files")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder", hint="choose another --out")
+    targets = plan_targets(files, out)
+    _check_targets(targets, out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     pool = int(settings["render.pool_size"])
     renderer = Renderer(pool_size=pool, size=size, default_size=int(settings["render.size"]),
                         max_side=int(settings["render.max_side"]), timeout_ms=int(settings["render.timeout_ms"]),
                         chromium_path=settings["render.chromium"] or None)
-    total = 0
-    for kind, path in files:
-        if kind == "jsonl":
-            with path.open("rb") as f:
-                total += sum(1 for line in f if line.strip())
-        else:
-            total += 1
+    total = len(targets)
 
     progress = None
     task = None
@@ -250,7 +349,7 @@ def cmd(
         await renderer.start()
         try:
             t0 = time.perf_counter()
-            rows = await render_items(_items(files, renderer.max_bytes), out, renderer, pool, on_done)
+            rows = await render_items(_items(files, renderer.max_bytes), out, renderer, pool, on_done, overwrite)
             return rows, time.perf_counter() - t0
         finally:
             await renderer.close()
@@ -288,3 +387,17 @@ def cmd(
 
         raise SvgrftError(f"none of the {len(rows)} inputs rendered",
                           hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
+
+
+def _check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:
+    """Before any rendering: unless ``overwrite``, no target may exist."""
+    from svgrft.errors import SvgrftError
+
+    if overwrite:
+        return
+    existing = [t for t in targets if t.exists() or t.is_symlink()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise SvgrftError(f"{existing[0]}{more} already exist{'s' if len(existing) == 1 else ''} in {out} "
+                          "from an earlier run; nothing was rendered",
+                          hint="pass --overwrite to replace them, or choose another --out")

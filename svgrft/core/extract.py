@@ -16,7 +16,9 @@ are matched by depth, so the outermost element is returned; a ``</svg>`` inside 
 section of the SVG is text, as it is to the browser.
 
 The returned markup runs from ``<svg`` to its matching ``</svg>``: an ``<?xml …?>`` prologue,
-a DOCTYPE or comments before the root are **stripped**. Tags match case-insensitively.
+a DOCTYPE or comments before the root are **stripped**. Tags match case-insensitively, with or without a
+namespace prefix (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">…</svg:svg>``; the renderer's
+validator rewrites such markup without prefixes, see :mod:`svgrft.core.svgsafe`).
 An ``<svg`` with no closing ``</svg>`` (output cut at max_tokens) gives ``svg=None`` with a
 "truncated" reason. Everything is a linear scan (``str.find`` and simple literal regexes),
 so megabytes of junk cost milliseconds.
@@ -48,9 +50,11 @@ REASON_TRUNCATED = "SVG is truncated: no closing </svg>"
 
 _THINK_OPEN = re.compile(r"<(think|thinking)\s*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</(think|thinking)\s*>", re.IGNORECASE)
-# an svg start or end tag (the lookahead keeps "<svgfoo" out), or the start of a comment or CDATA section,
-# whose "</svg>" is text to the browser. Literal prefixes → linear.
-_SVG_TAG = re.compile(r"<(?:(/?)svg(?=[\s/>])|(!--|!\[CDATA\[))", re.IGNORECASE)
+# an svg start or end tag, also with a namespace prefix ("<svg:svg xmlns:svg=…>"; the lookahead keeps
+# "<svgfoo" out), or the start of a comment or CDATA section, whose "</svg>" is text to the browser.
+# Linear: a prefix is a run of name characters after "<", and runs after different "<" never overlap.
+SVG_TAG_PREFIX = r"(?:[A-Za-z_][\w.\-]*:)?"
+_SVG_TAG = re.compile(r"<(?:(/?)" + SVG_TAG_PREFIX + r"svg(?=[\s/>])|(!--|!\[CDATA\[))", re.IGNORECASE)
 
 
 _COMMENT_END = re.compile(r"--!?>")

@@ -9,7 +9,10 @@ One long-lived browser per :class:`Renderer`, a pool of reused pages (one contex
 * the SVG is put inline in an HTML page with ``set_content`` (about:blank origin, never ``file://``,
   never ``--disable-web-security``) on a white background;
 * Python-side validation first (:mod:`svgrft.core.svgsafe`): byte/depth/element caps, no DTDs,
-  external image hrefs removed, canvas from width/height/viewBox clamped to ``[min_side, max_side]``;
+  image hrefs that would fetch removed, prefixed roots unprefixed, canvas from width/height/viewBox clamped
+  to ``[min_side, max_side]``;
+* the page around the SVG sets only its size (see :func:`_page_html`), and the browser runs in en-US
+  (``--lang``/``--accept-lang``), so ``systemLanguage`` switches pick what a normal browser picks;
 * viewport-clip screenshot with animations frozen (CSS ``animations="disabled"`` + SMIL
   ``pauseAnimations(); setCurrentTime(0)``) → the same SVG gives the same PNG bytes;
 * timeouts on every browser step; a page that timed out or failed gets its context closed and replaced;
@@ -56,6 +59,9 @@ LAUNCH_ARGS = [
     "--disable-extensions", "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio",
     # memory: no separate GPU process (software raster anyway) → about 100 MB less RSS, same pixels
     "--in-process-gpu",
+    # a fixed language, as a normal en-US browser has: <switch> children with systemLanguage="en" match
+    # (the context's locale does not reach SVG's systemLanguage test), independent of the host's $LANG
+    "--lang=en-US", "--accept-lang=en-US,en",
 ]
 # The network service (unused: every request is aborted) runs inside the browser process: one process less.
 # Chromium keeps only the last --enable-features switch, so Playwright's own list is repeated here.
@@ -89,17 +95,28 @@ _PW_SHOT = re.compile(r"animation|transition|keyframes|<marquee|autofocus|conten
 _FREEZE_JS = """() => { for (const s of document.querySelectorAll('svg')) {
   if (s.pauseAnimations) { try { s.pauseAnimations(); s.setCurrentTime(0); } catch (e) {} } } }"""
 
+_ROOT_NAME = re.compile(r"<[^\t\n\f\r />]*")
 _CSP = ("default-src 'none'; img-src data:; font-src data:; media-src data:; style-src 'unsafe-inline'; "
         "script-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'")
 
 
 def _page_html(svg: str, w: int, h: int) -> str:
+    """The page that hosts the SVG. Its CSS sets nothing the SVG says about itself except the size (the canvas
+    is derived from the SVG's own width/height/viewBox): the root's ``display``/``visibility``/``overflow``/
+    ``background`` stay the SVG's own. The canvas is a flex container, so the root is laid out as a block
+    (no baseline gap under an inline ``<svg>``) without a ``display`` rule on the SVG, which would override
+    its ``display="none"``. The SVG's own style sheet applies to the whole page, so ``html``, ``body`` and the
+    canvas are reset (``all:initial!important``): a ``div{padding:…;color:…}`` or ``body{font-size:…}``
+    meant for HTML in a ``<foreignObject>`` neither moves the picture nor reaches the root by inheritance,
+    as in an SVG document of its own."""
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        "<style>html,body{margin:0;padding:0;background:#fff;overflow:hidden}"
-        f"#svgrft-canvas{{width:{w}px;height:{h}px;overflow:hidden;background:#fff}}"
-        f"#svgrft-canvas>svg{{display:block;width:{w}px!important;height:{h}px!important}}</style></head>"
+        "<style>html,body{all:initial!important;display:block!important;overflow:hidden!important;"
+        "background:#fff!important}"
+        f"#svgrft-canvas{{all:initial!important;display:flex!important;align-items:flex-start!important;"
+        f"width:{w}px!important;height:{h}px!important;overflow:hidden!important;background:#fff!important}}"
+        f"#svgrft-canvas>svg{{flex:none!important;width:{w}px!important;height:{h}px!important}}</style></head>"
         f'<body><div id="svgrft-canvas">{svg}</div></body></html>'
     )
 
@@ -604,7 +621,8 @@ class Renderer:
         markup = safe.svg
         if intrinsic and "viewbox" not in safe.root_attrs and (w, h) != (round(intrinsic[0]), round(intrinsic[1])):
             # scale the drawing (not crop it) when the canvas differs from its own size
-            markup = markup[:4] + f' viewBox="0 0 {intrinsic[0]:g} {intrinsic[1]:g}"' + markup[4:]
+            k = _ROOT_NAME.match(markup).end()  # after the root's tag name (also a prefixed one)
+            markup = markup[:k] + f' viewBox="0 0 {intrinsic[0]:g} {intrinsic[1]:g}"' + markup[k:]
         t1 = time.perf_counter()
         timings = {"validate": (t1 - t0) * 1000}
         try:

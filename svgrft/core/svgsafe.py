@@ -16,8 +16,12 @@
 * ``<use>`` expansion cap → ``too_large``: the element instances after expanding every ``<use>`` (nested
   ``<use>`` of groups of ``<use>`` is a billion laughs without entities);
 * ``href``/``xlink:href`` of ``<image>`` and ``<feImage>`` (and ``src``/``srcset`` of ``<img>`` in HTML
-  content) that are not ``data:`` URIs are removed (with a warning): the browser would fetch nothing anyway (requests are aborted) but would draw a
-  broken-image icon that reaches the judge;
+  content) that would fetch are removed, with a warning that says why: the browser would fetch nothing anyway
+  (requests are aborted) but would draw a broken-image icon that reaches the judge. Kept: ``data:`` URIs and
+  same-document references ``#id`` on ``<feImage>`` (the filter draws that element; nothing is fetched);
+  ``#id`` on ``<image>`` is removed (it loads the page itself as a picture: a broken-image icon);
+* a root written with a namespace prefix (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">``) loses the
+  prefixes of SVG elements (HTML has no XML namespaces; see :func:`_unprefix`);
 * ``autofocus`` and ``http-equiv`` attributes (HTML in ``<foreignObject>``) are removed: a page focuses
   only once, so a focus ring would make the first render on a page differ from the next ones, and a
   ``<meta http-equiv="refresh">`` would navigate the page away at a racy moment;
@@ -33,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from svgrft.core.extract import find_svg_spans
+from svgrft.core.extract import SVG_TAG_PREFIX, find_svg_spans
 
 __all__ = ["SvgRejected", "SafeSvg", "validate_svg", "canvas_size", "parse_length", "parse_viewbox"]
 
@@ -235,6 +239,89 @@ def _find_ci(s: str, needle: str, start: int) -> int:
         p = i + 1
 
 
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+
+
+def _unprefix(svg: str) -> str:
+    """``svg`` with the namespace prefixes of SVG elements removed when its root is written with one
+    (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">``): the page parses the SVG as HTML, which has no XML
+    namespaces, so ``<svg:rect>`` would be an unknown element and nothing would be drawn. Prefixes bound
+    (anywhere in the markup) to the SVG namespace are dropped from element names; attributes with a prefix
+    bound to the XLink namespace are renamed ``xlink:…`` (the one XLink prefix HTML knows). Anything else,
+    and markup whose root has no SVG prefix, is returned unchanged. Linear."""
+    m = re.match(r"<([A-Za-z_][\w.\-]*):", svg)
+    if m is None:
+        return svg
+    svg_prefixes: set[str] = set()
+    xlink_prefixes: set[str] = set()
+    tags = list(_scan_tags(svg))
+    for tag in tags:
+        for aname, val, _a, _b in tag.attrs:
+            if aname[:6].lower() == "xmlns:" and val is not None:
+                uri = html.unescape(val).strip()
+                if uri == SVG_NS:
+                    svg_prefixes.add(aname[6:])
+                elif uri == XLINK_NS and aname[6:] != "xlink":
+                    xlink_prefixes.add(aname[6:])
+    if m.group(1) not in svg_prefixes:
+        return svg
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
+    for tag in tags:
+        at = tag.start + (2 if tag.closing else 1)
+        colon = svg.find(":", at, at + len(tag.name))
+        if colon > 0 and svg[at:colon] in svg_prefixes:
+            edits.append((at, colon + 1, ""))
+        for aname, _val, a, _b in tag.attrs:
+            prefix, sep, _rest = aname.partition(":")
+            if sep and prefix in xlink_prefixes:
+                edits.append((a, a + len(prefix), "xlink"))
+    parts = []
+    pos = 0
+    for a, b, rep in sorted(edits):
+        parts.append(svg[pos:a])
+        parts.append(rep)
+        pos = b
+    parts.append(svg[pos:])
+    return "".join(parts)
+
+
+# Why an image reference is removed (the warning names it). Only references that would fetch are removed:
+# the browser fetches nothing (every request is aborted) but draws a broken-image icon that reaches the judge.
+_REF_EXTERNAL = "external"  # http:, file:, a relative URL, …: leaves the document
+_REF_SELF = "self"  # "#id" on <image>/<img>: loads the page itself as a picture (an element is never shown)
+_URL_STRIP = re.compile(r"[\t\n\r]+")  # the URL parser removes these anywhere
+_C0_SPACE = "".join(map(chr, range(0x21)))  # … and strips C0 controls and spaces at both ends
+
+
+def _image_ref_removal(tag: str, value: str | None) -> str | None:
+    """Why the ``href``/``src``/``srcset`` ``value`` of image element ``tag`` (local name, lower case) must be
+    removed, or None to keep it. Kept: ``data:`` URIs (no fetch) and, on ``<feImage>``, same-document
+    references ``#id`` (the filter draws that element of this document; nothing is fetched). URL parsing
+    rules: surrounding spaces/control characters and inner tabs/newlines do not count, schemes are
+    case-insensitive."""
+    ref = _URL_STRIP.sub("", html.unescape(value or "")).strip(_C0_SPACE)
+    if ref[:5].lower() == "data:":
+        return None
+    if ref.startswith("#"):
+        return None if tag == "feimage" else _REF_SELF
+    return _REF_EXTERNAL
+
+
+def _ref_warnings(removed: dict[str, int]) -> list[str]:
+    """One warning per removal reason, saying what was removed and why."""
+    out = []
+    n = removed.get(_REF_EXTERNAL, 0)
+    if n:
+        out.append(f"removed {n} external image href{'s' if n != 1 else ''} (a reference that leaves the document "
+                   "is not fetched and would draw a broken-image icon; only data: URIs and #id on feImage are kept)")
+    n = removed.get(_REF_SELF, 0)
+    if n:
+        out.append(f"removed {n} #id href{'s' if n != 1 else ''} on <image>/<img> (an image element cannot show an "
+                   "element; the browser would load the page itself and draw a broken-image icon)")
+    return out
+
+
 def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, int]:
     """Strict parse with defusedxml. Returns (well_formed, elements, depth); raises SvgRejected for
     DTD/entity/external constructs or exceeded caps."""
@@ -327,7 +414,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             warnings.append("ignored content after the closing </svg>")
         svg = svg[b:e]
     elif truncated:
-        m = re.search(r"<svg(?=[\s/>])", svg, re.IGNORECASE)
+        m = re.search(r"<" + SVG_TAG_PREFIX + r"svg(?=[\s/>])", svg, re.IGNORECASE)
         svg = svg[m.start():] if m else svg
         if svg.find(">") < 0:
             raise SvgRejected("invalid", "SVG is truncated inside the <svg> start tag")
@@ -336,6 +423,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         raise SvgRejected("no_svg", "no <svg> element")
 
     well_formed, count, depth = _xml_check(svg, max_depth, max_elements)
+    svg = _unprefix(svg)
 
     # tolerant scan with HTML tokenizer rules: caps (always: an XML reading can hide elements the HTML parser
     # sees, e.g. behind "<!-->"), root attributes, hostile hrefs
@@ -346,7 +434,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     use_refs: list[tuple[int, str]] = []  # (<use> node, referenced id)
     t_count = t_depth = 0
     edits: list[tuple[int, int]] = []  # (start, end) spans to delete
-    removed = 0
+    removed_refs: dict[str, int] = {}  # why (a _REF_* key) -> how many image references were removed
     first = True
     low = svg.lower()
     strip_attrs = any(a in low for a in _STRIP_ATTRS)  # rare: only then look at every tag's attributes
@@ -386,7 +474,8 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             low_name = aname.lower()
             if low_name == "id" and val:
                 ids.setdefault(html.unescape(val), node)
-            elif local == "use" and not html_here and _local(low_name) == "href" and val:
+            elif local in ("use", "feimage") and not html_here and _local(low_name) == "href" and val:
+                # feImage="#id" paints that element like a <use> instance: count it in the expansion cap
                 ref = html.unescape(val).strip()
                 if ref.startswith("#"):
                     use_refs.append((node, ref[1:]))
@@ -394,10 +483,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             for aname, val, a, b in tag.attrs:
                 if _local(aname) not in ("href", "src", "srcset"):
                     continue
-                cleaned = re.sub(r"[\s\x00-\x1f]+", "", html.unescape(val or "")).lower()
-                if not cleaned.startswith("data:"):
+                why = _image_ref_removal(local if not html_here else name, val)
+                if why is not None:
                     edits.append((a, b))
-                    removed += 1
+                    removed_refs[why] = removed_refs.get(why, 0) + 1
         first = False
         if html_here:
             if name in _HTML_VOID or name in _RAW_TEXT or name == "plaintext":
@@ -427,8 +516,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             pos = b
         parts.append(svg[pos:])
         svg = "".join(parts)
-    if removed:
-        warnings.append(f"removed {removed} external image href{'s' if removed != 1 else ''}")
+    warnings.extend(_ref_warnings(removed_refs))
     for name, k in sorted(stripped.items()):
         warnings.append(f"removed {k} {name} attribute{'s' if k != 1 else ''}")
     return SafeSvg(svg=svg, root_attrs=root_attrs, elements=count, depth=depth,
