@@ -271,3 +271,31 @@ def test_corpus_free_honest_texts_are_not_flagged():
         svg = H + SCENE + f"<text>{t}</text></svg>"
         assert not check_injection(svg, FARM, PROMPT).flagged, t
         assert not check_text_heavy(svg, FARM, PROMPT).flagged, t
+
+
+# -- svgrft eval and the report: per gate, how many samples it stopped ----------------------------
+
+@pytest.mark.browser
+def test_eval_and_report_show_how_many_samples_each_gate_stopped(gullible, cli, tmp_path):
+    from pathlib import Path
+
+    from tests.test_eval_cli import write_dataset
+
+    Path("configs").mkdir(exist_ok=True)
+    Path("configs/default.toml").write_text("[judge]\nbackoff_base = 0.01\n")
+    rows = [(f"row_{i}", "Draw a farm.", FARM) for i in range(4)]
+    data = write_dataset(tmp_path / "rows.jsonl", rows)
+    hacks = [H + SCENE + INJECTION_HACKS[7][1] + "</svg>", TEXT_HACKS[1][1], H + SCENE + "</svg>"]
+    gullible.script_policy(["no drawing today"] + [f"```svg\n{s}\n```" for s in hacks])
+    r = cli("eval", "--model", "m-policy", "--base-url", gullible.url + "/v1", "--dataset", data,
+            "--concurrency", "1")
+    assert r.exit_code == 0, r
+    assert "stopped by gate" in r.stdout, r.stdout
+    assert "no_svg 1 · render_failed 0 · blank 0 · injection 1 · text_heavy 1" in r.stdout, r.stdout
+    assert "mean score" in r.stdout and gullible.judge_calls == 1   # only the honest drawing was judged
+    s = cli("runs", "show", "latest", "--json").json()
+    assert s["gate_stops"]["injection"] == {"stopped": 1, "penalised": 0} and s["judge"]["gated"] == 3
+    rep = cli("report", "latest", "--json")
+    assert rep.exit_code == 0, rep
+    page = Path(rep.json()["path"]).read_text()
+    assert "Stopped by gate" in page and "injection: 1 · text_heavy: 1" in page
