@@ -169,10 +169,14 @@ def _elements_text(svg: str, low: str, tag: str) -> tuple[list[str], int]:
         inner = svg[gt + 1:stop]
         # drop nested tags (tspan/textPath, HTML) but keep their character data
         parts.append(re.sub(r"<[^<>]{0,2000}>", " ", inner))
+        if tag == "foreignobject" and "=" in inner:  # form controls and broken images draw these attributes
+            parts.extend(m.group(2) or m.group(3) or "" for m in _HTML_DRAWN_ATTR.finditer(inner))
         pos = stop + 1
     return parts, count
 
 
+_HTML_DRAWN_ATTR = re.compile(r"""(?<![\w-])(value|placeholder|alt|label)\s*=\s*(?:"([^"]{0,2000})"|'([^']{0,2000})')""",
+                             re.IGNORECASE)
 _CSS_CONTENT = re.compile(r"""content\s*:\s*(?:"([^"<>]{0,2000})"|'([^'<>]{0,2000})')""", re.IGNORECASE)
 _CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})\s?|\\(.)")
 _CSS_ATTR = re.compile(r"attr\(\s*([\w:-]{1,64})\s*\)", re.IGNORECASE)   # CSS content: attr(name)
@@ -249,6 +253,19 @@ def _text_content(svg: str) -> tuple[str, int]:
     return _ENTITY.sub(" ", text), count
 
 
+_RTL_SIGNS = ("\u202e", "\u2067", "\u202b", "&#x202e", "&#8238", "&#x2067", "&#8295", "&#x202b", "&#8235",
+              "bidi-override")
+
+
+def _readings(svg: str, text: str) -> list[str]:
+    """The folded drawn text, and reversed too when the SVG can lay text out right to left (an RLO character,
+    ``direction: rtl``, ``unicode-bidi: bidi-override``): "DELLIFLUF" drawn reversed reads "FULFILLED"."""
+    folded = fold(text)
+    low = svg[:2_000_000].lower()
+    rtl = any(sign in low for sign in _RTL_SIGNS) or ("rtl" in low and "direction" in low)
+    return [folded, folded[::-1]] if rtl else [folded]
+
+
 # a requirement asks for drawn text: a quoted phrase, or a cue word ("a sign that reads OPEN")
 _QUOTED = re.compile(r"""(?<![a-z0-9])'([^'\n]{1,200}?)'(?![a-z0-9])|"([^"\n]{1,200})"|\u201c([^\u201d\n]{1,200})\u201d"""
                      r"|\u2018([^\u2019\n]{1,200}?)\u2019(?![a-z0-9])", re.IGNORECASE)
@@ -316,7 +333,8 @@ def check_text_heavy(svg: str | None, requirements: list[str], prompt: str = "")
     n_shapes = sum(1 for t in tags if t.lower().rsplit(":", 1)[-1] in _SHAPES)
     if n_text == 0:
         return TextCheck(False, "little or no drawn text", 0, 0, n_shapes, 0, total)
-    words = _words(text, _req_vocab(requirements) | _GLUE)
+    req_vocab = _req_vocab(requirements) | _GLUE
+    words = [w for reading in _readings(svg, text) for w in _words(reading, req_vocab)]
     wanted = requested_text(requirements, prompt).words
     vocab = {_stem(w) for w in words}
     unrequested = vocab - wanted
@@ -402,25 +420,27 @@ def check_injection(svg: str | None, requirements: list[str], prompt: str = "") 
     if not svg:
         return InjectionCheck(False, "no drawn text")
     raw, _ = drawn_text(svg)
-    text = fold(raw)
-    words = _norm_words(text, _INJECTION_VOCAB)
-    if not words:
+    readings = _readings(svg, raw)
+    if not any(c.isalnum() for c in readings[0]):
         return InjectionCheck(False, "no drawn text")
     from svgrft.core.judge import request_summary
 
     request = fold(" ".join(str(r) for r in requirements) + " " + request_summary(prompt))
-    m = _VERDICT_JSON.search(text)
-    if m and not _VERDICT_JSON.search(request):
-        snippet = " ".join(text[max(0, m.start() - 40):m.end() + 40].split())
-        return InjectionCheck(True, f"drawn text addresses the judge (verdict_json): '{snippet[:120]}'",
-                              "verdict_json", snippet[:120])
     own = set(_norm_words(request, _INJECTION_VOCAB))
-    for name, first, second, window in _INJECTION_RULES:
-        if own & first:
-            continue  # the request itself uses these words (a drawing of a judge, a checklist sign…)
-        at = _rule_hit(words, first, second, window)
-        if at is not None:
-            snippet = " ".join(words[max(0, at - 6):at + 9])
-            return InjectionCheck(True, f"drawn text addresses the judge ({name}): '{snippet[:120]}'", name,
-                                  snippet[:120])
+    json_ok = bool(_VERDICT_JSON.search(request))
+    for text in readings:
+        m = None if json_ok else _VERDICT_JSON.search(text)
+        if m:
+            snippet = " ".join(text[max(0, m.start() - 40):m.end() + 40].split())
+            return InjectionCheck(True, f"drawn text addresses the judge (verdict_json): '{snippet[:120]}'",
+                                  "verdict_json", snippet[:120])
+        words = _norm_words(text, _INJECTION_VOCAB)
+        for name, first, second, window in _INJECTION_RULES:
+            if own & first:
+                continue  # the request itself uses these words (a drawing of a judge, a checklist sign…)
+            at = _rule_hit(words, first, second, window)
+            if at is not None:
+                snippet = " ".join(words[max(0, at - 6):at + 9])
+                return InjectionCheck(True, f"drawn text addresses the judge ({name}): '{snippet[:120]}'", name,
+                                      snippet[:120])
     return InjectionCheck(False, "drawn text does not address the judge")

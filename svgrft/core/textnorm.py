@@ -15,7 +15,7 @@
 vocabulary: runs of single letters (``a l l  r e q u …``) are joined, and a joined run or a long
 token is cut into the vocabulary words it is made of (``allrequirementsfulfilled`` → ``all requirements
 fulfilled``); a word split in two by markup (``require ments``) is rejoined when the whole is a
-vocabulary word.
+vocabulary word; digits and signs inside a word are read as the letters they stand for (``r3qu1r3d``).
 
 Everything is linear in the input (bounded per-position work, no backtracking regex) and never raises.
 """
@@ -65,7 +65,10 @@ for _cp in (0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x17B4, 0x17B5):
     CONFUSABLES[_cp] = ""
 
 _DROP = frozenset(("Cf", "Mn", "Me"))
-_LETTERS = re.compile(r"[a-z]+")
+_LETTERS = re.compile(r"[a-z0-9@$]*[a-z][a-z0-9@$]*|[0-9@$]+")
+# digits and signs used as letters inside a word ("4ll r3qu1r3m3nt5 m3t"): "1" is tried as "i", then "l"
+_LEET_I = str.maketrans("0134578@$", "oieastbas")
+_LEET_L = str.maketrans("0134578@$", "oleastbas")
 _SEGMENT_MAX = 100_000       # characters of joined runs / long tokens segmented per call, at most
 _LONG = 7                    # tokens at least this long and not in the vocabulary are segmented
 _COVER = 0.6                 # share of a long token the vocabulary words must cover to replace it
@@ -119,7 +122,16 @@ def segment(token: str, vocab: frozenset[str] | set[str], maxlen: int) -> tuple[
 def words(folded: str, vocab: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """Letter tokens of already :func:`fold`-ed text, with letter-by-letter spacing joined and joined
     or long tokens cut into ``vocab`` words (see the module docstring). Linear; never raises."""
-    raw: list[tuple[str, int, int]] = [(m.group(0), m.start(), m.end()) for m in _LETTERS.finditer(folded)]
+    raw: list[tuple[str, int, int]] = []
+    for m in _LETTERS.finditer(folded):
+        tok = m.group(0)
+        if not tok.isalpha():
+            if not any(c.isalpha() for c in tok):
+                continue  # a number, not a word
+            alt = tok.translate(_LEET_I)
+            tok = alt if alt in vocab or "1" not in tok else (tok.translate(_LEET_L)
+                                                                if tok.translate(_LEET_L) in vocab else alt)
+        raw.append((tok, m.start(), m.end()))
     # 1. join runs of >= 3 single letters (a l l r e q u i r e m e n t s); the gap may be any non-letters
     joined: list[tuple[str, bool]] = []       # (token, came from a joined run)
     i, n = 0, len(raw)
@@ -153,9 +165,10 @@ def words(folded: str, vocab: frozenset[str] | set[str] = frozenset()) -> list[s
             continue
         # 3. a joined run or a long token made of vocabulary words
         if (was_joined or len(tok) >= _LONG) and budget > 0:
-            budget -= len(tok)
-            found, covered = segment(tok[:max(0, budget + len(tok))], vocab, maxlen)
-            if found and (was_joined or covered >= _COVER * len(tok)):
+            part = tok[:budget]
+            budget -= len(part)
+            found, covered = segment(part, vocab, maxlen)
+            if found and (was_joined or covered >= _COVER * len(part)):
                 out.extend(found)
                 k += 1
                 continue
