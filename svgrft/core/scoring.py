@@ -8,7 +8,8 @@ settings/env via :func:`scorer_from_settings`.
 :class:`ScoreResult`. ``is_valid`` is False only when the number is not a real measurement of the
 model's output (judge reply unusable after a repair retry, judge or browser unavailable, no
 requirements); the model's own failures (no SVG, SVG that does not render, blank picture, drawn text
-that talks to the judge) are valid zeros with a ``reason`` and the ``gate`` that fired. ``infra_error`` marks failures that a rerun may
+that talks to the judge, a text-heavy drawing with ``text_penalty`` 1) are valid zeros with a ``reason``
+and the ``gate`` that fired. ``infra_error`` marks failures that a rerun may
 fix (the eval pipeline redoes those samples on ``--resume``).
 """
 
