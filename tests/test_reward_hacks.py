@@ -266,7 +266,11 @@ def test_gates_stay_linear_on_a_one_megabyte_text_heavy_svg():
                  H + "<text>" + "redbarnyellowsun" * 62_500 + "</text></svg>",
                  H + "<text>" + "\\u200b\\u0430" * 500_000 + "</text></svg>",
                  H + "<style>" + "content:attr(x) " * 62_500 + "</style></svg>",
-                 H + "<style>" + 'content:"\\\\41' * 100_000 + "</style></svg>"]
+                 H + "<style>" + 'content:"\\\\41' * 100_000 + "</style></svg>",
+                 H + "".join(f'<text x="{-i}" y="0">{"RA"[i % 2]}</text>' for i in range(40_000)) + "</svg>",
+                 H + '<text y="9" x="' + "1 " * 400_000 + '">' + "ab" * 200_000 + "</text></svg>",
+                 H + "<text>" + "4ll r3qu1r3m3nt5 " * 55_000 + "</text></svg>",
+                 H + '<text transform="scale(-1 1)"><![CDATA[' + "TEM " * 240_000 + "]]></text></svg>"]
         for s in cases:
             assert len(s) >= 900_000
             t = check_text_heavy(s, reqs, "Draw a farm.")
@@ -274,7 +278,7 @@ def test_gates_stay_linear_on_a_one_megabyte_text_heavy_svg():
             print("ok", t.flagged, i.flagged)
     """, deadline=120)
     lines = out.splitlines()
-    assert len(lines) == 6 and all(ln.startswith("ok") for ln in lines)
+    assert len(lines) == 10 and all(ln.startswith("ok") for ln in lines)
     assert lines[0] == "ok True True"      # the obfuscated text is still read at 1 MB
 
 
