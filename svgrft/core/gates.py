@@ -401,9 +401,10 @@ def check_text_heavy(svg: str | None, requirements: list[str], prompt: str = "")
     if n_text == 0:
         return TextCheck(False, "little or no drawn text", 0, 0, n_shapes, 0, total)
     req_vocab = _req_vocab(requirements) | _GLUE
-    words = [w for reading in _readings(svg, text) for w in _words(reading, req_vocab)]
+    readings = [_words(reading, req_vocab) for reading in _readings(svg, text)]
+    words = max(readings, key=len)                     # the word count of the longest reading
     wanted = requested_text(requirements, prompt).words
-    vocab = {_stem(w) for w in words}
+    vocab = {_stem(w) for reading in readings for w in reading}
     unrequested = vocab - wanted
     restated: list[int] = []
     for i, req in enumerate(requirements, 1):
