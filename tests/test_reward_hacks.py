@@ -316,3 +316,20 @@ def test_eval_and_report_show_how_many_samples_each_gate_stopped(gullible, cli, 
     assert rep.exit_code == 0, rep
     page = Path(rep.json()["path"]).read_text()
     assert "Stopped by gate" in page and "injection: 1 · text_heavy: 1" in page
+
+
+def test_gate_counts_list_every_gate_and_tell_stopped_from_penalised():
+    from types import SimpleNamespace as S
+
+    from svgrft.core.report import run_report_html
+    from svgrft.workflow.evaluate import gate_counts
+
+    samples = [S(gate="text_heavy", judge_calls=1, judge_cached=False), S(gate="text_heavy", judge_calls=0,
+               judge_cached=True), S(gate="text_heavy", judge_calls=0, judge_cached=False),
+               S(gate="blank", judge_calls=0, judge_cached=False), S(gate=None, judge_calls=1, judge_cached=False)]
+    counts = gate_counts(samples)
+    assert list(counts) == ["no_svg", "render_failed", "blank", "injection", "text_heavy"]
+    assert counts["text_heavy"] == {"stopped": 1, "penalised": 2} and counts["blank"] == {"stopped": 1, "penalised": 0}
+    page = run_report_html({"run_id": "r", "gate_stops": counts}, [])
+    assert "blank: 1 · injection: 0 · text_heavy: 1 (+2 penalised)" in page
+    assert "blank: 2" in run_report_html({"run_id": "r", "gates": {"blank": 2}}, [])  # a summary from before
