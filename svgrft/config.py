@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "judge.concurrency": 8,
     "judge.timeout": 60.0,
     "judge.max_retries": 4,
-    "judge.text_penalty": 0.0,
+    "judge.text_penalty": 1.0,
     "judge.backoff_base": 1.0,
     "judge.cache": True,
     "render.pool_size": 2,

@@ -122,8 +122,11 @@ def test_gates_are_counted_and_skip_the_judge(fw, oai, cli, data):
     assert r.exit_code == 0, r
     s = r.json()
     assert s["gates"] == {"no_svg": 3, "blank": 1}
+    stop = {"no_svg": 3, "render_failed": 0, "blank": 1, "injection": 0, "text_heavy": 0}
+    assert s["gate_stops"] == {g: {"stopped": n, "penalised": 0} for g, n in stop.items()}
+    assert list(s["gate_stops"]) == list(stop)  # every gate, in scoring order
     assert s["counts"]["valid"] == 4 and s["score"]["mean"] == 0.0
-    assert s["judge"]["judged"] == 0 and oai.judge_calls == 0
+    assert s["judge"]["judged"] == 0 and s["judge"]["gated"] == 4 and oai.judge_calls == 0
     assert [c.json["model"] for c in judge_calls(oai)] == ["m-policy"] * 4  # policy requests only
 
 

@@ -250,7 +250,8 @@ def test_requirements_listed_in_foreign_object_html_are_flagged_text_heavy(oai, 
            f'fill="#ffe"/><foreignObject width="400" height="300"><ol xmlns="http://www.w3.org/1999/xhtml" '
            f'style="color:#353;font-size:18px">{items}</ol></foreignObject></svg>')
     r = _score(oai, renderer, svg)
-    assert r.is_valid and "text_heavy" in r.flags and "flagged" in r.reason, r.reason
+    assert r.is_valid and "text_heavy" in r.flags and r.gate == "text_heavy", r.reason
+    assert r.score == 0.0 and oai.judge_calls == 0  # judge.text_penalty defaults to 1: no judge call
 
 
 def test_injection_rules_do_not_fire_on_the_svg_corpus():

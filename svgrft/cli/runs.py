@@ -20,6 +20,16 @@ def _f(x: Any, d: int = 3) -> str:
     return "–" if x is None else f"{float(x):.{d}f}"
 
 
+def gate_stops_text(stops: dict[str, Any]) -> str:
+    """``no_svg 3 · render_failed 0 · blank 1 · injection 0 · text_heavy 2 (+1 penalised)``."""
+    parts = []
+    for gate, n in stops.items():
+        pen = int(n.get("penalised", 0)) if isinstance(n, dict) else 0
+        stopped = int(n.get("stopped", 0)) if isinstance(n, dict) else int(n)
+        parts.append(f"{gate} {stopped}" + (f" (+{pen} penalised)" if pen else ""))
+    return " · ".join(parts)
+
+
 def print_summary(summary: dict[str, Any], *, title: str | None = None) -> None:
     """The end-of-eval summary (stdout): score with CI, counts, gates, judge calls, tokens, worst requirements."""
     from rich.table import Table
@@ -37,8 +47,12 @@ def print_summary(summary: dict[str, Any], *, title: str | None = None) -> None:
     expected = n.get("expected")
     t.add_row("samples", f"{n['done']} done{f' of {expected}' if expected is not None else ''}: "
                          f"{n['valid']} valid, {n['invalid']} invalid; {n['error']} errors")
-    gates = summary.get("gates") or {}
-    t.add_row("gates", ", ".join(f"{k} {v}" for k, v in sorted(gates.items())) or "none fired")
+    stops = summary.get("gate_stops")
+    if stops:
+        t.add_row("stopped by gate", gate_stops_text(stops))
+    else:  # a summary from before per-gate counts
+        gates = summary.get("gates") or {}
+        t.add_row("gates", ", ".join(f"{k} {v}" for k, v in sorted(gates.items())) or "none fired")
     flags = summary.get("flags") or {}
     if flags:
         t.add_row("flags", ", ".join(f"{k} {v}" for k, v in sorted(flags.items())))

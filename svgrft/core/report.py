@@ -193,6 +193,19 @@ def sort_controls_html() -> str:
             '<button type="button" data-key="row" data-dir="1" class="active">row</button></div>')
 
 
+def _gate_stops(summary: Mapping[str, Any]) -> str:
+    """Per gate how many samples it stopped (and penalised), every gate listed; older summaries: gates fired."""
+    stops = summary.get("gate_stops")
+    if not isinstance(stops, Mapping) or not stops:
+        return ", ".join(f"{k}: {v}" for k, v in (summary.get("gates") or {}).items()) or "none"
+    parts = []
+    for gate, n in stops.items():
+        n = n if isinstance(n, Mapping) else {"stopped": n}
+        pen = int(n.get("penalised", 0) or 0)
+        parts.append(f"{gate}: {int(n.get('stopped', 0) or 0)}" + (f" (+{pen} penalised)" if pen else ""))
+    return " · ".join(parts)
+
+
 def run_report_html(summary: Mapping[str, Any], samples: list[Any]) -> str:
     """The report of a local evaluation run (``summary`` from ``summarize_run``; samples with PNGs)."""
     sc = summary.get("score", {})
@@ -206,7 +219,7 @@ def run_report_html(summary: Mapping[str, Any], samples: list[Any]) -> str:
                        f"  over {sc.get('n', 0)} valid samples"),
         ("Samples", f"{counts.get('done', 0)} done, {counts.get('valid', 0)} valid, {counts.get('invalid', 0)} "
                     f"invalid, {counts.get('error', 0)} errors"),
-        ("Gates", ", ".join(f"{k}: {v}" for k, v in (summary.get("gates") or {}).items()) or "none"),
+        ("Stopped by gate", _gate_stops(summary)),
         ("Flags", ", ".join(f"{k}: {v}" for k, v in (summary.get("flags") or {}).items()) or "none"),
         ("Status", f"{summary.get('status')} · {when}"),
     ]

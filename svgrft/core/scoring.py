@@ -8,7 +8,8 @@ settings/env via :func:`scorer_from_settings`.
 :class:`ScoreResult`. ``is_valid`` is False only when the number is not a real measurement of the
 model's output (judge reply unusable after a repair retry, judge or browser unavailable, no
 requirements); the model's own failures (no SVG, SVG that does not render, blank picture, drawn text
-that talks to the judge) are valid zeros with a ``reason`` and the ``gate`` that fired. ``infra_error`` marks failures that a rerun may
+that talks to the judge, a text-heavy drawing with ``text_penalty`` 1) are valid zeros with a ``reason``
+and the ``gate`` that fired. ``infra_error`` marks failures that a rerun may
 fix (the eval pipeline redoes those samples on ``--resume``).
 """
 
@@ -93,7 +94,7 @@ class Scorer:
     with ``model``, ``mode`` and ``async judge(png, requirements, prompt) -> JudgeOutcome``.
     ``cache``: a :class:`svgrft.core.store.JudgeCache` or None."""
 
-    def __init__(self, *, renderer: Any, judge: Any, cache: Any = None, text_penalty: float = 0.0,
+    def __init__(self, *, renderer: Any, judge: Any, cache: Any = None, text_penalty: float = 1.0,
                  blank_gate: bool = True):
         if not 0.0 <= float(text_penalty) <= 1.0:
             raise ValueError("text_penalty must be between 0 and 1")
@@ -230,10 +231,12 @@ class Scorer:
             r.flags.append("injection")
             r.timings["gates"] = _ms(t2)
             return self._finish(r, t0, score=0.0, valid=True, gate="injection", reason=injection.reason)
-        text = check_text_heavy(svg, reqs)
+        text = check_text_heavy(svg, reqs, prompt)
         if text.flagged:
             r.flags.append("text_heavy")
         r.timings["gates"] = _ms(t2)
+        if text.flagged and self.text_penalty >= 1.0:  # the judged score would be multiplied by 0: no call
+            return self._finish(r, t0, score=0.0, valid=True, gate="text_heavy", reason=f"text-heavy: {text.reason}")
 
         t3 = time.perf_counter()
         reply, err = await self._judged(png, r.png_sha256, reqs, prompt, r)

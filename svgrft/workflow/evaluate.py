@@ -288,6 +288,22 @@ async def _gather_fail_fast(tasks: list[asyncio.Future]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def gate_counts(samples: list[Any]) -> dict[str, dict[str, int]]:
+    """Per gate, in scoring order (every gate, also those that never fired): ``stopped`` = samples it ended
+    before the judge (score 0, no judge call), ``penalised`` = judged samples whose score it reduced
+    (``text_heavy`` with ``judge.text_penalty`` below 1)."""
+    from svgrft.core.gates import GATES
+
+    out = {g: {"stopped": 0, "penalised": 0} for g in GATES}
+    for s in samples:
+        if not s.gate:
+            continue
+        slot = out.setdefault(s.gate, {"stopped": 0, "penalised": 0})
+        judged = bool(s.judge_calls) or bool(s.judge_cached)
+        slot["penalised" if judged else "stopped"] += 1
+    return out
+
+
 def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
     """Summary of everything stored for a run (all invocations)."""
     from svgrft.core.stats import mean_ci
@@ -307,6 +323,7 @@ def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
     valid = [s for s in done if s.is_valid and s.score is not None]
     ci = mean_ci([s.score for s in valid])
     gates = Counter(s.gate for s in done if s.gate)
+    gate_stops = gate_counts(done)
     flags = Counter(f for s in done for f in s.flags)
     # "kind: detail" → kind; split on ": " so that a URL in the reason ("… at http://host:1/v1") stays whole
     reasons_invalid = Counter((s.reason or "").split(": ")[0][:60] for s in samples if not s.is_valid)
@@ -340,11 +357,11 @@ def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
                    "invalid": sum(1 for s in done if not s.is_valid),
                    "error": sum(1 for s in samples if s.status != "done"),
                    "missing": max(0, (expected or 0) - len(done)) if expected is not None else 0},
-        "gates": dict(gates), "flags": dict(flags), "invalid_reasons": dict(reasons_invalid.most_common(5)),
+        "gates": dict(gates), "gate_stops": gate_stops, "flags": dict(flags), "invalid_reasons": dict(reasons_invalid.most_common(5)),
         "worst_requirements": per_req[:worst],
         "judge": {"judged": judged, "cached": cached,
                   "requests": sum(s.judge_calls for s in samples),
-                  "gated": sum(1 for s in done if s.gate in ("no_svg", "render_failed", "blank"))},
+                  "gated": sum(g["stopped"] for g in gate_stops.values())},
         "tokens": {"policy_prompt": tok("policy", "prompt_tokens"),
                    "policy_completion": tok("policy", "completion_tokens"),
                    "judge_prompt": tok("judge", "prompt_tokens"),

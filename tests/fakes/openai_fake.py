@@ -29,6 +29,10 @@ The rule, deterministic and documented for tests:
    * anything else (checklist) -> ``{"verdicts": [{"index": i, "fulfilled": i <= k, "evidence": "..."}
      for i in 1..N]}``.
 
+**Gullible judge** (``FakeOpenAI(gullible=True)`` or ``fake.gullible = True``): step 4 becomes ``k = N`` for
+every decodable image, blank or not -- the worst-case judge that any text or token shape fools, so that only
+svgrft's own gates stand between a reward hack and a score of 1.0.
+
 ``fake.judge_calls`` counts judge requests; ``fake.judge_stats`` holds one dict per call
 (``width, height, coverage, colours, n_requirements, fulfilled, format, scripted``).
 
@@ -100,8 +104,10 @@ class FakeOpenAI(FakeServer):
         policy: Union[str, Policy, None] = "corpus",
         corpus_dir: Any = DEFAULT_CORPUS,
         latency: float = 0.0,
+        gullible: bool = False,
     ):
         super().__init__()
+        self.gullible = gullible
         if isinstance(api_keys, str):
             api_keys = [api_keys]
         keys = set(api_keys or ())
@@ -222,7 +228,7 @@ class FakeOpenAI(FakeServer):
             return self._oerr(400, f"Invalid image: {e}", "invalid_image_format")
         text = "\n".join(message_text(x) for x in messages if isinstance(x, dict) and x.get("role") == "user")
         n = len(REQ_LINE.findall(text))
-        k = judge_rule(n, stats["coverage"], stats["colours"])
+        k = n if self.gullible else judge_rule(n, stats["coverage"], stats["colours"])
         count_mode = _wants_count(body.get("response_format"))
         found, item = self._scripted(self._judge_script)
         record = {**stats, "n_requirements": n, "fulfilled": k, "format": "count" if count_mode else "checklist", "scripted": found}
