@@ -322,8 +322,8 @@ def cost_line(plan: DeployPlan) -> str:
     else:
         cost = f"about ${plan.cost_per_hour:.2f}/hour while a replica runs ({PRICING_URL})"
     return (f"{hw}, up to {plan.max_replicas} replica: {cost}; scales to zero after "
-            f"{fmt_duration(parse_duration(plan.scale_to_zero))} idle; svgrft deletes it after "
-            f"{fmt_duration(plan.ttl_seconds)} (TTL)")
+            f"{fmt_duration(parse_duration(plan.scale_to_zero))} idle; TTL {fmt_duration(plan.ttl_seconds)} "
+            f"(then `svgrft deployments list` flags it and `svgrft undeploy --expired` deletes it)")
 
 
 # --------------------------------------------------------------------------------------- local TTL records
@@ -491,9 +491,15 @@ def deploy(fw: Any, plan: DeployPlan, *, timeout: float, poll_interval: float, w
                     records = load_records()
                     records[plan.deployment_name] = rec
                     _save_records(records)
-    except BaseException:
+    except BaseException as e:
         if created:
-            _cleanup_quietly(fw, plan.deployment_name, dm_name)
+            why = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            problem = _cleanup_quietly(fw, plan.deployment_name, dm_name)
+            if problem is None:
+                progress(f"{why}: deleted deployment {plan.deployment_id} again (nothing keeps billing)")
+            else:
+                progress(f"{why}, and deployment {plan.deployment_id} could NOT be deleted ({problem}): run "
+                         f"`svgrft undeploy {plan.deployment_id}`")
         raise
     return Deployed(deployment=d, model_string=plan.model_string, created=created, deployed_model=dm_name,
                     record=rec)
