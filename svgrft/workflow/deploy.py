@@ -662,4 +662,86 @@ def plan_to_json(plan: DeployPlan) -> dict:
 __all__ = ["Target", "DeployPlan", "Deployed", "DeployTimeout", "parse_duration", "fmt_duration", "resolve_target",
            "assumed_target", "plan_deployment", "cost_line", "deploy", "wait_ready", "temporary_deployment",
            "teardown", "serving_string", "list_deployments", "undeploy_targets", "undeploy", "snippet",
-           "load_records", "registry_path", "is_expired", "default_deployment_id"]
+           "load_records", "registry_path", "is_expired", "default_deployment_id", "deployment_for",
+           "resolve_eval_model"]
+
+
+@contextlib.contextmanager
+def deployment_for(settings: Any, ref: str, *, fw: Any = None, ttl: str | None = None,
+                   confirm: Callable[["DeployPlan"], None] | None = None, progress: Progress = _quiet,
+                   on_update: Callable[[dict], None] | None = None,
+                   on_cleanup_failed: Callable[[str, str], None] | None = None) -> Iterator[str]:
+    """Yield the model string to call for JOB_ID|MODEL ``ref``: an existing READY deployment is used (and kept);
+    otherwise one is created for the ``with`` block (``confirm(plan)`` may refuse by raising) and deleted
+    afterwards — also on an error, Ctrl-C or a READY timeout."""
+    if fw is None:
+        from svgrft.clients.fireworks import make_client
+
+        fw = make_client(settings)
+    target = resolve_target(fw, ref)
+    served = serving_string(fw, target.model)
+    if served:
+        progress(f"using the existing deployment {served.split('#', 1)[1]} (it is left running)")
+        yield served
+        return
+    plan = plan_deployment(settings, target, ttl=ttl, account=fw.account_id)
+    progress(f"deploying {target.model} as {plan.deployment_id} for this run: {cost_line(plan)}")
+    if confirm is not None:
+        confirm(plan)
+    with temporary_deployment(fw, plan, timeout=float(settings["deploy.timeout"]),
+                              poll_interval=float(settings["deploy.poll_interval"]), on_update=on_update,
+                              progress=progress, on_cleanup_failed=on_cleanup_failed) as dep:
+        yield dep.model_string
+
+
+def resolve_eval_model(settings: Any, model: str, *, fw: Any = None, progress: Progress = _quiet) -> str:
+    """``svgrft eval --model``: a trained model (``accounts/<own account>/models/…``) or a JOB_ID becomes the
+    ``<model>#<deployment>`` string of a READY deployment serving it; anything else is returned unchanged.
+
+    A short name is looked up as a job id first (one GET; 404 → a serverless model name). A trained model
+    without a deployment is a NotFoundError that says how to deploy it."""
+    name = model.strip()
+    if not name or "#" in name or (name.startswith("accounts/fireworks/")):
+        return model
+    if "/" in name and not _is_model_name(name) and "/reinforcementFineTuningJobs/" not in name:
+        return model
+    if not settings.secret("FIREWORKS_API_KEY"):
+        return model
+    if fw is None:
+        from svgrft.clients.fireworks import make_client
+
+        try:
+            fw = make_client(settings, max_retries=0)
+        except SvgrftError:
+            return model
+    if _is_model_name(name):
+        if name.split("/")[1] != fw.account_id:
+            return model
+        target = Target(model=name)
+    else:
+        from svgrft.workflow.jobs import get_job, job_id_of, job_summary
+
+        try:
+            jid = job_id_of(name)
+            summary = job_summary(get_job(fw, jid), fw.account_id)
+        except (NotFoundError, UsageError):
+            return model   # not a job: a serverless model name
+        except SvgrftError as e:
+            progress(f"could not check whether {name} is a job ({e.message}); using it as a model name")
+            return model
+        if not summary["succeeded"] or not summary["output_model"]:
+            raise SvgrftError(f"job {jid} has no output model yet ({summary['state_label'].lower()})",
+                              hint=f"wait for it: `svgrft jobs watch {jid}`")
+        target = Target(model=summary["output_model"], job_id=jid)
+    try:
+        served = serving_string(fw, target.model)
+    except SvgrftError as e:
+        progress(f"could not list deployments ({e.message}); calling {target.model} as is")
+        return target.model
+    if served is None:
+        ref = target.job_id or target.model
+        raise NotFoundError(f"model '{target.model}' not found or not deployed: no READY deployment serves it",
+                            hint=f"deploy it with `svgrft deploy {ref}` (LoRA models need an on-demand "
+                                 f"deployment), then rerun; `svgrft undeploy {ref}` afterwards", status=404)
+    progress(f"using deployment {served.split('#', 1)[1]} for {target.model}")
+    return served
