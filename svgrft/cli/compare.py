@@ -98,7 +98,7 @@ def _nothing():
     return contextlib.nullcontext()
 
 
-def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, yes: bool):
+def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, yes: bool, problems: list):
     """Deploy the job's output model around the replay; the source calls it through the deployment."""
     import contextlib
 
@@ -124,6 +124,7 @@ def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, ye
 
         def failed(message: str, command: str) -> None:
             stop()
+            problems.append((message, command))
             c.warn(f"the deployment could NOT be deleted ({message}); it keeps billing until you run: {command}")
 
         def say(msg: str) -> None:
@@ -247,7 +248,9 @@ def cmd(
     if (deploy or ttl) and src != "replay":
         raise UsageError("--deploy and --ttl apply to --source replay", hint="add --source replay, or drop them")
 
-    with _replay_deployment(settings, job_id, source_obj, ttl=ttl, yes=yes) if deploy else _nothing():
+    problems: list = []  # a deployment that could not be deleted: the command fails after the report
+    with _replay_deployment(settings, job_id, source_obj, ttl=ttl, yes=yes, problems=problems) if deploy \
+            else _nothing():
         col = source_obj.collect(c.info)
     for f in col.findings:
         c.info(f"found: {f}")
@@ -269,7 +272,11 @@ def cmd(
         data["files"] = files
         data.update(changed)
         c.emit_json(data)
-        return
-    _print_tables(cmp, files)
-    if src == "replay":
-        _print_changed(cmp, changed)
+    else:
+        _print_tables(cmp, files)
+        if src == "replay":
+            _print_changed(cmp, changed)
+    if problems:
+        message, command = problems[0]
+        raise c.SvgrftError(f"the report is written, but the deployment could not be deleted: {message}",
+                            hint=f"it bills until deleted: run `{command}`")
