@@ -13,8 +13,8 @@ from svgrft.cli import _common as c
 
 deployments_app = typer.Typer(no_args_is_help=True, help="List on-demand deployments (and svgrft's TTLs).")
 
-TTL_OPT = typer.Option(None, "--ttl", help="svgrft deletes the deployment after this long (e.g. 2h, 90m; "
-                                          "default deploy.ttl = 2h).")
+TTL_OPT = typer.Option(None, "--ttl", help="Time to live (e.g. 2h, 90m; default deploy.ttl = 2h): then "
+                                          "`deployments list` flags it and `undeploy --expired` deletes it.")
 
 
 def _e(value) -> str:

@@ -603,6 +603,10 @@ def list_deployments(fw: Any, now: datetime | None = None) -> list[dict]:
                     "expires": rec.get("expires") if rec else None,
                     "expires_in": (exp - now).total_seconds() if exp else None,
                     "expired": bool(exp and now >= exp), "job_id": (rec or {}).get("job_id")})
+    live = {d["name"] for d in out}
+    stale = [name for name in records if name not in live and name.startswith(f"accounts/{fw.account_id}/")]
+    if stale:  # deleted elsewhere (dashboard, firectl): nothing left to expire
+        _save_records({k: v for k, v in records.items() if k not in stale})
     return out
 
 
