@@ -404,7 +404,7 @@ def wait_ready(fw: Any, deployment_id: str, *, timeout: float, poll_interval: fl
             if st == "FAILED":
                 msg = (d.get("status") or {}).get("message") if isinstance(d.get("status"), dict) else None
                 raise ApiError(f"deployment {deployment_id} failed: {msg or 'no reason given'}",
-                               hint="try another --accelerator or --shape; the failed deployment is deleted")
+                               hint="try another --accelerator or --shape, or later (capacity changes)")
             if st in GONE_STATES:
                 raise ApiError(f"deployment {deployment_id} was deleted while it was starting",
                                hint="run the command again")
@@ -461,6 +461,9 @@ def deploy(fw: Any, plan: DeployPlan, *, timeout: float, poll_interval: float, w
         if existing.get("baseModel") != plan.deployed_base:
             raise SvgrftError(f"deployment {plan.deployment_id} exists and serves {existing.get('baseModel')}",
                               hint="pass another --id, or `svgrft undeploy " + plan.deployment_id + "` first")
+        if _state(existing) == "FAILED":
+            raise SvgrftError(f"deployment {plan.deployment_id} exists and has FAILED",
+                              hint=f"delete it with `svgrft undeploy {plan.deployment_id}`, then rerun")
         progress(f"reusing deployment {plan.deployment_id} ({_state(existing).lower()})")
         d = existing
     else:
