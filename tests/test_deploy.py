@@ -340,3 +340,22 @@ def test_ctrl_c_mid_replay_leaves_no_deployment(fw, oai, job, tmp_path):
     assert proc.returncode == 130, err
     assert fw.live_deployments() == []
     assert "deleting deployment svgrft-svg-job-out" in err and "Traceback" not in err
+
+
+def test_undeploy_by_job_only_unloads_from_a_shared_host(fw, cli, job, fast):
+    import fireworks
+
+    c = sdk(fw)
+    fw.add_deployment("shared", "accounts/fireworks/models/tiny-base-model", enableAddons=True)
+    fw.add_model("other-lora", peftDetails={"baseModel": "accounts/fireworks/models/tiny-base-model"})
+    for m in (OUT, "accounts/acct/models/other-lora"):
+        dm = c.lora.load(model=m, deployment="accounts/acct/deployments/shared")
+        c.lora.get(dm.name.rsplit("/", 1)[-1])
+    r = cli("undeploy", job)
+    assert r.exit_code == 0, r
+    assert r.stdout == f"accounts/acct/deployments/shared (unloaded {OUT})\n"
+    assert [d["name"] for d in fw.live_deployments()] == ["accounts/acct/deployments/shared"]
+    assert [d["model"] for d in fw.deployed_models()] == ["accounts/acct/models/other-lora"]
+    with pytest.raises(fireworks.NotFoundError):  # the unloaded LoRA is no longer served there
+        c.chat.completions.create(model=f"{OUT}#accounts/acct/deployments/shared",
+                                  messages=[{"role": "user", "content": "x"}])

@@ -212,7 +212,11 @@ def undeploy_cmd(
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
-    """Delete on-demand deployments (unloading LoRAs first) so they stop billing."""
+    """Delete on-demand deployments (unloading LoRAs first) so they stop billing.
+
+    By JOB_ID or model: every deployment of that model is deleted; from a deployment it only shares as a
+    loaded LoRA (not svgrft's, or hosting other LoRAs) just the LoRA is unloaded. Deleting a deployment
+    svgrft did not create asks first (or --yes)."""
     from svgrft.clients.fireworks import make_client
     from svgrft.errors import UsageError
     from svgrft.workflow import deploy as wf
@@ -228,7 +232,7 @@ def undeploy_cmd(
                 c.emit_json({"deleted": [], "failed": []})
             return
         raise c.SvgrftError(f"nothing is deployed for {ref!r}", hint="see `svgrft deployments list`")
-    foreign = [d["id"] for d in items if not d["svgrft"]]
+    foreign = [d["id"] for d in items if not d["svgrft"] and not d.get("unload")]
     if foreign:
         c.confirm(f"delete deployment(s) svgrft did not create: {', '.join(foreign)}", yes)
     done, failed = wf.undeploy(fw, items, progress=c.info)

@@ -597,10 +597,12 @@ def list_deployments(fw: Any, now: datetime | None = None) -> list[dict]:
         if _state(d) in GONE_STATES:
             continue
         rec = records.get(name)
-        loaded = [dm.get("model") for dm in dms if dm.get("deployment") == name and dm.get("model")]
+        loaded_dms = {dm.get("model"): dm.get("name") for dm in dms if dm.get("deployment") == name and dm.get("model")}
+        loaded = list(loaded_dms)
         exp = _parse_time((rec or {}).get("expires"))
         out.append({"name": name, "id": name.rsplit("/", 1)[-1], "base_model": d.get("baseModel"),
                     "state": _state(d), "replicas": d.get("replicaCount"), "loras": loaded,
+                    "lora_names": loaded_dms, "record_model": (rec or {}).get("model"),
                     "accelerator": d.get("acceleratorType") or d.get("deploymentShape"),
                     "create_time": d.get("createTime"), "svgrft": rec is not None,
                     "expires": rec.get("expires") if rec else None,
@@ -631,14 +633,28 @@ def undeploy_targets(fw: Any, ref: str | None, *, expired: bool = False) -> list
     except NotFoundError:
         raise NotFoundError(f"no deployment, RFT job or model named {ref!r}",
                             hint="see `svgrft deployments list`", status=404) from None
-    return [d for d in live if d["base_model"] == target.model or target.model in d["loras"]]
+    out = []
+    for d in live:
+        if d["base_model"] == target.model:
+            out.append(d)
+        elif target.model in d["loras"]:
+            # svgrft's own host for this LoRA goes; a shared or foreign host only loses this LoRA
+            own = d["svgrft"] and d["record_model"] == target.model and d["loras"] == [target.model]
+            out.append(d if own else {**d, "unload": target.model})
+    return out
 
 
 def undeploy(fw: Any, items: list[dict], progress: Progress = _quiet) -> tuple[list[str], list[tuple[str, str]]]:
-    """Delete each; returns (deleted names, [(name, error message)])."""
+    """Delete each (or, for items with ``unload``, only unload that LoRA from it); returns (names done,
+    [(name, error message)])."""
     done, failed = [], []
     for d in items:
         try:
+            if d.get("unload"):
+                fw.unload_lora(d["lora_names"][d["unload"]])
+                done.append(f"{d['name']} (unloaded {d['unload']})")
+                progress(f"unloaded {d['unload']} from deployment {d['id']} (the deployment stays)")
+                continue
             teardown(fw, d["name"])
             done.append(d["name"])
             progress(f"deleted deployment {d['id']}")
