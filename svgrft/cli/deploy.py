@@ -150,6 +150,7 @@ def deploy_cmd(
 
 
 def _print_served(model_string: str, settings, json_out: bool, extra: dict) -> None:
+    from svgrft.secrets import redact
     from svgrft.workflow.deploy import snippet
 
     snip = snippet(model_string, settings)
@@ -157,12 +158,19 @@ def _print_served(model_string: str, settings, json_out: bool, extra: dict) -> N
         c.emit_json({"model_string": model_string, **extra, "snippets": snip})
         return
     c.out(model_string)
-    c.info("call it with curl:")
-    c.info("  " + snip["curl"])
-    c.info("or with openai:")
+    if c.state.quiet:
+        return
+    con = c.err_console()
+
+    def raw(line: str) -> None:  # never wrapped: the snippets must survive copy and paste
+        con.print(redact(line), soft_wrap=True, markup=False, highlight=False)
+
+    raw("call it with curl:")
+    raw("  " + snip["curl"])
+    raw("or with openai:")
     for line in snip["python"].splitlines():
-        c.info("  " + line)
-    c.info(f"or score it: svgrft eval --model {model_string.split('#', 1)[0]}")
+        raw("  " + line)
+    raw(f"or score it: svgrft eval --model {model_string.split('#', 1)[0]}")
 
 
 @deployments_app.command("list")
