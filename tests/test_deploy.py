@@ -167,6 +167,9 @@ def test_deploy_a_job_then_eval_uses_it_then_undeploy(fw, oai, cli, job, fast, t
     r = cli("eval", "--model", job, "--dataset", data, "--json")
     assert r.exit_code == 0, r
     assert {c.json["model"] for c in chats(fw)[before:]} == {f"{OUT}#{dep}"}
+    before = len(chats(fw))
+    assert cli("eval", "--model", OUT, "--dataset", data, "--rows", "1").exit_code == 0  # the model name works too
+    assert {c.json["model"] for c in chats(fw)[before:]} == {f"{OUT}#{dep}"}
 
     r = cli("deployments", "list", "--json")
     (item,) = r.json()["deployments"]

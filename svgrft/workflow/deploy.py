@@ -403,7 +403,7 @@ def wait_ready(fw: Any, deployment_id: str, *, timeout: float, poll_interval: fl
                 return d
             if st == "FAILED":
                 msg = (d.get("status") or {}).get("message") if isinstance(d.get("status"), dict) else None
-                raise ApiError(f"deployment {deployment_id} failed: {msg or 'no reason given'}",
+                raise ApiError(f"deployment {deployment_id} failed: {str(msg or 'no reason given')[:300]}",
                                hint="try another --accelerator or --shape, or later (capacity changes)")
             if st in GONE_STATES:
                 raise ApiError(f"deployment {deployment_id} was deleted while it was starting",
