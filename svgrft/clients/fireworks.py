@@ -189,7 +189,8 @@ class DeploymentCalls:
             resp = wire(self.sdk.datasets.get_download_endpoint(did, account_id=acct))
         urls = resp.get("filenameToSignedUrls") or {}
         if not isinstance(urls, dict) or not urls:
-            raise ApiError(f"dataset {did} has no downloadable file", hint="upload it again with `svgrft dataset upload`")
+            raise ApiError(f"dataset {did} has no downloadable file",
+                           hint="upload it again with `svgrft dataset upload`")
         chunks: list[bytes] = []
         total = 0
         for _name, url in sorted(urls.items()):
