@@ -300,6 +300,9 @@ def test_replay_without_deploy_says_how_to_get_one(fw, oai, cli, job, fast, tmp_
     assert "cannot be served" in err[0] and "--deploy" in err[1] and "firectl" not in err[1]
     r = cli("compare-epochs", job, "--deploy")
     assert r.exit_code == 2 and "--source replay" in r.stderr
+    r = cli("compare-epochs", job, "--source", "replay", "--deploy", "--dataset", tmp_path / "d.jsonl")
+    assert r.exit_code == 1 and "--yes" in error_lines(r)[1] and "$2.90/hour" in r.stderr  # cost shown, not started
+    assert fw.live_deployments() == [] and not [q for q in fw.calls("POST") if q.path.endswith("/deployments")]
 
 
 def test_replay_error_and_failed_cleanup_are_reported(fw, oai, cli, job, fast, tmp_path):
