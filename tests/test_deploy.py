@@ -365,3 +365,14 @@ def test_undeploy_by_job_only_unloads_from_a_shared_host(fw, cli, job, fast):
     with pytest.raises(fireworks.NotFoundError):  # the unloaded LoRA is no longer served there
         c.chat.completions.create(model=f"{OUT}#accounts/acct/deployments/shared",
                                   messages=[{"role": "user", "content": "x"}])
+
+
+def test_no_wait_returns_at_once_and_list_shows_it_starting(fw, cli, job, fast):
+    fw.deployment_polls_creating = 3
+    r = cli("deploy", job, "--yes", "--no-wait", "--json")
+    assert r.exit_code == 0, r
+    out = r.json()
+    assert out["created"] is True and out["state"] == "CREATING" and out["ttl"] == "2h"
+    r = cli("deployments", "list", "--json")
+    assert [d["state"] for d in r.json()["deployments"]] == ["CREATING"]
+    assert cli("undeploy", job).exit_code == 0 and fw.live_deployments() == []
