@@ -73,7 +73,7 @@ def serve(judge_latency: float, policy_latency: float, decoding: bool) -> None:
                 content = json.dumps({"reasoning": "bench", "number_of_fulfilled_requirements": k})
             return self._reply(body, [content], messages)
 
-    fake = BenchFake(api_keys=[KEY], corpus_dir=str(Path(os.environ.get("SVGRFT_CORPUS", REPO / "tests" / "data" /
+    fake = BenchFake(api_keys=[KEY], corpus_dir=str(Path(os.environ.get("SVGRFT_CORPUS", REPO.parent / "shared" /
                                                                           "svg-corpus")))).start()
     print(fake.port, flush=True)
     try:

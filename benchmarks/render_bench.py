@@ -416,7 +416,7 @@ def _ratio(x, y, nd=1):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default=str(REPO / "tests" / "data" / "svg-corpus"))
+    ap.add_argument("--corpus", default=str(REPO.parent / "shared" / "svg-corpus"))
     ap.add_argument("--pool", type=int, default=2, help="svgrft pool size (default 2, the production default)")
     ap.add_argument("--ref-count", type=int, default=20,
                     help="SVGs (evenly spread over the corpus) for each new-browser-per-SVG variant (default 20)")

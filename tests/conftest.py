@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data"  # the test data lives in the repo: tests never read outside the tree
-CORPUS = DATA / "svg-corpus"
-SEED = DATA / "seed"
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "svg-corpus"
+SEED = SHARED / "seed-data"
 
 FW_KEY = "fw-test-key-0123456789abcdef"
 OPENAI_KEY = "sk-test-openai-0123456789abcdef"

@@ -11,7 +11,7 @@ What :func:`seed_job_traces` writes, per epoch window of the job (``fake.job_epo
   ``experiment_id``, ``run_id`` (word-number ids like ``ancient-phone-322664``) and ``row_id`` —
   and **no epoch tag** (unless ``epoch_tag=True``), so grouping must work from timing;
 * the assistant reply is a fenced SVG whose richness grows with the epoch: epoch 0 a single small
-  grey circle, the last epoch the richest corpus drawings (``tests/data/svg-corpus``), so the fake
+  grey circle, the last epoch the richest corpus drawings (``../shared/svg-corpus``), so the fake
   judge (coverage × colours) scores later epochs higher;
 * optional: ``skip`` {(row_index, epoch, sample)} left out, ``retries`` {(row_index, epoch, sample)}
   that get an earlier, shorter duplicate trace with the same rollout_id, ``rewards=True`` puts the
@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-CORPUS = Path(__file__).resolve().parent / "data" / "svg-corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "svg-corpus"
 
 BASE_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="150" viewBox="0 0 200 150">'
             '<circle cx="100" cy="75" r="12" fill="#888888"/></svg>')

@@ -41,7 +41,7 @@ KEY = "fw-test-key"
 OTHER_KEY = "fw-other-key"
 OAI_KEY = "sk-test-judge"
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO / "tests" / "data" / "svg-corpus"
+CORPUS = REPO.parent / "shared" / "svg-corpus"
 CHROMIUM = "/usr/bin/chromium-headless-shell"
 ROWS = b'{"messages":[{"role":"user","content":"draw a cow"}],"input_metadata":{"row_id":"cow"}}\n\n' \
        b'{"messages":[{"role":"user","content":"draw a horse"}],"input_metadata":{"row_id":"horse"}}\n'

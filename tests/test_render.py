@@ -25,7 +25,7 @@ from svgrft.core.render import Renderer, RenderResult, SyncRenderer, chromium_ve
 from svgrft.core.svgsafe import SvgRejected, canvas_size, validate_svg
 from svgrft.errors import BrowserNotFoundError
 
-CORPUS = Path(__file__).resolve().parent / "data" / "svg-corpus"
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "svg-corpus"
 NS = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
 NORMAL = f'<svg {NS} width="64" height="48"><rect width="64" height="48" fill="#3366cc"/><circle cx="32" cy="24" r="10" fill="#fc0"/></svg>'
 RED = (255, 0, 0)

@@ -13,7 +13,7 @@ import svgrft.core.render as render_mod
 from svgrft.core.pngutil import decode_png, pixel
 from svgrft.core.render import Renderer
 
-CORPUS = Path(__file__).resolve().parent / "data" / "svg-corpus"
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "svg-corpus"
 _NEVER = re.compile(r"(?!x)x")  # matches nothing: every render takes the CDP path
 _ALWAYS = re.compile(r"")  # matches everything: every render takes Playwright's screenshot
 

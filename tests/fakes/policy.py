@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, Union
 
 Policy = Callable[[str, list, dict], Optional[str]]
 
-DEFAULT_CORPUS = str(Path(__file__).resolve().parents[1] / "data" / "svg-corpus")  # tests/data/svg-corpus
+DEFAULT_CORPUS = str(Path(__file__).resolve().parents[3] / "shared" / "svg-corpus")  # ../shared beside the repo
 
 FALLBACK_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="150" viewBox="0 0 200 150">'
