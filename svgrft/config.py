@@ -95,6 +95,14 @@ DEFAULTS: dict[str, Any] = {
     "serve.max_body": 2097152,
     "serve.policy_retries": 2,
     "serve.background": False,
+    "deploy.mode": "merge",
+    "deploy.accelerator_type": "NVIDIA_A100_80GB",
+    "deploy.accelerator_count": 1,
+    "deploy.ttl": "2h",
+    "deploy.scale_to_zero": "15m",
+    "deploy.timeout": 1800.0,
+    "deploy.poll_interval": 10.0,
+    "deploy.price_per_hour": 0.0,
 }
 
 # environment variable -> dotted key
@@ -116,6 +124,7 @@ SECRET_ENV = ("FIREWORKS_API_KEY", "OPENAI_API_KEY", "SVGRFT_SERVE_TOKEN", "WAND
 CHOICES: dict[str, tuple[str, ...]] = {
     "judge.mode": ("checklist", "count"),
     "rollout.mode": ("local", "remote"),
+    "deploy.mode": ("merge", "addons"),
 }
 
 DEFAULT_CONFIG = Path("configs/default.toml")

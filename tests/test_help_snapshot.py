@@ -17,7 +17,7 @@ COMMANDS = [
     [], ["doctor"], ["secrets", "push"], ["dataset", "build"], ["dataset", "validate"], ["dataset", "upload"],
     ["render"], ["eval"], ["runs", "list"], ["runs", "show"], ["report"], ["evaluator", "build"],
     ["evaluator", "test"], ["train"], ["jobs", "list"], ["jobs", "status"], ["jobs", "watch"], ["jobs", "cancel"],
-    ["jobs", "resume"], ["compare-epochs"], ["serve"],
+    ["jobs", "resume"], ["compare-epochs"], ["serve"], ["deploy"], ["deployments", "list"], ["undeploy"],
 ]
 
 

@@ -92,6 +92,79 @@ def _print_tables(cmp, files: dict) -> None:
         c.out(f"{kind}: {path}")
 
 
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, yes: bool, problems: list):
+    """Deploy the job's output model around the replay; the source calls it through the deployment."""
+    import contextlib
+
+    from svgrft.cli.deploy import StateDisplay
+    from svgrft.workflow.deploy import deployment_for
+
+    @contextlib.contextmanager
+    def run():
+        shown: list = []   # the live status line, once the deployment is confirmed
+
+        def stop() -> None:
+            for d in shown:
+                d.stop()
+
+        def confirm(plan) -> None:
+            cost = f" (about ${plan.cost_per_hour:.2f}/hour while running)" if plan.cost_per_hour is not None else ""
+            c.confirm(f"start an on-demand deployment {plan.deployment_id} for this replay{cost}", yes)
+            shown.append(StateDisplay(f"deployment {plan.deployment_id}"))
+
+        def on_update(d: dict) -> None:
+            for disp in shown:
+                disp(d)
+
+        def failed(message: str, command: str) -> None:
+            stop()
+            problems.append((message, command))
+            c.warn(f"the deployment could NOT be deleted ({message}); it keeps billing until you run: {command}")
+
+        def say(msg: str) -> None:
+            stop()
+            c.info(msg)
+
+        try:
+            with deployment_for(settings, job_id, ttl=ttl, confirm=confirm, progress=say, on_update=on_update,
+                                on_cleanup_failed=failed) as served:
+                stop()
+                source_obj.after_model = served
+                yield served
+        finally:
+            stop()
+
+    return run()
+
+
+def _better_worse(cmp) -> dict:
+    """Rows whose mean score rose / fell (paired rows only), biggest change first."""
+    paired = [r for r in cmp.rows if r.delta is not None]
+    better = sorted((r for r in paired if r.outcome == "win"), key=lambda r: -r.delta)
+    worse = sorted((r for r in paired if r.outcome == "loss"), key=lambda r: r.delta)
+    return {"better_rows": [{"row_id": r.row_id, "delta": r.delta} for r in better],
+            "worse_rows": [{"row_id": r.row_id, "delta": r.delta} for r in worse]}
+
+
+def _print_changed(cmp, changed: dict) -> None:
+    from svgrft.core.compare_report import fmt_delta
+
+    split = (cmp.meta.get("split") or {}).get("text")
+    if split:
+        c.out(f"split: {split}")
+    for key, word in (("better_rows", "better"), ("worse_rows", "worse")):
+        items = changed[key]
+        shown = ", ".join(f"{i['row_id']} ({fmt_delta(i['delta'])})" for i in items[:12])
+        more = f", … {len(items) - 12} more" if len(items) > 12 else ""
+        c.out(f"{word} ({len(items)}): {shown}{more}" if items else f"{word}: none")
+
+
 @c.command
 def cmd(
     job_id: Optional[str] = typer.Argument(None, metavar="JOB_ID", help="RFT job id (or full resource name). Not needed with --runs."),
@@ -117,6 +190,11 @@ def cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for --pick random."),
     samples: int = typer.Option(1, "--samples", min=1, max=16, help="Replies per prompt and model (--source replay)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ask the judge again even for images it has scored."),
+    deploy: bool = typer.Option(False, "--deploy", help="--source replay: deploy the output model for the replay "
+                                                        "and delete it afterwards (also on Ctrl-C or an error)."),
+    ttl: Optional[str] = typer.Option(None, "--ttl", help="With --deploy: TTL recorded for the deployment "
+                                                          "(default deploy.ttl)."),
+    yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Compare the first and the last epoch of an RFT job: rendered side by side, scored by the training judge.
@@ -124,6 +202,10 @@ def cmd(
     Writes index.html (every prompt: requirements, before/after images, scores, the judge's ticks and
     evidence, SVG sources) and before_after.png (a contact sheet for reports) to --out, prints a table,
     and with --json every number.
+
+    --source replay scores the base model (serverless) against the trained model on the prompts of
+    --dataset (e.g. datasets/svgbench_eval.jsonl, which the job never trained on: the report names the
+    split); --deploy serves the trained model for the duration of the replay.
     """
     from svgrft.core.compare_report import PICKS
     from svgrft.errors import UsageError
@@ -163,8 +245,13 @@ def cmd(
         source_obj = wf.RunsSource(settings, runs[0], runs[1])
         default_out = Path("reports") / f"{runs[0]}-vs-{runs[1]}"
     out_dir = out or default_out
+    if (deploy or ttl) and src != "replay":
+        raise UsageError("--deploy and --ttl apply to --source replay", hint="add --source replay, or drop them")
 
-    col = source_obj.collect(c.info)
+    problems: list = []  # a deployment that could not be deleted: the command fails after the report
+    with _replay_deployment(settings, job_id, source_obj, ttl=ttl, yes=yes, problems=problems) if deploy \
+            else _nothing():
+        col = source_obj.collect(c.info)
     for f in col.findings:
         c.info(f"found: {f}")
     row_warnings = [w for w in col.warnings if w.startswith("row ")]
@@ -179,9 +266,17 @@ def cmd(
         c.warn(w)
     cmp, files = wf.finish(settings, col, out_dir, use_cache=not no_cache, rows=rows, pick=pick, seed=seed,
                            progress=c.info)
+    changed = _better_worse(cmp)
     if json_out:
         data = cmp.to_json()
         data["files"] = files
+        data.update(changed)
         c.emit_json(data)
-        return
-    _print_tables(cmp, files)
+    else:
+        _print_tables(cmp, files)
+        if src == "replay":
+            _print_changed(cmp, changed)
+    if problems:
+        message, command = problems[0]
+        raise c.SvgrftError(f"the report is written, but the deployment could not be deleted: {message}",
+                            hint=f"it bills until deleted: run `{command}`")

@@ -13,7 +13,9 @@ from svgrft.cli import _common as c
 def cmd(
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="Policy model. Short Fireworks names (qwen3-0p6b) expand to "
-                                             "accounts/fireworks/models/NAME. Default: eval.model."),
+                                             "accounts/fireworks/models/NAME; a trained model or a JOB_ID is "
+                                             "called through its deployment (`svgrft deploy`). "
+                                             "Default: eval.model."),
     base_url: Optional[str] = typer.Option(None, "--base-url",
                                            help="OpenAI-compatible endpoint of the policy "
                                                 "(default: Fireworks inference, fireworks.inference_base_url)."),
@@ -62,6 +64,13 @@ def cmd(
                                       ("--judge-mode", judge_mode)) if v is not None]
         if given:
             c.warn(f"--resume uses the run's own settings; ignoring {', '.join(given)}")
+    if model and not resume:
+        from svgrft.clients.policy import is_fireworks_url
+
+        if base_url is None or is_fireworks_url(base_url, settings):
+            from svgrft.workflow.deploy import resolve_eval_model
+
+            model = resolve_eval_model(settings, model, progress=c.info)  # trained model / JOB_ID → its deployment
     opts = EvalOptions(model=model, base_url=base_url, dataset=dataset, rows=rows, samples=samples,
                        temperature=temperature, max_tokens=max_tokens, concurrency=concurrency,
                        judge_model=judge_model, judge_mode=judge_mode, judge_base_url=judge_base_url,

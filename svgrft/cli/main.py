@@ -122,6 +122,9 @@ COMMANDS: list[tuple[str, str, str, str, str]] = [
     ("svgrft.cli.jobs", "app", "jobs", "group", "List, inspect, watch, cancel and resume RFT jobs."),
     ("svgrft.cli.compare", "cmd", "compare-epochs", "cmd", "Compare first and last epoch of a job as pictures."),
     ("svgrft.cli.serve", "cmd", "serve", "cmd", "Run the rollout server (POST /init) for remote rollouts."),
+    ("svgrft.cli.deploy", "deploy_cmd", "deploy", "cmd", "Deploy a trained model on demand and print how to call it."),
+    ("svgrft.cli.deploy", "deployments_app", "deployments", "group", "List on-demand deployments (and svgrft's TTLs)."),
+    ("svgrft.cli.deploy", "undeploy_cmd", "undeploy", "cmd", "Delete deployments so they stop billing."),
 ]
 
 

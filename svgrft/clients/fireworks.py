@@ -102,8 +102,130 @@ def resolve_account_id(base_url: str, api_key: str, timeout: float = 15.0) -> st
     return account
 
 
+# -- models, deployments, LoRA (using a trained model) --------------------------------------
+def wire(obj: Any) -> dict:
+    """An SDK object as its wire dict (camelCase, unset fields omitted); dicts pass through."""
+    if isinstance(obj, dict):
+        return obj
+    to_dict = getattr(obj, "to_dict", None)
+    return to_dict(mode="json") if callable(to_dict) else {}
+
+
+def split_name(name: str, collection: str, account: str) -> tuple[str, str]:
+    """``accounts/a/<collection>/x`` → (a, x); a bare id → (account, id)."""
+    parts = name.strip().split("/")
+    if len(parts) == 4 and parts[0] == "accounts" and parts[2] == collection:
+        return parts[1], parts[3]
+    return account, name.strip()
+
+
+class DeploymentCalls:
+    """Thin SDK calls behind ``svgrft deploy`` (mixed into :class:`FireworksClient`); wire dicts out."""
+
+    sdk: Any
+    account_id: str
+
+    def get_model(self, model: str) -> dict:
+        acct, mid = split_name(model, "models", self.account_id)
+        with self.errors(f"getting model {acct}/{mid}"):
+            return wire(self.sdk.models.get(mid, account_id=acct))
+
+    def create_deployment(self, *, deployment_id: str, base_model: str, validate_only: bool = False,
+                          **fields: Any) -> dict:
+        """``deployments.create``; ``fields`` are the SDK's snake_case keyword arguments."""
+        kw = {k: v for k, v in fields.items() if v is not None}
+        if validate_only:
+            kw["validate_only"] = True
+        with self.errors(f"creating deployment {deployment_id}"):
+            return wire(self.sdk.deployments.create(account_id=self.account_id, deployment_id=deployment_id,
+                                                    base_model=base_model, **kw))
+
+    def get_deployment(self, deployment_id: str) -> dict:
+        acct, did = split_name(deployment_id, "deployments", self.account_id)
+        with self.errors(f"getting deployment {did}"):
+            return wire(self.sdk.deployments.get(did, account_id=acct))
+
+    def list_deployments(self, *, show_deleted: bool = False) -> list[dict]:
+        kw: dict[str, Any] = {"account_id": self.account_id, "page_size": 200}
+        if show_deleted:
+            kw["show_deleted"] = True
+        with self.errors("listing deployments"):
+            return [wire(d) for d in self.sdk.deployments.list(**kw)]
+
+    def delete_deployment(self, deployment_id: str, *, ignore_checks: bool = False) -> bool:
+        """Delete; False when it was already gone (404)."""
+        import fireworks
+
+        acct, did = split_name(deployment_id, "deployments", self.account_id)
+        kw: dict[str, Any] = {"account_id": acct}
+        if ignore_checks:
+            kw["ignore_checks"] = True
+        with self.errors(f"deleting deployment {did}"):
+            try:
+                self.sdk.deployments.delete(did, **kw)
+            except fireworks.NotFoundError:
+                return False
+        return True
+
+    def load_lora(self, *, model: str, deployment: str) -> dict:
+        with self.errors(f"loading {model} onto {deployment}"):
+            return wire(self.sdk.lora.load(account_id=self.account_id, model=model, deployment=deployment))
+
+    def get_deployed_model(self, deployed_model_id: str) -> dict:
+        acct, did = split_name(deployed_model_id, "deployedModels", self.account_id)
+        with self.errors(f"getting deployed model {did}"):
+            return wire(self.sdk.lora.get(did, account_id=acct))
+
+    def list_deployed_models(self) -> list[dict]:
+        with self.errors("listing deployed models"):
+            return [wire(d) for d in self.sdk.lora.list(account_id=self.account_id, page_size=200)]
+
+    def download_dataset(self, dataset: str, *, max_bytes: int = 200 * 1024 * 1024, timeout: float = 60.0) -> bytes:
+        """The uploaded file(s) of a dataset, through ``datasets.get_download_endpoint`` + the signed URLs."""
+        import httpx
+
+        acct, did = split_name(dataset, "datasets", self.account_id)
+        with self.errors(f"getting the download link of dataset {did}"):
+            resp = wire(self.sdk.datasets.get_download_endpoint(did, account_id=acct))
+        urls = resp.get("filenameToSignedUrls") or {}
+        if not isinstance(urls, dict) or not urls:
+            raise ApiError(f"dataset {did} has no downloadable file",
+                           hint="upload it again with `svgrft dataset upload`")
+        chunks: list[bytes] = []
+        total = 0
+        for _name, url in sorted(urls.items()):
+            try:
+                with httpx.stream("GET", str(url), timeout=timeout, follow_redirects=True) as r:
+                    if r.status_code != 200:
+                        raise ApiError(f"downloading dataset {did} failed (HTTP {r.status_code})",
+                                       hint="run the command again", status=r.status_code)
+                    for chunk in r.iter_bytes():
+                        total += len(chunk)
+                        if total > max_bytes:
+                            raise ApiError(f"dataset {did} is larger than {max_bytes // 2**20} MB",
+                                           hint="compare with a local copy instead")
+                        chunks.append(chunk)
+            except httpx.HTTPError as e:
+                raise NetworkError(f"cannot download dataset {did} ({type(e).__name__})",
+                                   hint="check your network and run the command again") from None
+        return b"".join(chunks)
+
+    def unload_lora(self, deployed_model_id: str) -> bool:
+        """Unload; False when it was already gone (404)."""
+        import fireworks
+
+        acct, did = split_name(deployed_model_id, "deployedModels", self.account_id)
+        with self.errors(f"unloading deployed model {did}"):
+            try:
+                self.sdk.lora.unload(did, account_id=acct)
+            except fireworks.NotFoundError:
+                return False
+        return True
+
+
+
 @dataclass
-class FireworksClient:
+class FireworksClient(DeploymentCalls):
     sdk: Any            # fireworks.Fireworks
     account_id: str
     base_url: str
@@ -159,3 +281,4 @@ def make_client(settings: Any, *, max_retries: int | None = None) -> FireworksCl
         timeout=settings["fireworks.timeout"],
     )
     return FireworksClient(sdk=sdk, account_id=account, base_url=base_url)
+

@@ -277,8 +277,10 @@ class ReplaySource:
     name = "replay"
 
     def __init__(self, settings: Any, job_id: str, *, dataset: str | None = None, samples: int = 1,
-                 max_rows: int | None = None, fw_client: Any = None, generate: Callable | None = None):
+                 max_rows: int | None = None, fw_client: Any = None, generate: Callable | None = None,
+                 after_model: str | None = None):
         self.settings = settings
+        self.after_model = after_model  # the model string to call for "after" (e.g. <model>#<deployment>)
         self.job_id = job_id
         self.dataset = dataset
         self.samples = max(1, samples)
@@ -305,15 +307,22 @@ class ReplaySource:
         chosen = list(rows.values())
         if self.max_rows:
             chosen = chosen[:self.max_rows]
-        progress(f"replaying {len(chosen)} prompts × {self.samples} on {base} and {out}")
-        before, after = asyncio.run(self._both(base, out, chosen))
+        from svgrft.workflow.heldout import split_info
+
+        split = split_info(fw, job, self.settings, chosen, path)
+        served = self.after_model or out
+        progress(f"split: {split['text']}")
+        progress(f"replaying {len(chosen)} prompts × {self.samples} on {base} and {served}")
+        before, after = asyncio.run(self._both(base, served, chosen))
         infos = {r.row_id: _row_info(r) for r in chosen}
         meta = {"job": summary, "base_model": base, "output_model": out, "dataset": str(path),
-                "samples": self.samples}
-        return Collected(source=self.name, title=f"svgrft compare-epochs · job {jid} (replay)",
+                "samples": self.samples, "split": split, "after_model_string": served}
+        return Collected(source=self.name, title=f"svgrft compare-epochs · job {jid} (replay, {split['split']} "
+                                                 f"prompts)",
                          before_label="base model", after_label="trained model", before=before, after=after,
                          rows=infos, job_id=jid,
-                         findings=[f"dataset: {path} ({len(chosen)} prompts)", f"before: {base}", f"after: {out}",
+                         findings=[f"dataset: {path} ({len(chosen)} prompts)", f"split: {split['text']}",
+                                   f"before: {base}", f"after: {served}",
                                    f"{self.samples} fresh replies per prompt and model"], meta=meta)
 
     async def _both(self, base: str, out: str, rows: list) -> tuple[dict, dict]:
@@ -337,9 +346,10 @@ class ReplaySource:
                                         self.samples)
                 except NotFoundError as e:
                     raise NotFoundError(f"the {what} {model} cannot be served: {e.message}",
-                                        hint="a fine-tuned (LoRA) model needs an on-demand deployment first: "
-                                             "create one for it (e.g. `firectl create deployment " + model
-                                             + "`), then rerun; or use --source tracing", status=404) from None
+                                        hint="a fine-tuned (LoRA) model needs an on-demand deployment: rerun "
+                                             "with --deploy (svgrft deploys it for the replay and deletes it "
+                                             "after), or `svgrft deploy " + model.split("#", 1)[0] + "` first",
+                                        status=404) from None
             return row.row_id, [RawSample(row.row_id, rep, ref=f"{what} #{i}") for i, rep in enumerate(replies)]
 
         pairs = await asyncio.gather(*(one(r) for r in rows))

@@ -40,6 +40,7 @@ Follows reference/fireworks.md §9 (contract checklist).  Summary of behaviour (
   and (``job_epoch_tag=True``) ``epoch:<e>``, timestamps inside the epoch window.  Epoch 0 is drawn
   with ``params["quality"] = "base"`` (the default policy draws a single grey circle), later
   epochs with ``"tuned"`` (corpus SVGs).
+* **Deployments and LoRA loads** (``deployments``, ``deployedModels``): see :mod:`tests.fakes.deployments`.
 * **Inference**: ``POST /v1/chat/completions`` and ``/inference/v1/chat/completions``; serverless
   ``accounts/fireworks/models/*`` always; ``accounts/<a>/models/<x>`` (optionally
   ``#accounts/<a>/deployments/<d>``) only if a READY deployment / deployed model serves it or
@@ -68,6 +69,7 @@ from typing import Any, Callable, Optional, Union
 from urllib.parse import quote
 
 from ._http import FakeServer, Request, Response, json_response
+from .deployments import DeploymentRoutes
 from .chat import build_completion, sse_chunks, validate_chat_body
 from .policy import DEFAULT_CORPUS, Policy, make_policy
 from .tracing import TracingStore, decode_base_url, detail, rfc3339
@@ -129,7 +131,7 @@ def _not_found(msg: str) -> ApiError:
     return ApiError(404, msg, 5)
 
 
-class FakeFireworks(FakeServer):
+class FakeFireworks(DeploymentRoutes, FakeServer):
     name = "fireworks"
 
     def __init__(
@@ -350,13 +352,6 @@ class FakeFireworks(FakeServer):
             base = {"kind": "HF_PEFT_ADDON", "state": "READY"}
             base.update(fields)
             r = self._new("models", self._acct(account), model_id, base)
-            return self._public(r)
-
-    def add_deployment(self, deployment_id: str, base_model: str, *, state: str = "READY", account: Optional[str] = None) -> dict:
-        with self.lock:
-            r = self._new("deployments", self._acct(account), deployment_id, {"baseModel": base_model})
-            r["state"] = state
-            r["_polls_left"] = 0
             return self._public(r)
 
     # ================================================================== plumbing
@@ -1289,105 +1284,7 @@ class FakeFireworks(FakeServer):
             return json_response(200, {})
         raise _not_found(f"no route for {m} {req.path}")
 
-    def _r_deployments(self, req: Request, account: str, rid: Optional[str], verb: Optional[str]) -> Response:
-        m = req.method
-        if rid is None:
-            if m == "GET":
-                return self._list(req, self._items("deployments", account), "deployments")
-            if m == "POST":
-                body = self._body(req)
-                did = req.q("deploymentId") or ("dep-" + uuid.uuid4().hex[:10])
-                base = body.get("baseModel")
-                if not isinstance(base, str) or not base:
-                    raise _bad("baseModel is required")
-                mm = re.fullmatch(r"accounts/([^/]+)/models/([^/]+)", base)
-                if not mm:
-                    raise _bad(f"invalid baseModel {base!r}")
-                if mm.group(1) == account:
-                    self._get("models", account, mm.group(2))
-                elif mm.group(1) != "fireworks":
-                    raise _not_found(f'model "{base}" not found')
-                fields = {k: v for k, v in body.items() if k not in ("state", "status")}
-                r = self._new("deployments", account, did, fields)
-                r["state"] = "CREATING"
-                r["_polls_left"] = self.deployment_polls_creating
-                if self.deployment_polls_creating == 0:
-                    r["state"] = "READY"
-                return json_response(200, self._public(r))
-            raise _not_found(f"no route for {m} {req.path}")
-        r = self._get("deployments", account, rid)
-        if verb is None and m == "GET":
-            if r["state"] == "CREATING":
-                if r["_polls_left"] > 0:
-                    r["_polls_left"] -= 1
-                if r["_polls_left"] == 0:
-                    r["state"] = "READY"
-                    r["replicaCount"] = 1
-                    r["updateTime"] = self._now()
-            return json_response(200, self._public(r))
-        if verb is None and m == "DELETE":
-            del self._store["deployments"][(account, rid)]
-            return json_response(200, {})
-        raise _not_found(f"no route for {m} {req.path}")
-
-    def _r_deployedModels(self, req: Request, account: str, rid: Optional[str], verb: Optional[str]) -> Response:
-        m = req.method
-        if rid is None:
-            if m == "GET":
-                return self._list(req, self._items("deployedModels", account), "deployedModels")
-            if m == "POST":
-                body = self._body(req)
-                model, dep = body.get("model"), body.get("deployment")
-                ma, mid = self._ref(model, account, "models", "model")
-                da, did = self._ref(dep, account, "deployments", "deployment")
-                self._get("models", ma, mid)
-                self._get("deployments", da, did)
-                r = self._new("deployedModels", account, "dm-" + uuid.uuid4().hex[:10], {
-                    "model": f"accounts/{ma}/models/{mid}", "deployment": f"accounts/{da}/deployments/{did}",
-                    "displayName": body.get("displayName"), "default": body.get("default"),
-                })
-                r["state"] = "DEPLOYED"
-                return json_response(200, self._public(r))
-            raise _not_found(f"no route for {m} {req.path}")
-        r = self._get("deployedModels", account, rid)
-        if verb is None and m == "GET":
-            return json_response(200, self._public(r))
-        if verb is None and m == "DELETE":
-            del self._store["deployedModels"][(account, rid)]
-            return json_response(200, {})
-        raise _not_found(f"no route for {m} {req.path}")
-
     # ================================================================== inference
-    def servable(self, model: str, account: str) -> bool:
-        """Would Fireworks inference serve this model string for a key of ``account``?"""
-        model = model.strip()
-        if model.startswith("fireworks_ai/"):
-            model = model[len("fireworks_ai/") :]
-        base, _, dep = model.partition("#")
-        mm = re.fullmatch(r"accounts/([^/]+)/models/([^/]+)", base)
-        if not mm:
-            return False
-        if mm.group(1) == "fireworks":
-            return self.serverless_models is None or mm.group(2) in self.serverless_models
-        if mm.group(1) != account:
-            return False
-        if self.serve_all_models:
-            return True
-        mr = self._store["models"].get((account, mm.group(2)))
-        if mr is None or mr.get("state") != "READY":
-            return False
-        deps = [d for (a, _), d in self._store["deployments"].items() if a == account and d.get("state") == "READY"]
-        dms = [d for (a, _), d in self._store["deployedModels"].items() if a == account and d.get("model") == base]
-        if dep:
-            dm = re.fullmatch(r"accounts/([^/]+)/deployments/([^/]+)", dep)
-            if not dm:
-                return False
-            d = self._store["deployments"].get((dm.group(1), dm.group(2)))
-            if d is None or d.get("state") != "READY":
-                return False
-            return d.get("baseModel") == base or any(x.get("deployment") == d["name"] for x in dms)
-        return any(d.get("baseModel") == base for d in deps) or bool(dms)
-
     def _chat(self, req: Request, account: str, tags: Optional[list], upstream: Optional[str] = None) -> Response:
         def err(status: int, msg: str) -> Response:
             if tags is not None:
