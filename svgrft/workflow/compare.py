@@ -201,6 +201,86 @@ def download_job_dataset(fw: Any, job: dict, dest: Path, *, max_bytes: int = 200
     return dest
 
 
+def _window(job: dict, st: dict) -> tuple[float | None, float | None, float]:
+    """(from, to, hours_back) of a job's records: creation − 5 min to completion + 15 min."""
+    import time as _time
+
+    from svgrft.core import epochs as ep
+
+    created = ep.parse_time(job.get("createTime"))
+    ended = ep.parse_time(job.get("completedTime")) if st["state"] in (
+        "JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED") else None
+    hours_back = max(24.0, ((_time.time() - created) / 3600.0 + 2.0) if created else 24.0)
+    return (created - 300 if created else None), (ended + 900 if ended else None), hours_back
+
+
+def fetch_records(tracing: Any, key: str, job: dict, st: dict, row_ids: list[str] | None, *,
+                  workers: int = 8) -> tuple[list, dict[str, int], int, list[str]]:
+    """The job's records: one ``GET /logs`` per row (``row_ids``), or one for the whole evaluator
+    (``row_ids=None``; the answer may be cut at :data:`RECORD_LIMIT`). Returns (records inside the job's
+    time window, reasons entries were left out, records outside the window, rows whose answer was full)."""
+    from svgrft.core import records as rec
+
+    from_ts, to_ts, hours_back = _window(job, st)
+
+    def one(row_id: str | None):
+        tags = rec.query_tags(key, row_id) if row_id is not None else [f"{rec.EVAL_TAG}:{key}"]
+        return row_id, tracing.logs(tags, limit=RECORD_LIMIT, hours_back=hours_back, program=rec.PROGRAM)
+
+    answers: list = []
+    if row_ids is None:
+        answers.append(one(None))
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            answers.extend(pool.map(one, row_ids))
+    records: list = []
+    dropped: dict[str, int] = {}
+    outside = 0
+    full: list[str] = []
+    for row_id, entries in answers:
+        if len(entries) >= RECORD_LIMIT:
+            full.append(row_id or "*")
+        got, why = rec.parse_entries(entries, key=key)
+        for k, v in why.items():
+            dropped[k] = dropped.get(k, 0) + v
+        for r in got:
+            if row_id is not None and r.row_id != row_id:
+                dropped["row id differs from its tag"] = dropped.get("row id differs from its tag", 0) + 1
+            elif (from_ts is not None and r.time < from_ts) or (to_ts is not None and r.time > to_ts):
+                outside += 1
+            else:
+                records.append(r)
+    return records, dropped, outside, full
+
+
+def job_reward_curve(settings: Any, fw: Any, job: dict, *, tracing_client: Any = None) -> dict[str, Any]:
+    """Mean reward per epoch of a job from its records, for ``svgrft jobs status``: one gateway query for the
+    whole evaluator (per-row queries over the downloaded dataset only when that answer is full).
+    Raises SvgrftError when the job has no records (the caller shows that as a note)."""
+    from svgrft.clients.tracing import TracingClient
+
+    jid = str(job.get("name") or "").rsplit("/", 1)[-1]
+    st = job_epoch_status(job)
+    key, ev_id = _eval_key(fw, job, jid)
+    tracing = tracing_client or TracingClient.from_settings(settings)
+    try:
+        records, dropped, outside, full = fetch_records(tracing, key, job, st, None)
+        if full:
+            src = RecordsSource(settings, jid, fw_client=fw)
+            rows, _path, _origin = src._rows(fw, job, jid, _quiet)
+            records, dropped, outside, full = fetch_records(tracing, key, job, st, list(rows))
+    finally:
+        if tracing_client is None:
+            tracing.close()
+    if not records:
+        raise SvgrftError(f"no rollout records of job {jid} (evaluator {ev_id})",
+                          hint="see `svgrft compare-epochs --help` for what works instead")
+    src = RecordsSource(settings, jid, fw_client=fw)
+    g, how = src._group(records, st, _n_samples(job), sorted({r.row_id for r in records}), dropped)
+    return {"epochs": src._curve(g, records), "records": len(records), "epoch_split": how, "evaluator": ev_id,
+            "records_outside_window": outside}
+
+
 class RecordsSource:
     """The job's own rollouts, as its evaluator recorded them (:mod:`svgrft.core.records`): the replies
     and the rewards the model was trained on. First vs last finished epoch; no judge call unless
@@ -244,8 +324,6 @@ class RecordsSource:
 
     # ---------------------------------------------------------------------------------- collect
     def collect(self, progress: Progress = _quiet) -> Collected:
-        import time as _time
-
         from svgrft.clients.fireworks import make_client
         from svgrft.clients.tracing import TracingClient
         from svgrft.core import epochs as ep
@@ -262,44 +340,14 @@ class RecordsSource:
         choice = ep.choose_epochs(st["total"], st["finished"], self.epochs, st["state"])
         key, ev_id = _eval_key(fw, job, jid)
         rows, path, origin = self._rows(fw, job, jid, progress)
-        created = ep.parse_time(job.get("createTime"))
-        ended = ep.parse_time(job.get("completedTime")) if st["state"] in (
-            "JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED") else None
-        from_ts = created - 300 if created else None
-        to_ts = ended + 900 if ended else None
-        hours_back = max(24.0, ((_time.time() - created) / 3600.0 + 2.0) if created else 24.0)
         tracing = self._tracing or TracingClient.from_settings(self.settings)
         progress(f"reading the rollout records of {len(rows)} rows (evaluator {ev_id}) from {tracing.base_url}")
-        entries_by_row: dict[str, list] = {}
-        full: list[str] = []
         try:
-            def one(row_id: str):
-                return row_id, tracing.logs(rec.query_tags(key, row_id), limit=RECORD_LIMIT, hours_back=hours_back,
-                                            program=rec.PROGRAM)
-
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for row_id, entries in pool.map(one, list(rows)):
-                    entries_by_row[row_id] = entries
-                    if len(entries) >= RECORD_LIMIT:
-                        full.append(row_id)
+            records, dropped, outside, full = fetch_records(tracing, key, job, st, list(rows), workers=self.workers)
             requests = getattr(tracing, "requests", None)
         finally:
             if self._tracing is None:
                 tracing.close()
-        records: list = []
-        dropped: dict[str, int] = {}
-        outside = 0
-        for row_id, entries in entries_by_row.items():
-            got, why = rec.parse_entries(entries, key=key)
-            for k, v in why.items():
-                dropped[k] = dropped.get(k, 0) + v
-            for r in got:
-                if r.row_id != row_id:
-                    dropped["row id differs from its tag"] = dropped.get("row id differs from its tag", 0) + 1
-                elif (from_ts is not None and r.time < from_ts) or (to_ts is not None and r.time > to_ts):
-                    outside += 1
-                else:
-                    records.append(r)
         if not records:
             extra = f" ({outside} records of evaluator {ev_id} fall outside the job's time window)" if outside else ""
             raise SvgrftError(
@@ -307,7 +355,8 @@ class RecordsSource:
                 f"none for the {len(rows)} rows of its dataset",
                 hint="a job trained by another tool or before svgrft recorded rollouts has none: compare the base "
                      "and the trained model with --source replay, or two local runs with --runs")
-        self.grouping = g, how = self._group(records, st, _n_samples(job), list(rows), dropped)
+        g, how = self._group(records, st, _n_samples(job), list(rows), dropped)
+        self.grouping = g
         curve = self._curve(g, records)
         before, after = choice.before, choice.after
         findings = [f"dataset: {path} ({len(rows)} rows, {origin})",
