@@ -338,9 +338,13 @@ class FakeFireworks(FakeServer):
         with self.lock:
             return self.tracing.add_trace(tags=tags, messages=messages, output=output, timestamp=timestamp, account=self._acct(account), **kw)
 
-    def add_log(self, *, tags: list, message: str = "", status: Optional[dict] = None, extras: Optional[dict] = None, account: Optional[str] = None) -> dict:
+    def add_log(self, *, tags: list, message: str = "", status: Optional[dict] = None, extras: Optional[dict] = None, account: Optional[str] = None, program: Optional[str] = None, timestamp: Any = None) -> dict:
+        """Seed a log entry (``timestamp`` defaults to the fake clock's now)."""
+        body = {"tags": tags, "message": message, "status": status, "extras": extras}
+        if program:
+            body["program"] = program
         with self.lock:
-            return self.tracing.add_log({"tags": tags, "message": message, "status": status, "extras": extras}, self._acct(account))
+            return self.tracing.add_log(body, self._acct(account), timestamp)
 
     @property
     def traces(self) -> list:

@@ -144,8 +144,8 @@ class TracingStore:
         self.traces.append(trace)
         return self.public(trace)
 
-    def add_log(self, body: dict, account: str) -> dict:
-        now = self.clock.now()
+    def add_log(self, body: dict, account: str, timestamp: Any = None) -> dict:
+        now = parse_time(timestamp) if timestamp is not None else self.clock.now()
         extras = body.get("extras") if isinstance(body.get("extras"), dict) else None
         entry = {
             "timestamp": rfc3339(now),
