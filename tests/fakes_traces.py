@@ -1,38 +1,35 @@
-"""Seed a FakeFireworks with an RFT job and the traces its rollouts would leave (for compare-epochs).
+"""Seed a FakeFireworks with an RFT job and the rollout records its evaluator would have written.
 
 A thin layer over the fake's public helpers (``add_dataset``, ``add_evaluator``, ``run_job``,
-``job_epochs``, ``add_trace``); it does not touch the fake's internals.
+``job_epochs``, ``add_log``); it does not touch the fake's internals. The end-to-end tests
+(tests/test_compare_records.py) let the fake run the real evaluator instead; these seeded records are
+for the many cases a real run cannot be steered into cheaply (a missing rollout, a running job, junk).
 
-What :func:`seed_job_traces` writes, per epoch window of the job (``fake.job_epochs``):
+What :func:`seed_job_records` writes, per epoch window of the job (``fake.job_epochs``):
 
-* every row × ``samples`` rollouts; rows in a shuffled order across the window, the samples of one
-  row close together (they are generated concurrently), timestamps strictly inside the window;
-* realistic eval-protocol tags: ``rollout_id``, ``invocation_id`` (one per epoch chunk),
-  ``experiment_id``, ``run_id`` (word-number ids like ``ancient-phone-322664``) and ``row_id`` —
-  and **no epoch tag** (unless ``epoch_tag=True``), so grouping must work from timing;
-* the assistant reply is a fenced SVG whose richness grows with the epoch: epoch 0 a single small
-  grey circle, the last epoch the richest corpus drawings (``tests/data/svg-corpus``), so the fake
-  judge (coverage × colours) scores later epochs higher;
-* optional: ``skip`` {(row_index, epoch, sample)} left out, ``retries`` {(row_index, epoch, sample)}
-  that get an earlier, shorter duplicate trace with the same rollout_id, ``rewards=True`` puts the
-  "training reward" in ``metadata.reward``, ``partial_rows`` = how many rows the open (running)
-  epoch has reached.
+* every row × ``samples`` records in svgrft's format (:mod:`svgrft.core.records`: same tags, same
+  ``extras.svgrft_record``, built by the same function), rows in a shuffled order across the window,
+  the samples of one row close together, timestamps strictly inside the window;
+* the policy model of the epoch (``<job>-epoch-<e>``) unless ``policy_model=False`` (then epochs must be
+  split by time); ``rollout_id`` / ``invocation_id`` / ``run_id`` as eval-protocol would give them;
+* the SVG is drawn in code (:func:`tests.fakes.trainer.epoch_svg`: richer each epoch) and the score is
+  :func:`score_for` (rising with the epoch), so tests know every reward;
+* optional: ``skip`` {(row_index, epoch, sample)} left out, ``partial_rows`` = how many rows the open
+  (running) epoch has reached.
 
-Returns ``truth``: rollout_id → epoch, for the tests to compare against.
+Returns ``truth``: rollout_id → (epoch, score), for the tests to compare against.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-CORPUS = Path(__file__).resolve().parent / "data" / "svg-corpus"
+from tests.fakes.trainer import epoch_svg
 
-BASE_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="150" viewBox="0 0 200 150">'
-            '<circle cx="100" cy="75" r="12" fill="#888888"/></svg>')
+EVAL_KEY = "0123456789abcdef"  # the record key of the evaluator create_job makes (its commitHash)
+BASE_SVG = epoch_svg(0, 2)
 
 _ADJ = ("ancient", "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "lucky", "proud", "quiet", "strong")
 _NOUN = ("phone", "idea", "work", "concert", "river", "pencil", "garden", "planet", "window", "rocket", "meadow")
@@ -42,24 +39,15 @@ def word_id(rng: random.Random) -> str:
     return f"{rng.choice(_ADJ)}-{rng.choice(_NOUN)}-{rng.randrange(10**6):06d}"
 
 
-def ranked_corpus(corpus: Path = CORPUS) -> list[Path]:
-    """Corpus SVGs from plainest to richest (feature count, then size)."""
-    feats = json.loads((corpus / "features_gen.json").read_text())
-    files = [corpus / name for name in feats if (corpus / name).is_file()]
-    return sorted(files, key=lambda p: (len(feats[p.name].get("features", [])), feats[p.name].get("bytes", 0), p.name))
+def svg_for(epoch: int, epochs: int, choice: int) -> str:
+    """Epoch 0: a grey dot; later epochs: more colours and coverage (drawn in code)."""
+    return epoch_svg(epoch, epochs, choice % 3)
 
 
-def svg_for(epoch: int, epochs: int, choice: int, corpus: Path = CORPUS) -> str:
-    """Epoch 0: a grey dot. Later epochs: corpus drawings, richer as training goes on."""
-    if epoch == 0 or epochs <= 1:
-        return BASE_SVG
-    ranked = ranked_corpus(corpus)
-    # epoch e of E-1 draws from the e-th band of the ranking (last epoch → the richest band)
-    bands = max(1, epochs - 1)
-    size = max(1, len(ranked) // bands)
-    lo = min(len(ranked) - size, (epoch - 1) * size)
-    band = ranked[lo:lo + size]
-    return band[choice % len(band)].read_text()
+def score_for(epoch: int, epochs: int, row_index: int, sample: int) -> float:
+    """The reward a seeded record carries: rises with the epoch, a little spread by row and sample."""
+    base = 0.1 + 0.8 * epoch / max(1, epochs - 1)
+    return round(min(1.0, base + 0.02 * ((row_index + sample) % 3)), 4)
 
 
 def reply_for(svg: str) -> str:
@@ -72,15 +60,18 @@ def dataset_lines(rows: Sequence[Any]) -> bytes:
 
 
 def create_job(fake, job_id: str, rows: Sequence[Any], *, epochs: int, samples: int, api_key: str,
-               dataset_id: str = "svg-ds", evaluator_id: str = "svg-eval", base_model: str = "qwen3-0p6b") -> dict:
-    """A dataset + evaluator + RFT job in the fake, created through its HTTP API (as the CLI would)."""
+               dataset_id: str = "svg-ds", evaluator_id: str = "svg-eval", base_model: str = "qwen3-0p6b",
+               eval_key: str | None = EVAL_KEY) -> dict:
+    """A dataset + evaluator + RFT job in the fake, created through its HTTP API (as the CLI would).
+    The evaluator's commitHash names ``eval_key`` as svgrft's would (None: an evaluator not built by svgrft)."""
     import httpx
 
     account = fake.default_account
     if fake.resource("datasets", dataset_id) is None:
         fake.add_dataset(dataset_id, content=dataset_lines(rows))
     if fake.resource("evaluators", evaluator_id) is None:
-        fake.add_evaluator(evaluator_id)
+        fields = {"commitHash": f"svgrft-0.1.0+sha256.{eval_key}"} if eval_key else {"commitHash": "abc123"}
+        fake.add_evaluator(evaluator_id, entryPoint="test_svgrft_eval.py::test_svgrft_eval", **fields)
     body = {
         "dataset": f"accounts/{account}/datasets/{dataset_id}",
         "evaluator": f"accounts/{account}/evaluators/{evaluator_id}",
@@ -101,18 +92,19 @@ def _ts(t: datetime | float) -> datetime:
     return datetime.fromtimestamp(t, timezone.utc)
 
 
-def seed_job_traces(fake, job_id: str, rows: Sequence[Any], *, samples: int, epochs: int | None = None,
-                    seed: int = 0, skip: Iterable[tuple] = (), retries: Iterable[tuple] = (),
-                    rewards: bool = False, epoch_tag: bool = False, partial_rows: int | None = None,
-                    corpus: Path = CORPUS) -> dict[str, int]:
-    """Traces for every epoch window the job has had so far (see module docstring)."""
+def seed_job_records(fake, job_id: str, rows: Sequence[Any], *, samples: int, epochs: int | None = None,
+                     seed: int = 0, skip: Iterable[tuple] = (), partial_rows: int | None = None,
+                     policy_model: bool = True, eval_key: str = EVAL_KEY) -> dict[str, tuple[int, float]]:
+    """Records for every epoch window the job has had so far (see module docstring)."""
+    from svgrft.core import records as rec
+
     rng = random.Random(seed)
-    skip, retries = set(skip), set(retries)
+    skip = set(skip)
     windows = fake.job_epochs(job_id)
     if not windows:
         raise ValueError(f"job {job_id} has no epoch windows yet: advance or run it first")
     total_epochs = epochs or len(windows)
-    truth: dict[str, int] = {}
+    truth: dict[str, tuple[int, float]] = {}
     now = fake.clock.peek()
     for w in windows:
         e = w["epoch"]
@@ -127,32 +119,27 @@ def seed_job_traces(fake, job_id: str, rows: Sequence[Any], *, samples: int, epo
         if open_epoch and partial_rows is not None:
             order = order[:partial_rows]
         invocation = word_id(rng)
-        experiment = word_id(rng)
         for pos, ri in enumerate(order):
             row = rows[ri]
-            row_id = row.row_id
-            messages = [m for m in row.messages if m.get("role") != "assistant"]
-            # leave 5 % of the window free at both ends; samples of a row within ~2 s of each other
             t_row = start + timedelta(seconds=span * (0.05 + 0.9 * pos / max(1, len(order))))
             for s in range(samples):
                 if (ri, e, s) in skip:
                     continue
                 rid = word_id(rng)
-                truth[rid] = e
-                tags = [f"rollout_id:{rid}", f"invocation_id:{invocation}", f"experiment_id:{experiment}",
-                        f"run_id:{word_id(rng)}", f"row_id:{row_id}"]
-                if epoch_tag:
-                    tags.append(f"epoch:{e}")
+                score = score_for(e, total_epochs, ri, s)
+                truth[rid] = (e, score)
                 t = t_row + timedelta(seconds=0.3 * s + rng.random() * 0.2)
-                svg = svg_for(e, total_epochs, ri * samples + s, corpus)
-                meta: dict = {"source": "fakes_traces"}
-                if rewards:
-                    meta["reward"] = round(0.1 + 0.8 * e / max(1, total_epochs - 1), 3)
-                if (ri, e, s) in retries:  # an earlier attempt of the same rollout, one message shorter
-                    fake.add_trace(tags=tags, messages=messages, output=None, timestamp=t - timedelta(seconds=0.1),
-                                   metadata=meta)
-                fake.add_trace(tags=tags, messages=messages, output={"role": "assistant", "content": reply_for(svg)},
-                               timestamp=t, metadata=meta)
+                n = len(row.requirements)
+                k = round(score * n)
+                body = rec.build_record(
+                    row_id=row.row_id, rollout_id=rid, time_s=t.timestamp(),
+                    policy_model=f"accounts/{fake.default_account}/models/{job_id}-epoch-{e}" if policy_model else None,
+                    svg=svg_for(e, total_epochs, s), score=score, is_valid=True, gate=None, reason=f"{k}/{n} fulfilled",
+                    verdicts=[{"index": i, "fulfilled": i <= k, "evidence": "seen"} for i in range(1, n + 1)],
+                    judge_model="gpt-4.1-2025-04-14", judge_mode="checklist", fulfilled=k, total=n,
+                    ids={"invocation_id": invocation, "experiment_id": f"exp-{e}", "run_id": f"run-{s}"})
+                fake.add_log(tags=rec.record_tags(eval_key, row.row_id, rid), message=f"svgrft rollout {row.row_id}",
+                             extras={"svgrft_record": body}, program=rec.PROGRAM, timestamp=t)
     return truth
 
 

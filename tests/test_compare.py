@@ -1,8 +1,10 @@
-"""`svgrft compare-epochs` end to end against the fakes: tracing gateway, jobs, judge, real Chromium.
+"""`svgrft compare-epochs` against the fakes: the tracing client (§5.2b contract), the records source,
+jobs, judge, real Chromium.
 
-The fake job's rollouts are seeded by tests/fakes_traces.py: rows × epochs × samples with realistic
-eval-protocol tags and timestamps inside the job's epoch windows, *no epoch tag*, and drawings that
-get richer with every epoch (the fake judge scores coverage × colours).
+The fake job's rollout records are seeded by tests/fakes_traces.py in svgrft's record format: rows ×
+epochs × samples with timestamps inside the job's epoch windows, the epoch's policy model (or none),
+drawings that get richer with every epoch and known rewards. tests/test_compare_records.py lets the fake
+run the real evaluator instead.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ N_ROWS = 4
 # ----------------------------------------------------------------------------------- fixtures
 @pytest.fixture
 def fwx(monkeypatch):
-    """FakeFireworks that records no traces by itself (the tests seed them), env pointing at it."""
+    """FakeFireworks that records nothing by itself (the tests seed records), env pointing at it."""
     from tests.fakes import start_fireworks
 
     fake = start_fireworks(api_keys={FW_KEY: "acct"}, job_traces=False)
@@ -53,7 +55,7 @@ def ds(rows, tmp_path) -> Path:
 def finished_job(fake, rows, job_id="svg-job", epochs=3, samples=2, **seed_kw):
     ft.create_job(fake, job_id, rows, epochs=epochs, samples=samples, api_key=FW_KEY)
     fake.run_job(job_id)
-    truth = ft.seed_job_traces(fake, job_id, rows, samples=samples, **seed_kw)
+    truth = ft.seed_job_records(fake, job_id, rows, samples=samples, **seed_kw)
     return job_id, truth
 
 
@@ -69,64 +71,56 @@ def error_lines(r) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------- tracing client
-def _seed_many(fake, n, row_id="row_x", start=None):
-    t0 = start or datetime(2025, 1, 1, tzinfo=timezone.utc)
-    for i in range(n):
-        fake.add_trace(tags=[f"row_id:{row_id}", f"rollout_id:r{i}"], messages=[{"role": "user", "content": "u"}],
-                       output={"role": "assistant", "content": f"a{i}"}, timestamp=t0 + timedelta(seconds=10 * i))
+def _trace(fake, rid, content, row_id="row_x", t=None):
+    fake.add_trace(tags=[f"rollout_id:{rid}", f"row_id:{row_id}"], messages=[{"role": "user", "content": "u"}],
+                   output={"role": "assistant", "content": content},
+                   timestamp=t or datetime(2025, 1, 1, tzinfo=timezone.utc))
 
 
-def test_tracing_client_pages_through_everything(fwx):
+def test_tracing_client_reads_one_rollout_and_an_unknown_one_is_none(fwx):
+    """§5.2b: traces by rollout_id only; a 500 for an unknown rollout means 'no such rollout' (not retried)."""
     from svgrft.clients.tracing import TracingClient
 
-    _seed_many(fwx, 23)
-    with TracingClient(fwx.localhost_url, FW_KEY, page_size=5) as tc:
-        res = tc.fetch(["row_id:row_x"])
-    assert sorted(t["output"]["content"] for t in res.traces) == sorted(f"a{i}" for i in range(23))
-    assert res.requests == 5 and not res.truncated
+    _trace(fwx, "r1", "old", t=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    _trace(fwx, "r1", "new", t=datetime(2025, 1, 1, 0, 1, tzinfo=timezone.utc))
+    with TracingClient(fwx.localhost_url, FW_KEY, backoff=0.01) as tc:
+        assert tc.trace("r1")["output"]["content"] == "new"  # the latest trace of the rollout
+        assert tc.trace("never-seen") is None
     calls = fwx.calls("GET", "/v1/traces/pointwise")
-    assert [c.query.get("page") for c in calls] == ["1", "2", "3", "4", "5"]
-    assert all(c.headers["authorization"] != f"Bearer {FW_KEY}" for c in calls)  # the fake redacts: key was sent
-    assert all(c.query["tags"] == "row_id:row_x" for c in calls)
+    assert len(calls) == 2  # the unknown rollout's 500 was not retried as "busy"
+    assert all(c.query["sleep_between_gets"] == "0.1" and c.query["max_retries"] == "5" for c in calls)
+    assert fwx.tracing.sleeps == [0.1]  # what the gateway was asked to sleep per trace (the known rollout)
 
 
-def test_tracing_client_window_and_cap(fwx):
+def test_tracing_client_lists_with_a_total_limit_and_no_page(fwx):
     from svgrft.clients.tracing import TracingClient
-    from svgrft.core.epochs import parse_time
+    from svgrft.errors import ConfigError
 
-    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
-    _seed_many(fwx, 20, start=t0)
-    with TracingClient(fwx.localhost_url, FW_KEY, page_size=4, max_traces=6) as tc:
-        inside = tc.fetch(["row_id:row_x"], from_ts=t0.timestamp() + 45, to_ts=t0.timestamp() + 95)
-        capped = tc.fetch(["row_id:row_x"])
-    assert sorted(t["output"]["content"] for t in inside.traces) == ["a5", "a6", "a7", "a8", "a9"]
-    assert all(t0.timestamp() + 45 <= parse_time(t["timestamp"]) <= t0.timestamp() + 95 for t in inside.traces)
-    assert len(capped.traces) == 6 and capped.truncated
+    for i in range(5):
+        _trace(fwx, "r2", f"a{i}", t=datetime(2025, 1, 1, 0, i, tzinfo=timezone.utc))
+    with TracingClient(fwx.localhost_url, FW_KEY) as tc:
+        res = tc.traces(["rollout_id:r2"], limit=3)
+        everything = tc.traces(["rollout_id:r2"], limit=10)
+        with pytest.raises(ConfigError):  # no search without a rollout id: the gateway does not support it
+            tc.traces(["row_id:row_x"])
+    assert [t["output"]["content"] for t in res.traces] == ["a4", "a3", "a2"] and res.truncated
+    assert len(everything.traces) == 5 and not everything.truncated
+    calls = fwx.calls("GET", "/v1/traces")
+    assert [c.query["limit"] for c in calls] == ["3", "10"] and all("page" not in c.query for c in calls)
 
 
-def test_tracing_client_splits_the_window_when_the_gateway_ignores_page():
-    """A gateway without paging: full pages make the client bisect the time window instead."""
-    from svgrft.clients.tracing import TracingClient
-    from svgrft.core.epochs import parse_time
-    from tests.fakes import FakeServer
-    from tests.fakes._http import json_response
+def test_the_fake_gateway_refuses_what_the_real_one_refuses(fwx):
+    """Pointwise without a rollout_id tag → 500 (OSS gateway: max() of nothing); page → 400."""
+    import httpx
 
-    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp()
-    traces = [{"id": f"t{i}", "tags": ["row_id:r"], "timestamp": datetime.fromtimestamp(t0 + 7 * i, timezone.utc)
-               .isoformat()} for i in range(40)]
-
-    class NoPaging(FakeServer):
-        def handle(self, req):
-            lo, hi = req.q("from_timestamp"), req.q("to_timestamp")
-            out = [t for t in traces if (not lo or parse_time(t["timestamp"]) >= parse_time(lo))
-                   and (not hi or parse_time(t["timestamp"]) <= parse_time(hi))]
-            return json_response(200, {"traces": out[: int(req.q("limit", "100"))]})  # no meta, page ignored
-
-    with NoPaging().start() as gw:
-        with TracingClient(gw.url, "k" * 20, page_size=8) as tc:
-            res = tc.fetch(["row_id:r"], from_ts=t0 - 1, to_ts=t0 + 7 * 40)
-    assert sorted(t["id"] for t in res.traces) == sorted(t["id"] for t in traces)
-    assert not res.truncated
+    hdr = {"Authorization": f"Bearer {FW_KEY}"}
+    r = httpx.get(f"{fwx.localhost_url}/v1/traces/pointwise", params={"tags": "row_id:row_x"}, headers=hdr)
+    assert r.status_code == 500
+    r = httpx.get(f"{fwx.localhost_url}/v1/traces", params={"tags": "rollout_id:nope"}, headers=hdr)
+    assert r.status_code == 500 and "No insertion_ids" in r.json()["detail"]
+    _trace(fwx, "r3", "x")
+    r = httpx.get(f"{fwx.localhost_url}/v1/traces", params={"tags": "rollout_id:r3", "page": "2"}, headers=hdr)
+    assert r.status_code == 400
 
 
 @pytest.mark.parametrize("kind, expect", [("401", "rejected the API key"), ("503", "answered 503"),
@@ -138,7 +132,7 @@ def test_tracing_client_errors_are_typed(fwx, kind, expect):
     fwx.faults.add(method="GET", path=r"traces/pointwise", kind=kind, times=None)
     with TracingClient(fwx.localhost_url, FW_KEY, retries=2, backoff=0.01) as tc:
         with pytest.raises(ApiError) as e:
-            tc.fetch(["row_id:r"])
+            tc.trace("r")
     assert expect in e.value.message and e.value.hint
     n = len(fwx.calls("GET", "/v1/traces/pointwise"))
     assert n == (1 if kind == "401" else 3)  # 401 is not retried; the others twice
@@ -147,10 +141,10 @@ def test_tracing_client_errors_are_typed(fwx, kind, expect):
 def test_tracing_client_retries_a_429_then_succeeds(fwx):
     from svgrft.clients.tracing import TracingClient
 
-    _seed_many(fwx, 3)
+    _trace(fwx, "r4", "ok")
     fwx.faults.add(method="GET", path=r"traces/pointwise", kind="429", times=1, retry_after=0.01)
     with TracingClient(fwx.localhost_url, FW_KEY, backoff=0.01) as tc:
-        assert len(tc.fetch(["row_id:row_x"]).traces) == 3
+        assert tc.trace("r4")["output"]["content"] == "ok"
 
 
 def test_tracing_client_unreachable_and_bad_key(fwx):
@@ -159,45 +153,67 @@ def test_tracing_client_unreachable_and_bad_key(fwx):
 
     with TracingClient(f"http://127.0.0.1:{free_port()}", FW_KEY, retries=0) as tc:
         with pytest.raises(NetworkError) as e:
-            tc.fetch(["row_id:r"])
+            tc.logs(["svgrft_eval:x"])
     assert "cannot reach the tracing gateway" in e.value.message and "FIREWORKS_TRACING_BASE_URL" in e.value.hint
     with TracingClient(fwx.localhost_url, "wrong-key-0123456789") as tc:
         with pytest.raises(AuthError):
-            tc.fetch(["row_id:r"])
+            tc.logs(["svgrft_eval:x"])
+
+
+def test_tracing_client_logs_need_every_tag_and_fall_back_to_v1(fwx):
+    from svgrft.clients.tracing import TracingClient
+
+    fwx.add_log(tags=["a:1", "b:2"], message="both")
+    fwx.add_log(tags=["a:1"], message="one")
+    with TracingClient(fwx.localhost_url, FW_KEY) as tc:
+        assert [e["message"] for e in tc.logs(["a:1", "b:2"])] == ["both"]
+    fwx.faults.add(method="GET", path=r"^/logs$", kind="404", times=None)
+    with TracingClient(fwx.localhost_url, FW_KEY) as tc:
+        assert [e["message"] for e in tc.logs(["a:1"])] == ["one", "both"]
+    assert fwx.calls("GET", "/v1/logs")
 
 
 # ----------------------------------------------------------------------------------- end to end (CLI)
 def test_compare_epochs_end_to_end(cli, fwx, oai, rows, ds, tmp_path):
-    job, truth = finished_job(fwx, rows, epochs=3, samples=2, rewards=True)
+    job, truth = finished_job(fwx, rows, epochs=3, samples=2)
     out = tmp_path / "rep"
     r = cli("compare-epochs", job, "--dataset", ds, "--out", out, "--rows", "3")
     assert r.exit_code == 0, r
     # what was found, said clearly on stderr
-    assert f"{N_ROWS * 3 * 2} traces → {N_ROWS * 3 * 2} rollouts for {N_ROWS} rows (of {N_ROWS} in the dataset)" \
-        in r.stderr
-    assert "epochs: 3" in r.stderr and "rollouts per row per epoch: 2" in r.stderr
-    assert "no epoch/step tag" in r.stderr
-    # the table on stdout: one line per prompt, the summary, the files
+    assert f"{N_ROWS * 3 * 2} rollout records of evaluator svg-eval" in r.stderr
+    assert "epochs split by the policy model the records name (3 models)" in r.stderr
+    assert "rollouts per epoch: epoch 0: 8, epoch 1: 8, epoch 2: 8" in r.stderr
+    # the table on stdout: one line per prompt, the summary, the reward curve, the files
     for row in rows:
         assert row.row_id in r.stdout
     assert "epoch 0" in r.stdout and "epoch 2" in r.stdout and "wins / ties / losses" in r.stdout
-    assert (out / "index.html").is_file() and (out / "before_after.png").is_file()
+    assert "training reward per epoch" in r.stdout
+    for name in ("index.html", "before_after.png", "reward_curve.png"):
+        assert (out / name).is_file()
     data = json.loads((out / "comparison.json").read_text())
-    # epochs were recovered exactly: the "before" rollouts are epoch 0's, the "after" ones epoch 2's
-    assert refs(data, "before") == {rid for rid, e in truth.items() if e == 0}
-    assert refs(data, "after") == {rid for rid, e in truth.items() if e == 2}
-    # the improving policy scores higher after training, on every prompt
+    # epochs were recovered exactly, and the scores are the recorded rewards: no judge call at all
+    assert refs(data, "before") == {rid for rid, (e, _) in truth.items() if e == 0}
+    assert refs(data, "after") == {rid for rid, (e, _) in truth.items() if e == 2}
+    assert oai.judge_calls == 0
+    for row in data["rows"]:
+        for side in ("before", "after"):
+            for smp in row[side]:
+                assert smp["score"] == truth[smp["ref"]][1] == smp["training_reward"]
+    curve = data["meta"]["reward_curve"]
+    for e in range(3):
+        want = [sc for (ee, sc) in truth.values() if ee == e]
+        assert curve[e]["n"] == len(want) and curve[e]["mean"] == pytest.approx(sum(want) / len(want))
     s = data["summary"]
     assert s["after"]["mean"] > s["before"]["mean"] + 0.3
     assert s["wins"] == N_ROWS and s["losses"] == 0
     assert s["delta"]["low"] > 0  # the 95% interval excludes "no change"
-    # recorded training rewards are shown next to the judge's scores
-    assert s["training_reward_before"] < s["training_reward_after"]
-    assert oai.judge_calls > 0
     for text in (r.stdout, r.stderr, (out / "index.html").read_text()):
         assert FW_KEY not in text and OPENAI_KEY not in text
+    # one gateway query per dataset row, with svgrft's own tags
+    calls = fwx.calls("GET", "/logs")
+    assert len(calls) == N_ROWS
+    assert all(c.query["program"] == "svgrft" for c in calls)
 
-    # every number is in comparison.json (the same document --json prints)
     for key in ("before", "after", "delta"):
         assert set(s[key]) >= {"n", "mean", "low", "high"}
     row = data["rows"][0]
@@ -215,6 +231,7 @@ def test_compare_epochs_end_to_end(cli, fwx, oai, rows, ds, tmp_path):
     sheet = decode_png((out / "before_after.png").read_bytes())
     assert sheet[0] == 1000 and 900 < sheet[1] < 4000
     assert non_background_fraction(sheet) > 0.05
+    assert non_background_fraction(decode_png((out / "reward_curve.png").read_bytes())) > 0.01
 
     # index.html opens in headless Chromium (JS on, as a user's browser) with every image present
     from playwright.sync_api import sync_playwright
@@ -231,56 +248,76 @@ def test_compare_epochs_end_to_end(cli, fwx, oai, rows, ds, tmp_path):
                                    "i.naturalHeight])")
             title = page.title()
             sections = page.evaluate("() => document.querySelectorAll('section.row').length")
-            folded = page.evaluate("() => document.querySelectorAll('details > pre').length")
+            curves = page.evaluate("() => document.querySelectorAll('svg.curve').length")
         finally:
             browser.close()
     assert title.startswith("svgrft compare-epochs")
-    assert sections == N_ROWS and folded == 2 * N_ROWS  # one folded SVG source per side and prompt
+    assert sections == N_ROWS and curves == 1
     assert len(images) == n_samples  # every sample has its picture
     assert all(done and w > 0 and h > 0 for done, w, h in images), images
 
 
-def test_judge_cache_makes_a_rerun_free_and_no_cache_asks_again(cli, fwx, oai, rows, ds, tmp_path):
+def test_rejudge_asks_the_judge_and_the_cache_makes_a_rerun_free(cli, fwx, oai, rows, ds, tmp_path):
     job, _ = finished_job(fwx, rows[:2], epochs=2, samples=1)
-    r1 = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "a", "--json")
+    r1 = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "a", "--rejudge", "--json")
     assert r1.exit_code == 0, r1
     first = oai.judge_calls
     assert first > 0
-    r2 = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "b", "--json")
+    assert r1.json()["meta"]["rejudged"] is True
+    r2 = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "b", "--rejudge", "--json")
     assert r2.exit_code == 0, r2
     assert oai.judge_calls == first  # every image was judged before: cache hits only
-    assert r2.json()["summary"]["after"]["mean"] == r1.json()["summary"]["after"]["mean"]
-    assert all(s["judge_cached"] for row in r2.json()["rows"] for s in row["before"] + row["after"]
-               if s["total"] and s["is_valid"] and s["fulfilled"] is not None and s["has_image"])
-    r3 = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "c", "--no-cache", "--json")
+    r3 = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "c", "--rejudge", "--no-cache", "--json")
     assert r3.exit_code == 0, r3
     assert oai.judge_calls > first
 
 
+def test_without_dataset_the_jobs_own_dataset_is_downloaded(cli, fwx, rows, tmp_path):
+    job, _ = finished_job(fwx, rows, epochs=2, samples=1)
+    # a different local dataset.train must not be used silently
+    (tmp_path / "other.jsonl").write_bytes(ft.dataset_lines(load_dataset(BUNDLED_DATASET)[10:12]))
+    r = cli("compare-epochs", job, "--out", tmp_path / "o", "--json")
+    assert r.exit_code == 0, r
+    data = r.json()
+    assert data["meta"]["dataset_origin"] == "downloaded from Fireworks (svg-ds)"
+    assert {x["row_id"] for x in data["rows"]} == {x.row_id for x in rows}
+    assert fwx.calls("GET", re.compile(r"datasets/svg-ds:getDownloadEndpoint$"))
+
+
 def test_uneven_samples_and_a_missing_row(cli, fwx, oai, rows, ds, tmp_path):
-    # row index 1 lost one rollout in epoch 1; row index 3 has no traces at all
+    # row index 1 lost one rollout in epoch 1; row index 3 has no records at all; split by time
     skip = {(1, 1, 0)} | {(3, e, s) for e in range(3) for s in range(2)}
-    job, truth = finished_job(fwx, rows, epochs=3, samples=2, skip=skip)
+    job, truth = finished_job(fwx, rows, epochs=3, samples=2, skip=skip, policy_model=False)
     r = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "o", "--epochs", "1,2", "--json")
     assert r.exit_code == 0, r
     data = r.json()
     g = data["meta"]["grouping"]
     assert g["missing_rows"] == [rows[3].row_id]
+    assert data["meta"]["rows_without_records"] == [rows[3].row_id]
     assert g["methods"] == {"equal": 2, "windows": 1}
+    assert "by time" in data["meta"]["epoch_split"]
     assert f"row {rows[1].row_id}: 5 rollouts, expected 3×2" in r.stderr
-    assert "1 dataset rows have no traces: " + rows[3].row_id in r.stderr
-    assert refs(data, "before") == {rid for rid, e in truth.items() if e == 1}
-    assert refs(data, "after") == {rid for rid, e in truth.items() if e == 2}
+    assert "1 dataset rows have no records: " + rows[3].row_id in r.stderr
+    assert refs(data, "before") == {rid for rid, (e, _) in truth.items() if e == 1}
+    assert refs(data, "after") == {rid for rid, (e, _) in truth.items() if e == 2}
     assert {row["row_id"] for row in data["rows"]} == {r_.row_id for r_ in rows[:3]}
+    assert [c["n"] for c in data["meta"]["reward_curve"]] == [6, 5, 6]
 
 
-def test_other_runs_on_the_same_rows_are_flagged(cli, fwx, oai, rows, ds, tmp_path):
-    job, _ = finished_job(fwx, rows[:2], epochs=2, samples=1)
-    ft.seed_job_traces(fwx, job, rows[:2], samples=2, seed=99)  # another run on the same rows, same window
+def test_records_of_another_job_outside_the_window_are_left_out(cli, fwx, rows, ds, tmp_path):
+    job, truth = finished_job(fwx, rows[:2], epochs=2, samples=1)
+    from svgrft.core import records as rec
+
+    old = fwx.job_create_time(job) - timedelta(hours=2)  # an earlier job with the same evaluator
+    fwx.add_log(tags=rec.record_tags(ft.EVAL_KEY, rows[0].row_id, "old-1"), program="svgrft", timestamp=old,
+                extras={"svgrft_record": rec.build_record(
+                    row_id=rows[0].row_id, rollout_id="old-1", time_s=old.timestamp(), policy_model="x", svg=None,
+                    score=0.0, is_valid=True, gate="no_svg", reason="no SVG", verdicts=[], judge_model="j",
+                    judge_mode="checklist")})
     r = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "o", "--json")
     assert r.exit_code == 0, r
-    assert "rows have ~6 rollouts, expected 2×1: other runs on the same rows may be mixed in" in r.stderr
-    assert "--tag, e.g. invocation_id:" in r.stderr
+    assert "old-1" not in refs(r.json(), "before") | refs(r.json(), "after")
+    assert "1 records of this evaluator fall outside the job's time window" in r.stderr
 
 
 def test_running_job_compares_first_with_latest_finished_epoch(cli, fwx, oai, rows, ds, tmp_path):
@@ -291,14 +328,14 @@ def test_running_job_compares_first_with_latest_finished_epoch(cli, fwx, oai, ro
         if (j.get("jobProgress") or {}).get("epoch") == 2:
             break
     fwx.set_job_state(job, "RUNNING", epoch=2, hold=True)
-    truth = ft.seed_job_traces(fwx, job, rows, samples=2, epochs=4, partial_rows=2)
-    assert sorted(set(truth.values())) == [0, 1, 2]
+    truth = ft.seed_job_records(fwx, job, rows, samples=2, epochs=4, partial_rows=2)
+    assert sorted({e for e, _ in truth.values()}) == [0, 1, 2]
     r = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "o", "--json")
     assert r.exit_code == 0, r
     assert "still running: comparing epoch 0 with the latest finished epoch 1 (of 4)" in r.stderr
     data = r.json()
     assert data["after_label"] == "epoch 1"
-    assert refs(data, "after") == {rid for rid, e in truth.items() if e == 1}
+    assert refs(data, "after") == {rid for rid, (e, _) in truth.items() if e == 1}
     assert data["meta"]["grouping"]["finished_epochs"] == 2
     assert fwx.job(job)["state"] == "JOB_STATE_RUNNING"
 
@@ -310,7 +347,7 @@ def test_one_epoch_job_is_a_one_line_error(cli, fwx, rows, ds):
     err = error_lines(r)
     assert len(err) == 2 and err[0].startswith("Error: this job ran one epoch only")
     assert err[1].startswith("hint:") and "--source replay" in err[1]
-    assert not fwx.calls("GET", "/v1/traces/pointwise")  # decided before any gateway traffic
+    assert not fwx.calls("GET", "/logs")  # decided before any gateway traffic
 
 
 def test_unknown_job_is_a_one_line_error(cli, fwx, ds):
@@ -321,15 +358,28 @@ def test_unknown_job_is_a_one_line_error(cli, fwx, ds):
     assert len(lines) == 2
 
 
-def test_job_without_traces_is_a_one_line_error(cli, fwx, rows, ds):
+def test_job_without_records_says_what_works_instead(cli, fwx, rows, ds):
     ft.create_job(fwx, "quiet-job", rows, epochs=2, samples=2, api_key=FW_KEY)
     fwx.run_job("quiet-job")
     r = cli("compare-epochs", "quiet-job", "--dataset", ds)
     assert r.exit_code == 1
     lines = error_lines(r)
-    assert lines[0].startswith("Error: no traces for job quiet-job on the tracing gateway")
-    assert lines[1].startswith("hint:") and "--dataset" in lines[1] and len(lines) == 2
-    assert len(fwx.calls("GET", "/v1/traces/pointwise")) == N_ROWS  # one query per dataset row
+    assert lines[0].startswith("Error: no rollout records of job quiet-job on the tracing gateway")
+    assert lines[1].startswith("hint:") and "--source replay" in lines[1] and "--runs" in lines[1]
+    assert len(lines) == 2
+    assert len(fwx.calls("GET", "/logs")) == N_ROWS  # one query per dataset row
+
+
+def test_job_scored_by_another_tools_evaluator_is_a_one_line_error(cli, fwx, rows, ds):
+    ft.create_job(fwx, "foreign-job", rows, epochs=2, samples=1, api_key=FW_KEY, evaluator_id="ep-eval",
+                  eval_key=None)
+    fwx.run_job("foreign-job")
+    r = cli("compare-epochs", "foreign-job", "--dataset", ds)
+    assert r.exit_code == 1
+    lines = error_lines(r)
+    assert lines[0].startswith("Error: job foreign-job was not scored by an svgrft evaluator that records")
+    assert "--source replay" in lines[1] and "--runs" in lines[1] and len(lines) == 2
+    assert not fwx.calls("GET", "/logs")
 
 
 def test_unreachable_gateway_is_a_one_line_error(cli, fwx, rows, ds, monkeypatch):
@@ -353,46 +403,53 @@ def test_bad_epochs_and_options_are_usage_errors(cli, fwx, rows, ds):
     assert r.exit_code == 2 and "best, worst, random, all" in r.stderr
     r = cli("compare-epochs")
     assert r.exit_code == 2 and "missing JOB_ID" in r.stderr
+    r = cli("compare-epochs", job, "--source", "replay", "--rejudge")
+    assert r.exit_code == 2 and "--rejudge" in r.stderr
 
 
-def test_the_fakes_own_epoch_tag_is_used_and_agrees(cli, oai, rows, ds, tmp_path, monkeypatch):
-    """The FakeFireworks job writer tags epoch:<e>: the tag is used and cross-checked with timing."""
-    from tests.fakes import start_fireworks
-
-    with start_fireworks(api_keys={FW_KEY: "acct"}, job_traces=True, job_epoch_tag=True) as fake:
-        monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
-        monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
-        monkeypatch.setenv("FIREWORKS_TRACING_BASE_URL", fake.localhost_url)
-        ft.create_job(fake, "tagged", rows[:2], epochs=2, samples=2, api_key=FW_KEY)
-        fake.run_job("tagged")
-        r = cli("compare-epochs", "tagged", "--dataset", ds, "--out", tmp_path / "o", "--json")
+def test_jobs_status_shows_the_mean_reward_per_epoch(cli, fwx, rows):
+    job, truth = finished_job(fwx, rows, epochs=3, samples=2)
+    r = cli("jobs", "status", job, "--json")
     assert r.exit_code == 0, r
-    g = r.json()["meta"]["grouping"]
-    assert g["tag"] == "epoch" and g["tag_agreement"] == [8, 8]
-    assert "epoch tag present: used; agrees with timing for 8 of 8 rollouts" in r.stderr
-    assert r.json()["summary"]["after"]["mean"] > r.json()["summary"]["before"]["mean"]
+    curve = r.json()["reward_curve"]
+    for e in range(3):
+        want = [sc for (ee, sc) in truth.values() if ee == e]
+        assert curve[e]["mean"] == pytest.approx(sum(want) / len(want))
+    assert len(fwx.calls("GET", "/logs")) == 1  # one query for the whole evaluator
+    r = cli("jobs", "status", job)
+    assert r.exit_code == 0 and "mean reward" in r.stdout and "epoch 2: " in r.stdout
+    ft.create_job(fwx, "quiet-job", rows, epochs=2, samples=2, api_key=FW_KEY, evaluator_id="other-eval",
+                  eval_key="fedcba9876543210")
+    fwx.run_job("quiet-job")
+    r = cli("jobs", "status", "quiet-job", "--json")
+    assert r.exit_code == 0 and r.json()["reward_curve"] is None
+    assert r.json()["reward_curve_note"].startswith("not available: no rollout records")
 
 
 # ----------------------------------------------------------------------------------- report files
-def test_hostile_replies_score_zero_with_a_reason_and_are_escaped(cli, fwx, oai, rows, ds, tmp_path):
+def test_hostile_records_are_dropped_or_escaped_and_never_crash(cli, fwx, oai, rows, ds, tmp_path):
+    from svgrft.core import records as rec
+
     job, _ = finished_job(fwx, rows[:2], epochs=2, samples=1)
     windows = fwx.job_epochs(job)
     t = windows[-1]["start"] + (windows[-1]["end"] - windows[-1]["start"]) / 2
-    # an extra rollout of row 0 in the last epoch: prose with markup, and a huge junk reply for row 1
-    hostile = "<script>alert('x')</script> I cannot draw that. <img src=x onerror=alert(1)>"
-    fwx.add_trace(tags=["rollout_id:evil-1", f"row_id:{rows[0].row_id}"], messages=[{"role": "user", "content": "u"}],
-                  output={"role": "assistant", "content": hostile}, timestamp=t)
-    fwx.add_trace(tags=["rollout_id:evil-2", f"row_id:{rows[1].row_id}"], messages=[{"role": "user", "content": "u"}],
-                  output={"role": "assistant", "content": "<svg" + "<g>" * 100_000}, timestamp=t)
-    fwx.add_trace(tags=["rollout_id:evil-3"], messages=[], timestamp=t)  # no row id: dropped, counted
+    hostile = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+    good = rec.build_record(row_id=rows[0].row_id, rollout_id="evil-1", time_s=t.timestamp(),
+                            policy_model=f"accounts/acct/models/{job}-epoch-1", svg="<svg" + "<g>" * 100_000,
+                            score=0.0, is_valid=True, gate="render_failed", reason=hostile, verdicts=[],
+                            judge_model=hostile, judge_mode="checklist")
+    tags = rec.record_tags(ft.EVAL_KEY, rows[0].row_id, "evil-1")
+    fwx.add_log(tags=tags, extras={"svgrft_record": good}, program="svgrft", timestamp=t)
+    for junk in ({"svgrft_record": "nope"}, {"svgrft_record": {**good, "score": 7}},
+                 {"svgrft_record": {**good, "schema": 99}}, {"svgrft_record": {**good, "row_id": ["x"]}}, None):
+        fwx.add_log(tags=tags, extras=junk, program="svgrft", timestamp=t)
     out = tmp_path / "o"
     r = cli("compare-epochs", job, "--dataset", ds, "--out", out, "--json")
     assert r.exit_code == 0, r
     data = r.json()
     after = {s["ref"]: s for row in data["rows"] for s in row["after"]}
-    assert after["evil-1"]["score"] == 0 and after["evil-1"]["reason"].startswith("no SVG")
-    assert after["evil-2"]["score"] == 0 and after["evil-2"]["reason"]
-    assert "expected 2×1" in r.stderr  # the extra rollouts made those rows irregular, and it says so
+    assert after["evil-1"]["score"] == 0 and not after["evil-1"]["has_image"]
+    assert sum(data["meta"]["records_dropped"].values()) == 5
     html = (out / "index.html").read_text()
     assert "<script>alert" not in html and "onerror=alert" not in html.replace("onerror=alert(1)&gt;", "")
 

@@ -221,6 +221,7 @@ def test_evaluator_build_fails_hook_sees_the_tarball():
 
 
 def test_rft_job_runs_to_completion_with_model_epochs_and_traces(fake):
+    fake.job_traces = True  # synthetic traces (off by default: local-mode jobs leave none)
     c = sdk(fake)
     ready_dataset_and_evaluator(c, fake)
     job = c.reinforcement_fine_tuning_jobs.create(
@@ -462,10 +463,14 @@ def test_tracing_proxy_logs_status_and_traces(fake):
     t = r["traces"][0]
     assert {"rollout_id:r1", "invocation_id:inv", "experiment_id:exp", "run_id:run", "row_id:row-7"} <= set(t["tags"])
     assert len(t["input"]["messages"]) == 3 and t["output"]["role"] == "assistant"
-    allr = requests.get(f"{fake.url}/v1/traces", params={"tags": ["invocation_id:inv", "run_id:run"], "limit": 1, "page": 2},
+    allr = requests.get(f"{fake.url}/v1/traces", params={"tags": ["invocation_id:inv", "run_id:run"], "limit": 2},
                         headers=hdr).json()
-    assert allr["meta"]["total_items"] == 2 and allr["meta"]["total_pages"] == 2
-    assert allr["traces"][0]["output"]["content"] == reply.choices[0].message.content  # oldest on page 2
+    assert allr["total_traces"] == 2 and "meta" not in allr  # limit is a total: no pages (§5.2b)
+    assert allr["traces"][1]["output"]["content"] == reply.choices[0].message.content  # newest first
+    assert requests.get(f"{fake.url}/v1/traces", params={"tags": "run_id:run", "page": 2}, headers=hdr).status_code == 400
+    # pointwise needs a rollout_id tag, and an unknown rollout is a 500 (the OSS gateway's behaviour)
+    assert requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "row_id:row-7"}, headers=hdr).status_code == 500
+    assert requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "rollout_id:zz"}, headers=hdr).status_code == 500
     assert requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "rollout_id:r1"}).status_code == 401
 
     st = requests.get(f"{fake.url}/v1/status", params={"rollout_id": "r1"}, headers=hdr).json()
@@ -486,7 +491,7 @@ def test_tracing_proxy_logs_status_and_traces(fake):
     fake.clock.advance(3600)
     fake.add_trace(tags=["invocation_id:job", "epoch:1"], messages=msgs, output={"role": "assistant", "content": "<svg/>"})
     window = {"tags": "invocation_id:job", "from_timestamp": (t0 + (fake.clock.peek() - t0) / 2).isoformat()}
-    got = requests.get(f"{fake.url}/v1/traces/pointwise", params=window, headers=hdr).json()["traces"]
+    got = requests.get(f"{fake.url}/v1/traces", params=window, headers=hdr).json()["traces"]
     assert [x["tags"][1] for x in got] == ["epoch:1"]
 
 

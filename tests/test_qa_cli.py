@@ -379,7 +379,7 @@ def test_many_row_warnings_are_collapsed(cli, oai, monkeypatch, tmp_path):
         ft.create_job(fake, "svg-job", rows, epochs=3, samples=2, api_key=FW_KEY)
         fake.run_job("svg-job")
         skip = {(i, 1, 0) for i in range(6)}             # every row lost one rollout in epoch 1
-        ft.seed_job_traces(fake, "svg-job", rows, samples=2, skip=skip)
+        ft.seed_job_records(fake, "svg-job", rows, samples=2, skip=skip, policy_model=False)
         r = cli("compare-epochs", "svg-job", "--dataset", ds, "--out", tmp_path / "o", "--json")
     finally:
         fake.stop()

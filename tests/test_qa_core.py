@@ -677,7 +677,7 @@ def test_hostile_questions_file_is_a_dataset_error(tmp_path, text, fragment):
 
 @pytest.mark.parametrize("body,fragment", [
     (b"[" * 100_000, "not JSON"),  # RecursionError escaped the client
-    (b'{"traces": [], "meta": {"total_pages": ' + b"9" * 5000 + b"}}", "not JSON"),
+    (b'{"traces": [], "total_traces": ' + b"9" * 5000 + b"}", "not JSON"),
 ], ids=["deep", "giant_integer"])
 def test_tracing_client_turns_hostile_bodies_into_typed_errors(canned, body, fragment):
     from svgrft.clients.tracing import TracingClient
@@ -686,17 +686,17 @@ def test_tracing_client_turns_hostile_bodies_into_typed_errors(canned, body, fra
     canned.answer(body)
     with TracingClient(canned.url.rsplit("/v1", 1)[0], "fw-test-tracing-0123456789", retries=0) as tc:
         with pytest.raises(ApiError, match=fragment):
-            tc.fetch(["row_id:r"])
+            tc.traces(["rollout_id:r"])
 
 
-def test_tracing_client_ignores_non_ascii_digit_page_counts(canned):
-    # "²".isdigit() is True but int("²") raises: total_pages "²" crashed the paging loop
+def test_tracing_client_ignores_non_ascii_digit_counts(canned):
+    # "²".isdigit() is True but int("²") raises: a total "²" must not crash the client
     from svgrft.clients.tracing import TracingClient
 
-    canned.answer({"traces": [{"id": "t1"}], "meta": {"total_pages": "\u00b2"}})
+    canned.answer({"traces": [{"id": "t1"}], "total_traces": "\u00b2"})
     with TracingClient(canned.url.rsplit("/v1", 1)[0], "fw-test-tracing-0123456789", retries=0) as tc:
-        res = tc.fetch(["row_id:r"])
-    assert [t["id"] for t in res.traces] == ["t1"]
+        res = tc.traces(["rollout_id:r"], limit=5)
+    assert [t["id"] for t in res.traces] == ["t1"] and not res.truncated
 
 
 def test_requirements_from_a_hostile_prompt_do_not_hang():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import typer
 
 from svgrft.cli import _common as c
 
-SOURCES = ("tracing", "replay", "runs")
+SOURCES = ("records", "replay", "runs")
+ALIASES = {"tracing": "records"}  # the name of the default source before the evaluator recorded rollouts
 ROW_WARNINGS_SHOWN = 3  # per-row warnings beyond this are counted, not printed one by one
 
 
@@ -88,6 +89,16 @@ def _print_tables(cmp, files: dict) -> None:
     for row in _summary_rows(st, cmp.before_label, cmp.after_label):
         s.add_row(*row)
     c.print_table(s)
+    curve = cmp.meta.get("reward_curve")
+    if curve:
+        t2 = Table(title="training reward per epoch (every recorded rollout)")
+        for col, just in (("epoch", "right"), ("rollouts", "right"), ("mean", "right"), ("std", "right"),
+                          ("min – max", "right")):
+            t2.add_column(col, justify=just, no_wrap=True)
+        for e in curve:
+            rng = "" if e.get("min") is None else f"{e['min']:.3f} – {e['max']:.3f}"
+            t2.add_row(str(e["epoch"]), str(e["n"]), fmt_score(e.get("mean"), 3), fmt_score(e.get("std"), 3), rng)
+        c.print_table(t2)
     for kind, path in files.items():
         c.out(f"{kind}: {path}")
 
@@ -169,20 +180,22 @@ def _print_changed(cmp, changed: dict) -> None:
 def cmd(
     job_id: Optional[str] = typer.Argument(None, metavar="JOB_ID", help="RFT job id (or full resource name). Not needed with --runs."),
     source: Optional[str] = typer.Option(None, "--source", "-s",
-                                         help="Where the rollouts come from: tracing (the job's recorded rollouts, "
-                                              "default), replay (fresh replies from the base and the output model), "
+                                         help="Where the rollouts come from: records (the rollouts the job's "
+                                              "evaluator recorded while it trained, with their rewards; default), "
+                                              "replay (fresh replies from the base and the output model), "
                                               "runs (two local runs, with --runs)."),
     runs: Optional[Tuple[str, str]] = typer.Option(None, "--runs", metavar="RUN_A RUN_B",
                                                     help="Compare two local runs of `svgrft eval` instead of a job."),
     epochs: Optional[str] = typer.Option(None, "--epochs", metavar="A,B",
                                          help="Epochs to compare, 0-based (-1 = last finished). "
                                               "Default: first vs last finished."),
-    tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="KEY:VALUE",
-                                            help="Narrow the trace search with a tracing tag (repeatable), "
-                                                 "e.g. invocation_id:…"),
+    rejudge: bool = typer.Option(False, "--rejudge",
+                                 help="Score the recorded replies again with the configured judge (default: show "
+                                      "the rewards the job trained on, no judge call)."),
     dataset: Optional[str] = typer.Option(None, "--dataset",
                                           help="The job's dataset JSONL (row ids → prompts and requirements). "
-                                               "Default: dataset.train from the config, then the bundled file."),
+                                               "Default: the job's dataset, downloaded from Fireworks "
+                                               "(--source replay: dataset.train, then the bundled file)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory. Default: reports/<job>/."),
     rows: int = typer.Option(6, "--rows", min=1, help="Prompts on the contact sheet (before_after.png)."),
     pick: str = typer.Option("best", "--pick", help="Which prompts go on the contact sheet: best (biggest gains), "
@@ -197,11 +210,12 @@ def cmd(
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
-    """Compare the first and the last epoch of an RFT job: rendered side by side, scored by the training judge.
+    """Compare the first and the last epoch of an RFT job: rendered side by side, with the rewards it trained on.
 
-    Writes index.html (every prompt: requirements, before/after images, scores, the judge's ticks and
-    evidence, SVG sources) and before_after.png (a contact sheet for reports) to --out, prints a table,
-    and with --json every number.
+    Reads the rollouts the job's evaluator recorded (one gateway query per dataset row). Writes index.html
+    (every prompt: requirements, before/after images, scores, the judge's ticks and evidence, SVG
+    sources, the reward curve), before_after.png (a contact sheet) and reward_curve.png (mean reward per
+    epoch) to --out, prints a table, and with --json every number.
 
     --source replay scores the base model (serverless) against the trained model on the prompts of
     --dataset (e.g. datasets/svgbench_eval.jsonl, which the job never trained on: the report names the
@@ -212,7 +226,8 @@ def cmd(
     from svgrft.workflow import compare as wf
     from svgrft.workflow.jobs import job_id_of
 
-    src = (source or ("runs" if runs else "tracing")).strip().lower()
+    src = (source or ("runs" if runs else "records")).strip().lower()
+    src = ALIASES.get(src, src)
     if src not in SOURCES:
         raise UsageError(f"unknown --source {source!r}", hint="use one of: " + ", ".join(SOURCES))
     if pick not in PICKS:
@@ -223,8 +238,8 @@ def cmd(
             raise UsageError("--source runs needs --runs RUN_A RUN_B", hint="list runs with `svgrft runs list`")
         if job_id:
             raise UsageError("give either a JOB_ID or --runs, not both", hint="e.g. svgrft compare-epochs --runs A B")
-        if requested or tag:
-            raise UsageError("--epochs and --tag apply to a job, not to --runs", hint="drop them")
+        if requested or rejudge:
+            raise UsageError("--epochs and --rejudge apply to a job, not to --runs", hint="drop them")
     elif not job_id:
         raise UsageError("missing JOB_ID", hint="svgrft compare-epochs JOB_ID (see `svgrft jobs list`), "
                                                 "or --runs RUN_A RUN_B")
@@ -233,12 +248,12 @@ def cmd(
 
     settings = c.settings()
     c.check_chromium_setting(settings)
-    if src == "tracing":
-        source_obj = wf.TracingSource(settings, job_id, dataset=dataset, tags=tag or (), epochs=requested)
+    if src == "records":
+        source_obj = wf.RecordsSource(settings, job_id, dataset=dataset, epochs=requested, rejudge=rejudge)
         default_out = Path("reports") / job_id_of(job_id)
     elif src == "replay":
-        if requested or tag:
-            raise UsageError("--epochs and --tag apply to --source tracing", hint="drop them for --source replay")
+        if requested or rejudge:
+            raise UsageError("--epochs and --rejudge apply to --source records", hint="drop them for --source replay")
         source_obj = wf.ReplaySource(settings, job_id, dataset=dataset, samples=samples)
         default_out = Path("reports") / f"{job_id_of(job_id)}-replay"
     else:
@@ -271,6 +286,8 @@ def cmd(
         data = cmp.to_json()
         data["files"] = files
         data.update(changed)
+        if cmp.meta.get("reward_curve"):
+            data["reward_curve"] = cmp.meta["reward_curve"]
         c.emit_json(data)
     else:
         _print_tables(cmp, files)

@@ -209,14 +209,39 @@ def list_cmd(
     c.print_table(t)
 
 
+def _reward_curve(client, job: dict) -> tuple[list | None, str | None]:
+    """(per-epoch reward means, None) from the job's rollout records, or (None, why there are none).
+    Never fails the command: the records are extra information."""
+    from svgrft.errors import SvgrftError
+    from svgrft.workflow.compare import job_epoch_status, job_reward_curve
+
+    if not job_epoch_status(job)["slots"]:
+        return None, "no epoch has started"
+    try:
+        curve = job_reward_curve(c.settings(), client, job)
+    except SvgrftError as e:
+        return None, f"not available: {e.message}"
+    return curve["epochs"], None
+
+
+def _curve_text(curve: list | None) -> str:
+    if not curve:
+        return ""
+    return " · ".join(f"epoch {e['epoch']}: {e['mean']:.3f} (n={e['n']})" if e.get("mean") is not None
+                      else f"epoch {e['epoch']}: -" for e in curve)
+
+
 @app.command("status")
 @c.command
 def status_cmd(job_id: str = JOB_ARG, json_out: bool = c.JSON_OPT) -> None:
-    """Show one job: state, progress, models, dataset, evaluator and (if it failed) why."""
+    """Show one job: state, progress, models, dataset, evaluator, the mean reward per epoch (from the
+    rollouts its evaluator recorded) and (if it failed) why."""
     from svgrft.workflow.jobs import failure_hint, get_job, job_summary
 
     client = _client()
-    s = job_summary(get_job(client, job_id), client.account_id)
+    job = get_job(client, job_id)
+    s = job_summary(job, client.account_id)
+    s["reward_curve"], s["reward_curve_note"] = _reward_curve(client, job)
     if json_out:
         c.emit_json(s)
         return
@@ -231,7 +256,8 @@ def status_cmd(job_id: str = JOB_ARG, json_out: bool = c.JSON_OPT) -> None:
             ("base model", s.get("base_model")), ("output model", s.get("output_model")),
             ("dataset", s.get("dataset")), ("eval dataset", s.get("evaluation_dataset")),
             ("evaluator", s.get("evaluator")), ("created", s.get("create_time")),
-            ("completed", s.get("completed_time")), ("dashboard", s.get("dashboard_url"))]
+            ("completed", s.get("completed_time")), ("dashboard", s.get("dashboard_url")),
+            ("mean reward", _curve_text(s["reward_curve"]) or s["reward_curve_note"])]
     for k, v in rows:
         if v:
             t.add_row(k, v if k == "state" else _e(v))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 __all__ = ["Sample", "PromptRow", "Comparison", "pick_rows", "index_html", "contact_sheet_html", "PICKS",
-           "TIE_EPS"]
+           "TIE_EPS", "reward_curve_svg", "reward_curve_html"]
 
 PICKS = ("best", "worst", "random", "all")
 TIE_EPS = 1e-9
@@ -415,6 +415,12 @@ def index_html(cmp: Comparison) -> str:
                      + "</ul>")
     if cmp.warnings:
         parts.append("<ul class='notes warn'>" + "".join(f"<li>{esc(w)}</li>" for w in cmp.warnings) + "</ul>")
+    curve = cmp.meta.get("reward_curve")
+    if curve:
+        parts.append("<h2>Training reward per epoch</h2>"
+                     "<p class=\"sub\">Mean reward the evaluator gave, over every recorded rollout of each epoch "
+                     "(bars: ±1 standard deviation; dots: steps, where the records tell them apart).</p>"
+                     + reward_curve_svg(curve) + _curve_table(curve))
     parts.append(_brief_table(st["biggest_gains"], "Biggest gains"))
     parts.append(_brief_table(st["biggest_regressions"], "Biggest regressions"))
     parts.append(f"<h2>Every prompt ({len(cmp.rows)})</h2>")
@@ -422,6 +428,73 @@ def index_html(cmp: Comparison) -> str:
         parts.append(_row_html(row, cmp))
     parts.append("</main></body></html>")
     return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------- reward curve
+def _curve_table(curve: list[dict]) -> str:
+    head = "<tr><th>epoch</th><th>rollouts</th><th>mean reward</th><th>std</th><th>min – max</th></tr>"
+    body = []
+    for c in curve:
+        rng = "" if c.get("min") is None else f"{c['min']:.3f} – {c['max']:.3f}"
+        body.append(f"<tr><td>{esc(c.get('epoch'))}</td><td>{esc(c.get('n'))}</td>"
+                    f"<td>{fmt_score(c.get('mean'), 3)}</td><td>{fmt_score(c.get('std'), 3)}</td><td>{rng}</td></tr>")
+    return f"<table class=\"brief\">{head}{''.join(body)}</table>"
+
+
+def reward_curve_svg(curve: list[dict], width: int = 720, height: int = 320) -> str:
+    """A line chart of the mean reward per epoch (0..1 axis), ±1 std bars, step dots. Pure SVG text."""
+    pts = [c for c in curve if c.get("mean") is not None]
+    left, right, top, bottom = 56, 20, 20, 44
+    pw, ph = width - left - right, height - top - bottom
+    n = max(1, len(curve))
+
+    def x(i: float) -> float:
+        return left + (pw * (i + 0.5) / n)
+
+    def y(v: float) -> float:
+        return top + ph * (1.0 - max(0.0, min(1.0, float(v))))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="curve" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="mean reward per epoch">',
+           f'<rect width="{width}" height="{height}" fill="#ffffff"/>']
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeef2"/>'
+                   f'<text x="{left - 8}" y="{y(t) + 4:.1f}" font-size="12" text-anchor="end" fill="#57606a" '
+                   f'font-family="DejaVu Sans, Arial, sans-serif">{t:.2f}</text>')
+    for i, c in enumerate(curve):
+        out.append(f'<text x="{x(i):.1f}" y="{height - bottom + 18}" font-size="12" text-anchor="middle" '
+                   f'fill="#57606a" font-family="DejaVu Sans, Arial, sans-serif">epoch {esc(c.get("epoch"))}</text>')
+        steps = c.get("steps") or []
+        for j, st in enumerate(steps):
+            if st.get("mean") is None:
+                continue
+            sx = x(i) - 0.35 * pw / n + (0.7 * pw / n) * (j + 0.5) / len(steps)
+            out.append(f'<circle cx="{sx:.1f}" cy="{y(st["mean"]):.1f}" r="3" fill="#8c959f"/>')
+        if c.get("mean") is not None and c.get("std") is not None:
+            lo, hi = c["mean"] - c["std"], c["mean"] + c["std"]
+            out.append(f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="#0969da" '
+                       f'stroke-width="2"/>')
+    if pts:
+        path = " ".join(f"{'M' if k == 0 else 'L'}{x(curve.index(c)):.1f},{y(c['mean']):.1f}" for k, c in enumerate(pts))
+        out.append(f'<path d="{path}" fill="none" stroke="#0969da" stroke-width="3"/>')
+        for c in pts:
+            out.append(f'<circle cx="{x(curve.index(c)):.1f}" cy="{y(c["mean"]):.1f}" r="5" fill="#0969da"/>'
+                       f'<text x="{x(curve.index(c)) + 8:.1f}" y="{y(c["mean"]) - 8:.1f}" font-size="13" '
+                       f'fill="#1f2328" font-family="DejaVu Sans, Arial, sans-serif">{c["mean"]:.3f}</text>')
+    out.append(f'<text x="14" y="{top + ph / 2:.1f}" font-size="12" fill="#57606a" transform="rotate(-90 14 '
+               f'{top + ph / 2:.1f})" text-anchor="middle" font-family="DejaVu Sans, Arial, sans-serif">'
+               f'mean reward</text></svg>')
+    return "".join(out)
+
+
+def reward_curve_html(curve: list[dict], title: str) -> tuple[str, int, int]:
+    """(html, width, height) of a page holding only the chart, for ``Renderer.screenshot_html``."""
+    w, h = 760, 390
+    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>body{margin:0;background:#fff;"
+            "font-family:'DejaVu Sans',Arial,sans-serif}h1{font-size:17px;margin:12px 20px 0;color:#1f2328}"
+            "</style></head><body>" + f"<h1>{esc(title)}</h1><div style=\"padding:8px 20px\">"
+            + reward_curve_svg(curve) + "</div></body></html>")
+    return page, w, h
 
 
 def _ci_line(d: dict) -> str:

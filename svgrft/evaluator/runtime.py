@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from svgrft.evaluator import CONFIG_FILE, CONFIG_SCHEMA, SAMPLE_DATASET, TOKEN_ENV
+from svgrft.evaluator import CONFIG_FILE, CONFIG_SCHEMA, MANIFEST_FILE, SAMPLE_DATASET, TOKEN_ENV
 
 HERE = Path(__file__).resolve().parent
 
@@ -200,12 +200,13 @@ async def score_row(row: Any, cfg: dict[str, Any]) -> Any:
 
     reply, requirements, prompt, problem = row_inputs(row)
     if not requirements:
-        row.evaluation_result = EvaluateResult(
-            score=0.0, is_score_valid=False,
-            reason="dataset row has no input_metadata.dataset_info.requirements")
+        reason = "dataset row has no input_metadata.dataset_info.requirements"
+        row.evaluation_result = EvaluateResult(score=0.0, is_score_valid=False, reason=reason)
+        record_rollout(row, cfg, score=0.0, is_valid=False, reason=reason)
         return row
     if problem is not None:
         row.evaluation_result = EvaluateResult(score=0.0, is_score_valid=False, reason=problem)
+        record_rollout(row, cfg, score=0.0, is_valid=False, reason=problem)
         return row
     scorer = await get_scorer(cfg)
     r = await scorer.score_reply(reply, requirements, prompt)
@@ -217,4 +218,114 @@ async def score_row(row: Any, cfg: dict[str, Any]) -> Any:
     reason = r.reason if not r.gate else f"[{r.gate}] {r.reason}"
     row.evaluation_result = EvaluateResult(score=float(r.score), is_score_valid=bool(r.is_valid),
                                            reason=reason, metrics=metrics)
+    record_rollout(row, cfg, score=float(r.score), is_valid=bool(r.is_valid), reason=r.reason or "", gate=r.gate,
+                   svg=r.svg, verdicts=[v.to_dict() for v in r.verdicts], judge_model=r.judge_model,
+                   judge_mode=r.judge_mode, fulfilled=r.fulfilled, total=r.total)
     return row
+
+
+# ---------------------------------------------------------------------------------------------- recording
+
+_RECORDER: list[Any] = []  # [LogRecorder] once created; [None] when recording is off or impossible
+_RECORD_PROBLEMS: dict[str, int] = {}
+
+
+def record_key(base_dir: str | Path | None = None) -> str | None:
+    """The evaluator's record key: the first 16 hex digits of its content hash (``svgrft_manifest.json``,
+    written by staging; the same hash is the evaluator's ``commitHash``). None when there is no manifest."""
+    root = Path(base_dir) if base_dir is not None else config_path().parent
+    try:
+        data = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    h = data.get("content_hash") if isinstance(data, dict) else None
+    if isinstance(h, str) and len(h) >= 16 and all(c in "0123456789abcdef" for c in h[:16]):
+        return h[:16]
+    return None
+
+
+def _recorder(cfg: dict[str, Any]) -> Any:
+    """The process's LogRecorder (created on first use), or None when records cannot be written."""
+    if _RECORDER:
+        return _RECORDER[0]
+    rec_cfg = cfg.get("record") or {}
+    rec = None
+    why = None
+    if not rec_cfg.get("enabled", False):
+        why = "recording is off in the evaluator config"
+    elif not rec_cfg.get("gateway"):
+        why = "no gateway URL in the evaluator config"
+    elif record_key() is None:
+        why = f"no {MANIFEST_FILE} (stage the evaluator with svgrft)"
+    elif not os.environ.get("FIREWORKS_API_KEY", "").strip():
+        why = "FIREWORKS_API_KEY is not set"
+    else:
+        from svgrft.clients.gatewaylog import LogRecorder
+
+        secrets = [os.environ.get(k, "") for k in ("FIREWORKS_API_KEY", "OPENAI_API_KEY", TOKEN_ENV,
+                                                    "EP_REMOTE_API_KEY", "WANDB_API_KEY")]
+        rec = LogRecorder(str(rec_cfg["gateway"]), os.environ["FIREWORKS_API_KEY"].strip(), secrets=secrets,
+                          timeout=float(rec_cfg.get("timeout", 5.0)),
+                          flush_timeout=float(rec_cfg.get("flush_timeout", 30.0)))
+        atexit.register(_close_recorder)
+    if why:
+        _log(f"svgrft: rollouts are not recorded ({why}); compare-epochs will not find this job's rollouts")
+    _RECORDER.append(rec)
+    return rec
+
+
+def _log(line: str) -> None:
+    import logging
+    import sys
+
+    try:
+        print(line, file=sys.stderr, flush=True)
+        logging.getLogger("svgrft.records").warning(line)
+    except Exception:
+        pass
+
+
+def _close_recorder() -> None:
+    rec = _RECORDER[0] if _RECORDER else None
+    if rec is None:
+        return
+    rec.close()
+    for why, n in _RECORD_PROBLEMS.items():
+        rec.failed[why] = rec.failed.get(why, 0) + n
+    _log(rec.summary())
+
+
+def record_rollout(row: Any, cfg: dict[str, Any], *, score: float, is_valid: bool, reason: str,
+                   gate: str | None = None, svg: str | None = None, verdicts: list | None = None,
+                   judge_model: str = "", judge_mode: str = "", fulfilled: int = 0, total: int = 0) -> None:
+    """Queue the record of one scored rollout (:mod:`svgrft.core.records`). Never raises, never blocks,
+    never changes the row: a failure is counted and reported in the evaluator's log at exit."""
+    try:
+        import time
+
+        from svgrft.core import records
+
+        rec = _recorder(cfg)
+        if rec is None:
+            return
+        im = getattr(row, "input_metadata", None)
+        ex = getattr(row, "execution_metadata", None)
+        row_id = str(getattr(im, "row_id", None) or "")
+        if not row_id:
+            _RECORD_PROBLEMS["row without row_id"] = _RECORD_PROBLEMS.get("row without row_id", 0) + 1
+            return
+        params = getattr(im, "completion_params", None) or {}
+        model = params.get("model") if isinstance(params, dict) else getattr(params, "model", None)
+        ids = {k: str(getattr(ex, k, None) or "") for k in ("invocation_id", "experiment_id", "run_id")}
+        rollout_id = str(getattr(ex, "rollout_id", None) or "") or None
+        settings = cfg.get("settings") or {}
+        body = records.build_record(
+            row_id=row_id, rollout_id=rollout_id, time_s=time.time(), policy_model=str(model) if model else None,
+            svg=svg, score=score, is_valid=is_valid, gate=gate, reason=reason, verdicts=verdicts or [],
+            judge_model=judge_model or str(settings.get("judge.model", "")),
+            judge_mode=judge_mode or str(settings.get("judge.mode", "")), ids=ids, fulfilled=fulfilled, total=total)
+        key = record_key()
+        rec.submit(records.record_tags(key, row_id, rollout_id), f"svgrft rollout {row_id} score {score:.3f}", body)
+    except Exception as e:  # recording must never fail a row
+        why = f"record: {type(e).__name__}"
+        _RECORD_PROBLEMS[why] = _RECORD_PROBLEMS.get(why, 0) + 1

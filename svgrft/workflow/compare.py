@@ -1,15 +1,16 @@
 """compare-epochs: collect two sides of rollouts, score them with the training scorer, report.
 
-Flow: a :class:`RolloutSource` collects raw samples (reply text, optional training reward) for a
-"before" and an "after" side → :func:`score_collected` scores every reply with the same
-:class:`~svgrft.core.scoring.Scorer` the evaluator uses (judge cache on, so numbers are comparable
-and reruns are cheap) → :func:`build_comparison` → :func:`write_outputs` (``index.html``,
-``before_after.png``, ``comparison.json``).
+Flow: a :class:`RolloutSource` collects samples for a "before" and an "after" side → unscored replies
+are scored by :func:`score_async` with the same :class:`~svgrft.core.scoring.Scorer` the evaluator uses
+(judge cache on) → recorded samples get their picture from :func:`render_missing` → :func:`build_comparison`
+→ :func:`write_outputs_async` (``index.html``, ``before_after.png``, ``reward_curve.png``, ``comparison.json``).
 
 Sources:
 
-``TracingSource``  the rollouts Fireworks recorded for the job on the tracing gateway; epochs are
-                   assigned by :mod:`svgrft.core.epochs` (timing, not tags).
+``RecordsSource``  the rollouts the job's own evaluator recorded while it trained (svgrft.core.records):
+                   the replies and the rewards the model was trained on, so no judge call (``--rejudge``
+                   scores again); epochs split by the policy model the records name, else by time
+                   (:mod:`svgrft.core.epochs`); the reward curve over every recorded rollout.
 ``ReplaySource``   fresh replies from the job's base model and its output model, same prompts.
 ``RunsSource``     two local runs of the run store (``svgrft eval``), already scored.
 """
@@ -26,9 +27,9 @@ from typing import Any, Callable, Protocol, Sequence
 from svgrft.core.compare_report import Comparison, PromptRow, Sample
 from svgrft.errors import ApiError, ConfigError, DatasetError, JudgeError, NotFoundError, SvgrftError
 
-__all__ = ["RawSample", "RowInfo", "Collected", "RolloutSource", "TracingSource", "ReplaySource", "RunsSource",
-           "job_epoch_status", "load_rows", "score_async", "build_comparison", "write_outputs_async", "finish",
-           "finish_async", "run_compare"]
+__all__ = ["RawSample", "RowInfo", "Collected", "RolloutSource", "RecordsSource", "ReplaySource", "RunsSource",
+           "job_epoch_status", "load_rows", "score_async", "render_missing", "build_comparison",
+           "write_outputs_async", "finish", "finish_async", "run_compare", "download_job_dataset"]
 
 Progress = Callable[[str], None]
 
@@ -138,32 +139,196 @@ def _row_info(row: Any) -> RowInfo:
     return RowInfo(row.row_id, row.prompt, list(row.requirements))
 
 
-# --------------------------------------------------------------------------------------- tracing
-class TracingSource:
-    """The job's own rollouts, from the tracing gateway, first vs last (finished) epoch."""
+# --------------------------------------------------------------------------------------- records
+RECORD_LIMIT = 1000  # entries asked for per row (one query per row); a full answer is reported, not hidden
+SVG_FENCE = "```svg\n{}\n```"
 
-    name = "tracing"
 
-    def __init__(self, settings: Any, job_id: str, *, dataset: str | None = None, tags: Sequence[str] = (),
-                 epochs: Sequence[int] | None = None, fw_client: Any = None, tracing_client: Any = None,
-                 workers: int = 4):
+def _eval_key(fw: Any, job: dict, jid: str) -> tuple[str, str]:
+    """(record key, evaluator id) of the job's evaluator, from its ``commitHash`` (svgrft-built only)."""
+    from svgrft.core.records import eval_key_from_commit
+    from svgrft.workflow.jobs import guarded
+
+    ev_name = str(job.get("evaluator") or "")
+    ev_id = ev_name.rsplit("/", 1)[-1]
+    if not ev_id:
+        raise SvgrftError(f"job {jid} names no evaluator, so it has no rollout records",
+                          hint="compare models instead: --source replay (or two local runs with --runs)")
+    try:
+        with guarded(fw, f"getting evaluator {ev_id}"):
+            ev = fw.sdk.evaluators.get(ev_id, account_id=fw.account_id)
+    except NotFoundError:
+        raise SvgrftError(f"the evaluator of job {jid} ({ev_id}) no longer exists, so its rollout records cannot "
+                          f"be found", hint="compare models instead: --source replay (or --runs)") from None
+    commit = getattr(ev, "commit_hash", None)
+    if commit is None and isinstance(ev, dict):
+        commit = ev.get("commitHash")
+    key = eval_key_from_commit(commit)
+    if key is None:
+        raise SvgrftError(f"job {jid} was not scored by an svgrft evaluator that records its rollouts "
+                          f"(evaluator {ev_id})",
+                          hint="compare models instead: --source replay (see `svgrft compare-epochs --help`), "
+                               "or two local runs with --runs")
+    return key, ev_id
+
+
+def download_job_dataset(fw: Any, job: dict, dest: Path, *, max_bytes: int = 200 * 1024 * 1024) -> Path:
+    """Download the job's dataset (``datasets:getDownloadEndpoint`` + signed GET) into ``dest``."""
+    from svgrft.clients.download import fetch_signed
+    from svgrft.workflow.jobs import guarded
+
+    name = str(job.get("dataset") or "")
+    did = name.rsplit("/", 1)[-1]
+    if not did:
+        raise DatasetError("the job names no dataset", hint="pass the job's JSONL with --dataset")
+    try:
+        with guarded(fw, f"getting the download URL of dataset {did}"):
+            resp = fw.sdk.datasets.get_download_endpoint(did, account_id=fw.account_id)
+    except NotFoundError:
+        raise DatasetError(f"the job's dataset {did} no longer exists on Fireworks",
+                           hint="pass the JSONL that was uploaded for the job with --dataset") from None
+    urls = getattr(resp, "filename_to_signed_urls", None)
+    if urls is None and isinstance(resp, dict):
+        urls = resp.get("filenameToSignedUrls")
+    urls = dict(urls or {})
+    files = [u for f, u in sorted(urls.items()) if str(f).endswith((".jsonl", ".json"))] or list(urls.values())
+    if not files:
+        raise DatasetError(f"Fireworks has no downloadable file for dataset {did}",
+                           hint="pass the JSONL that was uploaded for the job with --dataset")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    data = b"".join(fetch_signed(u, max_bytes=max_bytes) for u in files)
+    dest.write_bytes(data)
+    return dest
+
+
+def _window(job: dict, st: dict) -> tuple[float | None, float | None, float]:
+    """(from, to, hours_back) of a job's records: creation − 1 min to completion + 2 min (the margins allow
+    for clock skew and the evaluator's last flush; a later job reusing the evaluator starts after that)."""
+    import time as _time
+
+    from svgrft.core import epochs as ep
+
+    created = ep.parse_time(job.get("createTime"))
+    ended = ep.parse_time(job.get("completedTime")) if st["state"] in (
+        "JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED") else None
+    hours_back = max(24.0, ((_time.time() - created) / 3600.0 + 2.0) if created else 24.0)
+    return (created - 60 if created else None), (ended + 120 if ended else None), hours_back
+
+
+def fetch_records(tracing: Any, key: str, job: dict, st: dict, row_ids: list[str] | None, *,
+                  workers: int = 8) -> tuple[list, dict[str, int], int, list[str]]:
+    """The job's records: one ``GET /logs`` per row (``row_ids``), or one for the whole evaluator
+    (``row_ids=None``; the answer may be cut at :data:`RECORD_LIMIT`). Returns (records inside the job's
+    time window, reasons entries were left out, records outside the window, rows whose answer was full)."""
+    from svgrft.core import records as rec
+
+    from_ts, to_ts, hours_back = _window(job, st)
+
+    def one(row_id: str | None):
+        tags = rec.query_tags(key, row_id) if row_id is not None else [f"{rec.EVAL_TAG}:{key}"]
+        return row_id, tracing.logs(tags, limit=RECORD_LIMIT, hours_back=hours_back, program=rec.PROGRAM)
+
+    answers: list = []
+    if row_ids is None:
+        answers.append(one(None))
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            answers.extend(pool.map(one, row_ids))
+    records: list = []
+    dropped: dict[str, int] = {}
+    outside = 0
+    full: list[str] = []
+    for row_id, entries in answers:
+        if len(entries) >= RECORD_LIMIT:
+            full.append(row_id or "*")
+        got, why = rec.parse_entries(entries, key=key)
+        for k, v in why.items():
+            dropped[k] = dropped.get(k, 0) + v
+        for r in got:
+            if row_id is not None and r.row_id != row_id:
+                dropped["row id differs from its tag"] = dropped.get("row id differs from its tag", 0) + 1
+            elif (from_ts is not None and r.time < from_ts) or (to_ts is not None and r.time > to_ts):
+                outside += 1
+            else:
+                records.append(r)
+    return records, dropped, outside, full
+
+
+def job_reward_curve(settings: Any, fw: Any, job: dict, *, tracing_client: Any = None) -> dict[str, Any]:
+    """Mean reward per epoch of a job from its records, for ``svgrft jobs status``: one gateway query for the
+    whole evaluator (per-row queries over the downloaded dataset only when that answer is full).
+    Raises SvgrftError when the job has no records (the caller shows that as a note)."""
+    from svgrft.clients.tracing import TracingClient
+
+    jid = str(job.get("name") or "").rsplit("/", 1)[-1]
+    st = job_epoch_status(job)
+    key, ev_id = _eval_key(fw, job, jid)
+    tracing = tracing_client or TracingClient.from_settings(settings)
+    try:
+        records, dropped, outside, full = fetch_records(tracing, key, job, st, None)
+        if full:
+            src = RecordsSource(settings, jid, fw_client=fw)
+            rows, _path, _origin = src._rows(fw, job, jid, _quiet)
+            records, dropped, outside, full = fetch_records(tracing, key, job, st, list(rows))
+    finally:
+        if tracing_client is None:
+            tracing.close()
+    if not records:
+        raise SvgrftError(f"no rollout records of job {jid} (evaluator {ev_id})",
+                          hint="see `svgrft compare-epochs --help` for what works instead")
+    src = RecordsSource(settings, jid, fw_client=fw)
+    g, how = src._group(records, st, _n_samples(job), sorted({r.row_id for r in records}), dropped)
+    return {"epochs": src._curve(g, records), "records": len(records), "epoch_split": how, "evaluator": ev_id,
+            "records_outside_window": outside}
+
+
+class RecordsSource:
+    """The job's own rollouts, as its evaluator recorded them (:mod:`svgrft.core.records`): the replies
+    and the rewards the model was trained on. First vs last finished epoch; no judge call unless
+    ``rejudge``. Also computes the reward curve (mean reward per epoch over every recorded rollout)."""
+
+    name = "records"
+
+    def __init__(self, settings: Any, job_id: str, *, dataset: str | None = None, epochs: Sequence[int] | None = None,
+                 fw_client: Any = None, tracing_client: Any = None, workers: int = 8, rejudge: bool = False,
+                 download_dir: Path | None = None):
         self.settings = settings
         self.job_id = job_id
         self.dataset = dataset
-        self.tags = [t.strip() for t in tags if t and t.strip()]
-        for t in self.tags:
-            if ":" not in t:
-                raise ConfigError(f"--tag {t!r} is not KEY:VALUE", hint="e.g. --tag invocation_id:ancient-phone-322664")
         self.epochs = list(epochs) if epochs else None
         self._fw = fw_client
         self._tracing = tracing_client
         self.workers = max(1, workers)
+        self.rejudge = rejudge
+        self.download_dir = download_dir
         self.grouping: Any = None
 
+    # ---------------------------------------------------------------------------------- rows
+    def _rows(self, fw: Any, job: dict, jid: str, progress: Progress) -> tuple[dict[str, Any], Path, str]:
+        if self.dataset:
+            rows, path = load_rows(self.settings, self.dataset)
+            return rows, path, "given with --dataset"
+        from svgrft.core.dataset import load_dataset
+        from svgrft.core.store import home_dir
+
+        base = self.download_dir or (home_dir() / "datasets")
+        did = str(job.get("dataset") or "").rsplit("/", 1)[-1] or "dataset"
+        path = base / f"{did}.jsonl"
+        progress(f"downloading the job's dataset {did} from Fireworks")
+        download_job_dataset(fw, job, path)
+        try:
+            rows = load_dataset(path)
+        except SvgrftError as e:
+            raise DatasetError(f"the job's dataset {did} (downloaded to {path}) cannot be read: {e.message}",
+                               hint="pass the JSONL that was uploaded for the job with --dataset") from None
+        return {r.row_id: r for r in rows}, path, f"downloaded from Fireworks ({did})"
+
+    # ---------------------------------------------------------------------------------- collect
     def collect(self, progress: Progress = _quiet) -> Collected:
         from svgrft.clients.fireworks import make_client
         from svgrft.clients.tracing import TracingClient
         from svgrft.core import epochs as ep
+        from svgrft.core import records as rec
         from svgrft.workflow.jobs import get_job, job_id_of, job_summary
 
         jid = job_id_of(self.job_id)
@@ -173,101 +338,137 @@ class TracingSource:
         st = job_epoch_status(job)
         progress(f"job {jid}: {summary['state_label'].lower()}, epochs {st['finished']}/{st['total']} finished"
                  f", dataset {summary['dataset'] or '?'}")
-        # fail early (before any gateway traffic) when the job cannot have two epochs to compare
         choice = ep.choose_epochs(st["total"], st["finished"], self.epochs, st["state"])
-        rows, path = load_rows(self.settings, self.dataset)
-        created = ep.parse_time(job.get("createTime"))
-        ended = ep.parse_time(job.get("completedTime")) if st["state"] in (
-            "JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED") else None
-        from_ts = created - 300 if created else None
-        to_ts = ended + 900 if ended else None
+        key, ev_id = _eval_key(fw, job, jid)
+        rows, path, origin = self._rows(fw, job, jid, progress)
         tracing = self._tracing or TracingClient.from_settings(self.settings)
-        progress(f"reading traces of {len(rows)} dataset rows from {tracing.base_url}"
-                 + (f" (tags {', '.join(self.tags)})" if self.tags else ""))
-        raw: list = []
-        truncated: list[str] = []
+        progress(f"reading the rollout records of {len(rows)} rows (evaluator {ev_id}) from {tracing.base_url}")
         try:
-            def one(row_id: str):
-                return row_id, tracing.fetch([f"row_id:{row_id}", *self.tags], from_ts=from_ts, to_ts=to_ts)
-
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for row_id, res in pool.map(one, list(rows)):
-                    raw.extend(res.traces)
-                    if res.truncated:
-                        truncated.append(row_id)
+            records, dropped, outside, full = fetch_records(tracing, key, job, st, list(rows), workers=self.workers)
+            requests = getattr(tracing, "requests", None)
         finally:
             if self._tracing is None:
                 tracing.close()
-        traces, dropped = ep.parse_traces(raw)
-        if not traces:
-            why = f"{sum(dropped.values())} unusable traces" if dropped else "no traces"
+        if not records:
+            extra = f" ({outside} records of evaluator {ev_id} fall outside the job's time window)" if outside else ""
             raise SvgrftError(
-                f"{why} for job {jid} on the tracing gateway ({len(rows)} row ids of {path.name} queried"
-                + (f", tags {', '.join(self.tags)}" if self.tags else "") + ")",
-                hint=f"the rows must be those of the job's dataset ({summary['dataset'] or 'unknown'}): pass its "
-                     f"JSONL with --dataset; or compare models instead with --source replay")
-        self.grouping = g = ep.group_epochs(traces, epochs=st["slots"] or None, per_row=_n_samples(job),
-                                            finished_epochs=st["finished"], expected_rows=list(rows),
-                                            dropped=dict(dropped))
-        if g.epochs != st["slots"] and st["slots"]:
-            g.warnings.append(f"the traces suggest {g.epochs} epochs, the job reports {st['slots']}")
-        crowd = _crowding(traces, g, st["slots"])
-        if crowd:
-            g.warnings.append(crowd)
-        if truncated:
-            g.warnings.append(f"trace listing was cut at the client limit for {len(truncated)} rows "
-                              f"({', '.join(truncated[:5])}): narrow with --tag")
+                f"no rollout records of job {jid} on the tracing gateway{extra}: its evaluator ({ev_id}) recorded "
+                f"none for the {len(rows)} rows of its dataset",
+                hint="a job trained by another tool or before svgrft recorded rollouts has none: compare the base "
+                     "and the trained model with --source replay, or two local runs with --runs")
+        g, how = self._group(records, st, _n_samples(job), list(rows), dropped)
+        self.grouping = g
+        curve = self._curve(g, records)
         before, after = choice.before, choice.after
-        findings = [f"dataset: {path} ({len(rows)} rows)", *g.findings]
-        warnings = list(g.warnings)
+        findings = [f"dataset: {path} ({len(rows)} rows, {origin})",
+                    f"{len(records)} rollout records of evaluator {ev_id} (key {key}) for "
+                    f"{len({r.row_id for r in records})} of {len(rows)} rows; epochs split {how}",
+                    "rollouts per epoch: " + ", ".join(f"epoch {c['epoch']}: {c['n']}" for c in curve)]
+        findings += [f.replace("traces", "records") for f in g.findings[2:]
+                     if not f.startswith(("no epoch/step tag", "epoch tag present"))]
+        warnings = [w.replace("have no traces", "have no records").replace("in the traces", "in the records")
+                    for w in g.warnings]
+        if outside:
+            warnings.append(f"{outside} records of this evaluator fall outside the job's time window (another job "
+                            f"with the same evaluator?): left out")
+        if full:
+            warnings.append(f"{len(full)} rows filled the {RECORD_LIMIT}-entry answer of the gateway "
+                            f"({', '.join(full[:5])}): older records may be missing")
+        cut = sum(1 for r in records if r.svg_cut)
+        if cut:
+            warnings.append(f"{cut} recorded SVGs were cut at {rec.SVG_CAP} characters by the evaluator")
         if choice.note:
             warnings.insert(0, choice.note)
 
+        by_id = self._by_id
+
         def side(e: int) -> dict[str, list[RawSample]]:
-            out = {}
+            out: dict[str, list[RawSample]] = {}
             for row_id, rs in g.epoch(e).items():
-                out[row_id] = [RawSample(row_id, r.reply, ref=r.rollout_id, reward=r.reward, timestamp=r.timestamp)
-                               for r in rs]
+                for ro in rs:
+                    r = by_id[ro.trace.trace_id]
+                    ref = r.rollout_id or f"record {ro.trace.trace_id}"
+                    raw = RawSample(row_id, SVG_FENCE.format(r.svg) if r.svg is not None else None, ref=ref,
+                                    reward=r.score, timestamp=r.time)
+                    if not self.rejudge:
+                        raw.scored = _sample_from_record(r, ref)
+                    out.setdefault(row_id, []).append(raw)
             return out
 
         b, a = side(before), side(after)
         if not b or not a:
             empty = before if not b else after
-            raise SvgrftError(f"epoch {empty} of job {jid} has no rollouts among the traces found",
+            raise SvgrftError(f"epoch {empty} of job {jid} has no recorded rollouts",
                               hint="pick other epochs with --epochs A,B (0-based), or use --source replay")
         infos = {rid: _row_info(rows[rid]) for rid in rows if rid in b or rid in a}
-        for rid in set(b) | set(a):
-            if rid not in infos:  # a row the local dataset does not have: read it from the trace
-                t = next((r.trace for r in g.rows[rid].groups[after] + g.rows[rid].groups[before]), None)
-                prompt = (t.prompt if t else "") or ""
-                infos[rid] = RowInfo(rid, prompt, ep.requirements_from_prompt(prompt),
-                                     note="row not in the local dataset: requirements read from the prompt")
         for rid, re_ in g.rows.items():
             if re_.note and rid in infos:
-                infos[rid].note = (infos[rid].note + "; " if infos[rid].note else "") + re_.note
+                infos[rid].note = re_.note.replace("rollouts", "records")
+        judge_models = sorted({r.judge_model for r in records if r.judge_model})
         meta = {"job": summary, "epochs": {"before": before, "after": after, "total": st["total"],
                                            "finished": st["finished"], "state": st["state"]},
-                "grouping": g.summary(), "dataset": str(path), "gateway_requests": getattr(tracing, "requests", None)}
+                "grouping": g.summary(), "dataset": str(path), "dataset_origin": origin,
+                "evaluator": ev_id, "record_key": key, "epoch_split": how, "reward_curve": curve,
+                "records": len(records), "records_dropped": dropped, "records_outside_window": outside,
+                "rows_without_records": sorted(set(rows) - {r.row_id for r in records}),
+                "gateway_requests": requests, "rejudged": self.rejudge}
+        if judge_models and not self.rejudge:
+            meta["judge_model"] = ", ".join(judge_models)
         return Collected(source=self.name, title=f"svgrft compare-epochs · job {jid}",
                          before_label=f"epoch {before}", after_label=f"epoch {after}", before=b, after=a,
                          rows=infos, job_id=jid, findings=findings, warnings=warnings, meta=meta)
 
+    def _group(self, records: list, st: dict, per_row: int | None, expected: list[str],
+               dropped: dict[str, int]) -> tuple[Any, str]:
+        """Epochs by the policy model the records name (one model per epoch), else by time."""
+        from svgrft.core import epochs as ep
 
-def _crowding(traces: Sequence[Any], g: Any, slots: int) -> str | None:
-    """A warning when rows have far more rollouts than epochs × k: other runs on the same dataset rows
-    (another job, an eval) inside the job's time window. Names the invocation ids to narrow with --tag."""
-    from collections import Counter
+        first: dict[str, float] = {}
+        for r in records:
+            if r.policy_model:
+                first[r.policy_model] = min(first.get(r.policy_model, r.time), r.time)
+        models = sorted(first, key=lambda m: first[m])
+        named = sum(1 for r in records if r.policy_model)
+        by_model = len(models) >= 2 and named >= 0.5 * len(records) and (not st["slots"] or len(models) <= st["slots"])
+        index = {m: i for i, m in enumerate(models)}
+        self._by_id = {}
+        traces = []
+        for i, r in enumerate(records):
+            tid = f"r{i}"
+            self._by_id[tid] = r
+            tags = {"row_id": r.row_id}
+            if r.rollout_id:
+                tags["rollout_id"] = r.rollout_id
+            traces.append(ep.Trace(trace_id=tid, row_id=r.row_id, rollout_id=f"{r.rollout_id or ''}#{tid}",
+                                   timestamp=r.time, tags=tags, messages=(), reward=r.score,
+                                   epoch_tag=index.get(r.policy_model) if by_model else None))
+        g = ep.group_epochs(traces, epochs=st["slots"] or (len(models) if by_model else None), per_row=per_row,
+                            finished_epochs=st["finished"], expected_rows=expected, dropped=dict(dropped))
+        how = (f"by the policy model the records name ({len(models)} models)" if by_model
+               else "by time (the records name no policy model per epoch)")
+        return g, how
 
-    if not g.per_row or not slots or not g.rows:
-        return None
-    counts = sorted(re_.count for re_ in g.rows.values())
-    median = counts[len(counts) // 2]
-    if median <= 1.5 * slots * g.per_row:
-        return None
-    inv = Counter(t.tags.get("invocation_id") for t in traces if t.tags.get("invocation_id"))
-    top = ", ".join(f"invocation_id:{k} ({n})" for k, n in inv.most_common(3))
-    return (f"rows have ~{median} rollouts, expected {slots}×{g.per_row}: other runs on the same rows may be mixed "
-            f"in" + (f"; narrow with --tag, e.g. {top}" if top else "; narrow with --tag"))
+    def _curve(self, g: Any, records: list) -> list[dict]:
+        from svgrft.core.records import epoch_curve
+
+        groups: list[list] = []
+        steps: dict[int, list] = {}
+        for e in range(g.epochs):
+            recs = [self._by_id[ro.trace.trace_id] for rs in g.epoch(e).values() for ro in rs]
+            groups.append(recs)
+            inv: dict[str, list] = {}
+            for r in sorted(recs, key=lambda r: r.time):
+                if r.invocation_id:
+                    inv.setdefault(r.invocation_id, []).append(r.score)
+            if len(inv) > 1:
+                steps[e] = list(inv.items())
+        return epoch_curve(groups, steps)
+
+
+def _sample_from_record(r: Any, ref: str) -> Sample:
+    """A Sample straight from a record: the reward the job trained on, no judge call (image rendered later)."""
+    return Sample(score=r.score, is_valid=r.is_valid, reason=r.reason, fulfilled=r.fulfilled, total=r.total,
+                  verdicts=list(r.verdicts), svg=r.svg, png=None, reward=r.score, ref=ref, timestamp=r.time)
 
 
 # --------------------------------------------------------------------------------------- replay
@@ -541,6 +742,39 @@ async def score_async(settings: Any, col: Collected, *, renderer: Any, use_cache
     return stats
 
 
+async def render_missing(col: Collected, renderer: Any, *, progress: Progress = _quiet,
+                         concurrency: int = 8) -> int:
+    """Render the image of every scored sample that has an SVG but no PNG (records: the score is the
+    recorded reward, only the picture is made here). Identical SVGs are rendered once. Returns the count."""
+    import inspect
+
+    todo = [s.scored for side in (col.before, col.after) for ss in side.values() for s in ss
+            if s.scored is not None and s.scored.png is None and s.scored.svg]
+    if not todo:
+        return 0
+    progress(f"rendering {len(todo)} recorded SVGs (no judge calls)")
+    by_svg: dict[str, list] = {}
+    for sm in todo:
+        by_svg.setdefault(sm.svg, []).append(sm)
+    sem = asyncio.Semaphore(max(1, concurrency))
+    render = renderer.render
+
+    async def one(svg: str, samples: list) -> None:
+        async with sem:
+            if inspect.iscoroutinefunction(render):
+                res = await render(svg)
+            else:
+                res = await asyncio.to_thread(render, svg)
+        for sm in samples:
+            if res.ok:
+                sm.png = res.png
+            elif not sm.reason:
+                sm.reason = f"not rendered here: {res.reason}"
+
+    await asyncio.gather(*(one(svg, ss) for svg, ss in by_svg.items()))
+    return len(by_svg)
+
+
 def build_comparison(col: Collected, score_stats: dict | None = None) -> Comparison:
     rows = []
     for row_id in sorted(set(col.before) | set(col.after), key=_natural):
@@ -598,6 +832,20 @@ async def write_outputs_async(cmp: Comparison, out_dir: Path, *, renderer: Any, 
         sheet = out_dir / "before_after.png"
         sheet.write_bytes(png)
         files["png"] = str(sheet)
+    curve = cmp.meta.get("reward_curve")
+    if curve:
+        from svgrft.core.compare_report import reward_curve_html
+
+        html, width, height = reward_curve_html(curve, f"{cmp.title}: mean training reward per epoch")
+        shot = renderer.screenshot_html
+        import inspect
+
+        if inspect.iscoroutinefunction(shot):
+            png = await shot(html, width, height)
+        else:
+            png = await asyncio.to_thread(shot, html, width, height)
+        (out_dir / "reward_curve.png").write_bytes(png)
+        files["reward_curve"] = str(out_dir / "reward_curve.png")
     data = cmp.to_json()
     data["contact_sheet_rows"] = [r.row_id for r in picked]
     (out_dir / "comparison.json").write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
@@ -613,6 +861,9 @@ async def finish_async(settings: Any, col: Collected, out_dir: Path, *, use_cach
     try:
         stats = await score_async(settings, col, renderer=renderer, use_cache=use_cache, progress=progress,
                                   judge=judge)
+        rendered = await render_missing(col, renderer, progress=progress)
+        if rendered:
+            stats["rendered_from_records"] = rendered
         cmp = build_comparison(col, stats)
         progress(f"writing {out_dir}/index.html and before_after.png")
         files = await write_outputs_async(cmp, out_dir, renderer=renderer, rows=rows, pick=pick, seed=seed)

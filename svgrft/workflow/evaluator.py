@@ -7,7 +7,8 @@ small sample dataset, and the generated ``svgrft_evaluator_config.json`` (judge 
 and the completion parameters = the job's inference parameters). No secrets: keys reach the evaluator
 as Fireworks secrets (environment variables); the staged files are scanned for key values anyway.
 
-Content hash: sha256 over (relative path, sha256 of bytes) of every staged file, so it changes when any
+Content hash: sha256 over (relative path, sha256 of bytes) of every staged file (but
+``svgrft_manifest.json``, which lists them and states the hash), so it changes when any
 code, requirement, config value or the rollout mode changes, and does not depend on tar/gzip details.
 The tarball itself is deterministic too (sorted members, mtime 0, uid/gid 0, fixed modes, gzip mtime 0).
 
@@ -135,6 +136,10 @@ def evaluator_config(settings: Any) -> dict[str, Any]:
         "max_concurrent_evaluations": max(1, int(settings["judge.concurrency"])),
         "sample_dataset": ev.SAMPLE_DATASET,
         "settings": baked_settings(settings),
+        # every scored rollout is recorded on the tracing gateway's log endpoint (svgrft.core.records);
+        # the launcher's environment has only the Fireworks secrets, so the URL is baked in here
+        "record": {"enabled": True, "gateway": str(settings["fireworks.tracing_base_url"]), "timeout": 5.0,
+                   "flush_timeout": 30.0},
     }
 
 
@@ -334,7 +339,11 @@ def stage(settings: Any, dest: str | Path) -> StagedEvaluator:
     put(ev.CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
     files = sorted(written)
     check_no_secrets(dest, files, secret_values(settings))
-    return StagedEvaluator(dest, files, hash_files(dest, files), config, modules)
+    content_hash = hash_files(dest, files)
+    # derived from the files above (so not part of the hash): lets the running evaluator know its own
+    # content hash, the key of the rollout records it writes (svgrft.core.records)
+    put(ev.MANIFEST_FILE, (json.dumps({"content_hash": content_hash, "files": files}, indent=2) + "\n").encode())
+    return StagedEvaluator(dest, sorted(written), content_hash, config, modules)
 
 
 def tarball_bytes(staged: StagedEvaluator) -> bytes:

@@ -36,6 +36,8 @@ import re
 import uuid
 from typing import Any, Optional
 
+from .trainer import epoch_of_model
+
 DEPLOY_QUERY = {"deploymentId", "disableAutoDeploy", "disableSpeculativeDecoding", "skipImageTagValidation",
                 "skipShapeValidation", "acceptShapelessRisk", "validateOnly"}
 DEPLOY_BODY = {"baseModel", "acceleratorCount", "acceleratorType", "activeModelVersion", "autoscalingPolicy",
@@ -313,6 +315,8 @@ class DeploymentRoutes:
             return False
         if self.serve_all_models:
             return True
+        if epoch_of_model(base) is not None:  # a running job's policy of the moment (trainer.epoch_model)
+            return any(base.startswith(f"accounts/{account}/models/{jid}-epoch-") for jid in self._epochs_of)
         mr = self._store["models"].get((account, mm.group(2)))
         if mr is None or mr.get("state") != "READY":
             return False

@@ -33,7 +33,13 @@ Follows reference/fireworks.md §9 (contract checklist).  Summary of behaviour (
   GET (no auth) returns the build log text.
 * **RFT jobs**: see :meth:`FakeFireworks._job_phases`.  Each GET of a job advances it one step and
   the fake clock by ``clock_step`` seconds.  On completion the output model is created
-  (``HF_PEFT_ADDON``, READY).  With ``job_traces=True`` every finished epoch leaves traces in the
+  (``HF_PEFT_ADDON``, READY).  With ``job_runs_evaluator=True`` the fake trains as the launcher does:
+  at the start of each epoch it runs the job's uploaded evaluator (unpacked, under eval-protocol's
+  pytest plugin, in a subprocess; see :mod:`tests.fakes.trainer`) on the job's dataset with the
+  epoch's policy ``accounts/<a>/models/<job>-epoch-<e>`` (which draws better each epoch), and the job
+  does not leave the epoch until that run has finished (a failed run fails the job); the runs are in
+  ``fake.epoch_runs[job]``.  In local rollout mode that leaves no traces at all, as on the real
+  service.  With ``job_traces=True`` (default False) every finished epoch leaves synthetic traces in the
   tracing store for each dataset row x ``inferenceParameters.responseCandidatesCount`` (max 4):
   tags ``invocation_id:<job-id>``, ``experiment_id:<job-id>-epoch-<e>``,
   ``rollout_id:<job-id>-e<e>-r<row#>-s<sample>``, ``run_id:run-<sample>``, ``row_id:<row id>``
@@ -73,6 +79,7 @@ from .deployments import DeploymentRoutes
 from .chat import build_completion, sse_chunks, validate_chat_body
 from .policy import DEFAULT_CORPUS, Policy, make_policy
 from .tracing import TracingStore, decode_base_url, detail, rfc3339
+from .trainer import EpochPolicy, epoch_model, epoch_of_model, run_evaluator_epoch
 
 ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 429: 8, 500: 13, 501: 12, 502: 14, 503: 14, 504: 4}
@@ -143,9 +150,11 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         job_polls_per_epoch: int = 2,
         job_fails_with: Optional[str] = None,
         job_fail_epoch: int = 0,
-        job_traces: bool = True,
+        job_traces: bool = False,
         job_trace_rows: Optional[int] = 20,
         job_epoch_tag: bool = True,
+        job_runs_evaluator: bool = False,
+        evaluator_run_timeout: float = 600.0,
         evaluator_polls_building: int = 1,
         evaluator_build_fails: Union[bool, Callable[[bytes], Optional[str]], None] = None,
         dataset_polls_uploading: int = 0,
@@ -179,15 +188,27 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         self.deployment_polls_creating = max(0, int(deployment_polls_creating))
         self.serve_all_models = serve_all_models
         self.serverless_models = serverless_models
-        self.policy = make_policy(policy, corpus_dir)
+        self.base_policy = make_policy(policy, corpus_dir)
+        self._epochs_of: dict[str, int] = {}
+        self.epoch_policy = EpochPolicy(self._epochs_of)
+        self.job_runs_evaluator = job_runs_evaluator
+        self.evaluator_run_timeout = float(evaluator_run_timeout)
+        self.epoch_runs: dict[str, list] = {}  # job id -> [trainer.EpochRun] (job_runs_evaluator)
         self.latency = latency
         self.clock = FakeClock(clock_start, clock_step)
         self.tracing = TracingStore(self.clock)
         self.tracing_prefixes = tuple(tracing_prefixes)
         self.inference_calls = 0
+        self.inference_models: list[str] = []
         self._store: dict[str, dict] = {c: {} for c in COLLECTIONS}
         self._blobs: dict[tuple, bytes] = {}  # (kind, account, id, filename) -> bytes
         self._build_logs: dict[tuple, str] = {}
+
+    def policy(self, model: str, messages: list, params: dict) -> Optional[str]:
+        """The per-epoch policies of running jobs (trainer.EpochPolicy), else the configured policy."""
+        if epoch_of_model(str(model)) is not None:
+            return self.epoch_policy(str(model), messages, params)
+        return self.base_policy(model, messages, params)
 
     # ================================================================== public helpers
     @property
@@ -253,14 +274,18 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             return self._public(r)
 
     def run_job(self, job_id: str, account: Optional[str] = None, max_polls: int = 10_000) -> dict:
-        """Advance a job until it reaches a terminal state."""
-        with self.lock:
-            r = self._store["reinforcementFineTuningJobs"][(self._acct(account), job_id)]
-            for _ in range(max_polls):
+        """Advance a job until it reaches a terminal state (waiting, lock released, for evaluator runs)."""
+        for _ in range(max_polls):
+            with self.lock:
+                r = self._store["reinforcementFineTuningJobs"][(self._acct(account), job_id)]
                 if r["state"] in TERMINAL:
                     break
                 self._poll_job(r)
-            return self._public(r)
+                waiting = self._run_pending(r)
+            if waiting:
+                time.sleep(0.05)
+        with self.lock:
+            return self._public(self._store["reinforcementFineTuningJobs"][(self._acct(account), job_id)])
 
     def fail_job(self, job_id: str, message: str = "injected failure", account: Optional[str] = None) -> None:
         with self.lock:
@@ -315,9 +340,13 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         with self.lock:
             return self.tracing.add_trace(tags=tags, messages=messages, output=output, timestamp=timestamp, account=self._acct(account), **kw)
 
-    def add_log(self, *, tags: list, message: str = "", status: Optional[dict] = None, extras: Optional[dict] = None, account: Optional[str] = None) -> dict:
+    def add_log(self, *, tags: list, message: str = "", status: Optional[dict] = None, extras: Optional[dict] = None, account: Optional[str] = None, program: Optional[str] = None, timestamp: Any = None) -> dict:
+        """Seed a log entry (``timestamp`` defaults to the fake clock's now)."""
+        body = {"tags": tags, "message": message, "status": status, "extras": extras}
+        if program:
+            body["program"] = program
         with self.lock:
-            return self.tracing.add_log({"tags": tags, "message": message, "status": status, "extras": extras}, self._acct(account))
+            return self.tracing.add_log(body, self._acct(account), timestamp)
 
     @property
     def traces(self) -> list:
@@ -1062,6 +1091,8 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         r["_traced"] = set()
         r["_hold"] = False
         r["_fail_at"] = None
+        r["_run"] = None
+        self._epochs_of[jid] = epochs
         if self.job_fails_with:
             fe = min(max(0, self.job_fail_epoch), epochs - 1)
             r["_fail_at"] = max(i for i, p in enumerate(r["_phases"]) if p[0] == "JOB_STATE_RUNNING" and p[1] == fe)
@@ -1081,6 +1112,16 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         self.clock.advance()
         phases = r["_phases"]
         idx = min(r["_cursor"], len(phases) - 1)
+        run = r.get("_run")
+        if run is not None and phases[idx][1] != run["epoch"] or run is not None and phases[idx][0] == "JOB_STATE_COMPLETED":
+            if run["thread"].is_alive():
+                return  # the epoch's evaluator run is still going: the job stays where it is
+            result = run["result"]
+            r["_run"] = None
+            if result is None or result.error:
+                why = result.error if result is not None else "the evaluator run crashed"
+                self._fail(r, f"evaluator failed in epoch {run['epoch']}: {why}")
+                return
         if r.get("_fail_at") is not None and idx >= r["_fail_at"]:
             self._apply_phase(r, phases[r["_fail_at"]])
             self._fail(r, self.job_fails_with or "job failed")
@@ -1099,6 +1140,8 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             if not windows or windows[-1]["epoch"] != epoch:
                 self._close_epoch(r)
                 windows.append({"epoch": epoch, "start": self.clock.now(), "end": None})
+                if self.job_runs_evaluator:
+                    self._start_epoch_run(r, epoch)
             n_rows = self._dataset_rows_count(r)
             total = n_rows * self._samples(r)
             done = int(total * percent / 100)
@@ -1164,6 +1207,42 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         r["status"] = {"code": "INTERNAL", "message": message}
         r["updateTime"] = self._now()
         r["_hold"] = False
+
+    # ---- the evaluator, run once per epoch (job_runs_evaluator)
+    def _run_pending(self, r: dict) -> bool:
+        run = r.get("_run")
+        return run is not None and run["thread"].is_alive()
+
+    def _start_epoch_run(self, r: dict, epoch: int) -> None:
+        """Start the evaluator for ``epoch`` in a thread (the lock is held here; the run is not)."""
+        ev_acct, ev_id = r["evaluator"].split("/")[1], r["evaluator"].split("/")[-1]
+        ev = self._store["evaluators"].get((ev_acct, ev_id)) or {}
+        ds_acct, ds_id = r["dataset"].split("/")[1], r["dataset"].split("/")[-1]
+        ds = self._store["datasets"].get((ds_acct, ds_id)) or {}
+        account = r["_account"]
+        secrets = {x.get("keyName"): x.get("_value") for (a, _), x in self._store["secrets"].items() if a == account}
+        kw = dict(tarball=ev.get("_tarball") or b"", entry_point=ev.get("entryPoint") or "", dataset=ds.get("_file") or b"",
+                  epoch=epoch, num_runs=int((r.get("inferenceParameters") or {}).get("responseCandidatesCount") or 1),
+                  policy_model=epoch_model(account, r["_id"], epoch), inference_url=self.url + "/inference/v1",
+                  secrets=secrets, timeout=self.evaluator_run_timeout)
+        run = {"epoch": epoch, "result": None}
+        runs = self.epoch_runs.setdefault(r["_id"], [])
+
+        def target() -> None:
+            try:
+                res = run_evaluator_epoch(**kw)
+            except Exception:  # pragma: no cover - a bug in the fake launcher
+                import traceback
+
+                self.errors.append(traceback.format_exc())
+                return
+            run["result"] = res
+            with self.lock:
+                runs.append(res)
+
+        run["thread"] = threading.Thread(target=target, name=f"fake-rft-{r['_id']}-e{epoch}", daemon=True)
+        r["_run"] = run
+        run["thread"].start()
 
     # ---- job traces
     def _samples(self, r: dict) -> int:
@@ -1318,6 +1397,7 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         completion = build_completion(model, replies, messages, body)
         with self.lock:
             self.inference_calls += 1
+            self.inference_models.append(str(model))
             if tags is not None:
                 meta_tags = []
                 md = body.get("metadata")

@@ -19,13 +19,16 @@ the root and under every prefix in ``FakeFireworks(tracing_prefixes=...)`` (defa
     entry of that rollout that carries a status (only the code, as the real one: clients backfill
     message/details from ``/logs``).
 ``GET /v1/traces/pointwise`` (also ``/traces/pointwise``, ``/v1/project_id/{p}/traces/pointwise``)
-    ``?tags=..&limit=100&page=1&from_timestamp=&to_timestamp=&hours_back=&name=&user_id=&session_id=``
-    -> ``{"project_id", "total_traces", "traces": [...], "meta": {page, limit, total_items, total_pages}}``.
-    Traces are ordered **newest first** (Langfuse ``order_by=timestamp.desc``).  Like the OSS proxy,
-    when a ``rollout_id:`` tag is given only the newest matching trace is returned (the latest
-    insertion holds the whole conversation).  ``page`` (1-based) with ``limit`` as page size is
-    the cursor; ``meta.total_pages`` says when to stop.
-``GET /v1/traces`` (also ``/traces`` and project variants) same, without the rollout_id rule.
+    follows eval-protocol's open-source gateway (reference/fireworks.md §5.2b): **one rollout's latest
+    trace**.  The tags must include a ``rollout_id:`` tag, else **500** (the OSS code takes ``max()`` of
+    an empty set); a rollout the gateway never saw -> **500** ``No insertion_ids found in Redis for
+    rollout '…'``.  Answer ``{"project_id", "total_traces": 1, "traces": [trace]}``.
+``GET /v1/traces`` (also ``/traces`` and project variants)
+    ``?tags=..&limit=100&from_timestamp=&to_timestamp=&hours_back=&sleep_between_gets=&max_retries=``:
+    every trace carrying all tags, newest first, at most ``limit`` in total -- **no** ``page`` parameter
+    (400 if sent) and no ``meta``.  An unknown ``rollout_id:`` tag -> 500; nothing found -> 200 with
+    ``traces: []``.  ``sleep_between_gets`` (default 2.5 as the OSS gateway) is recorded per request in
+    ``TracingStore.sleeps`` (the fake does not sleep) so tests can check what a client asks for.
 
 Trace shape (parsed by eval-protocol ``convert_trace_dict_to_evaluation_row``)::
 
@@ -89,6 +92,7 @@ class TracingStore:
         self.clock = clock
         self.traces: list[dict] = []  # internal: public fields + "_t", "_account"
         self.logs: list[dict] = []
+        self.sleeps: list[float] = []  # sleep_between_gets of every /v1/traces[/pointwise] request
 
     # ------------------------------------------------------------------ writing
     def add_trace(
@@ -140,8 +144,8 @@ class TracingStore:
         self.traces.append(trace)
         return self.public(trace)
 
-    def add_log(self, body: dict, account: str) -> dict:
-        now = self.clock.now()
+    def add_log(self, body: dict, account: str, timestamp: Any = None) -> dict:
+        now = parse_time(timestamp) if timestamp is not None else self.clock.now()
         extras = body.get("extras") if isinstance(body.get("extras"), dict) else None
         entry = {
             "timestamp": rfc3339(now),
@@ -311,27 +315,28 @@ class TracingStore:
         tags = req.q_all("tags")
         if not tags:
             return detail(400, "At least one tag is required to fetch traces")
+        if req.q("page") is not None:
+            return detail(400, "unknown query parameter 'page'")
         try:
             limit = self._int(req, "limit", 100, 1, 1000)
-            page = self._int(req, "page", 1, 1, 10**9)
             from_ts, to_ts = self._window(req)
-        except _BadQuery as e:
+            raw_sleep = req.q("sleep_between_gets")
+            sleep = 2.5 if raw_sleep in (None, "") else float(raw_sleep)
+        except (_BadQuery, ValueError) as e:
             return detail(422, str(e))
+        rollouts = [t.split(":", 1)[1] for t in tags if t.startswith("rollout_id:")]
+        if pointwise and not rollouts:
+            # the OSS gateway: max() of the (empty) insertion ids of no rollout -> an internal error
+            return detail(500, "max() arg is an empty sequence")
+        for rid in rollouts:
+            if not any(f"rollout_id:{rid}" in tr["tags"] and tr["_account"] == account for tr in self.traces):
+                return detail(500, f"No insertion_ids found in Redis for rollout '{rid}'")
+        self.sleeps.append(sleep)
         found = self.find_traces(tags, account, from_ts, to_ts, req.q("name"))
-        if pointwise and any(t.startswith("rollout_id:") for t in tags):
+        if pointwise:
             found = found[:1]
-        total = len(found)
-        pages = max(1, -(-total // limit))
-        chunk = found[(page - 1) * limit : page * limit]
-        return json_response(
-            200,
-            {
-                "project_id": project,
-                "total_traces": len(chunk),
-                "traces": chunk,
-                "meta": {"page": page, "limit": limit, "total_items": total, "total_pages": pages},
-            },
-        )
+        chunk = found[:limit]
+        return json_response(200, {"project_id": project, "total_traces": len(chunk), "traces": chunk})
 
 
 class _BadQuery(ValueError):
