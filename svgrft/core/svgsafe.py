@@ -325,14 +325,14 @@ def _tag_refs(local: str, html_here: bool, attrs: list[tuple[str, str | None, in
         if not val:
             continue
         lname = aname.lower()
-        value = html.unescape(val)
+        value = html.unescape(val) if "&" in val else val
         if not html_here and _local(lname) == "href" and (local in _HREF_EXPANDING or local in _ANIMATION):
             refs.extend((i, 1) for i in _fragment_ids(value))
         if not html_here and local in _ANIMATION and lname in _ANIM_VALUES:
             for part in value.split(";"):
                 if part.strip().startswith("#") or "url(" in part.lower():
                     refs.extend((i, 1) for i in _fragment_ids(part.replace(")", " ")))
-        if "url(" in value.lower() or "\\" in value:
+        if "(" in value and ("url(" in value.lower() or "\\" in value) or "\\" in value:
             v = _css_unescape(value)
             marker = lname in _MARKER_ATTRS or (lname == "style" and "marker" in v.lower())
             for m in _URL_REF.finditer(v):
