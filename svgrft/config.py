@@ -95,6 +95,9 @@ DEFAULTS: dict[str, Any] = {
     "serve.max_body": 2097152,
     "serve.policy_retries": 2,
     "serve.background": False,
+    "serve.read_timeout": 15.0,
+    "serve.max_connections_per_client": 0,
+    "serve.trust_proxy_headers": False,
 }
 
 # environment variable -> dotted key
