@@ -26,10 +26,13 @@ from tests.fakes import key_fingerprint
 # ------------------------------------------------------------------------------------------ helpers
 
 class ServeThread:
-    """A real uvicorn server for an app, on 127.0.0.1, in a daemon thread."""
+    """A real uvicorn server for an app, on 127.0.0.1, in a daemon thread, with the settings `svgrft serve`
+    gives uvicorn (guarded protocol, keep-alive, proxy headers)."""
 
     def __init__(self, app):
         import uvicorn
+
+        from svgrft.server.runner import uvicorn_options
 
         self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -38,7 +41,7 @@ class ServeThread:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False,
-                                timeout_graceful_shutdown=60)
+                                **{**uvicorn_options(app.state.options), "timeout_graceful_shutdown": 60})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

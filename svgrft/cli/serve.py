@@ -109,6 +109,17 @@ def cmd(
     background: Optional[bool] = typer.Option(None, "--background/--sync",
                                               help="Answer /init at once and run the policy call in the background "
                                                    "(errors only via the tracing status). Default --sync."),
+    read_timeout: Optional[float] = typer.Option(None, "--read-timeout", min=0.5,
+                                                 help="Seconds a client has for a request's headers, then for "
+                                                      "its body; slower connections are closed (default 15)."),
+    max_conns_per_client: Optional[int] = typer.Option(
+        None, "--conns-per-client", min=0,
+        help="Connections one client address may hold; an idle one is closed to make room (default "
+             "--max-concurrent + 64)."),
+    trust_proxy_headers: bool = typer.Option(
+        False, "--trust-proxy-headers",
+        help="Take the client address from X-Forwarded-For set by a reverse proxy on this machine (or "
+             "FORWARDED_ALLOW_IPS). Default: the TCP peer."),
     access_log: bool = typer.Option(False, "--access-log", help="Also log every HTTP request line."),
     check: Optional[str] = typer.Option(None, "--check", metavar="URL",
                                         help="Do not serve: check the health of a running server at URL."),
@@ -137,7 +148,9 @@ def cmd(
                  "serve.max_concurrent": max_concurrent, "serve.rate_limit": rate_limit,
                  "serve.rate_burst": rate_burst, "serve.rollout_timeout": rollout_timeout,
                  "serve.max_body": max_body, "serve.background": background,
-                 "serve.policy_retries": policy_retries}
+                 "serve.policy_retries": policy_retries, "serve.read_timeout": read_timeout,
+                 "serve.max_connections_per_client": max_conns_per_client,
+                 "serve.trust_proxy_headers": True if trust_proxy_headers else None}
     s = c.settings(overrides)
     from svgrft.server.app import options_from_settings
     from svgrft.server.guard import HostAllowList, is_loopback

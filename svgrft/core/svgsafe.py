@@ -32,7 +32,9 @@ No typer/rich imports here; heavy work is linear in the input size.
 
 from __future__ import annotations
 
+import base64
 import html
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +61,7 @@ class SafeSvg:
     depth: int
     parser: str  # "xml" (well-formed) or "tolerant"
     warnings: list[str] = field(default_factory=list)
+    expanded: int = 0  # element instances after reference expansion, embedded SVG images included
 
 
 _DTD = re.compile(r"<!\s*(doctype|entity)", re.IGNORECASE)
@@ -352,47 +355,200 @@ def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, 
     return True, count, max_d
 
 
-def _expanded_size(parents: list[int], ids: dict[str, int], use_refs: list[tuple[int, str]], limit: int) -> int:
-    """How many element instances the browser builds once every ``<use>`` is expanded into a copy of its
-    target (``<use>`` of a ``<use>`` of … is a "billion laughs" without entities: 2 KB took Chromium past any
-    timeout). Cyclic references render nothing, as in Chromium. Stops counting past ``limit``. Iterative."""
+
+# url(#id) in presentation attributes, style attributes and animation values (fill, stroke, filter, mask,
+# clip-path, marker-*: each referencing element paints its own copy of the target's content).
+_URL_REF = re.compile(r"url\(\s*[\"']?\s*([^\"')\s]*)", re.IGNORECASE)
+_CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6}[ \t\n\r\f]?|[^\n\r\f0-9a-fA-F])")
+_HREF_EXPANDING = frozenset(("use", "pattern", "feimage", "filter", "tref"))  # href pulls in the target's content
+_ANIMATION = frozenset(("set", "animate", "animatetransform", "animatemotion", "discard"))
+_ANIM_VALUES = frozenset(("to", "from", "by", "values"))
+_MARKER_ATTRS = frozenset(("marker", "marker-start", "marker-mid", "marker-end"))
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+MAX_NESTED = 2  # levels of data: SVG images inside data: SVG images
+MAX_CYCLE_REFS = 4  # reference edges a cycle may have: its simple paths stay few (the browser never closes one)
+
+
+def _css_unescape(s: str) -> str:
+    """CSS escapes resolved (``\\23 a`` is ``#a``, ``\\64 ata:`` is ``data:``); cheap when there is no ``\\``."""
+    if "\\" not in s:
+        return s
+
+    def one(m: re.Match) -> str:
+        g = m.group(1)
+        if g[0] in "0123456789abcdefABCDEF":
+            try:
+                return chr(int(g.strip(), 16))
+            except (ValueError, OverflowError):
+                return "\ufffd"
+        return g
+
+    return _CSS_ESCAPE.sub(one, s)
+
+
+def _fragment_ids(url: str) -> list[str]:
+    """The ids a reference may resolve to. Conservative: whatever comes before ``#`` is ignored (the page is
+    ``about:blank``, so ``about:blank#id`` is the document itself; other bases are blocked anyway), and both the
+    raw and the %-decoded fragment count (Chromium decodes it)."""
+    from urllib.parse import unquote
+
+    url = url.strip()
+    if "#" not in url:
+        return []
+    frag = url.split("#", 1)[1]
+    if not frag:
+        return []
+    decoded = unquote(frag, errors="replace")
+    return [frag] if decoded == frag else [frag, decoded]
+
+
+def _tag_refs(local: str, html_here: bool, attrs: list[tuple[str, str | None, int, int]]) -> list[tuple[str, int]]:
+    """``(id, multiplier)`` for every reference of one element that makes the browser draw the target's content:
+    any ``href`` of ``<use>``/``<pattern>``/``<feImage>``/``<filter>``, any ``url(#id)`` in any attribute (a
+    marker is drawn once per vertex, hence the multiplier), and ``#id`` values SMIL could set after validation."""
+    refs: list[tuple[str, int]] = []
+    vertices = 0
+    for aname, val, _a, _b in attrs:
+        if not val:
+            continue
+        lname = aname.lower()
+        value = html.unescape(val) if "&" in val else val
+        if not html_here and _local(lname) == "href" and (local in _HREF_EXPANDING or local in _ANIMATION):
+            refs.extend((i, 1) for i in _fragment_ids(value))
+        if not html_here and local in _ANIMATION and lname in _ANIM_VALUES:
+            for part in value.split(";"):
+                if part.strip().startswith("#") or "url(" in part.lower():
+                    refs.extend((i, 1) for i in _fragment_ids(part.replace(")", " ")))
+        if "(" in value and ("url(" in value.lower() or "\\" in value) or "\\" in value:
+            v = _css_unescape(value)
+            marker = lname in _MARKER_ATTRS or (lname == "style" and "marker" in v.lower())
+            for m in _URL_REF.finditer(v):
+                if marker and not vertices:
+                    vertices = max(2, sum(len(_NUMBER.findall(x or "")) for n, x, _c, _d in attrs
+                                          if n.lower() in ("d", "points")))
+                refs.extend((i, vertices if marker else 1) for i in _fragment_ids(m.group(1)))
+    return refs
+
+
+def _expanded_size(parents: list[int], id_nodes: dict[str, list[int]], refs: list[tuple[int, str, int]],
+                   limit: int, style_refs: list[str] = ()) -> int:
+    """How many element instances the browser may build once every reference that copies content is expanded:
+    ``<use>`` of a ``<use>`` of … (a "billion laughs" without entities: 2 KB took Chromium past any timeout),
+    patterns filled with patterns, markers, ``<feImage>``. Conservative where the browser's choice is subtle:
+    an id stands for the heaviest element carrying it (so duplicate ids, ids in ``<template>`` content or a
+    second ``id`` attribute cannot make a light decoy stand in for the real target), and a ``url(#id)`` in a
+    style sheet (``style_refs``) may paint every element, its targets' content included, nested once per target. A cycle renders nothing in Chromium but its simple paths are still
+    walked: one with more than :data:`MAX_CYCLE_REFS` references counts as over the limit. Stops past
+    ``limit``. Iterative and linear (Tarjan's SCCs, then sums over the condensation)."""
     n = len(parents)
-    children: list[list[int]] = [[] for _ in range(n)]
-    roots = []
+    names = sorted({r for _, r, _ in refs if r in id_nodes} | {r for r in style_refs if r in id_nodes})
+    vid = {name: n + k for k, name in enumerate(names)}  # one virtual node per referenced id
+    total_nodes = n + len(names)
+    # edges: (target, multiplier, is_reference)
+    edges: list[list[tuple[int, int, bool]]] = [[] for _ in range(total_nodes)]
     for i, p in enumerate(parents):
-        (children[p] if p >= 0 else roots).append(i)
-    target = {node: ids[ref] for node, ref in use_refs if ref in ids}
-    weight = [0] * n
-    state = [0] * n  # 0 new, 1 on the DFS path, 2 done
+        if p >= 0:
+            edges[p].append((i, 1, False))
+    for node, ref, mult in refs:
+        if ref in vid:
+            edges[node].append((vid[ref], max(1, mult), True))
+    style_targets = sorted({vid[r] for r in style_refs if r in vid})
+    for name, v in vid.items():
+        edges[v].extend((c, 1, False) for c in id_nodes[name])
+
+    # Tarjan's strongly connected components, iterative
+    index = [-1] * total_nodes
+    low = [0] * total_nodes
+    on_stack = [False] * total_nodes
+    comp = [-1] * total_nodes
+    stack: list[int] = []
+    order: list[list[int]] = []  # components in reverse topological order (sinks first)
+    counter = 0
+    for start in range(total_nodes):
+        if index[start] != -1:
+            continue
+        work = [(start, 0)]
+        while work:
+            v, ei = work.pop()
+            if ei == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack[v] = True
+            recurse = False
+            while ei < len(edges[v]):
+                w = edges[v][ei][0]
+                ei += 1
+                if index[w] == -1:
+                    work.append((v, ei))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if on_stack[w]:
+                    low[v] = min(low[v], index[w])
+            if recurse:
+                continue
+            if low[v] == index[v]:
+                members = []
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = False
+                    comp[w] = len(order)
+                    members.append(w)
+                    if w == v:
+                        break
+                order.append(members)
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+
+    weight = [0] * len(order)
+    cap = limit + 1
+    for c, members in enumerate(order):  # sinks first: every other component is already weighed
+        own = sum(1 for v in members if v < n)
+        outside = 0
+        inner_refs = 0
+        for v in members:
+            for w, mult, is_ref in edges[v]:
+                if comp[w] == c:
+                    if is_ref:
+                        inner_refs += mult
+                    continue
+                outside += weight[comp[w]] * mult
+                if outside > cap:
+                    break
+        if len(members) == 1 and not inner_refs:
+            w_c = own + outside
+            if members[0] >= n:  # an id: the heaviest element carrying it (not the sum)
+                w_c = max((weight[comp[x]] for x, _m, _r in edges[members[0]]), default=0)
+        elif inner_refs > MAX_CYCLE_REFS:
+            w_c = cap
+        else:  # a cycle: each simple path through it uses its references at most once
+            paths = sum(math.perm(inner_refs, k) for k in range(inner_refs + 1))
+            w_c = (own + outside) * paths
+        weight[c] = min(w_c, cap)
+    roots = [i for i, p in enumerate(parents) if p < 0]
     total = 0
-    for root in roots:
-        stack = [root]
-        while stack:
-            v = stack[-1]
-            if state[v] == 0:
-                state[v] = 1
-                deps = children[v] + ([target[v]] if v in target else [])
-                stack.extend(d for d in deps if state[d] == 0)
-                continue
-            stack.pop()
-            if state[v] == 2:
-                continue
-            w = 1 + sum(weight[c] for c in children[v] if state[c] == 2)
-            t = target.get(v)
-            if t is not None and state[t] == 2:  # a target still on the path is a cycle: nothing drawn
-                w += weight[t]
-            weight[v] = min(w, limit + 1)
-            state[v] = 2
-        total += weight[root]
+    for r in roots:
+        total += weight[comp[r]]
         if total > limit:
             return total
+    if style_targets:  # any element may be painted with any of them, and their content with the others …
+        w0 = min(cap, sum(weight[comp[t]] for t in style_targets))
+        extra, term = 0, 1
+        for _ in style_targets:  # … nested at most once per target (a target inside itself is a cycle)
+            term = min(cap, term * w0)
+            extra = min(cap, extra + term)
+        total += min(cap, n * extra)
     return total
 
 
 def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
-                 max_elements: int = 20_000, max_expanded: int = 150_000) -> SafeSvg:
+                 max_elements: int = 20_000, max_expanded: int = 150_000, max_nested: int = MAX_NESTED) -> SafeSvg:
     """Check and clean untrusted SVG markup. Raises :class:`SvgRejected` (kind ``no_svg``,
-    ``too_large`` or ``invalid``) instead of returning something unsafe to render."""
+    ``too_large`` or ``invalid``) instead of returning something unsafe to render. ``max_expanded`` bounds
+    the element instances after reference expansion, summed over the SVG and every ``data:`` SVG image in it
+    (``max_nested`` levels deep at most)."""
     if not isinstance(svg, str):
         raise SvgRejected("invalid", f"SVG must be text, not {type(svg).__name__}")
     if len(svg) > max_bytes:
@@ -430,8 +586,9 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     root_attrs: dict[str, str] = {}
     stack: list[tuple[str, bool, int]] = []  # (tag name, are its children HTML content?, node index)
     parents: list[int] = []  # node index -> parent node index (-1 for the root)
-    ids: dict[str, int] = {}  # id -> first node with it (getElementById order)
-    use_refs: list[tuple[int, str]] = []  # (<use> node, referenced id)
+    id_nodes: dict[str, list[int]] = {}  # id -> every node carrying it (in any of its id attributes)
+    refs: list[tuple[int, str, int]] = []  # (node, referenced id, multiplier)
+    style_refs: list[str] = []  # ids a style sheet references with url(#id)
     t_count = t_depth = 0
     edits: list[tuple[int, int]] = []  # (start, end) spans to delete
     removed_refs: dict[str, int] = {}  # why (a _REF_* key) -> how many image references were removed
@@ -471,14 +628,13 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         node = len(parents)
         parents.append(stack[-1][2] if stack else -1)
         for aname, val, _, _ in tag.attrs:
-            low_name = aname.lower()
-            if low_name == "id" and val:
-                ids.setdefault(html.unescape(val), node)
-            elif local in ("use", "feimage") and not html_here and _local(low_name) == "href" and val:
-                # feImage="#id" paints that element like a <use> instance: count it in the expansion cap
-                ref = html.unescape(val).strip()
-                if ref.startswith("#"):
-                    use_refs.append((node, ref[1:]))
+            if aname.lower() == "id" and val:
+                id_nodes.setdefault(html.unescape(val), []).append(node)
+        refs.extend((node, ref, mult) for ref, mult in _tag_refs(local, html_here, tag.attrs))
+        if local == "style":
+            end = _find_ci(svg, "</style", tag.end)
+            sheet = _css_unescape(html.unescape(svg[tag.end:end if end >= 0 else len(svg)]))
+            style_refs.extend(i for m in _URL_REF.finditer(sheet) for i in _fragment_ids(m.group(1)))
         if local in _IMAGE_TAGS or (html_here and name == "img"):
             for aname, val, a, b in tag.attrs:
                 if _local(aname) not in ("href", "src", "srcset"):
@@ -503,10 +659,14 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         if t_depth > max_depth:
             raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
     count, depth = max(count, t_count), max(depth, t_depth)
-    if use_refs:
-        expanded = _expanded_size(parents, ids, use_refs, max_expanded)
+    expanded = count
+    if refs or style_refs:
+        expanded = max(count, _expanded_size(parents, id_nodes, refs, max_expanded, style_refs))
         if expanded > max_expanded:
-            raise SvgRejected("too_large", f"<use> references expand the SVG to more than {max_expanded} elements")
+            raise SvgRejected("too_large", f"<use>/pattern/marker/filter references expand the SVG to more than "
+                                           f"{max_expanded} elements")
+    expanded += _check_nested_images(svg, max_bytes=max_bytes, max_depth=max_depth, max_elements=max_elements,
+                                     budget=max_expanded - expanded, max_nested=max_nested)
     if edits:
         edits.sort()
         parts = []
@@ -520,7 +680,94 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     for name, k in sorted(stripped.items()):
         warnings.append(f"removed {k} {name} attribute{'s' if k != 1 else ''}")
     return SafeSvg(svg=svg, root_attrs=root_attrs, elements=count, depth=depth,
-                   parser="xml" if well_formed else "tolerant", warnings=warnings)
+                   parser="xml" if well_formed else "tolerant", warnings=warnings, expanded=expanded)
+
+
+# ---------------------------------------------------------------- SVG images inside the SVG
+
+_DATA_URL = re.compile(r"data:([^,]{0,256}),", re.IGNORECASE)
+_CSS_STRING_END = {"\"": re.compile(r'(?:[^"\\]|\\.)*'), "'": re.compile(r"(?:[^'\\]|\\.)*")}
+_UNQUOTED_END = re.compile(r"[^\s\"'()<>]*")
+
+
+def _data_payloads(text: str) -> list[tuple[str, str]]:
+    """``(header, payload)`` of every ``data:`` URL in ``text`` (an attribute value or a style sheet): up to the
+    closing quote when it is quoted, else up to what ends an unquoted CSS ``url()`` or, for a whole attribute
+    value that is the URL, its end."""
+    out = []
+    whole = text.strip().lower().startswith("data:")
+    for m in _DATA_URL.finditer(text):
+        before = text[:m.start()].rstrip()[-1:]
+        if whole and m.start() == len(text) - len(text.lstrip()):
+            payload = text[m.end():]
+        elif before in ("'", '"'):
+            payload = _CSS_STRING_END[before].match(text, m.end()).group()
+        else:
+            payload = _UNQUOTED_END.match(text, m.end()).group()
+        out.append((m.group(1), payload))
+    return out
+
+
+def _decode_data(header: str, payload: str) -> str:
+    from urllib.parse import unquote_to_bytes
+
+    if header.lower().replace(" ", "").endswith(";base64"):
+        clean = re.sub(r"[^A-Za-z0-9+/]", "", unquote_to_bytes(payload).decode("latin-1"))
+        try:
+            raw = base64.b64decode(clean + "=" * (-len(clean) % 4))
+        except ValueError:
+            return ""
+    else:
+        raw = unquote_to_bytes(payload)
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def _check_nested_images(svg: str, *, max_bytes: int, max_depth: int, max_elements: int, budget: int,
+                         max_nested: int) -> int:
+    """Validate every SVG document the markup embeds as a ``data:`` URL (``<image>``, ``<feImage>``, ``<img>``,
+    CSS ``background-image``/``image-set``, any attribute or style sheet; ``srcdoc`` markup too), whatever its
+    declared type, with the same caps: a ``<use>`` bomb inside an image costs the browser as much as one in the
+    page. Returns the element instances they add; raises SvgRejected when their sum leaves ``budget``."""
+    low = svg.lower()
+    if "data:" not in low and "\\" not in svg and "srcdoc" not in low:
+        return 0
+    texts: list[tuple[str, str]] = []
+    for tag in _scan_tags(svg, lambda: False):
+        for aname, val, _a, _b in tag.attrs:
+            if val:
+                texts.append((aname.lower(), html.unescape(val)))
+        if tag.name.rsplit(":", 1)[-1] == "style" and not tag.closing:
+            end = _find_ci(svg, "</style", tag.end)
+            texts.append(("style", html.unescape(svg[tag.end:end if end >= 0 else len(svg)])))
+    docs: list[str] = []
+    for aname, text in texts:
+        if aname == "srcdoc" and "<svg" in text.lower():
+            docs.append(text)
+        variants = {text, _css_unescape(text)}
+        for variant in variants:
+            if "data:" not in variant.lower():
+                continue
+            for header, payload in _data_payloads(variant):
+                doc = _decode_data(header, _css_unescape(payload))
+                if "<svg" in doc.lower():
+                    docs.append(doc)
+    used = 0
+    for doc in dict.fromkeys(docs):
+        if max_nested <= 0:
+            raise SvgRejected("too_large", "SVG images nested in SVG images are too deep")
+        try:
+            inner = validate_svg(doc, max_bytes=max_bytes, max_depth=max_depth, max_elements=max_elements,
+                                 max_expanded=max(0, budget - used), max_nested=max_nested - 1)
+        except SvgRejected as e:
+            if e.kind == "no_svg":
+                continue
+            raise SvgRejected(e.kind, f"an embedded SVG image: {e.reason}") from None
+        used += inner.expanded
+        if used > budget:
+            raise SvgRejected("too_large", "embedded SVG images expand to too many elements")
+    return used
 
 
 # ---------------------------------------------------------------- canvas size

@@ -91,6 +91,9 @@ class ServeOptions:
     max_body: int = 2 * 1024 * 1024
     policy_retries: int = 2
     background: bool = False
+    read_timeout: float = 15.0  # headers, then the body, must arrive within this many seconds
+    max_connections_per_client: int = 0  # 0 = max_concurrent + 64
+    trust_proxy_headers: bool = False  # client address from X-Forwarded-For of a loopback proxy
     default_hosts: tuple[str, ...] = field(default=DEFAULT_MODEL_HOSTS)
 
     def public(self) -> dict[str, Any]:
@@ -120,6 +123,9 @@ def options_from_settings(settings: Any, **given: Any) -> ServeOptions:
         max_body=int(settings.get("serve.max_body", 2 * 1024 * 1024)),
         policy_retries=int(settings.get("serve.policy_retries", 2)),
         background=bool(settings.get("serve.background", False)),
+        read_timeout=float(settings.get("serve.read_timeout", 15.0)),
+        max_connections_per_client=int(settings.get("serve.max_connections_per_client", 0)),
+        trust_proxy_headers=bool(settings.get("serve.trust_proxy_headers", False)),
         default_hosts=tuple(dict.fromkeys(hosts)),
     )
     for key, value in given.items():
@@ -249,7 +255,8 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
                allow_model_hosts: tuple[str, ...] | list[str] | None = None, max_concurrent: int | None = None,
                rate_limit: float | None = None, rate_burst: int | None = None, rollout_timeout: float | None = None,
                max_body: int | None = None, policy_retries: int | None = None, background: bool | None = None,
-               options: ServeOptions | None = None, warn_unauthenticated: bool = True):
+               read_timeout: float | None = None, options: ServeOptions | None = None,
+               warn_unauthenticated: bool = True):
     """The ASGI app (FastAPI). Arguments left at None come from ``settings`` (``serve.*``; the token
     from ``SVGRFT_SERVE_TOKEN``); ``token=""`` disables the token explicitly. ``allow_model_hosts``
     adds to the default allow-list (Fireworks tracing/inference hosts)."""
@@ -269,10 +276,12 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
             allow_model_hosts=tuple(allow_model_hosts) if allow_model_hosts is not None else None,
             max_concurrent=max_concurrent, rate_limit=rate_limit, rate_burst=rate_burst,
             rollout_timeout=rollout_timeout, max_body=max_body, policy_retries=policy_retries,
-            background=background)
+            background=background, read_timeout=read_timeout)
     opts = options
     allow = HostAllowList([*opts.default_hosts, *opts.allow_model_hosts])
     limiter = RateLimiter(opts.rate_limit, opts.rate_burst)
+    # requests with a wrong or missing token spend their own budget: a flood of them cannot starve valid ones
+    auth_failures = RateLimiter(opts.rate_limit, opts.rate_burst)
     cap = ConcurrencyCap(opts.max_concurrent)
     stats = Stats()
     tasks: set[asyncio.Task] = set()
@@ -341,13 +350,23 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
             if n > opts.max_body:
                 raise Rejection(413, "too_large", f"request body is {n} bytes; the limit is {opts.max_body}",
                                 hint="send only the rollout messages; raise --max-body if needed")
-        chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > opts.max_body:
-                raise Rejection(413, "too_large", f"request body exceeds {opts.max_body} bytes",
-                                hint="send only the rollout messages; raise --max-body if needed")
-            chunks.append(chunk)
+        chunks: list[bytes] = []
+
+        async def collect() -> None:
+            total = 0
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > opts.max_body:
+                    raise Rejection(413, "too_large", f"request body exceeds {opts.max_body} bytes",
+                                    hint="send only the rollout messages; raise --max-body if needed")
+                chunks.append(chunk)
+
+        try:  # a body trickled byte by byte must not hold a connection (and its slot) for long
+            await asyncio.wait_for(collect(), timeout=opts.read_timeout if opts.read_timeout > 0 else None)
+        except asyncio.TimeoutError:
+            raise Rejection(408, "body_timeout", f"the request body did not arrive within {opts.read_timeout:g}s",
+                            hint="send the whole body at once; the operator can raise --read-timeout",
+                            code=4) from None
         return b"".join(chunks)
 
     def prepare(data: Any) -> Rollout:
@@ -500,16 +519,17 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
     @app.post("/init")
     async def init(request: Request):
         t_start = time.perf_counter()
-        client = request.client.host if request.client else "unknown"
+        client = client_label(request.client.host if request.client else None)
         rid: str | None = None
         entered = False
         request_key: str | None = None
         try:
-            wait = limiter.acquire(client)
+            authorized = not opts.token or check_bearer(request.headers.get("authorization"), opts.token)
+            wait = (limiter if authorized else auth_failures).acquire(client)
             if wait > 0:
                 raise Rejection(429, "rate_limited", "too many requests from this client",
                                 hint="slow down; see Retry-After", retry_after=retry_after_header(wait), code=8)
-            if opts.token and not check_bearer(request.headers.get("authorization"), opts.token):
+            if not authorized:
                 has = bool(request.headers.get("authorization"))
                 raise Rejection(401, "unauthorized", "wrong bearer token" if has else "missing bearer token",
                                 hint="send Authorization: Bearer <SVGRFT_SERVE_TOKEN> (the evaluator's remote mode "
@@ -593,6 +613,19 @@ def _policy_http_client(openai: Any) -> Any:
         return openai.DefaultAsyncHttpxClient(follow_redirects=False)
 
 
+def client_label(host: Any) -> str:
+    """The client address as it may appear in logs and rate-limit keys: a normalised IP address, or
+    ``"invalid"`` (a forwarded header can carry anything, line breaks included)."""
+    import ipaddress
+
+    if not isinstance(host, str) or not host or len(host) > 64:
+        return "unknown" if not host else "invalid"
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return "invalid"
+
+
 def _svg_found(content: Any) -> bool | None:
     if not isinstance(content, str):
         return False
@@ -618,5 +651,10 @@ def app_from_env():
         d["allow_model_hosts"] = tuple(d.get("allow_model_hosts") or ())
         d["default_hosts"] = tuple(d.get("default_hosts") or DEFAULT_MODEL_HOSTS)
         opts = ServeOptions(token=settings.secret("SVGRFT_SERVE_TOKEN"), **d)
+        from svgrft.server.conn import GuardedH11Protocol, auto_limits
+
+        per_client, total = auto_limits(opts.max_concurrent, opts.max_connections_per_client)
+        GuardedH11Protocol.configure(header_timeout=opts.read_timeout, max_per_client=per_client,
+                                     max_connections=total)
         return create_app(settings, options=opts, warn_unauthenticated=False)
     return create_app(settings)

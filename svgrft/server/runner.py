@@ -11,6 +11,27 @@ from typing import Any
 from svgrft.server.app import OPTIONS_ENV, ServeOptions
 
 SHUTDOWN_GRACE = 15  # seconds added to the rollout timeout for a graceful stop
+KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
+PROTOCOL = "svgrft.server.conn:GuardedH11Protocol"
+
+
+def uvicorn_options(options: ServeOptions, *, workers: int = 1) -> dict[str, Any]:
+    """The uvicorn settings that make the server robust: the guarded HTTP protocol (header deadline,
+    per-client and total connection caps that close idle sockets first), no ``limit_concurrency`` (it counted
+    idle sockets and answered 503 to everyone before auth; the app's cap counts rollouts), a short keep-alive,
+    forwarded headers only with ``trust_proxy_headers`` (from loopback proxies, or ``FORWARDED_ALLOW_IPS``)."""
+    from svgrft.server.conn import GuardedH11Protocol, auto_limits
+
+    per_client, total = auto_limits(options.max_concurrent, options.max_connections_per_client)
+    limits = dict(header_timeout=options.read_timeout, max_per_client=per_client, max_connections=total)
+    if workers > 1:  # worker processes import the protocol by name and configure it from the options
+        GuardedH11Protocol.configure(**limits)
+        http: Any = PROTOCOL
+    else:
+        http = GuardedH11Protocol.configured(**limits)
+    return dict(http=http, limit_concurrency=None, timeout_keep_alive=KEEP_ALIVE,
+                proxy_headers=bool(options.trust_proxy_headers), server_header=False,
+                timeout_graceful_shutdown=int(options.rollout_timeout) + SHUTDOWN_GRACE)
 
 
 class RedactFilter(logging.Filter):
@@ -76,12 +97,13 @@ def serve(settings: Any, options: ServeOptions, *, host: str, port: int, workers
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # eval_protocol imports litellm
     quiet_import_warnings()
+    from svgrft.server.conn import raise_open_file_limit
+
     cfg = log_config(log_level)
     logging.config.dictConfig(cfg)
-    limit = max(2 * options.max_concurrent, options.max_concurrent + 128) if options.max_concurrent else None
-    common = dict(host=host, port=port, log_config=cfg, access_log=access_log, limit_concurrency=limit,
-                  timeout_graceful_shutdown=int(options.rollout_timeout) + SHUTDOWN_GRACE, server_header=False,
-                  proxy_headers=True, lifespan="on")
+    raise_open_file_limit()  # sockets are files: the connection caps are derived from this limit
+    common = dict(host=host, port=port, log_config=cfg, access_log=access_log, lifespan="on",
+                  **uvicorn_options(options, workers=workers))
     if workers > 1:
         # Worker processes rebuild the app from the environment: options as JSON, token as its env var.
         os.environ[OPTIONS_ENV] = json.dumps(options.public())

@@ -78,6 +78,9 @@ class GatewayReporter:
         handler = FireworksTracingHttpHandler(gateway_base_url=gateway)
         # The handler picks FIREWORKS_API_KEY from the environment; a rollout is logged with its own key.
         handler._session.headers["Authorization"] = f"Bearer {api_key}"
+        # requests follows a 307 with the same POST: an allow-listed gateway could point the server at any
+        # address (a blind internal request). Zero redirects: the first 3xx fails the report instead.
+        handler._session.max_redirects = 0
         return pool_key, handler
 
     def _checkin(self, pool_key, handler) -> None:
