@@ -286,7 +286,7 @@ def check_no_secrets(root: Path, files: list[str], secrets: list[str]) -> None:
 
 
 # what a staged evaluator folder holds (plus what pytest / the Eval Protocol harness leave after a run there)
-_STAGE_NAMES = frozenset({ev.ENTRY_FILE, ev.CONFIG_FILE, ev.SAMPLE_DATASET, "requirements.txt", "Dockerfile",
+_STAGE_NAMES = frozenset({ev.ENTRY_FILE, ev.CONFIG_FILE, ev.MANIFEST_FILE, ev.SAMPLE_DATASET, "requirements.txt", "Dockerfile",
                           ".dockerignore", "pytest.ini", "svgrft", "__pycache__", ".pytest_cache", ".benchmarks",
                           ".eval_protocol"})
 
