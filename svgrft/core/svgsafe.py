@@ -243,7 +243,7 @@ SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 
 
-_NS_DECL = re.compile(r"""xmlns:([^\s=/>"']+)\s*=\s*["']?\s*(http://www\.w3\.org/(?:2000/svg|1999/xlink))""")
+_NS_DECL = re.compile(r"""xmlns:([^\s=/>"':]+)\s*=\s*["']?\s*(http://www\.w3\.org/(?:2000/svg|1999/xlink))""")
 
 
 def _unprefix(svg: str) -> str:
