@@ -167,3 +167,16 @@ def test_colliding_stems_get_one_png_each(cli, tmp_path):
     assert stale.read_bytes() == b"old" and [p.name for p in out2.iterdir()] == ["b"]
     r = cli("render", tmp_path / "b", tmp_path / "c", "-o", out2, "--overwrite", "--json")
     assert r.exit_code == 0 and r.json()["rendered"] == 3 and pixel(stale.read_bytes(), 10, 10) == (0, 255, 0)
+
+
+def test_a_file_in_the_way_of_a_target_folder_is_one_error(cli, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "x.svg").write_text(BLUE)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").write_text("a file where the folder a/ goes")
+    r = cli("render", tmp_path / "a", tmp_path / "b", "-o", out)
+    assert r.exit_code == 1 and f"Error: {out / 'a'} is a file" in r.stderr and "Traceback" not in r.stderr
+    assert not (out / "b").exists()  # checked before anything was rendered

@@ -234,13 +234,21 @@ def test_prefixed_root_is_extracted_and_unprefixed():
     assert validate_svg(other).svg == other
 
 
+# an unprefixed root with prefixed children and an XLink prefix of its own: also XML-only spellings
+MIXED = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:s="http://www.w3.org/2000/svg" '
+         'xmlns:xl="http://www.w3.org/1999/xlink" width="60" height="40"><s:defs><s:circle id="c" r="8"/>'
+         '</s:defs><s:rect width="30" height="40" fill="#00f"/><use xl:href="#c" x="45" y="20" fill="#f0f"/></svg>')
+
+
 @pytest.mark.browser
 def test_prefixed_root_renders_like_the_svg_document(renderer):
     res = renderer.render(extract_svg(PREFIXED).svg)
     assert res.ok and (res.width, res.height) == (60, 40)
-    (raw,) = _raw_shots(renderer, [("svg", PREFIXED)], 60, 40)
-    assert _pixels(res.png) == _pixels(raw)
+    mixed = renderer.render(MIXED)
+    raw, raw_mixed = _raw_shots(renderer, [("svg", PREFIXED), ("svg", MIXED)], 60, 40)
+    assert _pixels(res.png) == _pixels(raw) and _pixels(mixed.png) == _pixels(raw_mixed)
     assert pixel(res.png, 2, 2)[0] > 200 and pixel(res.png, 30, 20) == (0, 255, 0)
+    assert pixel(mixed.png, 10, 10) == (0, 0, 255) and pixel(mixed.png, 45, 20) == (255, 0, 255)
 
 
 def test_validator_keeps_in_document_feimage_refs_and_says_why_it_removes():

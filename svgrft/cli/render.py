@@ -390,9 +390,20 @@ def cmd(
 
 
 def _check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:
-    """Before any rendering: unless ``overwrite``, no target may exist."""
+    """Before any rendering: every target's folder can be made, and unless ``overwrite`` no target exists."""
     from svgrft.errors import SvgrftError
 
+    checked: set[Path] = set()
+    for t in targets:
+        for folder in t.parents:
+            if folder == out or folder in checked:
+                break
+            checked.add(folder)
+            if folder.exists() and not folder.is_dir():
+                raise SvgrftError(f"{folder} is a file, but {t} must go into a folder of that name",
+                                  hint="move the file away, or choose another --out")
+        if t.is_dir():
+            raise SvgrftError(f"{t} is a folder, the PNG cannot be written", hint="choose another --out")
     if overwrite:
         return
     existing = [t for t in targets if t.exists() or t.is_symlink()]

@@ -20,8 +20,8 @@
   (requests are aborted) but would draw a broken-image icon that reaches the judge. Kept: ``data:`` URIs and
   same-document references ``#id`` on ``<feImage>`` (the filter draws that element; nothing is fetched);
   ``#id`` on ``<image>`` is removed (it loads the page itself as a picture: a broken-image icon);
-* a root written with a namespace prefix (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">``) loses the
-  prefixes of SVG elements (HTML has no XML namespaces; see :func:`_unprefix`);
+* SVG written with namespace prefixes (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">``, an XLink
+  prefix other than ``xlink:``) is written without them (HTML has no XML namespaces; see :func:`_unprefix`);
 * ``autofocus`` and ``http-equiv`` attributes (HTML in ``<foreignObject>``) are removed: a page focuses
   only once, so a focus ring would make the first render on a page differ from the next ones, and a
   ``<meta http-equiv="refresh">`` would navigate the page away at a racy moment;
@@ -246,28 +246,31 @@ SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 
 
+_NS_DECL = re.compile(r"""xmlns:([^\s=/>"':]+)\s*=\s*["']?\s*(http://www\.w3\.org/(?:2000/svg|1999/xlink))""")
+
+
 def _unprefix(svg: str) -> str:
-    """``svg`` with the namespace prefixes of SVG elements removed when its root is written with one
-    (``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">``): the page parses the SVG as HTML, which has no XML
-    namespaces, so ``<svg:rect>`` would be an unknown element and nothing would be drawn. Prefixes bound
-    (anywhere in the markup) to the SVG namespace are dropped from element names; attributes with a prefix
-    bound to the XLink namespace are renamed ``xlink:…`` (the one XLink prefix HTML knows). Anything else,
-    and markup whose root has no SVG prefix, is returned unchanged. Linear."""
-    m = re.match(r"<([A-Za-z_][\w.\-]*):", svg)
-    if m is None:
-        return svg
+    """``svg`` written without the XML namespace prefixes HTML does not know: the page parses the SVG as
+    HTML, which has no XML namespaces, so ``<svg:svg xmlns:svg="http://www.w3.org/2000/svg">`` or an
+    ``<svg:rect>`` would be an unknown element and nothing would be drawn, and ``x:href`` (``x`` bound to
+    XLink) would not be a link. Prefixes bound (anywhere in the markup) to the SVG namespace are dropped from
+    element names; attributes with a prefix bound to the XLink namespace are renamed ``xlink:…`` (the one
+    XLink prefix HTML knows). Anything else is left as it is; markup without such a declaration is
+    returned unchanged. Linear."""
+    if not any(m.group(1) != "xlink" or m.group(2) != XLINK_NS for m in _NS_DECL.finditer(svg)):
+        return svg  # the common case (no declaration, or only xmlns:xlink): no second scan
     svg_prefixes: set[str] = set()
     xlink_prefixes: set[str] = set()
     tags = list(_scan_tags(svg))
     for tag in tags:
         for aname, val, _a, _b in tag.attrs:
-            if aname[:6].lower() == "xmlns:" and val is not None:
+            if aname.startswith("xmlns:") and val is not None:
                 uri = html.unescape(val).strip()
                 if uri == SVG_NS:
                     svg_prefixes.add(aname[6:])
                 elif uri == XLINK_NS and aname[6:] != "xlink":
                     xlink_prefixes.add(aname[6:])
-    if m.group(1) not in svg_prefixes:
+    if not svg_prefixes and not xlink_prefixes:
         return svg
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
     for tag in tags:
