@@ -72,6 +72,7 @@ _LEET_L = str.maketrans("0134578@$", "oleastbas")
 _SEGMENT_MAX = 100_000       # characters of joined runs / long tokens segmented per call, at most
 _LONG = 7                    # tokens at least this long and not in the vocabulary are segmented
 _COVER = 0.6                 # share of a long token the vocabulary words must cover to replace it
+_GAP_MAX = 64                # characters between two letter pieces of one spaced-out word, at most
 
 
 def fold(text: object) -> str:
@@ -132,46 +133,59 @@ def words(folded: str, vocab: frozenset[str] | set[str] = frozenset()) -> list[s
             tok = alt if alt in vocab or "1" not in tok else (tok.translate(_LEET_L)
                                                                 if tok.translate(_LEET_L) in vocab else alt)
         raw.append((tok, m.start(), m.end()))
-    # 1. join runs of >= 3 single letters (a l l r e q u i r e m e n t s); the gap may be any non-letters
-    joined: list[tuple[str, bool]] = []       # (token, came from a joined run)
+    # 1. join runs of letter-level pieces: single letters (a l l), and with a vocabulary also short non-words
+    #    (re qu ir em en ts); pieces are close when at most 2 non-space characters separate them
+    def piece(tok: str) -> bool:
+        return len(tok) == 1 or (bool(vocab) and len(tok) <= 3 and tok not in vocab)
+
+    def close(a: int, b: int) -> bool:
+        if raw[b][1] - raw[a][2] > _GAP_MAX:
+            return False
+        return len("".join(folded[raw[a][2]:raw[b][1]].split())) <= 2
+
+    units: list[tuple[str, list[str] | None]] = []     # (token, the pieces it was joined from)
     i, n = 0, len(raw)
     while i < n:
-        if len(raw[i][0]) == 1:
+        if piece(raw[i][0]):
             j = i
-            while j + 1 < n and len(raw[j + 1][0]) == 1 and raw[j + 1][1] - raw[j][2] <= 4:
+            while j + 1 < n and piece(raw[j + 1][0]) and close(j, j + 1):
                 j += 1
-            if j - i >= 2:
-                joined.append(("".join(t for t, _, _ in raw[i:j + 1]), True))
+            run = [t for t, _, _ in raw[i:j + 1]]
+            letters = sum(len(t) for t in run)
+            if len(run) >= 3 and all(len(t) == 1 for t in run) or len(run) >= 2 and letters >= 5 and vocab:
+                units.append(("".join(run), run))
                 i = j + 1
                 continue
-        joined.append((raw[i][0], False))
+        units.append((raw[i][0], None))
         i += 1
     if not vocab:
-        return [t for t, _ in joined]
+        return [t for t, _ in units]
     maxlen = max((len(w) for w in vocab), default=0)
     budget = _SEGMENT_MAX
     out: list[str] = []
-    k, m = 0, len(joined)
+    k, m = 0, len(units)
     while k < m:
-        tok, was_joined = joined[k]
+        tok, pieces = units[k]
         if tok in vocab:
             out.append(tok)
             k += 1
             continue
-        # 2. a word split in two by markup or a stray space: "require ments"
-        if k + 1 < m and (tok + joined[k + 1][0]) in vocab:
-            out.append(tok + joined[k + 1][0])
-            k += 2
+        # 2. a word split in two or three by markup or stray spaces: "require ments"
+        merged = next((c for c in ("".join(u[0] for u in units[k:k + span]) for span in (2, 3) if k + span <= m)
+                       if c in vocab), None)
+        if merged is not None:
+            out.append(merged)
+            k += 2 if units[k][0] + units[k + 1][0] == merged else 3
             continue
         # 3. a joined run or a long token made of vocabulary words
-        if (was_joined or len(tok) >= _LONG) and budget > 0:
+        if (pieces is not None or len(tok) >= _LONG) and budget > 0:
             part = tok[:budget]
             budget -= len(part)
             found, covered = segment(part, vocab, maxlen)
-            if found and (was_joined or covered >= _COVER * len(part)):
+            if found and covered >= _COVER * len(part):
                 out.extend(found)
                 k += 1
                 continue
-        out.append(tok)
+        out.extend(pieces if pieces is not None else [tok])
         k += 1
     return out
