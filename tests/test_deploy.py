@@ -93,6 +93,10 @@ def test_fake_deployment_lifecycle_is_strict_like_the_api(fw):
     with pytest.raises(fireworks.NotFoundError):
         c.deployments.delete("d1")
     assert fw.live_deployments() == [] and not fw.servable("accounts/acct/models/lora", "acct")
+    # expire_time is stored but, as SDK 1.2.30 documents, deletes nothing (svgrft enforces its TTL itself)
+    c.deployments.create(base_model="accounts/acct/models/lora", deployment_id="d2", expire_time="2001-01-01T00:00:00Z")
+    d2 = c.deployments.get("d2")
+    assert d2.state == "READY" and d2.expire_time.year == 2001
 
 
 def test_fake_lora_load_needs_an_addons_deployment_of_its_base(fw):
