@@ -224,8 +224,16 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
         raise ConfigError(f"invalid value {value!r} for '{key}' (from {source}): must not be negative",
                           hint=_fix(source))
     if key.endswith("base_url") or key == "rollout.server_url":
+        from svgrft.secrets import redact_url, url_credentials
+
+        what = url_credentials(value)
+        if what:  # it would be baked into the evaluator, uploaded and printed: keys belong in secrets
+            raise ConfigError(f"'{key}' (from {source}) carries credentials in the URL ({what}): "
+                              f"{redact_url(value)}",
+                              hint="put the key in its environment variable (e.g. OPENAI_API_KEY; `svgrft secrets "
+                                   "push` stores it as a Fireworks secret) and use the URL without it")
         if value and not value.startswith(("http://", "https://")):
-            raise ConfigError(f"invalid URL {value!r} for '{key}' (from {source})",
+            raise ConfigError(f"invalid URL {redact_url(value)!r} for '{key}' (from {source})",
                               hint="URLs start with http:// or https://")
         value = value.rstrip("/")
     return value

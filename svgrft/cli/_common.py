@@ -210,9 +210,7 @@ def command(func: F) -> F:
             return func(*args, **kwargs)
         except SvgrftError as e:
             if os.environ.get("SVGRFT_DEBUG") == "1":
-                import traceback
-
-                traceback.print_exc()
+                _secrets.print_exception()  # redacted: error bodies and URLs may echo keys
             report_error(e)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
@@ -222,9 +220,7 @@ def command(func: F) -> F:
             if e.errno == errno.EPIPE:  # stdout closed early (`| head`): Typer exits quietly
                 raise
             if os.environ.get("SVGRFT_DEBUG") == "1":
-                import traceback
-
-                traceback.print_exc()
+                _secrets.print_exception()  # redacted: error bodies and URLs may echo keys
             report_error(os_error(e))
             raise typer.Exit(1) from None
 

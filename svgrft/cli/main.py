@@ -43,6 +43,14 @@ def _plain_help_when_narrow(root: Any) -> None:
         todo.extend(getattr(cmd, "commands", {}).values())
 
 
+def _redacted_excepthook(kind: Any, value: BaseException, tb: Any) -> None:
+    """Print an uncaught exception's traceback with secrets masked (see :func:`svgrft.secrets.redact`)."""
+    from svgrft.secrets import print_exception
+
+    value.__traceback__ = tb
+    print_exception(value)
+
+
 class SvgrftGroup(TyperGroup):
     """The root command: usage errors come out like every other error (``Error:`` + ``hint:``, exit 2)
     instead of Typer's boxed panel, and NO_COLOR also strips the styling of ``--help``."""
@@ -53,6 +61,7 @@ class SvgrftGroup(TyperGroup):
 
         rich_utils.COLOR_SYSTEM = None if _common.no_color() else "auto"
         _plain_help_when_narrow(self)
+        sys.excepthook = _redacted_excepthook  # a bug's traceback must not print a key either
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:

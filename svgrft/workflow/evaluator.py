@@ -277,12 +277,33 @@ def secret_values(settings: Any) -> list[str]:
 
 
 def check_no_secrets(root: Path, files: list[str], secrets: list[str]) -> None:
+    """Refuse to package when a staged file holds a key value, or the generated config a URL with
+    credentials (user-info or an ``api-key=``-like query parameter)."""
     for rel in files:
         data = (root / rel).read_bytes()
         for s in secrets:
             if s.encode() in data:
                 raise SvgrftError(f"refusing to package the evaluator: {rel} contains an API key",
                                   hint="keys must come from the environment/Fireworks secrets, never from files")
+        if rel == ev.CONFIG_FILE:
+            _check_config_urls(rel, json.loads(data.decode("utf-8")))
+
+
+def _check_config_urls(rel: str, node: Any) -> None:
+    from svgrft.secrets import url_credentials
+
+    stack = [node]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str) and "://" in v and url_credentials(v):
+            raise SvgrftError(f"refusing to package the evaluator: {rel} holds a URL with credentials "
+                              f"({url_credentials(v)})",
+                              hint="put the key in its environment variable / a Fireworks secret and use the URL "
+                                   "without it")
 
 
 # what a staged evaluator folder holds (plus what pytest / the Eval Protocol harness leave after a run there)
