@@ -96,3 +96,46 @@ def test_trained_job_compare_epochs_shows_the_rewards_the_evaluator_gave(trained
     assert st.exit_code == 0, st
     sd = st.json()
     assert [round(c["mean"], 9) for c in sd["reward_curve"]] == [round(m, 9) for m in truth]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_job_trained_in_remote_mode_through_svgrft_serve(make_fw, oai, cli, tmp_path, monkeypatch):
+    """Remote mode: the evaluator's RemoteRolloutProcessor sends every rollout to `svgrft serve`, which asks
+    the epoch's policy through the gateway's tagged proxy (so traces exist, by rollout id); the records name
+    those rollout ids, and a trace read back by one of them holds the same reply."""
+    from svgrft.clients.tracing import TracingClient
+    from svgrft.config import load_settings
+    from svgrft.server.app import create_app
+    from tests.test_evaluator import SERVE_TOKEN, ServeThread
+
+    fw = make_fw(job_runs_evaluator=True, job_polls_per_epoch=1)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("SVGRFT_SERVE_TOKEN", SERVE_TOKEN)
+    write_config("[evaluator]\npoll_interval = 0.01\n[train]\npoll_interval = 0.05\n")
+    ds = tmp_path / "six.jsonl"
+    six_rows(ds)
+    app = create_app(load_settings(), token=SERVE_TOKEN, allow_model_hosts=("localhost",), rate_limit=0)
+    with ServeThread(app) as srv:
+        r = cli("train", "--base-model", "qwen3-0p6b", "--dataset", str(ds), "--epochs", "2", "--n", "2", "--yes",
+                "--json", "--rollout-mode", "remote", "--rollout-server-url", srv.url)
+        assert r.exit_code == 0, r
+        jid = r.json()["job_id"]
+        runs = fw.epoch_runs[jid]
+        assert [x.returncode for x in runs] == [0, 0], [x.output[-3000:] for x in runs]
+        out = tmp_path / "report"
+        c = cli("compare-epochs", jid, "--out", str(out), "--json")
+    assert c.exit_code == 0, c
+    data = c.json()
+    truth = _means(runs)
+    assert [x["mean"] for x in data["reward_curve"]] == pytest.approx(truth, abs=1e-9)
+    assert truth[1] > truth[0]
+    assert data["summary"]["after"]["mean"] > data["summary"]["before"]["mean"]
+    # the policy went through the tracing proxy (remote mode), so traces exist -- readable by rollout id only
+    proxied = [q for q in fw.calls("POST") if q.path.startswith("/rollout_id/")]
+    assert len(proxied) == 24  # 6 rows x 2 samples x 2 epochs
+    ref = data["rows"][0]["after"][0]["ref"]
+    with TracingClient(fw.localhost_url, FW_KEY) as tc:
+        trace = tc.trace(ref)
+    assert trace is not None and "<svg" in trace["output"]["content"]
+    assert (out / "reward_curve.png").is_file() and (out / "before_after.png").is_file()
