@@ -45,7 +45,8 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
     out = tmp_path / "out"
 
     r = cli("render", folder, evil, replies, "-o", out, "--json", "-j", "2")
-    assert r.exit_code == 0, r
+    assert r.exit_code == 1, r  # a partial failure exits 1, after the results (issue #13)
+    assert "Error: 6 of 10 inputs did not render; 4 PNGs are in" in r.stderr
     s = r.json()
     assert s["rendered"] == 4 and s["items"] == 10
     assert s["failed"] == {"bad_line": 3, "invalid": 1, "no_svg": 2}
@@ -65,13 +66,13 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
     assert decode_png(green)[:2] == (512, 256) and pixel(green, 500, 250) == (0, 255, 0)
     # bad lines are reported on stderr with their line numbers, not hidden
     assert "replies.jsonl:3" in r.stderr and "replies.jsonl:5" in r.stderr and "replies.jsonl:7" in r.stderr
-    assert r.stdout.count("\n") > 10 and "Error" not in r.stderr
+    assert r.stdout.count("\n") > 10 and r.stderr.count("Error") == 1
 
     # re-run: same files, same bytes; an item that no longer renders loses its stale PNG
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     (folder / "hand_cow_plowing.svg").write_text("no svg here any more")
     r2 = cli("render", folder, evil, replies, "-o", out, "--json")
-    assert r2.exit_code == 0, r2
+    assert r2.exit_code == 1, r2
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(after) == set(before) - {"hand_cow_plowing.png"}
     assert all(after[k] == before[k] for k in after)
@@ -87,7 +88,7 @@ def test_render_size_and_table_output(cli, tmp_path):
                    '<text y="15">&x;</text></svg>')
     out = tmp_path / "o"
     r = cli("render", f, junk, xxe, "-o", out, "--size", "64")
-    assert r.exit_code == 0, r
+    assert r.exit_code == 1 and "Error: 1 of 3 inputs did not render" in r.stderr, r
     assert decode_png((out / "blue.png").read_bytes())[:2] == (64, 48)
     assert "renders per second" in r.stdout
     lines = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in r.stdout.splitlines()
