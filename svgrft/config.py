@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from svgrft.errors import ConfigError
+from svgrft.errors import ConfigError, UsageError
 
 FIREWORKS_API = "https://api.fireworks.ai"
 FIREWORKS_INFERENCE = "https://api.fireworks.ai/inference/v1"
@@ -178,6 +178,11 @@ def _fix(source: str) -> str:
     return "fix the flag's value" if source == FLAG_SOURCE else f"fix {source}"
 
 
+def _invalid(source: str) -> type[ConfigError]:
+    """The error class of a bad value: a usage error (exit 2) when it was a flag, else a config error (exit 1)."""
+    return UsageError if source == FLAG_SOURCE else ConfigError
+
+
 def _coerce(key: str, raw: Any, source: str) -> Any:
     if key not in DEFAULTS:
         raise ConfigError(f"unknown setting '{key}' (from {source})",
@@ -214,14 +219,14 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
             value = raw
     except (TypeError, ValueError):
         kind = type(default).__name__
-        raise ConfigError(f"invalid value {raw!r} for '{key}' (from {source}): expected {kind}",
+        raise _invalid(source)(f"invalid value {raw!r} for '{key}' (from {source}): expected {kind}",
                           hint=_fix(source)) from None
     choices = CHOICES.get(key)
     if choices and value not in choices:
-        raise ConfigError(f"invalid value {value!r} for '{key}' (from {source}): expected one of {', '.join(choices)}",
+        raise _invalid(source)(f"invalid value {value!r} for '{key}' (from {source}): expected one of {', '.join(choices)}",
                           hint=f"use one of: {', '.join(choices)} ({_fix(source)})")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-        raise ConfigError(f"invalid value {value!r} for '{key}' (from {source}): must not be negative",
+        raise _invalid(source)(f"invalid value {value!r} for '{key}' (from {source}): must not be negative",
                           hint=_fix(source))
     if key.endswith("base_url") or key == "rollout.server_url":
         from svgrft.secrets import redact_url, url_credentials
@@ -233,7 +238,7 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
                               hint="put the key in its environment variable (e.g. OPENAI_API_KEY; `svgrft secrets "
                                    "push` stores it as a Fireworks secret) and use the URL without it")
         if value and not value.startswith(("http://", "https://")):
-            raise ConfigError(f"invalid URL {redact_url(value)!r} for '{key}' (from {source})",
+            raise _invalid(source)(f"invalid URL {redact_url(value)!r} for '{key}' (from {source})",
                               hint="URLs start with http:// or https://")
         value = value.rstrip("/")
     return value

@@ -50,7 +50,8 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
     out = tmp_path / "out"
 
     r = cli("render", folder, evil, replies, "-o", out, "--json", "-j", "2")
-    assert r.exit_code == 0, r
+    assert r.exit_code == 1, r  # a partial failure exits 1, after the results (issue #13)
+    assert "Error: 6 of 10 inputs did not render; 4 PNGs are in" in r.stderr
     s = r.json()
     assert s["rendered"] == 4 and s["items"] == 10
     assert s["failed"] == {"bad_line": 3, "invalid": 1, "no_svg": 2}
@@ -73,7 +74,7 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
     assert decode_png(green)[:2] == (512, 256) and pixel(green, 500, 250) == (0, 255, 0)
     # bad lines are reported on stderr with their line numbers, not hidden
     assert "replies.jsonl:3" in r.stderr and "replies.jsonl:5" in r.stderr and "replies.jsonl:7" in r.stderr
-    assert r.stdout.count("\n") > 10 and "Error" not in r.stderr
+    assert r.stdout.count("\n") > 10 and r.stderr.count("Error") == 1
 
     # re-run: nothing is overwritten without --overwrite (and nothing is rendered)
     before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*.png")}
@@ -84,7 +85,7 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
     assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*.png")} == before
     # with --overwrite: same files, same bytes; an item that no longer renders loses its stale PNG
     r3 = cli("render", folder, evil, replies, "-o", out, "--json", "--overwrite")
-    assert r3.exit_code == 0, r3
+    assert r3.exit_code == 1, r3  # the no-longer-rendering item is a partial failure
     after = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert set(after) == set(before) - {"svgs/hand_cow_plowing.svg.png"}
     assert all(after[k] == before[k] for k in after)
@@ -100,7 +101,7 @@ def test_render_size_and_table_output(cli, tmp_path):
                    '<text y="15">&x;</text></svg>')
     out = tmp_path / "o"
     r = cli("render", f, junk, xxe, "-o", out, "--size", "64")
-    assert r.exit_code == 0, r
+    assert r.exit_code == 1 and "Error: 1 of 3 inputs did not render" in r.stderr, r
     assert decode_png((out / "blue.svg.png").read_bytes())[:2] == (64, 48)
     assert "renders per second" in r.stdout
     lines = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in r.stdout.splitlines()

@@ -47,3 +47,41 @@ def test_wide_terminals_keep_the_rich_panels(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     r = cli("train", "--help")
     assert "╭─ Options" in r.stdout and "--eval-auto-carveout" in r.stdout and "--rollout-server-url" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------- exit codes
+
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--epochs", "abc"], ["--n", "-1"], ["--temperature", "9"],
+                                  ["--max-tokens", "x"]])
+def test_a_bad_train_flag_is_a_usage_error(cli, args):
+    """`--epochs abc` exited 2 but `--epochs 0` exited 1: both are usage errors (README: exit 2)."""
+    r = cli("train", "--base-model", "qwen3-0p6b", "--dry-run", *args)
+    assert r.exit_code == 2, r
+    assert r.stderr.startswith("Error: ") and "\nhint: " in r.stderr
+
+
+def test_a_bad_value_in_the_config_file_stays_a_config_error(cli, tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[train]\nepochs = 0\n")
+    r = cli("train", "--base-model", "qwen3-0p6b", "--dry-run", "--config", cfg)
+    assert r.exit_code == 1 and "train.epochs" in r.stderr, r
+
+
+@pytest.mark.browser
+def test_render_exits_1_when_some_inputs_fail(cli, tmp_path):
+    """2 of 5 inputs failing exited 0: CI could not notice. The PNGs of the others are still written."""
+    good = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="red"/></svg>'
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"ok{i}.svg")
+        files[-1].write_text(good)
+    for i, bad in enumerate(["no svg at all", "<svg><rect"]):
+        files.append(tmp_path / f"bad{i}.svg")
+        files[-1].write_text(bad)
+    r = cli("render", *files, "-o", tmp_path / "out", "--json")
+    assert r.exit_code == 1, r
+    assert r.json()["rendered"] == 3 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ok0.png", "ok1.png", "ok2.png"]
+    assert "Error: 2 of 5 inputs did not render" in r.stderr
+    ok = cli("render", *files[:3], "-o", tmp_path / "out2")
+    assert ok.exit_code == 0, ok

@@ -133,7 +133,7 @@ def test_binary_config_and_env_files_are_config_errors(cli, tmp_path):
 
 def test_bad_flag_value_names_the_command_line_and_the_choices(cli):
     r = cli("evaluator", "stage", "out", "--rollout-mode", "bogus")
-    line = _one_error(r)
+    line = _one_error(r, code=2)  # a bad flag value is a usage error
     assert "(from the command line)" in line
     assert "hint: use one of: local, remote" in r.stderr and "fix flag" not in r.stderr
 

@@ -115,9 +115,9 @@ def test_dry_run_job_id_is_the_one_the_real_run_uses(fw, cli, fast, keys):
 
 def test_invalid_values_fail_before_anything(fw, cli, keys):
     r = cli("train", "--n", "0", "--yes")
-    assert r.exit_code == 1 and "--n" in r.stderr
+    assert r.exit_code == 2 and "--n" in r.stderr  # a bad flag is a usage error
     r = cli("train", "--max-tokens", "9000", "--max-context-length", "8192", "--yes")
-    assert r.exit_code == 1 and "--max-context-length" in r.stderr
+    assert r.exit_code == 2 and "--max-context-length" in r.stderr
     r = cli("train", "--dataset", "nope/missing.jsonl", "--yes")
     assert r.exit_code == 1 and "missing.jsonl" in r.stderr
     assert fw.requests == []

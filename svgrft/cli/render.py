@@ -387,6 +387,12 @@ def cmd(
 
         raise SvgrftError(f"none of the {len(rows)} inputs rendered",
                           hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
+    failed = sum(1 for r in rows if not r["ok"])
+    if failed:  # a partial failure exits 1 (as `svgrft eval` does), after the results are out
+        from svgrft.errors import SvgrftError
+
+        raise SvgrftError(f"{failed} of {len(rows)} inputs did not render; {summary['rendered']} PNGs are in {out}",
+                          hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
 
 
 def _check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:

@@ -41,6 +41,18 @@ def check_server(url: str, timeout: float = 10.0) -> dict[str, Any]:
             "latency_ms": round(resp.elapsed.total_seconds() * 1000, 1)}
 
 
+def _import_eval_protocol_quietly() -> None:
+    """eval_protocol's models emit a pydantic deprecation warning at import, and its package __init__ re-enables
+    DeprecationWarnings for itself (so an earlier ``filterwarnings`` does not help): import it once, muted."""
+    import os
+    import warnings
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download at import
+    with warnings.catch_warnings(record=True):  # recorded (and dropped) whatever filters the import installs
+        import eval_protocol.models  # noqa: F401
+        import eval_protocol.types.remote_rollout_processor  # noqa: F401
+
+
 def check_bindable(host: str, port: int) -> None:
     """Fail with one clear error before start-up when ``host:port`` cannot be listened on (port in use,
     an address this machine does not have, a privileged port), instead of uvicorn's log line and exit 3."""
@@ -181,6 +193,7 @@ def cmd(
         c.emit_json({"url": url, "workers": n_workers, "options": opts.public()})
     c.info(f"svgrft serve on {url} (POST /init, GET /), {n_workers} worker(s); Ctrl-C stops after in-flight rollouts")
     sys.stdout.flush()
+    _import_eval_protocol_quietly()
     from svgrft.server.runner import serve
 
     serve(s, opts, host=bind, port=int(s["serve.port"]), workers=n_workers, access_log=access_log,

@@ -32,7 +32,6 @@ import asyncio
 import json
 import logging
 import os
-import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -55,26 +54,6 @@ OPTIONS_ENV = "SVGRFT_SERVE_OPTIONS"  # JSON ServeOptions (no secrets) for --wor
 MAX_ID_LEN = 256
 MAX_KEY_LEN = 1024
 MAX_JSON_DEPTH = 64  # an InitRequest nests about 6 deep (tools' JSON schemas a little more)
-
-_EP_LOCK = threading.Lock()
-_EP: dict[str, Any] = {}
-
-
-def load_init_request() -> Any:
-    """eval_protocol's ``InitRequest`` model, imported once per process. Its package imports litellm (3 s idle,
-    10 s and more under load), so the server imports it in a thread after it starts listening (``GET /``
-    answers at once) and ``/init`` waits for it. The import's pydantic deprecation warnings are dropped
-    (eval_protocol's ``__init__`` re-enables them for itself, so a filter installed earlier does not help)."""
-    with _EP_LOCK:
-        if "InitRequest" not in _EP:
-            import warnings
-
-            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download at import
-            with warnings.catch_warnings(record=True):
-                import eval_protocol.models  # noqa: F401  (Status, for the gateway reports)
-                from eval_protocol.types.remote_rollout_processor import InitRequest
-            _EP["InitRequest"] = InitRequest
-        return _EP["InitRequest"]
 
 
 @dataclass
@@ -264,6 +243,7 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
     from fastapi.responses import JSONResponse
     from pydantic import ValidationError
 
+    from eval_protocol.types.remote_rollout_processor import InitRequest
     from svgrft.server.tracing import GatewayReporter
 
     if settings is None:
@@ -289,13 +269,7 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
     default_gateway = settings.get("fireworks.tracing_base_url") or "https://tracing.fireworks.ai"
     server_key = settings.secret("FIREWORKS_API_KEY")
     started = time.time()
-    state: dict[str, Any] = {"http": None, "reporter": None, "draining": False, "ep": None}
-
-    def ep_ready() -> "asyncio.Future":
-        """The eval_protocol import, started once in a thread (at start-up; or by the first /init)."""
-        if state["ep"] is None:
-            state["ep"] = asyncio.ensure_future(asyncio.to_thread(load_init_request))
-        return state["ep"]
+    state: dict[str, Any] = {"http": None, "reporter": None, "draining": False}
 
     if warn_unauthenticated and not opts.token:
         log.warning("svgrft serve: /init is unauthenticated (no SVGRFT_SERVE_TOKEN / --token): anyone who can "
@@ -307,7 +281,6 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
 
         state["http"] = _policy_http_client(openai)
         state["reporter"] = GatewayReporter(threads=min(64, max(8, opts.max_concurrent or 64)))
-        ep_ready()  # listening does not wait for the eval_protocol import; /init does
         log.info("svgrft serve %s ready: mode=%s auth=%s model hosts=%s", __version__,
                  "background" if opts.background else "sync", "token" if opts.token else "none",
                  ",".join(allow.describe()))
@@ -373,7 +346,6 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
         """Validate an InitRequest dict into a Rollout, or raise Rejection (no outbound call yet)."""
         if not isinstance(data, dict):
             raise Rejection(400, "bad_request", "the body must be a JSON object (an InitRequest)")
-        InitRequest = load_init_request()  # noqa: N806 - imported by ep_ready() before /init calls this
         try:
             req = InitRequest.model_validate(data)
         except ValidationError as e:
@@ -548,7 +520,6 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
             rid = _rollout_id_of(data)
             if isinstance(data, dict) and isinstance(data.get("api_key"), str):
                 request_key = data["api_key"]
-            await asyncio.shield(ep_ready())
             r = prepare(data)
             r.client = client
             if not cap.try_enter():

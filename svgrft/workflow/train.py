@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from svgrft.config import expand_model
-from svgrft.errors import ConfigError, ConflictError, DatasetError, SvgrftError
+from svgrft.errors import ConfigError, ConflictError, DatasetError, SvgrftError, UsageError
 from svgrft.workflow.jobs import guarded
 
 JOB_DASHBOARD = "https://app.fireworks.ai/dashboard/fine-tuning/reinforcement/"
@@ -122,7 +122,8 @@ class TrainPlan:
 
 def _check_ranges(s: Any) -> None:
     def bad(key: str, flag: str, what: str) -> None:
-        raise ConfigError(f"invalid {key} = {s[key]!r}: {what}", hint=f"fix {flag} (or {key} in your config)")
+        cls = UsageError if s.source(key) == "flag" else ConfigError  # a bad flag is a usage error: exit 2
+        raise cls(f"invalid {key} = {s[key]!r}: {what}", hint=f"fix {flag} (or {key} in your config)")
 
     if not 1 <= int(s["train.epochs"]) <= 100:
         bad("train.epochs", "--epochs", "must be between 1 and 100")
