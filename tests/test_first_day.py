@@ -81,7 +81,32 @@ def test_render_exits_1_when_some_inputs_fail(cli, tmp_path):
     r = cli("render", *files, "-o", tmp_path / "out", "--json")
     assert r.exit_code == 1, r
     assert r.json()["rendered"] == 3 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "ok0.png", "ok1.png", "ok2.png"]
+        "ok0.svg.png", "ok1.svg.png", "ok2.svg.png"]
     assert "Error: 2 of 5 inputs did not render" in r.stderr
     ok = cli("render", *files[:3], "-o", tmp_path / "out2")
     assert ok.exit_code == 0, ok
+
+
+def test_secrets_push_dry_run_without_keys_shows_the_plan(cli, monkeypatch):
+    """`secrets push --dry-run` with no keys exited 1: it now shows what would be pushed, and what is not set."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    r = cli("secrets", "push", "--dry-run", "--json")
+    assert r.exit_code == 0, r
+    rows = {x["key"]: x for x in r.json()["secrets"]}
+    assert set(rows) == {"OPENAI_API_KEY", "FIREWORKS_API_KEY"}
+    assert all(x["value"] == "(not set)" for x in rows.values())
+    assert "not set" in r.stderr and "Error" not in r.stderr
+    real = cli("secrets", "push")  # the real push still refuses
+    assert real.exit_code == 1 and real.stderr.startswith("Error: ")
+
+
+def test_eval_against_another_endpoint_names_openai_key(cli, monkeypatch, tmp_path):
+    """Non-Fireworks --base-url uses OPENAI_API_KEY (per --help): with no keys, that is the key named."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    monkeypatch.setenv("SVGRFT_HOME", str(tmp_path / "home"))
+    r = cli("eval", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--rows", "1")
+    assert r.exit_code == 1, r
+    first = r.stderr.strip().splitlines()[0]
+    assert first.startswith("Error: OPENAI_API_KEY is not set"), r.stderr

@@ -21,6 +21,10 @@ def push_secrets(settings, keys: list[str], dry_run: bool = False, client=None) 
     if not names:
         raise ConfigError("no secret names to push", hint="pass --key NAME or set secrets.keys in the config")
     missing = [k for k in names if not settings.secret(k)]
+    if missing and dry_run:  # the plan is still shown: what would be pushed, and what is not set
+        return [{"key": k, "secret": secret_id_for(k), "value": mask(settings.secret(k)) if k not in missing
+                 else "(not set)", "action": "create or update (dry run: nothing sent)" if k not in missing
+                 else "not set: a real push would stop here"} for k in names]
     if missing:
         raise ConfigError(f"{', '.join(missing)} not set, nothing was pushed",
                           hint=f"set {missing[0]} in the environment or .env, or choose keys with --key")
@@ -50,6 +54,10 @@ def push(
     s = c.settings()
     keys = list(key) if key else list(s["secrets.keys"])
     rows = push_secrets(s, keys, dry_run=dry_run)
+    unset = [r["key"] for r in rows if r["value"] == "(not set)"]
+    if unset:
+        c.warn(f"{', '.join(unset)} not set: `secrets push` without --dry-run would stop; set them in the "
+               "environment or .env")
     if json_out:
         c.emit_json({"dry_run": dry_run, "secrets": rows})
         return

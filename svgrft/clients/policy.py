@@ -129,7 +129,7 @@ def policy_from_settings(settings: Any, *, model: str, base_url: str | None = No
         key, key_name = settings.secret("FIREWORKS_API_KEY"), "FIREWORKS_API_KEY"
     else:
         key, key_name = settings.secret("OPENAI_API_KEY"), "OPENAI_API_KEY"
-        if not key:
+        if not key and settings.secret("FIREWORKS_API_KEY"):  # the fallback; a missing key is named OPENAI_API_KEY
             key, key_name = settings.secret("FIREWORKS_API_KEY"), "FIREWORKS_API_KEY"
     if not key:
         raise ConfigError(f"{key_name} is not set (needed to generate with {name})",
