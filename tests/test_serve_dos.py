@@ -107,12 +107,18 @@ def test_keep_alive_connection_is_reused_then_closed_when_idle(fw, serve):
     st = serve(options=options(read_timeout=1))
     s = connect(st.port)
     try:
-        for _ in range(2):  # two requests on one connection
+        buf = b""
+        for _ in range(2):  # two requests on one connection; each answer read whole (head + Content-Length body)
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += s.recv(65536)
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(65536)
+            head, _, buf = buf.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
+            length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(buf) < length:
+                buf += s.recv(65536)
+            buf = buf[length:]
         assert b"HTTP/1.1" not in closed_by_server(s)  # then the server closes it
     finally:
         s.close()
