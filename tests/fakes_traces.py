@@ -15,7 +15,7 @@ What :func:`seed_job_records` writes, per epoch window of the job (``fake.job_ep
 * the SVG is drawn in code (:func:`tests.fakes.trainer.epoch_svg`: richer each epoch) and the score is
   :func:`score_for` (rising with the epoch), so tests know every reward;
 * optional: ``skip`` {(row_index, epoch, sample)} left out, ``partial_rows`` = how many rows the open
-  (running) epoch has reached.
+  (running) epoch has reached, ``unique_svgs`` makes every SVG distinct (benchmarks: no render dedup).
 
 Returns ``truth``: rollout_id → (epoch, score), for the tests to compare against.
 """
@@ -94,7 +94,8 @@ def _ts(t: datetime | float) -> datetime:
 
 def seed_job_records(fake, job_id: str, rows: Sequence[Any], *, samples: int, epochs: int | None = None,
                      seed: int = 0, skip: Iterable[tuple] = (), partial_rows: int | None = None,
-                     policy_model: bool = True, eval_key: str = EVAL_KEY) -> dict[str, tuple[int, float]]:
+                     policy_model: bool = True, eval_key: str = EVAL_KEY,
+                     unique_svgs: bool = False) -> dict[str, tuple[int, float]]:
     """Records for every epoch window the job has had so far (see module docstring)."""
     from svgrft.core import records as rec
 
@@ -134,7 +135,8 @@ def seed_job_records(fake, job_id: str, rows: Sequence[Any], *, samples: int, ep
                 body = rec.build_record(
                     row_id=row.row_id, rollout_id=rid, time_s=t.timestamp(),
                     policy_model=f"accounts/{fake.default_account}/models/{job_id}-epoch-{e}" if policy_model else None,
-                    svg=svg_for(e, total_epochs, s), score=score, is_valid=True, gate=None, reason=f"{k}/{n} fulfilled",
+                    svg=(svg_for(e, total_epochs, s) if not unique_svgs else
+                         svg_for(e, total_epochs, s).replace("</svg>", f"<!-- {rid} --></svg>")), score=score, is_valid=True, gate=None, reason=f"{k}/{n} fulfilled",
                     verdicts=[{"index": i, "fulfilled": i <= k, "evidence": "seen"} for i in range(1, n + 1)],
                     judge_model="gpt-4.1-2025-04-14", judge_mode="checklist", fulfilled=k, total=n,
                     ids={"invocation_id": invocation, "experiment_id": f"exp-{e}", "run_id": f"run-{s}"})

@@ -166,6 +166,7 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         policy: Union[str, Policy, None] = "corpus",
         corpus_dir: Any = DEFAULT_CORPUS,
         latency: float = 0.0,
+        request_latency: float = 0.0,
         clock_start: Optional[datetime] = None,
         clock_step: float = 60.0,
         tracing_prefixes: tuple = ("", "/tracing"),
@@ -195,6 +196,7 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         self.evaluator_run_timeout = float(evaluator_run_timeout)
         self.epoch_runs: dict[str, list] = {}  # job id -> [trainer.EpochRun] (job_runs_evaluator)
         self.latency = latency
+        self.request_latency = float(request_latency)  # seconds slept per control-plane / gateway request
         self.clock = FakeClock(clock_start, clock_step)
         self.tracing = TracingStore(self.clock)
         self.tracing_prefixes = tuple(tracing_prefixes)
@@ -457,6 +459,8 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
     # ================================================================== dispatch
     def handle(self, req: Request) -> Response:
         path = req.path
+        if self.request_latency and "/chat/completions" not in path:
+            time.sleep(self.request_latency)  # a realistic round trip (benchmarks), outside the lock
         if path.startswith("/upload/"):
             return self._signed_upload(req)
         if path.startswith("/buildlogs/") or path.startswith("/download/"):
