@@ -182,7 +182,7 @@ class DeploymentCalls:
 
     def download_dataset(self, dataset: str, *, max_bytes: int = 200 * 1024 * 1024, timeout: float = 60.0) -> bytes:
         """The uploaded file(s) of a dataset, through ``datasets.get_download_endpoint`` + the signed URLs."""
-        import httpx
+        from svgrft.clients.download import fetch_signed
 
         acct, did = split_name(dataset, "datasets", self.account_id)
         with self.errors(f"getting the download link of dataset {did}"):
@@ -192,22 +192,8 @@ class DeploymentCalls:
             raise ApiError(f"dataset {did} has no downloadable file",
                            hint="upload it again with `svgrft dataset upload`")
         chunks: list[bytes] = []
-        total = 0
-        for _name, url in sorted(urls.items()):
-            try:
-                with httpx.stream("GET", str(url), timeout=timeout, follow_redirects=True) as r:
-                    if r.status_code != 200:
-                        raise ApiError(f"downloading dataset {did} failed (HTTP {r.status_code})",
-                                       hint="run the command again", status=r.status_code)
-                    for chunk in r.iter_bytes():
-                        total += len(chunk)
-                        if total > max_bytes:
-                            raise ApiError(f"dataset {did} is larger than {max_bytes // 2**20} MB",
-                                           hint="compare with a local copy instead")
-                        chunks.append(chunk)
-            except httpx.HTTPError as e:
-                raise NetworkError(f"cannot download dataset {did} ({type(e).__name__})",
-                                   hint="check your network and run the command again") from None
+        for _name, url in sorted(urls.items()):  # one size budget across the files
+            chunks.append(fetch_signed(str(url), max_bytes=max_bytes - sum(map(len, chunks)), timeout=timeout))
         return b"".join(chunks)
 
     def unload_lora(self, deployed_model_id: str) -> bool:
