@@ -1,4 +1,8 @@
-"""Configuration resolved in one place.
+"""Configuration: every setting declared once, resolved in one place.
+
+Each setting is a field of a frozen section dataclass below (``JudgeSettings.model`` is the TOML key
+``[judge] model``): its type, default, help text, environment variable, choices and flag name are
+declared on the field with :func:`setting`. ``SCHEMA`` is derived from those declarations.
 
 Precedence (highest first): command-line flag > environment variable > config file
 (``configs/default.toml`` unless ``--config`` names another) > built-in default.
@@ -10,11 +14,12 @@ they are secrets, so a config file that holds one is rejected.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from svgrft.errors import ConfigError, UsageError
 
@@ -23,130 +28,261 @@ FIREWORKS_INFERENCE = "https://api.fireworks.ai/inference/v1"
 FIREWORKS_TRACING = "https://tracing.fireworks.ai"
 DEFAULT_JUDGE_MODEL = "gpt-4.1-2025-04-14"
 
-# dotted key -> built-in default. The type of the default is the type of the setting.
-DEFAULTS: dict[str, Any] = {
-    "fireworks.base_url": FIREWORKS_API,
-    "fireworks.account_id": "",
-    "fireworks.inference_base_url": FIREWORKS_INFERENCE,
-    "fireworks.tracing_base_url": FIREWORKS_TRACING,
-    "fireworks.max_retries": 2,
-    "fireworks.timeout": 60.0,
-    "judge.model": DEFAULT_JUDGE_MODEL,
-    "judge.mode": "checklist",
-    "judge.base_url": "",
-    "judge.concurrency": 8,
-    "judge.timeout": 60.0,
-    "judge.max_retries": 4,
-    "judge.text_penalty": 1.0,
-    "judge.backoff_base": 1.0,
-    "judge.cache": True,
-    "render.pool_size": 2,
-    "render.size": 512,
-    "render.max_side": 2048,
-    "render.timeout_ms": 5000,
-    "render.chromium": "",
-    "dataset.train": "datasets/svgbench_train.jsonl",
-    "dataset.eval": "datasets/svgbench_eval.jsonl",
-    "dataset.id": "",
-    "secrets.keys": ["OPENAI_API_KEY", "FIREWORKS_API_KEY"],
-    "evaluator.id": "svgrft-svg-evaluator",
-    "evaluator.timeout": 900.0,
-    "evaluator.poll_interval": 5.0,
-    "rollout.mode": "local",
-    "rollout.server_url": "",
-    "rollout.timeout": 300.0,
-    "train.base_model": "accounts/fireworks/models/qwen3-0p6b",
-    "train.output_model": "",
-    "train.job_id": "",
-    "train.display_name": "",
-    "train.epochs": 4,
-    "train.learning_rate": 1e-4,
-    "train.lora_rank": 16,
-    "train.batch_size": 65536,
-    "train.max_context_length": 8192,
-    "train.chunk_size": 100,
-    "train.temperature": 0.8,
-    "train.top_p": 1.0,
-    "train.n": 4,
-    "train.max_tokens": 4096,
-    "train.eval_dataset": "",
-    "train.eval_auto_carveout": False,
-    "train.poll_interval": 10.0,
-    "wandb.enabled": False,
-    "wandb.project": "",
-    "wandb.entity": "",
-    "wandb.run_id": "",
-    "eval.model": "qwen3-0p6b",
-    "eval.samples": 1,
-    "eval.rows": 0,
-    "eval.temperature": 0.8,
-    "eval.max_tokens": 4096,
-    "eval.concurrency": 8,
-    "eval.timeout": 300.0,
-    "eval.dataset": "",
-    "serve.host": "127.0.0.1",
-    "serve.port": 8000,
-    "serve.workers": 1,
-    "serve.allow_model_hosts": [],
-    "serve.max_concurrent": 256,
-    "serve.rate_limit": 20.0,
-    "serve.rate_burst": 400,
-    "serve.rollout_timeout": 300.0,
-    "serve.max_body": 2097152,
-    "serve.policy_retries": 2,
-    "serve.background": False,
-    "serve.read_timeout": 15.0,
-    "serve.max_connections_per_client": 0,
-    "serve.trust_proxy_headers": False,
-    "deploy.mode": "merge",
-    "deploy.accelerator_type": "NVIDIA_A100_80GB",
-    "deploy.accelerator_count": 1,
-    "deploy.ttl": "2h",
-    "deploy.scale_to_zero": "15m",
-    "deploy.timeout": 1800.0,
-    "deploy.poll_interval": 10.0,
-    "deploy.price_per_hour": 0.0,
+
+@dataclass(frozen=True)
+class Spec:
+    """The declaration of one setting (``key`` is ``section.name``, the TOML key)."""
+
+    key: str
+    kind: type  # bool, int, float, str or tuple (a list of strings)
+    default: Any
+    help: str
+    env: str | None = None
+    choices: tuple[str, ...] = ()
+    flag: str = ""  # the command-line flag; "" = --<name with dashes>
+    minimum: float | None = 0  # numbers below are rejected
+
+    @property
+    def section(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.split(".", 1)[1]
+
+    @property
+    def flag_name(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+def setting(default: Any, help: str, *, env: str | None = None, choices: tuple[str, ...] = (), flag: str = "",
+            minimum: float | None = 0) -> Any:
+    """Declare one setting as a dataclass field (see :class:`Spec`)."""
+    meta = {"svgrft": {"help": help, "env": env, "choices": choices, "flag": flag, "minimum": minimum}}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FireworksSettings:
+    """[fireworks]"""
+    base_url: str = setting('https://api.fireworks.ai', 'Control-plane API base URL.', env='FIREWORKS_BASE_URL')
+    account_id: str = setting('', 'Your Fireworks account id; empty = looked up from the API key.', env='FIREWORKS_ACCOUNT_ID')
+    inference_base_url: str = setting('https://api.fireworks.ai/inference/v1', 'OpenAI-compatible inference endpoint used for rollouts in local mode.', env='FIREWORKS_INFERENCE_BASE_URL')
+    tracing_base_url: str = setting('https://tracing.fireworks.ai', 'Tracing gateway: remote-mode rollouts and compare-epochs traces.', env='FIREWORKS_TRACING_BASE_URL')
+    max_retries: int = setting(2, 'Retries of the Fireworks SDK on 408/409/429/5xx and network errors.')
+    timeout: float = setting(60.0, 'Timeout of one Fireworks API request, seconds.')
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """[judge]"""
+    model: str = setting('gpt-4.1-2025-04-14', 'Vision judge model (OpenAI-compatible; a pinned snapshot keeps rewards comparable).', env='SVGRFT_JUDGE_MODEL')
+    mode: str = setting('checklist', '"checklist" = one verdict per requirement, score computed in code; "count" = the original SVGBench prompt.', choices=('checklist', 'count'))
+    base_url: str = setting('', 'Judge endpoint; empty = OpenAI.', env='OPENAI_BASE_URL')
+    concurrency: int = setting(8, "Judge requests in flight at once (protects the judge's rate limits).")
+    timeout: float = setting(60.0, 'Timeout of one judge request, seconds.')
+    max_retries: int = setting(4, 'Retries of a judge request on 429/5xx/timeouts (Retry-After honoured).')
+    text_penalty: float = setting(1.0, 'Score penalty (0–1) for text-heavy drawings (mostly text restating the requirements, or text with at most 2 shapes; words the request asks to be written do not count): 1 = score 0 without a judge call; 0 = only flag.')
+    backoff_base: float = setting(1.0, "Base of the judge's exponential backoff between retries, seconds.")
+    cache: bool = setting(True, 'Cache judge verdicts by (image, requirements, model, mode, prompt version) so a picture is paid for once.')
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """[render]"""
+    pool_size: int = setting(2, 'Pages kept open in the headless-Chromium pool (2 suits 2 cores).')
+    size: int = setting(512, 'Canvas side (px) used when an SVG gives no usable size.')
+    max_side: int = setting(2048, 'Largest canvas side (px); bigger SVG sizes are clamped.')
+    timeout_ms: int = setting(5000, 'Timeout of one render, milliseconds.', env='SVGRFT_RENDER_TIMEOUT_MS')
+    chromium: str = setting('', 'Explicit Chromium executable; empty = found automatically.', env='SVGRFT_CHROMIUM')
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """[dataset]"""
+    train: str = setting('datasets/svgbench_train.jsonl', 'Training dataset (JSONL of Eval Protocol rows).', flag='--dataset')
+    eval: str = setting('datasets/svgbench_eval.jsonl', 'Held-out split written by `svgrft dataset build --split`.')
+    id: str = setting('', 'Fireworks dataset id to use; empty = "<file-stem>-<content hash>" (re-uploads are no-ops).', flag='--dataset-id')
+
+
+@dataclass(frozen=True)
+class SecretsSettings:
+    """[secrets]"""
+    keys: tuple[str, ...] = setting(('OPENAI_API_KEY', 'FIREWORKS_API_KEY'), 'Environment variables pushed as Fireworks secrets for the evaluator (only these names, never all of .env). In remote rollout mode SVGRFT_SERVE_TOKEN is added when it is set.')
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    """[evaluator]"""
+    id: str = setting('svgrft-svg-evaluator', 'Evaluator id prefix; the content hash is appended, so any change builds a new evaluator.', flag='--evaluator-id')
+    timeout: float = setting(900.0, 'How long to wait for the evaluator build (and `evaluator test`), seconds.')
+    poll_interval: float = setting(5.0, 'Seconds between evaluator build status checks.')
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """[rollout]"""
+    mode: str = setting('local', '"local": Eval Protocol\'s single-turn processor calls the policy directly (nothing to deploy); "remote": rollouts go to your `svgrft serve` at server_url.', env='SVGRFT_ROLLOUT_MODE', choices=('local', 'remote'), flag='--rollout-mode')
+    server_url: str = setting('', 'Rollout server URL for remote mode.', env='SVGRFT_ROLLOUT_SERVER_URL', flag='--rollout-server-url')
+    timeout: float = setting(300.0, 'Remote mode: seconds the evaluator waits for one rollout to finish after /init.')
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """[train]"""
+    base_model: str = setting('accounts/fireworks/models/qwen3-0p6b', 'Base model to fine-tune; short names expand to accounts/fireworks/models/<name>.', flag='--base-model')
+    output_model: str = setting('', 'Name of the fine-tuned model; empty = the job id.', flag='--output-model')
+    job_id: str = setting('', 'RFT job id; empty = derived from the config + dataset + evaluator (a re-run finds the same job).', flag='--job-id')
+    display_name: str = setting('', 'Job display name in the dashboard; empty = generated.', flag='--display-name')
+    epochs: int = setting(4, 'Passes over the training dataset.', flag='--epochs')
+    learning_rate: float = setting(0.0001, 'LoRA learning rate.', flag='--learning-rate')
+    lora_rank: int = setting(16, 'LoRA rank.', flag='--lora-rank')
+    batch_size: int = setting(65536, 'Max packed TOKENS per training batch (not samples).', flag='--batch-size')
+    max_context_length: int = setting(8192, 'Max tokens of prompt + reply seen in training.', flag='--max-context-length')
+    chunk_size: int = setting(100, 'Rows per rollout chunk (1–10000).', flag='--chunk-size')
+    temperature: float = setting(0.8, 'Sampling temperature of the rollouts.', flag='--temperature')
+    top_p: float = setting(1.0, 'Nucleus sampling of the rollouts.', flag='--top-p')
+    n: int = setting(4, 'Response candidates (rollouts) per prompt; the judge is called rows × n × epochs times.', flag='--n')
+    max_tokens: int = setting(4096, 'Max tokens of one reply.', flag='--max-tokens')
+    eval_dataset: str = setting('', 'Separate evaluation dataset: a JSONL path (uploaded) or a Fireworks dataset id; empty = none.', flag='--eval-dataset')
+    eval_auto_carveout: bool = setting(False, 'Let Fireworks carve an evaluation split out of the training dataset.', flag='--eval-auto-carveout')
+    poll_interval: float = setting(10.0, 'Seconds between job status checks while watching.', flag='--poll-interval')
+
+
+@dataclass(frozen=True)
+class WandbSettings:
+    """[wandb]"""
+    enabled: bool = setting(False, 'Send training curves to Weights & Biases (key from WANDB_API_KEY).', flag='--wandb')
+    project: str = setting('', 'W&B project.', flag='--wandb-project')
+    entity: str = setting('', 'W&B entity (user or team).', flag='--wandb-entity')
+    run_id: str = setting('', 'W&B run id; empty = generated.', flag='--wandb-run-id')
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """[eval]"""
+    model: str = setting('qwen3-0p6b', 'Model evaluated by `svgrft eval` (short names expand like --base-model).')
+    samples: int = setting(1, 'Replies generated per prompt.')
+    rows: int = setting(0, 'Rows evaluated; 0 = all.')
+    temperature: float = setting(0.8, 'Sampling temperature of `svgrft eval`.')
+    max_tokens: int = setting(4096, 'Max tokens of one reply in `svgrft eval`.')
+    concurrency: int = setting(8, 'Prompts processed at once by `svgrft eval`.')
+    timeout: float = setting(300.0, 'Timeout of one policy request in `svgrft eval`, seconds.')
+    dataset: str = setting('', 'Dataset JSONL evaluated by `svgrft eval`; empty = the bundled datasets/svgbench.jsonl (all 105 prompts).')
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """[serve]"""
+    host: str = setting('127.0.0.1', '`svgrft serve`: interface to bind (use 0.0.0.0 in a container).', flag='--host')
+    port: int = setting(8000, 'Port of the rollout server.', flag='--port')
+    workers: int = setting(1, 'Worker processes; limits below apply per worker.', flag='--workers')
+    allow_model_hosts: tuple[str, ...] = setting((), 'Extra hosts accepted in model_base_url besides the Fireworks tracing/inference hosts.', flag='--allow-model-host')
+    max_concurrent: int = setting(256, 'Cap on concurrent rollouts; more get 429 with Retry-After (0 = no cap).', flag='--max-concurrent')
+    rate_limit: float = setting(20.0, 'Requests per second per client (0 = off).', flag='--rate-limit')
+    rate_burst: int = setting(400, 'Requests a client may send at once before the rate limit applies.', flag='--rate-burst')
+    rollout_timeout: float = setting(300.0, 'Seconds one rollout may take.', flag='--rollout-timeout')
+    max_body: int = setting(2097152, 'Largest /init body in bytes.', flag='--max-body')
+    policy_retries: int = setting(2, 'Retries of a failed policy call (429/5xx/network) inside one rollout.', flag='--policy-retries')
+    background: bool = setting(False, 'Answer /init at once and run the policy call in the background (errors then only via the tracing log).', flag='--background')
+    read_timeout: float = setting(15.0, "Seconds a client has to send a request's headers, and then its body, before the connection is closed (idle and trickling connections)", flag='--read-timeout')
+    max_connections_per_client: int = setting(0, 'Connections one client address may hold; an idle one is closed to make room (0 = max_concurrent + 64).', flag='--conns-per-client')
+    trust_proxy_headers: bool = setting(False, 'Take the client address from X-Forwarded-For / X-Forwarded-Proto sent by a proxy on this machine (only behind a reverse proxy that sets them).', flag='--trust-proxy-headers')
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """[deploy]"""
+    mode: str = setting('merge', '`svgrft deploy`: merge (a deployment of the LoRA itself) or addons (base model + lora.load).', choices=('merge', 'addons'), flag='--mode')
+    accelerator_type: str = setting('NVIDIA_A100_80GB', 'GPU type of the on-demand deployment.', flag='--accelerator')
+    accelerator_count: int = setting(1, 'GPUs per replica.', flag='--accelerator-count')
+    ttl: str = setting('2h', 'svgrft deletes deployments it created after this long (d/h/m/s).', flag='--ttl')
+    scale_to_zero: str = setting('15m', 'An idle deployment scales to zero replicas (no GPU billed) after this long; at least 5m.')
+    timeout: float = setting(1800.0, 'Seconds to wait for a deployment to become READY.', flag='--timeout')
+    poll_interval: float = setting(10.0, 'Seconds between status polls while waiting.')
+    price_per_hour: float = setting(0.0, "USD per GPU-hour shown before deploying; 0 = svgrft's list-price table (fireworks.ai/pricing).")
+
+
+SECTIONS: dict[str, type] = {
+    "fireworks": FireworksSettings, "judge": JudgeSettings, "render": RenderSettings, "dataset": DatasetSettings,
+    "secrets": SecretsSettings, "evaluator": EvaluatorSettings, "rollout": RolloutSettings, "train": TrainSettings,
+    "wandb": WandbSettings, "eval": EvalSettings, "serve": ServeSettings, "deploy": DeploySettings,
 }
 
-# environment variable -> dotted key
-ENV_VARS: dict[str, str] = {
-    "FIREWORKS_BASE_URL": "fireworks.base_url",
-    "FIREWORKS_ACCOUNT_ID": "fireworks.account_id",
-    "FIREWORKS_INFERENCE_BASE_URL": "fireworks.inference_base_url",
-    "FIREWORKS_TRACING_BASE_URL": "fireworks.tracing_base_url",
-    "OPENAI_BASE_URL": "judge.base_url",
-    "SVGRFT_JUDGE_MODEL": "judge.model",
-    "SVGRFT_CHROMIUM": "render.chromium",
-    "SVGRFT_RENDER_TIMEOUT_MS": "render.timeout_ms",
-    "SVGRFT_ROLLOUT_MODE": "rollout.mode",
-    "SVGRFT_ROLLOUT_SERVER_URL": "rollout.server_url",
-}
+_KINDS = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
+
+
+def _schema() -> dict[str, Spec]:
+    out: dict[str, Spec] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            m = f.metadata["svgrft"]
+            out[f"{section}.{f.name}"] = Spec(f"{section}.{f.name}", _KINDS[str(f.type)], f.default, m["help"],
+                                              m["env"], m["choices"], m["flag"], m["minimum"])
+    return out
+
+
+SCHEMA: dict[str, Spec] = _schema()
+# derived views (read-only by convention): built-in defaults, environment variable -> key, choices
+DEFAULTS: dict[str, Any] = {k: (list(s.default) if s.kind is tuple else s.default) for k, s in SCHEMA.items()}
+ENV_VARS: dict[str, str] = {s.env: k for k, s in SCHEMA.items() if s.env}
+CHOICES: dict[str, tuple[str, ...]] = {k: s.choices for k, s in SCHEMA.items() if s.choices}
 
 SECRET_ENV = ("FIREWORKS_API_KEY", "OPENAI_API_KEY", "SVGRFT_SERVE_TOKEN", "WANDB_API_KEY")
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "judge.mode": ("checklist", "count"),
-    "rollout.mode": ("local", "remote"),
-    "deploy.mode": ("merge", "addons"),
-}
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    values: dict[str, Any]
-    sources: dict[str, str]
+    """Every resolved setting, one frozen object per section (``settings.judge.model``), with its source."""
+
+    fireworks: FireworksSettings
+    judge: JudgeSettings
+    render: RenderSettings
+    dataset: DatasetSettings
+    secrets: SecretsSettings
+    evaluator: EvaluatorSettings
+    rollout: RolloutSettings
+    train: TrainSettings
+    wandb: WandbSettings
+    eval: EvalSettings
+    serve: ServeSettings
+    deploy: DeploySettings
+    sources: Mapping[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     env_file: Path | None = None
     env_file_loaded: bool = False
-    env: dict[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], **extra: Any) -> "Settings":
+        """Build from coerced ``section.name`` values (missing keys take their default)."""
+        sections = {}
+        for section, scls in SECTIONS.items():
+            p = section + "."
+            sections[section] = scls(**{k[len(p):]: v for k, v in values.items() if k.startswith(p)})
+        return cls(**sections, **extra)
+
+    def value(self, key: str) -> Any:
+        """One setting by its ``section.name`` key (for generic code: doctor, reports, tests)."""
+        if key not in SCHEMA:
+            raise KeyError(key)
+        section, name = key.split(".", 1)
+        return getattr(getattr(self, section), name)
+
+    def values(self) -> dict[str, Any]:
+        return {k: self.value(k) for k in SCHEMA}
+
+    # TEMPORARY (redesign in progress): dotted-key access; callers move to ``settings.<section>.<name>``.
     def __getitem__(self, key: str) -> Any:
-        return self.values[key]
+        return self.value(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
+        return self.value(key) if key in SCHEMA else default
+
+    def section(self, prefix: str) -> dict[str, Any]:
+        return dataclasses.asdict(getattr(self, prefix))
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -156,19 +292,17 @@ class Settings:
         value = self.env.get(name) or os.environ.get(name)
         return value or None
 
-    def section(self, prefix: str) -> dict[str, Any]:
-        p = prefix + "."
-        return {k[len(p):]: v for k, v in self.values.items() if k.startswith(p)}
-
-    def with_overrides(self, overrides: dict[str, Any]) -> "Settings":
-        values = dict(self.values)
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
+        """A copy with flag values applied (``None`` = flag not given); values are checked like any source."""
+        values = self.values()
         sources = dict(self.sources)
         for key, raw in overrides.items():
             if raw is None:
                 continue
             values[key] = _coerce(key, raw, FLAG_SOURCE)
             sources[key] = "flag"
-        return Settings(values, sources, self.config_path, self.env_file, self.env_file_loaded, self.env)
+        return Settings.from_values(values, sources=sources, config_path=self.config_path, env_file=self.env_file,
+                                    env_file_loaded=self.env_file_loaded, env=self.env)
 
 
 FLAG_SOURCE = "the command line"
@@ -184,12 +318,13 @@ def _invalid(source: str) -> type[ConfigError]:
 
 
 def _coerce(key: str, raw: Any, source: str) -> Any:
-    if key not in DEFAULTS:
+    """``raw`` (from TOML, the environment or a flag) as the setting's type, checked against its declaration."""
+    spec = SCHEMA.get(key)
+    if spec is None:
         raise ConfigError(f"unknown setting '{key}' (from {source})",
                           hint="see configs/default.toml for the settings svgrft knows")
-    default = DEFAULTS[key]
     try:
-        if isinstance(default, bool):
+        if spec.kind is bool:
             if isinstance(raw, bool):
                 value: Any = raw
             elif isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on"):
@@ -198,19 +333,19 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
                 value = False
             else:
                 raise ValueError(raw)
-        elif isinstance(default, int):
+        elif spec.kind is int:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)
             value = int(raw)
-        elif isinstance(default, float):
+        elif spec.kind is float:
             if isinstance(raw, bool):
                 raise ValueError(raw)
             value = float(raw)
-        elif isinstance(default, list):
+        elif spec.kind is tuple:
             if isinstance(raw, str):
-                value = [p.strip() for p in raw.split(",") if p.strip()]
-            elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
-                value = list(raw)
+                value = tuple(p.strip() for p in raw.split(",") if p.strip())
+            elif isinstance(raw, (list, tuple)) and all(isinstance(x, str) for x in raw):
+                value = tuple(raw)
             else:
                 raise ValueError(raw)
         else:
@@ -218,15 +353,17 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
                 raise ValueError(raw)
             value = raw
     except (TypeError, ValueError):
-        kind = type(default).__name__
+        kind = "list" if spec.kind is tuple else spec.kind.__name__
         raise _invalid(source)(f"invalid value {raw!r} for '{key}' (from {source}): expected {kind}",
-                          hint=_fix(source)) from None
-    choices = CHOICES.get(key)
+                               hint=_fix(source)) from None
+    choices = spec.choices
     if choices and value not in choices:
         raise _invalid(source)(f"invalid value {value!r} for '{key}' (from {source}): expected one of {', '.join(choices)}",
                           hint=f"use one of: {', '.join(choices)} ({_fix(source)})")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-        raise _invalid(source)(f"invalid value {value!r} for '{key}' (from {source}): must not be negative",
+    if (isinstance(value, (int, float)) and not isinstance(value, bool) and spec.minimum is not None
+            and value < spec.minimum):
+        need = "must not be negative" if spec.minimum == 0 else f"must be at least {spec.minimum:g}"
+        raise _invalid(source)(f"invalid value {value!r} for '{key}' (from {source}): {need}",
                           hint=_fix(source))
     if key.endswith("base_url") or key == "rollout.server_url":
         from svgrft.secrets import redact_url, url_credentials
@@ -300,8 +437,8 @@ def load_settings(config_path: str | Path | None = None, env_file: str | Path | 
         raise ConfigError(f"env file {env_path} {what}", hint="pass an existing file with --env-file")
     environ = dict(os.environ if environ is None else environ)
 
-    values: dict[str, Any] = dict(DEFAULTS)
-    sources: dict[str, str] = {k: "default" for k in DEFAULTS}
+    values: dict[str, Any] = {k: spec.default for k, spec in SCHEMA.items()}
+    sources: dict[str, str] = {k: "default" for k in SCHEMA}
 
     cfg: Path | None
     if config_path:
@@ -325,8 +462,9 @@ def load_settings(config_path: str | Path | None = None, env_file: str | Path | 
             values[key] = _coerce(key, raw, src)
             sources[key] = src
 
-    settings = Settings(values, sources, cfg, env_path, env_loaded,
-                        {k: environ[k] for k in SECRET_ENV if environ.get(k)})
+    settings = Settings.from_values(values, sources=sources, config_path=cfg, env_file=env_path,
+                                    env_file_loaded=env_loaded,
+                                    env={k: environ[k] for k in SECRET_ENV if environ.get(k)})
     if overrides:
         settings = settings.with_overrides(overrides)
     return settings

@@ -105,7 +105,7 @@ def completion_params(settings: Any) -> dict[str, Any]:
 
 def baked_settings(settings: Any) -> dict[str, Any]:
     out = {}
-    for key in sorted(settings.values):
+    for key in sorted(settings.values()):
         if key.startswith(BAKED_PREFIXES) and key not in NOT_BAKED:
             value = settings[key]
             if value == "" or value is None:
