@@ -17,7 +17,6 @@ with ``ok=False``, ``error_kind`` and a one-line ``reason``. ``openai`` is impor
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import threading
@@ -27,6 +26,7 @@ from typing import Any, Awaitable, Callable
 
 from svgrft.core.judge import (JudgeReply, JudgeReplyError, build_messages, parse_reply, repair_messages,
                                response_format)
+from svgrft.clients.retry import retry_after_seconds
 from svgrft.errors import ApiError, AuthError, ConfigError, NetworkError, NotFoundError, SvgrftError
 
 __all__ = ["JudgeClient", "JudgeOutcome", "judge_from_settings", "call_with_retries", "retry_after_seconds",
@@ -34,7 +34,6 @@ __all__ = ["JudgeClient", "JudgeOutcome", "judge_from_settings", "call_with_retr
 
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 RETRY_STATUSES = {408, 409, 429}
-MAX_RETRY_AFTER = 120.0
 # error kinds that will fail every later request the same way: a run should stop, not record them per sample
 FATAL_KINDS = ("auth", "not_found", "bad_request", "config")
 
@@ -71,39 +70,6 @@ async def bounded(coro: Awaitable[Any], seconds: float) -> Any:
         return await asyncio.wait_for(coro, timeout=seconds)
     except asyncio.TimeoutError:
         raise _Deadline(f"no complete answer within {seconds:g} s") from None
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if present."""
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            v = float(ms) / 1000.0
-            if v >= 0:
-                return min(v, MAX_RETRY_AFTER)
-    except (TypeError, ValueError):
-        pass
-    raw = None
-    try:
-        raw = headers.get("retry-after")
-    except (AttributeError, TypeError):
-        return None
-    if raw is None:
-        return None
-    try:
-        v = float(raw)
-        return min(max(v, 0.0), MAX_RETRY_AFTER) if v == v else None
-    except (TypeError, ValueError):
-        pass
-    try:
-        dt = email.utils.parsedate_to_datetime(str(raw))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if dt is None:
-        return None
-    return min(max(dt.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
 
 
 def _status_kind(status: int) -> str:

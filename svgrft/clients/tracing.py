@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
+from svgrft.clients.retry import retry_after_seconds
 from svgrft.errors import ApiError, AuthError, ConfigError, NetworkError, NotFoundError
 
 KEY_HINT = "check FIREWORKS_API_KEY (in the environment or .env); the tracing gateway uses the same key"
@@ -141,7 +142,7 @@ class TracingClient:
                 raise err
             delay = self.backoff * (2 ** (attempt - 1))
             if r is not None and r.status_code in RETRY_STATUS:
-                ra = _retry_after(r.headers)
+                ra = retry_after_seconds(r.headers, MAX_RETRY_AFTER)
                 if ra is not None:
                     delay = min(max(delay, ra), MAX_RETRY_AFTER)
             time.sleep(delay)
@@ -226,21 +227,6 @@ class TracingClient:
         except httpx.HTTPError:
             return False
         return True
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds only), if present and sane."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = headers.get(name) if headers is not None else None
-        if raw is None:
-            continue
-        try:
-            v = float(raw) / scale
-        except (TypeError, ValueError):
-            continue
-        if v >= 0:
-            return v
-    return None
 
 
 def _as_int(v: Any) -> int | None:

@@ -485,6 +485,8 @@ def put_tarball(url: str, data: bytes, *, attempts: int = 4, backoff: float = 1.
     """PUT to the signed URL (no Fireworks credentials), retrying 408/429/5xx and network errors."""
     import httpx
 
+    from svgrft.clients.retry import retry_after_seconds
+
     headers = {"Content-Type": "application/octet-stream", "X-Goog-Content-Length-Range": f"{len(data)},{len(data)}"}
     last = ""
     for attempt in range(attempts):
@@ -503,11 +505,9 @@ def put_tarball(url: str, data: bytes, *, attempts: int = 4, backoff: float = 1.
                                status=r.status_code)
         if attempt + 1 < attempts:
             delay = backoff * (2 ** attempt)
-            if r is not None and r.headers.get("retry-after"):
-                try:
-                    delay = min(30.0, max(0.0, float(r.headers["retry-after"])))
-                except ValueError:
-                    pass
+            wait = retry_after_seconds(r.headers, cap=30.0) if r is not None else None
+            if wait is not None:
+                delay = wait
             time.sleep(delay)
     raise NetworkError(f"uploading the evaluator tarball failed after {attempts} attempts ({last})",
                        hint="check your network and run the same command again; nothing half-built is kept")
