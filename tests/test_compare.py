@@ -1,7 +1,7 @@
 """`svgrft compare-epochs` against the fakes: the tracing client (§5.2b contract), the records source,
 jobs, judge, real Chromium.
 
-The fake job's rollout records are seeded by tests/fakes_traces.py in svgrft's record format: rows ×
+The fake job's rollout records are seeded by tests/fakes/job_records.py in svgrft's record format: rows ×
 epochs × samples with timestamps inside the job's epoch windows, the epoch's policy model (or none),
 drawings that get richer with every epoch and known rewards. tests/test_compare_records.py lets the fake
 run the real evaluator instead.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
-from tests import fakes_traces as ft
+from tests.fakes import job_records as ft
 from tests.conftest import FW_KEY, OPENAI_KEY, free_port
 
 N_ROWS = 4
