@@ -322,3 +322,35 @@ def test_generated_rows_pass_eval_protocol_and_rejections_agree():
     assert ours[: len(sample)] == [True] * len(sample)              # and so do we
     assert verdicts[len(sample):] == [False] * len(broken)          # both reject the broken ones
     assert ours[len(sample):] == [False] * len(broken)
+
+
+# --- hostile dataset lines and questions files (folded from test_qa_core.py) ---
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (lambda line: '{"messages": ' + "1" * 5000 + "}", "more than 4300 digits"),  # was an uncaught ValueError
+    (lambda line: line.replace('"row_id": "', '"x": NaN, "row_id": "', 1), "NaN is not a JSON value"),
+    (lambda line: line.replace('"row_id": "', '"x": -Infinity, "row_id": "', 1), "-Infinity is not a JSON value"),
+], ids=["giant_integer", "nan", "infinity"])
+def test_hostile_dataset_lines_are_reported_not_raised(tmp_path, mutate, fragment):
+    from svgrft.core.dataset import BUNDLED_DATASET, load_dataset, validate_file
+    from svgrft.errors import DatasetError
+
+    good = Path(BUNDLED_DATASET).read_text(encoding="utf-8").splitlines()[0]
+    path = tmp_path / "rows.jsonl"
+    path.write_text(good + "\n" + mutate(good.replace('"row_0"', '"row_x"')) + "\n", encoding="utf-8")
+    report = validate_file(path)
+    assert [ln for ln, _ in report.errors] == [2] and fragment in report.errors[0][1], report.errors
+    with pytest.raises(DatasetError, match=fragment):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize("text,fragment", [('{"questions": ' + "7" * 5000 + "}", "4300 digits"),
+                                           ("[" * 100_000, "nested too deeply")], ids=["giant_integer", "deep"])
+def test_hostile_questions_file_is_a_dataset_error(tmp_path, text, fragment):
+    from svgrft.core.dataset import load_questions
+    from svgrft.errors import DatasetError
+
+    path = tmp_path / "q.json"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=fragment):
+        load_questions(path)

@@ -261,7 +261,7 @@ def test_a_judge_drawing_asked_for_is_not_an_injection_however_it_is_spelled():
 
 
 def test_gates_stay_linear_on_a_one_megabyte_text_heavy_svg():
-    from tests.test_qa_core import finishes
+    from tests.helpers import finishes
 
     out = finishes("""
         from svgrft.core.gates import check_text_heavy, check_injection
