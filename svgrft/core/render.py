@@ -501,8 +501,7 @@ class Renderer:
                 raise RenderError(f"could not start Chromium at {self.executable}: {_first_line(e)}",
                                   hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT) from None
             self._sandbox = False  # no usable sandbox here (containers): retry without it
-            self._unsandboxed = ("it could not start here: a container without user namespaces or the setuid "
-                                 "helper?")
+            self._unsandboxed = "it could not start here, e.g. in a container without user namespaces"
             _note_unsandboxed(self._unsandboxed)
             return await self._launch_without_sandbox(gen, _launch_args(False) + [marker])
         self._register(gen, browser, marker)
