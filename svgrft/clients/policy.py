@@ -4,7 +4,7 @@ Default endpoint: ``settings["fireworks.inference_base_url"]`` with ``FIREWORKS_
 Fireworks model names (``qwen3-0p6b``) expand to ``accounts/fireworks/models/qwen3-0p6b`` there.
 Another ``--base-url`` uses ``OPENAI_API_KEY`` (falling back to ``FIREWORKS_API_KEY``) unless an
 explicit key variable is named. Transient failures are retried like the judge's
-(:func:`svgrft.clients.judge.call_with_retries`); what remains becomes an svgrft error with a hint
+(:func:`svgrft.clients.openai_base.call_with_retries`); what remains becomes an svgrft error with a hint
 (404 → "model not found or not deployed"). ``openai`` is imported lazily.
 """
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
-from svgrft.clients.judge import (LoopBoundOpenAI, _field, _Malformed, _text, _token_count, bounded,
-                                  call_with_retries, map_openai_error)
+from svgrft.clients.openai_base import (LoopBoundOpenAI, Malformed, bounded, call_with_retries, field,
+                                        map_openai_error, text, token_count)
 from svgrft.config import expand_model
 from svgrft.errors import ConfigError, SvgrftError
 
@@ -27,7 +28,7 @@ __all__ = ["Generation", "PolicyClient", "policy_from_settings", "is_fireworks_u
 class Generation:
     text: str | None
     finish_reason: str | None = None
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    usage: dict[str, int] = dc_field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     latency_ms: float = 0.0
     calls: int = 0        # HTTP requests (including retries) for the request this came from
 
@@ -81,11 +82,11 @@ class PolicyClient(LoopBoundOpenAI):
             try:
                 resp = await bounded(client.chat.completions.create(**kwargs), self.timeout)
             except (ValueError, RecursionError) as e:
-                raise _Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
-            choices = _field(resp, "choices")
+                raise Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
+            choices = field(resp, "choices")
             if not isinstance(choices, list) or not all(isinstance(c, dict) or hasattr(c, "message")
                                                         for c in choices):
-                raise _Malformed("response body is not a chat completion")
+                raise Malformed("response body is not a chat completion")
             return resp
 
         t0 = time.perf_counter()
@@ -100,17 +101,17 @@ class PolicyClient(LoopBoundOpenAI):
             raise map_openai_error(e, service="policy model", what=f"generating with {self.model}",
                                    base_url=self.base_url, key_name=self.key_name, model=self.model) from None
         latency = (time.perf_counter() - t0) * 1000
-        usage = _field(resp, "usage")  # bookkeeping: NaN/negative/garbage counts are 0, never an error
-        pt = _token_count(_field(usage, "prompt_tokens")) if usage is not None else 0
-        ct = _token_count(_field(usage, "completion_tokens")) if usage is not None else 0
-        choices = sorted(_field(resp, "choices") or [], key=lambda c: _token_count(_field(c, "index")))
+        usage = field(resp, "usage")  # bookkeeping: NaN/negative/garbage counts are 0, never an error
+        pt = token_count(field(usage, "prompt_tokens")) if usage is not None else 0
+        ct = token_count(field(usage, "completion_tokens")) if usage is not None else 0
+        choices = sorted(field(resp, "choices") or [], key=lambda c: token_count(field(c, "index")))
         k = max(1, len(choices))
         out = []
         for ch in choices:
-            msg = _field(ch, "message")
-            text = _text(_field(msg, "content")) if msg is not None else None
-            reason = _field(ch, "finish_reason")
-            out.append(Generation(text=text, finish_reason=reason if isinstance(reason, str) else None,
+            msg = field(ch, "message")
+            content = text(field(msg, "content")) if msg is not None else None
+            reason = field(ch, "finish_reason")
+            out.append(Generation(text=content, finish_reason=reason if isinstance(reason, str) else None,
                                   usage={"prompt_tokens": pt // k, "completion_tokens": ct // k},
                                   latency_ms=latency, calls=calls))
         return out

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request  # FastAPI resolves handler annotations from module globals
 
 from svgrft import __version__
-from svgrft.clients.judge import _field, _text, _token_count
+from svgrft.clients.openai_base import field as field_of, text, token_count
 from svgrft.secrets import mask
 from svgrft.server.guard import (DEFAULT_MODEL_HOSTS, ConcurrencyCap, HostAllowList, RateLimiter, check_bearer,
                                  retry_after_header)
@@ -414,19 +414,19 @@ def create_app(settings: Any = None, *, token: str | None = None, allow_server_k
         try:
             completion = await asyncio.wait_for(client.chat.completions.create(**r.kwargs),
                                                 timeout=opts.rollout_timeout)
-            choices = _field(completion, "choices")
+            choices = field_of(completion, "choices")
             if choices is not None and not isinstance(choices, list):
                 raise ValueError("choices is not a list")  # → 502 upstream_malformed (retried), not a 500
             choice = choices[0] if choices else None
             if choice is not None and not (isinstance(choice, dict) or hasattr(choice, "message")):
                 raise ValueError("a choice without a message")
-            msg = _field(choice, "message") if choice is not None else None
-            content = _text(_field(msg, "content")) if msg is not None else None
-            reason = _field(choice, "finish_reason") if choice is not None else None
+            msg = field_of(choice, "message") if choice is not None else None
+            content = text(field_of(msg, "content")) if msg is not None else None
+            reason = field_of(choice, "finish_reason") if choice is not None else None
             extras["finish_reason"] = reason if isinstance(reason, str) else None
-            usage = _field(completion, "usage")
+            usage = field_of(completion, "usage")
             if usage is not None:  # only clean counts go into the gateway's JSON (NaN would make it invalid)
-                extras["usage"] = {k: _token_count(_field(usage, k))
+                extras["usage"] = {k: token_count(field_of(usage, k))
                                    for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
             extras["svg_found"] = _svg_found(content)
             if choice is None:
