@@ -19,54 +19,38 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from svgrft.clients.openai_base import (LoopBoundOpenAI, Malformed, bounded, call_with_retries, map_openai_error,
                                         message_of, token_count)
 from svgrft.clients.openai_base import field as field_of
 from svgrft.clients.retry import retry_after_seconds
-from svgrft.core.judge import (JudgeReply, JudgeReplyError, build_messages, parse_reply, repair_messages,
+from svgrft.config import JudgeSettings
+from svgrft.core.failure import FailureKind
+from svgrft.core.judge import (JudgeOutcome, JudgeReplyError, build_messages, parse_reply, repair_messages,
                                response_format)
 from svgrft.errors import ConfigError, SvgrftError
 
-__all__ = ["JudgeClient", "JudgeOutcome", "judge_from_settings", "call_with_retries", "retry_after_seconds",
-           "map_openai_error", "FATAL_KINDS", "OPENAI_DEFAULT_BASE"]
+if TYPE_CHECKING:
+    from svgrft.config import Settings
+
+__all__ = ["JudgeClient", "JudgeOutcome", "judge_from_settings", "judge_api_key", "call_with_retries",
+           "retry_after_seconds", "map_openai_error", "OPENAI_DEFAULT_BASE"]
 
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
-# error kinds that will fail every later request the same way: a run should stop, not record them per sample
-FATAL_KINDS = ("auth", "not_found", "bad_request", "config")
-
-
-
-
-@dataclass
-class JudgeOutcome:
-    ok: bool
-    reply: JudgeReply | None = None
-    reason: str = ""
-    error_kind: str | None = None   # invalid_reply | auth | not_found | bad_request | rate_limit | server | ...
-    calls: int = 0                  # HTTP requests sent (including retries and the repair request)
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
-    latency_ms: float = 0.0
-    raw: str | None = None          # the last raw reply (truncated), for debugging invalid ones
-
-    @property
-    def fatal(self) -> bool:
-        return self.error_kind in FATAL_KINDS
+_D = JudgeSettings()  # the schema's defaults: declared once, in svgrft.config
 
 
 class JudgeClient(LoopBoundOpenAI):
-    """Async judge; safe for concurrent use. ``await judge(png, requirements, prompt)``."""
+    """Async judge; safe for concurrent use. ``await judge(png, requirements, prompt)``.
 
-    def __init__(self, *, model: str, api_key: str, mode: str = "checklist", base_url: str | None = None,
-                 timeout: float = 60.0, max_retries: int = 4, concurrency: int = 8, backoff_base: float = 1.0,
-                 backoff_max: float = 30.0, temperature: float = 0.0, max_tokens: int | None = None,
-                 key_name: str = "OPENAI_API_KEY"):
-        from svgrft.core.judge import MODES
+    ``mode`` is one of :data:`svgrft.core.judge.MODES` (checked where settings are read: the schema's
+    choices). Defaults are the schema's (:class:`svgrft.config.JudgeSettings`)."""
 
-        if mode not in MODES:
-            raise ConfigError(f"unknown judge mode '{mode}'", hint=f"use one of {', '.join(MODES)}")
+    def __init__(self, *, model: str, api_key: str, mode: str = _D.mode, base_url: str | None = None,
+                 timeout: float = _D.timeout, max_retries: int = _D.max_retries, concurrency: int = _D.concurrency,
+                 backoff_base: float = _D.backoff_base, backoff_max: float = 30.0, temperature: float = 0.0,
+                 max_tokens: int | None = None, key_name: str = "OPENAI_API_KEY"):
         if not model:
             raise ConfigError("no judge model configured", hint="pass --judge-model or set judge.model")
         self.model = model
@@ -120,7 +104,7 @@ class JudgeClient(LoopBoundOpenAI):
         reqs = [str(r) for r in requirements]
         try:
             if not reqs:
-                outcome.error_kind, outcome.reason = "invalid_reply", "no requirements to judge"
+                outcome.error_kind, outcome.reason = FailureKind.INVALID_REPLY, "no requirements to judge"
                 return outcome
             messages = build_messages(self.mode, reqs, png, prompt)
             last_reason = ""
@@ -138,7 +122,7 @@ class JudgeClient(LoopBoundOpenAI):
                     last_reason = e.reason
                     if attempt == 0:
                         messages = repair_messages(messages, content or refusal, e.reason, self.mode, len(reqs))
-            outcome.error_kind = "invalid_reply"
+            outcome.error_kind = FailureKind.INVALID_REPLY
             outcome.reason = f"judge reply invalid after a repair retry: {last_reason}"
             return outcome
         except asyncio.CancelledError:
@@ -147,7 +131,7 @@ class JudgeClient(LoopBoundOpenAI):
             err = e if isinstance(e, SvgrftError) else map_openai_error(
                 e, service="judge", what="judging an image", base_url=self.base_url, key_name=self.key_name,
                 model=self.model)
-            outcome.error_kind = getattr(err, "kind", "error")
+            outcome.error_kind = FailureKind.parse(getattr(err, "kind", None)) or FailureKind.ERROR
             outcome.reason = err.message
             outcome.ok = False
             return outcome
@@ -155,12 +139,20 @@ class JudgeClient(LoopBoundOpenAI):
             outcome.latency_ms = (time.perf_counter() - t0) * 1000
 
 
-def judge_api_key(settings: Any, base_url: str) -> tuple[str, str]:
+    @classmethod
+    def from_section(cls, judge: JudgeSettings, *, api_key: str, key_name: str) -> "JudgeClient":
+        """The client the ``[judge]`` settings describe (``base_url`` empty = OpenAI)."""
+        return cls(model=judge.model, mode=judge.mode, base_url=judge.base_url or None, api_key=api_key,
+                   timeout=judge.timeout, max_retries=judge.max_retries, concurrency=judge.concurrency,
+                   backoff_base=judge.backoff_base, key_name=key_name)
+
+
+def judge_api_key(settings: "Settings", base_url: str) -> tuple[str, str]:
     """(key, its env name) for the judge endpoint; raises ConfigError when none is set."""
     key = settings.secret("OPENAI_API_KEY")
     if key:
         return key, "OPENAI_API_KEY"
-    if "fireworks.ai" in base_url or base_url.rstrip("/") == str(settings["fireworks.inference_base_url"]).rstrip("/"):
+    if "fireworks.ai" in base_url or base_url.rstrip("/") == settings.fireworks.inference_base_url.rstrip("/"):
         fw = settings.secret("FIREWORKS_API_KEY")
         if fw:
             return fw, "FIREWORKS_API_KEY"
@@ -169,12 +161,8 @@ def judge_api_key(settings: Any, base_url: str) -> tuple[str, str]:
                            "OPENAI_BASE_URL=https://api.fireworks.ai/inference/v1 and FIREWORKS_API_KEY")
 
 
-def judge_from_settings(settings: Any, *, model: str | None = None, mode: str | None = None,
-                        base_url: str | None = None, concurrency: int | None = None) -> JudgeClient:
-    base = (base_url or settings["judge.base_url"] or OPENAI_DEFAULT_BASE).rstrip("/")
-    key, key_name = judge_api_key(settings, base)
-    return JudgeClient(
-        model=model or settings["judge.model"], mode=mode or settings["judge.mode"], base_url=base, api_key=key,
-        timeout=settings["judge.timeout"], max_retries=settings["judge.max_retries"],
-        concurrency=concurrency or settings["judge.concurrency"],
-        backoff_base=settings.get("judge.backoff_base", 1.0), key_name=key_name)
+def judge_from_settings(settings: "Settings", judge: JudgeSettings | None = None) -> JudgeClient:
+    """The judge client of ``judge`` (default ``settings.judge``), with its key from ``settings``' environment."""
+    judge = judge or settings.judge
+    key, key_name = judge_api_key(settings, (judge.base_url or OPENAI_DEFAULT_BASE).rstrip("/"))
+    return JudgeClient.from_section(judge, api_key=key, key_name=key_name)

@@ -10,8 +10,8 @@ Contracts:
   :class:`Deadline`, which is retried like a timeout.
 * :func:`call_with_retries` retries 408/409/429/5xx, dropped connections, timeouts and
   :class:`Malformed` bodies with exponential backoff; ``Retry-After`` (:mod:`svgrft.clients.retry`) wins.
-* :func:`map_openai_error` turns what is left into an svgrft error whose ``.kind`` names the
-  failure (``auth``, ``not_found``, ``timeout``, ...).
+* :func:`map_openai_error` turns what is left into an svgrft error whose ``.kind`` is a
+  :class:`~svgrft.core.failure.FailureKind`.
 * :func:`field`, :func:`text`, :func:`token_count`, :func:`message_of` read a completion that may be
   SDK objects or plain dicts/lists, never raising on garbage (only :class:`Malformed` when it is not a
   chat completion at all).
@@ -28,6 +28,7 @@ import threading
 from typing import Any, Awaitable, Callable
 
 from svgrft.clients.retry import retry_after_seconds
+from svgrft.core.failure import FailureKind
 from svgrft.errors import ApiError, AuthError, NetworkError, NotFoundError, SvgrftError
 
 __all__ = ["LoopBoundOpenAI", "Malformed", "Deadline", "bounded", "call_with_retries", "map_openai_error",
@@ -71,19 +72,19 @@ async def bounded(coro: Awaitable[Any], seconds: float) -> Any:
         raise Deadline(f"no complete answer within {seconds:g} s") from None
 
 
-def status_kind(status: int) -> str:
+def status_kind(status: int) -> FailureKind:
     """What an HTTP error status means for a client."""
     if status in (401, 403):
-        return "auth"
+        return FailureKind.AUTH
     if status == 404:
-        return "not_found"
+        return FailureKind.NOT_FOUND
     if status == 429:
-        return "rate_limit"
+        return FailureKind.RATE_LIMIT
     if status >= 500:
-        return "server"
+        return FailureKind.SERVER
     if status in (400, 422):
-        return "bad_request"
-    return "http"
+        return FailureKind.BAD_REQUEST
+    return FailureKind.HTTP
 
 
 def one_line(value: Any, limit: int = 200) -> str:
@@ -111,7 +112,7 @@ def _err_message(e: Any) -> str:
 
 def map_openai_error(e: BaseException, *, service: str, what: str, base_url: str, key_name: str,
                      model: str = "") -> SvgrftError:
-    """An openai SDK exception (after retries) → an svgrft error with a hint; ``.kind`` is set."""
+    """An openai SDK exception (after retries) → an svgrft error with a hint; ``.kind`` is a FailureKind."""
     import openai
 
     where = f" at {base_url}" if base_url else ""
@@ -119,23 +120,23 @@ def map_openai_error(e: BaseException, *, service: str, what: str, base_url: str
     if isinstance(e, openai.APIStatusError):
         status = e.status_code
         kind = status_kind(status)
-        if kind == "auth":
+        if kind is FailureKind.AUTH:
             err = AuthError(f"the {service}{where} rejected the API key ({status}) while {what}",
                             hint=f"check {key_name} (environment or .env); `svgrft doctor` shows which key is used",
                             status=status)
-        elif kind == "not_found":
+        elif kind is FailureKind.NOT_FOUND:
             err = NotFoundError(f"{service} model '{model}' not found or not deployed{where} (404)",
                                 hint="check the model name and base URL; on Fireworks, serverless models are "
                                      "accounts/fireworks/models/<name>, your own need a deployment",
                                 status=status)
-        elif kind == "rate_limit":
+        elif kind is FailureKind.RATE_LIMIT:
             err = ApiError(f"rate limited by the {service}{where} (429) while {what}, after retries",
                            hint="lower --concurrency or wait a minute; rerun with --resume to continue",
                            status=status)
-        elif kind == "server":
+        elif kind is FailureKind.SERVER:
             err = ApiError(f"the {service}{where} answered {status} while {what}, after retries",
                            hint="the service may be degraded; rerun later with --resume", status=status)
-        elif kind == "bad_request":
+        elif kind is FailureKind.BAD_REQUEST:
             err = ApiError(f"the {service}{where} refused the request ({status}) while {what}: {_err_message(e)}",
                            hint="check the model supports this request (images and JSON output for a judge)",
                            status=status)
@@ -143,19 +144,19 @@ def map_openai_error(e: BaseException, *, service: str, what: str, base_url: str
             err = ApiError(f"the {service}{where} answered {status} while {what}: {_err_message(e)}",
                            hint="rerun later with --resume", status=status)
     elif isinstance(e, (openai.APITimeoutError, Deadline)):
-        kind = "timeout"
+        kind = FailureKind.TIMEOUT
         err = NetworkError(f"timed out waiting for the {service}{where} while {what}, after retries",
                            hint="check the network/base URL, or raise the timeout")
     elif isinstance(e, openai.APIConnectionError):
-        kind = "network"
+        kind = FailureKind.NETWORK
         err = NetworkError(f"cannot reach the {service}{where} while {what}, after retries",
                            hint="check the network and the base URL")
     elif isinstance(e, Malformed):
-        kind = "malformed"
+        kind = FailureKind.MALFORMED
         err = ApiError(f"the {service}{where} sent an unusable response while {what}, after retries: {e}",
                        hint="check the base URL points at an OpenAI-compatible /v1 endpoint")
     else:
-        kind = "error"
+        kind = FailureKind.ERROR
         err = ApiError(f"{service} request failed while {what}: {type(e).__name__}: {_err_message(e)}",
                        hint="rerun with --resume; report a bug if it persists")
     err.kind = kind  # type: ignore[attr-defined]
