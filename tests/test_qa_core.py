@@ -748,7 +748,7 @@ def test_status_report_to_a_trickling_gateway_is_bounded(trickle):
     import os
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from svgrft.server.tracing import GatewayReporter
+    from svgrft.server.status_report import GatewayReporter
 
     reporter = GatewayReporter(threads=2, deadline=0.5)
 
