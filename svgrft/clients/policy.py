@@ -1,8 +1,8 @@
 """The policy model through the ``openai`` SDK (any OpenAI-compatible base URL), for ``svgrft eval``
 (:class:`PolicyClient`) and for the rollout server (:class:`PolicyCaller`).
 
-:class:`PolicyClient` (``eval``, ``compare``): default endpoint: ``settings["fireworks.inference_base_url"]`` with ``FIREWORKS_API_KEY``; short
-Fireworks model names (``qwen3-0p6b``) expand to ``accounts/fireworks/models/qwen3-0p6b`` there.
+:class:`PolicyClient` (``eval``, ``compare``): default endpoint: ``settings.fireworks.inference_base_url``
+with ``FIREWORKS_API_KEY``; short Fireworks model names (``qwen3-0p6b``) expand to ``accounts/fireworks/models/qwen3-0p6b`` there.
 Another ``--base-url`` uses ``OPENAI_API_KEY`` (falling back to ``FIREWORKS_API_KEY``) unless an
 explicit key variable is named. Transient failures are retried like the judge's
 (:func:`svgrft.clients.openai_base.call_with_retries`); what remains becomes an svgrft error with a hint
@@ -31,7 +31,7 @@ from svgrft.clients.openai_base import (LoopBoundOpenAI, Malformed, bounded, cal
                                         map_openai_error, one_line, status_kind, text, token_count,
                                         upstream_message)
 from svgrft.clients.retry import retry_after_seconds
-from svgrft.config import EvalSettings, JudgeSettings, expand_model
+from svgrft.config import EvalSettings, FireworksSettings, JudgeSettings, expand_model
 from svgrft.core.failure import FailureKind
 from svgrft.errors import ConfigError, SvgrftError
 
@@ -42,7 +42,7 @@ __all__ = ["Generation", "PolicyClient", "policy_from_settings", "is_fireworks_u
            "PolicyCallError", "RequestInvalid", "build_completion_kwargs"]
 
 
-_EVAL, _JUDGE = EvalSettings(), JudgeSettings()  # the schema's defaults
+_EVAL, _JUDGE, _FW = EvalSettings(), JudgeSettings(), FireworksSettings()  # the schema's defaults
 
 
 @dataclass
@@ -65,10 +65,12 @@ def is_fireworks_url(base_url: str, settings: "Settings | None" = None) -> bool:
 
 class PolicyClient(LoopBoundOpenAI):
     """Async generation for ``eval``; safe for concurrent use (``concurrency`` requests in flight). Defaults
-    are the schema's (``eval.timeout``, ``eval.concurrency``, ``judge.backoff_base``)."""
+    are the schema's (``eval.timeout``, ``fireworks.max_retries`` + 1, ``judge.backoff_base``,
+    ``eval.concurrency``)."""
 
     def __init__(self, *, model: str, base_url: str, api_key: str, key_name: str = "FIREWORKS_API_KEY",
-                 timeout: float = _EVAL.timeout, max_retries: int = 3, backoff_base: float = _JUDGE.backoff_base,
+                 timeout: float = _EVAL.timeout, max_retries: int = _FW.max_retries + 1,
+                 backoff_base: float = _JUDGE.backoff_base,
                  concurrency: int = _EVAL.concurrency):
         self.model = model
         self.base_url = base_url.rstrip("/")

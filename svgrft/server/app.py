@@ -25,13 +25,11 @@ secret (``Authorization: Bearer``) gates ``/init``; the server's own ``FIREWORKS
 only with ``allow_server_key``; per-client rate limit and a cap on concurrent rollouts answer
 429 with ``Retry-After``. Shutdown waits for in-flight rollouts.
 
-:class:`RolloutServer` holds the parts, each a method (``admit``, ``accept``, ``run_rollout``,
-``report``, ``health``, ``init``, ``lifespan``) over small collaborators: the request reader and
-validator (:mod:`svgrft.server.init_request`), the guards (:mod:`svgrft.server.guard`), the policy
-client (:class:`svgrft.clients.policy.PolicyCaller`), the status reporter
-(:mod:`svgrft.server.status_report`) and the answers (:mod:`svgrft.server.outcomes`).
-:func:`create_app` is the factory; nothing here imports eval_protocol (the wire format is
-:mod:`svgrft.server.wire`).
+:class:`RolloutServer` holds the parts as methods (``admit``, ``accept``, ``run_rollout``, ``report``,
+``health``, ``init``, ``lifespan``) over collaborators: :mod:`~svgrft.server.init_request` (reading,
+validation), :mod:`~svgrft.server.guard`, :class:`svgrft.clients.policy.PolicyCaller`,
+:mod:`~svgrft.server.status_report`, :mod:`~svgrft.server.outcomes`. :func:`create_app` is the factory;
+nothing here imports eval_protocol (the wire format is :mod:`svgrft.server.wire`).
 """
 
 from __future__ import annotations
@@ -48,11 +46,12 @@ from starlette.requests import Request  # FastAPI resolves handler annotations f
 from svgrft import __version__
 from svgrft.config import FIREWORKS_INFERENCE, FIREWORKS_TRACING
 from svgrft.secrets import mask
-from svgrft.server.guard import ConcurrencyCap, HostAllowList, RateLimiter, check_bearer, retry_after_header
+from svgrft.server.guard import (ConcurrencyCap, HostAllowList, RateLimiter, check_bearer, client_label,
+                                 retry_after_header)
 from svgrft.server.init_request import Rejection, Rollout, RolloutValidator, parse_json, read_body, rollout_id_of
 from svgrft.server.options import ServeOptions, options_from_env, options_from_settings
-from svgrft.server.outcomes import (RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, Failure, failure_for, internal,
-                                    scrub)
+from svgrft.server.outcomes import (RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, Failure, error_body,
+                                    failure_for, internal, scrub)
 from svgrft.server.wire import StatusCode
 
 if TYPE_CHECKING:
@@ -61,8 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["RolloutServer", "create_app", "app_from_env", "client_label", "ServeOptions", "options_from_settings"]
 
 log = logging.getLogger("svgrft.server")
-
-FINISHED = StatusCode.FINISHED
 
 
 @dataclass
@@ -75,26 +72,6 @@ class Stats:
 
     def count(self, kind: str) -> None:
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
-
-
-def _error_body(status: int, kind: str, message: str, rollout_id: str | None, hint: str | None) -> dict:
-    body: dict[str, Any] = {"error": message, "kind": kind, "status": status, "rollout_id": rollout_id}
-    if hint:
-        body["hint"] = hint
-    return body
-
-
-def client_label(host: Any) -> str:
-    """The client address as it may appear in logs and rate-limit keys: a normalised IP address, or
-    ``"invalid"`` (a forwarded header can carry anything, line breaks included)."""
-    import ipaddress
-
-    if not isinstance(host, str) or not host or len(host) > 64:
-        return "unknown" if not host else "invalid"
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return "invalid"
 
 
 def _svg_found(content: Any) -> bool | None:
@@ -198,7 +175,7 @@ class RolloutServer:
         headers = {"Retry-After": retry_after} if retry_after else None
         if status == 401:
             headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-        return JSONResponse(_error_body(status, kind, self.scrub(message, *secrets), rollout_id, hint),
+        return JSONResponse(error_body(status, kind, self.scrub(message, *secrets), rollout_id, hint),
                             status_code=status, headers=headers)
 
     def health(self) -> dict:
@@ -286,7 +263,7 @@ class RolloutServer:
         extras["policy_latency_s"] = round(time.perf_counter() - t0, 4)
         t_report = time.perf_counter()
         if failure is None:
-            reported = await self.report(r, FINISHED, f"Rollout {r.rollout_id} finished", extras)
+            reported = await self.report(r, StatusCode.FINISHED, f"Rollout {r.rollout_id} finished", extras)
             self.stats.finished += 1
             log.info("rollout %s finished in %.2fs (model=%s, finish=%s, key %s from the %s)", r.rollout_id,
                      extras["policy_latency_s"], r.kwargs.get("model"), extras.get("finish_reason"),

@@ -20,7 +20,7 @@ from svgrft.server.wire import StatusCode
 if TYPE_CHECKING:
     from svgrft.clients.policy import PolicyCallError
 
-__all__ = ["Failure", "failure_for", "scrub", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+__all__ = ["Failure", "failure_for", "internal", "error_body", "scrub", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
            "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE", "UNAUTHENTICATED"]
 
 INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND = StatusCode.INVALID_ARGUMENT, StatusCode.DEADLINE_EXCEEDED, \
@@ -85,6 +85,14 @@ def failure_for(err: "PolicyCallError") -> Failure:
     if kind is FailureKind.MALFORMED:
         return Failure(502, UNAVAILABLE, "upstream_malformed", "the policy endpoint sent an unreadable reply")
     return Failure(502, UNAVAILABLE, "upstream_error", f"policy call failed: {msg}")
+
+
+def error_body(status: int, kind: str, message: str, rollout_id: str | None, hint: str | None) -> dict:
+    """The JSON of an error answer (``message`` already scrubbed)."""
+    body: dict = {"error": message, "kind": kind, "status": status, "rollout_id": rollout_id}
+    if hint:
+        body["hint"] = hint
+    return body
 
 
 def scrub(text: str, *secrets: str | None) -> str:
