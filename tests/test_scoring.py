@@ -10,7 +10,8 @@ import pytest
 from svgrft.clients.judge import JudgeClient
 from svgrft.config import load_settings
 from svgrft.core.render import RenderResult
-from svgrft.core.scoring import Scorer, ScoreResult, Verdict, scorer_from_settings
+from svgrft.core.scoring import Scorer, ScoreResult, Verdict
+from svgrft.workflow.evaluate import scorer_from_settings
 from svgrft.core.store import JudgeCache, Store
 from tests.conftest import CORPUS, OPENAI_KEY
 

@@ -475,7 +475,7 @@ def test_background_mode_answers_then_reports(fw, serve):
 # ------------------------------------------------------------------------------------------ pure helpers
 
 def test_build_completion_kwargs_filters_params_and_messages():
-    from svgrft.server.policy import RequestInvalid, build_completion_kwargs
+    from svgrft.clients.policy import RequestInvalid, build_completion_kwargs
 
     kw = build_completion_kwargs(
         {"model": "fireworks_ai/accounts/a/models/m", "temperature": 0.5, "max_tokens": 10, "top_k": 5,
@@ -492,7 +492,7 @@ def test_build_completion_kwargs_filters_params_and_messages():
 
 
 def test_gateway_base_and_tracing_url():
-    from svgrft.server.policy import gateway_base, is_tracing_url
+    from svgrft.server.init_request import gateway_base, is_tracing_url
 
     url = "https://tracing.fireworks.ai/rollout_id/r/invocation_id/i/experiment_id/e/run_id/u/row_id/w"
     assert gateway_base(url) == "https://tracing.fireworks.ai" and is_tracing_url(url)
@@ -502,7 +502,7 @@ def test_gateway_base_and_tracing_url():
 
 
 def test_scrub_masks_keys_and_bearer_tokens():
-    from svgrft.server.policy import scrub
+    from svgrft.server.outcomes import scrub
 
     key = "fw-abcdefghijklmnopqrstuvwxyz"
     out = scrub(f"Incorrect API key {key}; header Bearer sometoken12345", key)
@@ -543,7 +543,8 @@ def test_cli_refuses_open_relay_and_bad_hosts(cli, monkeypatch):
 
 
 def test_app_factory_for_workers_reads_options_from_env(fw, monkeypatch):
-    from svgrft.server.app import OPTIONS_ENV, ServeOptions, app_from_env
+    from svgrft.server.app import ServeOptions, app_from_env
+    from svgrft.server.options import OPTIONS_ENV
 
     opts = ServeOptions(token="t" * 20, allow_model_hosts=("example.org",), max_concurrent=7, rate_limit=0)
     monkeypatch.setenv(OPTIONS_ENV, json.dumps(opts.public()))
@@ -735,7 +736,7 @@ def test_status_report_to_a_trickling_gateway_is_bounded(trickle):
     import os
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from svgrft.server.tracing import GatewayReporter
+    from svgrft.server.status_report import GatewayReporter
 
     reporter = GatewayReporter(threads=2, deadline=0.5)
 

@@ -49,11 +49,8 @@ def cmd(
     """Evaluate a model on SVGBench prompts locally; results go to the local store (see `svgrft runs`)."""
     import asyncio
 
-    from svgrft.errors import UsageError
     from svgrft.workflow.evaluate import EvalOptions, run_eval
 
-    if judge_mode is not None and judge_mode not in ("checklist", "count"):
-        raise UsageError(f"invalid --judge-mode {judge_mode!r}", hint="use checklist or count")
     overrides = {"judge.concurrency": judge_concurrency, "judge.base_url": judge_base_url,
                  "judge.model": judge_model, "judge.mode": judge_mode}
     settings = c.settings(overrides)
@@ -73,7 +70,6 @@ def cmd(
             model = resolve_eval_model(settings, model, progress=c.info)  # trained model / JOB_ID → its deployment
     opts = EvalOptions(model=model, base_url=base_url, dataset=dataset, rows=rows, samples=samples,
                        temperature=temperature, max_tokens=max_tokens, concurrency=concurrency,
-                       judge_model=judge_model, judge_mode=judge_mode, judge_base_url=judge_base_url,
                        use_cache=not no_cache, resume=resume, api_key_env=api_key_env, note=note)
 
     state = {"run_id": None, "done": 0, "total": 0}

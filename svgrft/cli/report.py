@@ -18,7 +18,7 @@ def cmd(
 ) -> None:
     """Write a self-contained HTML report (images inline, sortable by score, verdicts and SVG source)."""
     from svgrft.core.store import Store
-    from svgrft.workflow.evaluate import write_run_report
+    from svgrft.workflow.run_summary import write_run_report
 
     with Store() as store:
         run = store.get_run(run_id)

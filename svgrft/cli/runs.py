@@ -127,7 +127,7 @@ def show(
 ) -> None:
     """Show a run's summary (and optionally its samples)."""
     from svgrft.core.store import Store
-    from svgrft.workflow.evaluate import summarize_run
+    from svgrft.workflow.run_summary import summarize_run
 
     with Store() as store:
         run = store.get_run(run_id)

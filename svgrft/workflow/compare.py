@@ -696,7 +696,7 @@ async def score_async(settings: Any, col: Collected, *, renderer: Any, use_cache
     """Score every unscored sample in place (``RawSample.scored``); returns scorer statistics.
 
     A judge failure that every sample would repeat (bad key, unknown model) raises JudgeError."""
-    from svgrft.core.scoring import scorer_from_settings
+    from svgrft.workflow.evaluate import scorer_from_settings
 
     todo: list[tuple[RawSample, RowInfo]] = []
     for side in ("before", "after"):
