@@ -43,3 +43,87 @@ def test_warnings_and_plan_lines_are_not_wrapped(cli, monkeypatch, tmp_path):
     r = cli("deploy", "accounts/acct/models/" + "m" * 60, "--dry-run")
     assert r.exit_code == 0, r
     assert _whole_lines(r.stderr, "m" * 60)[0].startswith("Would create a deployment of accounts/acct/models/mmm")
+
+
+# ------------------------------------------------------------------------------------ counted words agree
+
+def test_plural_helper():
+    from svgrft.core.plural import plural, plural_word
+
+    assert [plural(n, "row") for n in (0, 1, 2)] == ["0 rows", "1 row", "2 rows"]
+    assert plural(1, "entry") == "1 entry" and plural(3, "entry") == "3 entries" and plural(2, "day") == "2 days"
+    assert plural(2, "match") == "2 matches" and plural(2, "PNG") == "2 PNGs"
+    assert plural(1234567, "byte", spec=",") == "1,234,567 bytes" and plural(1, "byte", spec=",") == "1 byte"
+    assert plural(2, "reply", "replies") == "2 replies" and plural_word(1, "is", "are") == "is"
+    assert plural_word(2, "is", "are") == "are"
+
+
+COUNTED = ("rows", "rollouts", "bytes", "requirements", "prompts", "samples", "epochs", "characters", "chars",
+           "verdicts", "elements", "records", "inputs", "files", "errors", "words", "traces", "shapes", "replies",
+           "questions", "problems", "models", "lines", "examples", "deployments", "attempts", "PNGs", "SVGs",
+           "images", "jobs", "runs", "checks", "workers", "replicas", "entries", "calls", "requests", "datasets",
+           "secrets", "keys", "hits", "tokens", "items", "points", "pictures", "drawings", "failures")
+# model prompts are not output (and the count prompt is SVGBench's own, verbatim); a word is not a count
+NOT_COUNTS = {("svgrft/core/judge.py", "with exactly {n} verdicts"),
+              ("svgrft/workflow/compare.py", "{split['split']} ")}
+
+
+def _hand_pluralised() -> list[str]:
+    """``f"{expr} rows"`` and ``f"… run(s)"`` in svgrft's f-strings (svgrft/server/ has its own owner)."""
+    import ast
+    import re
+
+    word = re.compile(r"^ (?:%s)\b" % "|".join(COUNTED))
+    found = []
+    for path in sorted((REPO / "svgrft").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith("svgrft/server/"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            text = ast.get_source_segment(source, node) or ""
+            if any(rel == f and snippet in text for f, snippet in NOT_COUNTS):
+                continue
+            parts = node.values
+            for i, part in enumerate(parts):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str) and re.search(r"\w\(s\)", part.value):
+                    found.append(f"{rel}:{node.lineno}: {text}")
+                if not isinstance(part, ast.FormattedValue):
+                    continue
+                nxt = parts[i + 1] if i + 1 < len(parts) else None
+                expr = ast.get_source_segment(source, part.value) or ""
+                if re.search(r"""^['"]e?s['"] if """, expr):                # problem{'s' if n != 1 else ''}
+                    found.append(f"{rel}:{node.lineno}: {text}")
+                if re.fullmatch(r"(?:\w+\.)*[A-Z][A-Z0-9_]*|.*mode['\]]*", expr):   # a constant limit, or "local rollouts"
+                    continue
+                if nxt is not None and isinstance(nxt, ast.Constant) and isinstance(nxt.value, str) \
+                        and word.match(nxt.value):
+                    found.append(f"{rel}:{node.lineno}: {text}")
+    return found
+
+
+def test_counts_go_through_the_plural_helper():
+    """`wrote x.jsonl (1 rows)`, `1 problems`, `2 run(s)`: every count next to a noun uses core/plural.py."""
+    assert _hand_pluralised() == []
+
+
+def test_one_row_is_one_row(cli, tmp_path):
+    import json
+
+    src = tmp_path / "one.json"
+    src.write_text(json.dumps([{"prompt": "Draw a red circle.", "requirements": ["a circle", "it is red"]}]))
+    r = cli("dataset", "build", "--source", src, "--out", tmp_path / "one.jsonl")
+    assert r.exit_code == 0, r
+    assert f"wrote {tmp_path / 'one.jsonl'} (1 row)\n" in r.stderr and "1 rows" not in r.stderr + r.stdout
+    assert "(1 question from one.json)" in r.stdout
+    r = cli("dataset", "validate", tmp_path / "one.jsonl")
+    assert r.exit_code == 0 and ": OK, 1 row, " in r.stdout, r
+    row = json.loads((tmp_path / "one.jsonl").read_text())
+    row["input_metadata"]["dataset_info"]["total_requirements"] = 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(row) + "\n")
+    r = cli("dataset", "validate", bad)
+    assert r.exit_code == 1 and "Error: 1 problem in " in r.stderr and "(0 valid of 1 line)" in r.stderr, r
+    assert "total_requirements is 1 but there are 2 requirements" in r.stderr

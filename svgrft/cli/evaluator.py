@@ -7,6 +7,7 @@ from typing import Any, Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 app = typer.Typer(no_args_is_help=True, help="Build, test and upload the Eval Protocol evaluator.")
 
@@ -118,7 +119,7 @@ def stage_cmd(
     if json_out:
         c.emit_json(info)
         return
-    c.info(f"staged {len(staged.files)} files, content sha256 {staged.content_hash[:16]}…")
+    c.info(f"staged {plural(len(staged.files), 'file')}, content sha256 {staged.content_hash[:16]}…")
     for f in staged.files:
         c.out(f)
 
@@ -153,7 +154,7 @@ def test_cmd(
     evw.require_server_url(s)
     ds = dataset or s["dataset.train"]
     where = s["rollout.server_url"] if s["rollout.mode"] == "remote" else s["fireworks.inference_base_url"]
-    c.info(f"evaluator test: {s['rollout.mode']} rollouts via {where}, {rows or 'all'} rows × {runs} run(s), "
+    c.info(f"evaluator test: {s['rollout.mode']} rollouts via {where}, {plural(rows, 'row') if rows else 'all rows'} × {plural(runs, 'run')}, "
            f"judge {s['judge.model']} ({s['judge.mode']})")
     result = evw.run_local_test(s, rows=rows, runs=runs, dataset=ds, timeout=timeout, keep_dir=keep,
                                 threshold=min_score if min_score > 0 else None)

@@ -26,6 +26,7 @@ from typing import Any
 from svgrft.core.extract import extract_svg
 from svgrft.core.gates import check_blank, check_injection, check_text_heavy, quick_has_content
 from svgrft.core.judge import PROMPT_VERSION, JudgeReply, Verdict, requirements_hash
+from svgrft.core.plural import plural
 
 __all__ = ["Verdict", "ScoreResult", "Scorer", "scorer_from_settings", "renderer_from_settings"]
 
@@ -248,7 +249,7 @@ class Scorer:
         r.verdicts = list(reply.verdicts)
         r.reasoning = reply.reasoning
         score = reply.score
-        reason = f"{reply.fulfilled}/{reply.total} requirements fulfilled"
+        reason = f"{reply.fulfilled}/{plural(reply.total, 'requirement')} fulfilled"
         if r.cached:
             reason += " (cached verdict)"
         gate = None

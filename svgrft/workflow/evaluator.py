@@ -45,6 +45,7 @@ from typing import Any, Callable
 import svgrft
 from svgrft import evaluator as ev
 from svgrft.config import expand_model
+from svgrft.core.plural import plural
 from svgrft.errors import ApiError, ConfigError, ConflictError, NetworkError, NotFoundError, SvgrftError
 from svgrft.workflow import MAX_POLL_ERRORS, is_transient
 from svgrft.workflow.jobs import guarded
@@ -509,7 +510,7 @@ def put_tarball(url: str, data: bytes, *, attempts: int = 4, backoff: float = 1.
                 except ValueError:
                     pass
             time.sleep(delay)
-    raise NetworkError(f"uploading the evaluator tarball failed after {attempts} attempts ({last})",
+    raise NetworkError(f"uploading the evaluator tarball failed after {plural(attempts, 'attempt')} ({last})",
                        hint="check your network and run the same command again; nothing half-built is kept")
 
 
@@ -552,7 +553,7 @@ def _create_and_upload(client: Any, evaluator_id: str, staged: StagedEvaluator, 
     except ConflictError:
         say(f"evaluator {evaluator_id} appeared concurrently; uploading the code to it")
     try:
-        say(f"uploading {len(data):,} bytes")
+        say(f"uploading {plural(len(data), 'byte', spec=',')}")
         with guarded(client, f"getting the upload URL of evaluator {evaluator_id}"):
             resp = sdk.evaluators.get_upload_endpoint(evaluator_id, account_id=acct,
                                                       filename_to_size={TARBALL_NAME: str(len(data))})
@@ -640,7 +641,7 @@ def ensure_evaluator(client: Any, settings: Any, *, evaluator_id: str | None = N
             staged = stage(settings, Path(tmp) / "evaluator")
         data = tarball_bytes(staged)
         if len(data) > MAX_TARBALL_BYTES:
-            raise SvgrftError(f"evaluator tarball is {len(data):,} bytes (limit {MAX_TARBALL_BYTES:,})",
+            raise SvgrftError(f"evaluator tarball is {plural(len(data), 'byte', spec=',')} (limit {MAX_TARBALL_BYTES:,})",
                               hint="this is a packaging bug: the evaluator should be a few hundred kB")
         explicit = evaluator_id is not None
         eid = check_evaluator_id(evaluator_id) if explicit else evaluator_id_for(settings, staged)
