@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,39 @@ def test_one_row_is_one_row(cli, tmp_path):
     r = cli("dataset", "validate", bad)
     assert r.exit_code == 1 and "Error: 1 problem in " in r.stderr and "(0 valid of 1 line)" in r.stderr, r
     assert "total_requirements is 1 but there are 2 requirements" in r.stderr
+
+
+# ------------------------------------------------------------- a failed command leaves no SVGRFT_HOME behind
+
+def test_a_failed_eval_creates_no_svgrft_home(cli, fw, oai, monkeypatch, tmp_path):
+    """`svgrft eval` with a bad dataset or a missing key made ~/.svgrft (an empty database) before failing."""
+    from svgrft.core.dataset import BUNDLED_EVAL
+
+    home = tmp_path / "never-made" / "svgrft"
+    monkeypatch.setenv("SVGRFT_HOME", str(home))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": "nope"}\n')
+    for args in (["--dataset", bad], ["--dataset", tmp_path / "missing.jsonl"], ["--resume", "r-no-such-run"]):
+        r = cli("eval", "--rows", "1", *args)
+        assert r.exit_code == 1 and "Error: " in r.stderr, (args, r)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--dataset", BUNDLED_EVAL)
+    assert r.exit_code == 1 and "OPENAI_API_KEY is not set" in r.stderr, r
+    for args in (["runs", "list"], ["runs", "show", "latest"], ["report", "r-no-such-run"]):
+        cli(*args)
+    assert not home.exists() and not home.parent.exists()
+    assert fw.calls("POST") == [] and oai.calls("POST") == []
+
+
+def test_a_finished_eval_stores_its_run(cli, fw, oai, monkeypatch, tmp_path):
+    from svgrft.core.dataset import BUNDLED_EVAL
+
+    home = tmp_path / "made-on-first-write"
+    monkeypatch.setenv("SVGRFT_HOME", str(home))
+    Path("configs").mkdir(exist_ok=True)
+    Path("configs/default.toml").write_text("[judge]\nbackoff_base = 0.01\n")
+    r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--dataset", BUNDLED_EVAL, "--json")
+    assert r.exit_code in (0, 1), r
+    assert (home / "svgrft.db").is_file()
+    r2 = cli("runs", "list", "--json")
+    assert [x["id"] for x in r2.json()["runs"]] == [r.json()["run_id"]]
