@@ -164,3 +164,30 @@ def test_a_finished_eval_stores_its_run(cli, fw, oai, monkeypatch, tmp_path):
     assert (home / "svgrft.db").is_file()
     r2 = cli("runs", "list", "--json")
     assert [x["id"] for x in r2.json()["runs"]] == [r.json()["run_id"]]
+
+
+# ------------------------------------------------------------ `evaluator stage DIR` never writes silently
+
+def test_stage_asks_before_replacing_and_never_makes_a_path(cli, tmp_path):
+    """`svgrft evaluator stage PATH` made every missing folder of PATH and silently replaced what it found."""
+    out = tmp_path / "stage"
+    first = cli("evaluator", "stage", out)
+    assert first.exit_code == 0, first
+    assert f"in {out}, content sha256" in first.stderr
+    entry = out / "test_svgrft_eval.py"
+    entry.write_text("# edited by the user\n", encoding="utf-8")
+    r = cli("evaluator", "stage", out)                               # an earlier stage: only with --overwrite
+    assert r.exit_code == 1 and "already holds a staged evaluator" in r.stderr and "--overwrite" in r.stderr, r
+    assert entry.read_text(encoding="utf-8") == "# edited by the user\n"
+    r = cli("evaluator", "stage", out, "--overwrite")
+    assert r.exit_code == 0, r
+    assert entry.read_text(encoding="utf-8") != "# edited by the user\n"
+
+    deep = tmp_path / "no" / "such" / "folders"
+    r = cli("evaluator", "stage", deep)
+    assert r.exit_code == 1 and f"the folder {deep.parent} does not exist" in r.stderr, r
+    assert not (tmp_path / "no").exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli("evaluator", "stage", empty).exit_code == 0 and (empty / "test_svgrft_eval.py").is_file()
