@@ -191,3 +191,66 @@ def test_stage_asks_before_replacing_and_never_makes_a_path(cli, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli("evaluator", "stage", empty).exit_code == 0 and (empty / "test_svgrft_eval.py").is_file()
+
+
+# ------------------------------------------------------------------------------------ README tells the truth
+
+def _registered_commands() -> set[str]:
+    from typer.main import get_command
+
+    from svgrft.cli.main import app
+
+    found, todo = set(), [((), get_command(app))]
+    while todo:
+        path, cmd = todo.pop()
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            todo.extend(((*path, name), sub) for name, sub in subs.items() if not getattr(sub, "hidden", False))
+        else:
+            found.add(" ".join(path))
+    return found
+
+
+def _readme_command_table() -> set[str]:
+    """Commands named in the first column of README's command table (`svgrft jobs list / status` is two)."""
+    import re
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    found = set()
+    for line in section.splitlines():
+        if not line.startswith("| `svgrft"):
+            continue
+        first = re.split(r"(?<!\\)\|", line)[1]
+        for code in re.findall(r"`([^`]+)`", first):
+            head, *siblings = code.split(" / ")
+            words = []
+            for w in head.split()[1:]:
+                if not re.fullmatch(r"[a-z][a-z-]*", w):
+                    break
+                words.append(w)
+            found.add(" ".join(words))
+            found.update(" ".join([*words[:-1], s.split()[0]]) for s in siblings)
+    return found
+
+
+def test_readme_command_table_lists_every_command():
+    """`evaluator stage` was missing from the table; every table entry must also be a real command."""
+    assert _readme_command_table() == _registered_commands()
+
+
+def test_readme_names_the_pinned_judge_model():
+    """README said `gpt-4.1` while the configs pin `gpt-4.1-2025-04-14`."""
+    import re
+    import tomllib
+
+    from svgrft.config import DEFAULTS
+
+    pinned = DEFAULTS["judge.model"]
+    for cfg in sorted((REPO / "configs").glob("*.toml")):
+        assert tomllib.loads(cfg.read_text(encoding="utf-8"))["judge"]["model"] == pinned, cfg
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(gpt-[\w.-]+)`", readme))
+    assert named == {pinned}, named
+    intro = readme.split("\n## Quick start", 1)[0]
+    assert f"`{pinned}`" in intro and "judge.model" in intro
