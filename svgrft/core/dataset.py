@@ -35,14 +35,20 @@ from svgrft.errors import DatasetError
 
 # --- locations ---------------------------------------------------------------------------------
 
+# The bundled SVGBench files have one copy: datasets/ of the repository. An installed package carries them
+# as svgrft/data/ (pyproject.toml maps the package ``svgrft.data`` to datasets/).
 _PKG_DATA = Path(__file__).resolve().parents[1] / "data"
-_REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+_REPO_DATASETS = _CHECKOUT / "datasets"
 
 
 def _bundled(name: str) -> Path:
-    """``datasets/<name>`` in a source checkout, else the copy shipped as package data."""
+    """``datasets/<name>`` of the source checkout svgrft runs from (an editable install), else the copy the
+    installed package carries in ``svgrft/data/``."""
     repo = _REPO_DATASETS / name
-    return repo if repo.is_file() else _PKG_DATA / name
+    if (_CHECKOUT / "pyproject.toml").is_file() and repo.is_file():
+        return repo
+    return _PKG_DATA / name
 
 
 BUNDLED_DATASET: Path = _bundled("svgbench.jsonl")
@@ -58,7 +64,7 @@ def resolve_path(path: str | Path) -> Path:
     if p.is_file() or p.is_absolute():
         return p
     bundled = _bundled(p.name)
-    if p.parent in (Path("."), Path("datasets"), Path("svgrft/data")) and bundled.is_file():
+    if p.parent in (Path("."), Path("datasets")) and bundled.is_file():
         return bundled
     return p
 
