@@ -297,7 +297,7 @@ def test_uneven_samples_and_a_missing_row(cli, fwx, oai, rows, ds, tmp_path):
     assert g["methods"] == {"equal": 2, "windows": 1}
     assert "by time" in data["meta"]["epoch_split"]
     assert f"row {rows[1].row_id}: 5 rollouts, expected 3×2" in r.stderr
-    assert "1 dataset rows have no records: " + rows[3].row_id in r.stderr
+    assert "1 dataset row has no records: " + rows[3].row_id in r.stderr
     assert refs(data, "before") == {rid for rid, (e, _) in truth.items() if e == 1}
     assert refs(data, "after") == {rid for rid, (e, _) in truth.items() if e == 2}
     assert {row["row_id"] for row in data["rows"]} == {r_.row_id for r_ in rows[:3]}
@@ -317,7 +317,7 @@ def test_records_of_another_job_outside_the_window_are_left_out(cli, fwx, rows, 
     r = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "o", "--json")
     assert r.exit_code == 0, r
     assert "old-1" not in refs(r.json(), "before") | refs(r.json(), "after")
-    assert "1 records of this evaluator fall outside the job's time window" in r.stderr
+    assert "1 record of this evaluator falls outside the job's time window" in r.stderr
 
 
 def test_running_job_compares_first_with_latest_finished_epoch(cli, fwx, oai, rows, ds, tmp_path):

@@ -17,8 +17,8 @@ from tests.conftest import REPO, SEED
 
 # 9 of the 50 lines of SVGBench's quickstart file (rows 0-7 and row 43, the non-ASCII '°' one)
 QUICKSTART = SEED / "quickstart_svgbench_dataset.jsonl"
-QUESTIONS = REPO / "svgrft" / "data" / "svgbench_questions.json"
-# SHA-256 of SVGBench's svgbench_questions.json: the bundled copies are that file, unmodified
+QUESTIONS = REPO / "datasets" / "svgbench_questions.json"
+# SHA-256 of SVGBench's svgbench_questions.json: the bundled copy is that file, unmodified
 QUESTIONS_SHA256 = "79a8e2c9bede076ae947d8b3e5fabf35d0194ee44de22506d1eb06ef821f7994"
 
 
@@ -103,15 +103,32 @@ def test_load_questions_errors(tmp_path):
 # --- the committed files are exactly what the command produces ----------------------------------
 
 def test_bundled_files_are_generated_and_up_to_date(tmp_path):
-    assert (REPO / "datasets/svgbench_questions.json").read_bytes() == QUESTIONS.read_bytes()
-    rows = ds.build_rows(ds.load_questions(REPO / "datasets/svgbench_questions.json"))
+    rows = ds.build_rows(ds.load_questions(QUESTIONS))
     train, ev = ds.split_rows(rows, 0.2, seed=0)
     for name, rs in (("svgbench.jsonl", rows), ("svgbench_train.jsonl", train), ("svgbench_eval.jsonl", ev)):
         fresh = ds.write_rows(rs, tmp_path / name).read_bytes()
         assert (REPO / "datasets" / name).read_bytes() == fresh, name
-        assert (REPO / "svgrft/data" / name).read_bytes() == fresh, name   # package-data copy
     assert hashlib.sha256(QUESTIONS.read_bytes()).hexdigest() == QUESTIONS_SHA256
     assert ds.BUNDLED_DATASET.is_file() and ds.BUNDLED_DATASET.name == "svgbench.jsonl"
+    for path in (ds.BUNDLED_DATASET, ds.BUNDLED_QUESTIONS, ds.BUNDLED_TRAIN, ds.BUNDLED_EVAL):
+        assert path.parent == REPO / "datasets", path          # a checkout reads its own datasets/
+
+
+def test_the_bundled_data_has_one_copy_and_the_package_carries_it():
+    """datasets/*.jsonl and svgrft/data/*.jsonl were two committed copies of the same bytes. datasets/ is the
+    only one; pyproject.toml installs it as the package data svgrft/data/ (what an installed svgrft reads)."""
+    import tomllib
+
+    assert not (REPO / "svgrft" / "data").exists()
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert setup["package-dir"] == {"svgrft.data": "datasets"}
+    patterns = setup["package-data"]["svgrft.data"]
+    bundled = [ds.BUNDLED_DATASET, ds.BUNDLED_QUESTIONS, ds.BUNDLED_TRAIN, ds.BUNDLED_EVAL]
+    assert all(any(p.match(pat) for pat in patterns) for p in bundled), patterns
+    # the package list is explicit (a mapped package cannot be found): every package of the tree is in it
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "svgrft").rglob("__init__.py")}
+    assert set(setup["packages"]) == on_disk | {"svgrft.data"}
+    assert ds._PKG_DATA == REPO / "svgrft" / "data"           # where the installed package finds them
 
 
 def test_resolve_path_falls_back_to_bundled_copy(tmp_path):

@@ -211,7 +211,7 @@ def test_a_whole_epoch_missing_for_a_row_lands_in_the_right_epoch():
     g = group(raw, epochs=3, per_row=2)
     assert assigned(g) == truth
     assert g.rows["row_1"].sizes() == [2, 0, 2]
-    assert any("epoch 1: no rollouts for 1 rows: row_1" in w for w in g.warnings)
+    assert any("epoch 1: no rollouts for 1 row: row_1" in w for w in g.warnings)
 
 
 def test_missing_and_unexpected_rows_are_reported():

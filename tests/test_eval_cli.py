@@ -329,7 +329,7 @@ def test_incomplete_eval_warning_names_the_cause(cli, fw, oai):
     assert r.exit_code == 1, r                       # an outage leaves samples to --resume; CI sees exit 1
     assert json.loads(r.stdout)["status"] == "incomplete"
     warning = " ".join(r.stderr.split())
-    assert "1 of 1 samples failed: generation failed" in warning, r.stderr
+    assert "1 of 1 sample failed: generation failed" in warning, r.stderr
     assert "--resume" in warning
 
 

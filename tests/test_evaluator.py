@@ -473,7 +473,9 @@ def test_stage_refuses_to_wipe_a_folder_that_is_not_a_staged_evaluator(cli, tmp_
     mine.mkdir()
     (mine / "notes.txt").write_text("precious", encoding="utf-8")
     line = one_error(cli("evaluator", "stage", mine))
-    assert "refusing to delete" in line
+    assert "refusing to write into it or delete" in line
+    line = one_error(cli("evaluator", "stage", mine, "--overwrite"))   # --overwrite replaces a stage only
+    assert "refusing to write into it or delete" in line
     assert (mine / "notes.txt").read_text(encoding="utf-8") == "precious"
 
     Path("keep.txt").write_text("cwd file", encoding="utf-8")       # the cwd is a temp dir
@@ -483,10 +485,10 @@ def test_stage_refuses_to_wipe_a_folder_that_is_not_a_staged_evaluator(cli, tmp_
     out = tmp_path / "staged"
     first = cli("evaluator", "stage", out, "--json")
     assert first.exit_code == 0, first
-    again = cli("evaluator", "stage", out, "--json")                 # an earlier stage is replaced
+    again = cli("evaluator", "stage", out, "--overwrite", "--json")  # an earlier stage is replaced on request
     assert again.exit_code == 0 and again.json()["files"] == first.json()["files"]
     (out / "notes.txt").write_text("added by the user", encoding="utf-8")
-    one_error(cli("evaluator", "stage", out))
+    one_error(cli("evaluator", "stage", out, "--overwrite"))
     assert (out / "notes.txt").exists()
 
     afile = tmp_path / "afile"

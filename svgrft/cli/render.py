@@ -23,6 +23,7 @@ from typing import Any, Iterator, List, Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural, plural_word
 
 TEXT_KEYS = ("reply", "text", "content", "completion", "response", "output", "svg")
 REPLY_SUFFIXES = (".txt", ".md")
@@ -152,7 +153,7 @@ def _items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
             size = path.stat().st_size
             # a reply may hold reasoning around the SVG: allow more than the SVG cap, but never read a huge file
             if size > (max_bytes if kind == "svg" else max_bytes * 8):
-                yield Item(stem, str(path), "too_large", error=f"file is {size} bytes, the limit is {max_bytes}")
+                yield Item(stem, str(path), "too_large", error=f"file is {plural(size, 'byte')}, the limit is {max_bytes}")
                 continue
             yield Item(stem, str(path), kind, path.read_text(encoding="utf-8", errors="replace"))
             continue
@@ -385,13 +386,15 @@ def cmd(
     if rows and summary["rendered"] == 0:
         from svgrft.errors import SvgrftError
 
-        raise SvgrftError(f"none of the {len(rows)} inputs rendered",
+        raise SvgrftError("the input did not render" if len(rows) == 1 else
+                          f"none of the {plural(len(rows), 'input')} rendered",
                           hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
     failed = sum(1 for r in rows if not r["ok"])
     if failed:  # a partial failure exits 1 (as `svgrft eval` does), after the results are out
         from svgrft.errors import SvgrftError
 
-        raise SvgrftError(f"{failed} of {len(rows)} inputs did not render; {summary['rendered']} PNGs are in {out}",
+        raise SvgrftError(f"{failed} of {plural(len(rows), 'input')} did not render; "
+                          f"{plural(summary['rendered'], 'PNG')} {plural_word(summary['rendered'], 'is', 'are')} in {out}",
                           hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
 
 
@@ -415,6 +418,6 @@ def _check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:
     existing = [t for t in targets if t.exists() or t.is_symlink()]
     if existing:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise SvgrftError(f"{existing[0]}{more} already exist{'s' if len(existing) == 1 else ''} in {out} "
+        raise SvgrftError(f"{existing[0]}{more} already {plural_word(len(existing), 'exists', 'exist')} in {out} "
                           "from an earlier run; nothing was rendered",
                           hint="pass --overwrite to replace them, or choose another --out")

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 
 @c.command
@@ -27,5 +28,5 @@ def cmd(
     if json_out:
         c.emit_json({"run_id": run.id, "path": str(path), "samples": n, "bytes": path.stat().st_size})
         return
-    c.info(f"Wrote the report of {run.id} ({n} samples).")
+    c.info(f"Wrote the report of {run.id} ({plural(n, 'sample')}).")
     c.out(str(path))

@@ -7,6 +7,7 @@ from typing import Any, List, Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 
 def check_server(url: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -179,7 +180,7 @@ def cmd(
                "rollouts")
     if json_out:
         c.emit_json({"url": url, "workers": n_workers, "options": opts.public()})
-    c.info(f"svgrft serve on {url} (POST /init, GET /), {n_workers} worker(s); Ctrl-C stops after in-flight rollouts")
+    c.info(f"svgrft serve on {url} (POST /init, GET /), {plural(n_workers, 'worker')}; Ctrl-C stops after in-flight rollouts")
     sys.stdout.flush()
     from svgrft.server.runner import serve
 

@@ -32,6 +32,7 @@ import queue
 import threading
 import time
 from typing import Any, Iterable
+from svgrft.core.plural import plural
 
 __all__ = ["LogRecorder", "GatewayLogSender", "post_entry"]
 
@@ -158,7 +159,7 @@ class LogRecorder:
 
     def summary(self) -> str:
         """One line for the evaluator's log, e.g. ``recorded 12 of 12 rollouts``."""
-        line = f"svgrft: recorded {self.sent} of {self.submitted} rollouts on {self.base_url}"
+        line = f"svgrft: recorded {self.sent} of {plural(self.submitted, 'rollout')} on {self.base_url}"
         if self.failed:
             line += " (not recorded: " + ", ".join(f"{n} {why}" for why, n in sorted(self.failed.items())) + ")"
         return line

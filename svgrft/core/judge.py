@@ -39,6 +39,8 @@ from typing import Any, Protocol
 from svgrft.config import SCHEMA
 from svgrft.core.failure import FailureKind
 
+from svgrft.core.plural import plural
+
 __all__ = [
     "PROMPT_VERSION", "MODES", "COUNT_PROMPT_TEMPLATE", "CHECKLIST_SCHEMA", "COUNT_SCHEMA",
     "Verdict", "JudgeReply", "JudgeReplyError", "JudgeOutcome", "Judge",
@@ -295,7 +297,7 @@ def _load_object(text: str | None) -> dict[str, Any]:
         raise JudgeReplyError("empty reply from judge")
     text = str(text)
     if len(text) > MAX_REPLY_CHARS:
-        raise JudgeReplyError(f"judge reply too long ({len(text)} characters)")
+        raise JudgeReplyError(f"judge reply too long ({plural(len(text), 'character')})")
     stripped = _unfence(text.strip())  # tolerate one ```json fence around the whole object, nothing else
     try:
         data = json.loads(stripped)
@@ -345,7 +347,7 @@ def parse_reply(mode: str, text: str | None, requirements: list[str]) -> JudgeRe
     if not isinstance(verdicts, list):
         raise JudgeReplyError("judge reply lacks a 'verdicts' list")
     if len(verdicts) != n:
-        raise JudgeReplyError(f"judge gave {len(verdicts)} verdicts for {n} requirements")
+        raise JudgeReplyError(f"judge gave {plural(len(verdicts), 'verdict')} for {plural(n, 'requirement')}")
     parsed: list[tuple[int, bool, str]] = []
     for pos, v in enumerate(verdicts):
         if not isinstance(v, dict):

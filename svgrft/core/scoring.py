@@ -29,6 +29,7 @@ from svgrft.core.extract import extract_svg
 from svgrft.core.failure import FailureKind
 from svgrft.core.gates import check_blank, check_injection, check_text_heavy, quick_has_content
 from svgrft.core.judge import PROMPT_VERSION, Judge, JudgeReply, Verdict, requirements_hash
+from svgrft.core.plural import plural
 
 if TYPE_CHECKING:
     from svgrft.config import Settings
@@ -252,7 +253,7 @@ class Scorer:
         r.verdicts = list(reply.verdicts)
         r.reasoning = reply.reasoning
         score = reply.score
-        reason = f"{reply.fulfilled}/{reply.total} requirements fulfilled"
+        reason = f"{reply.fulfilled}/{plural(reply.total, 'requirement')} fulfilled"
         if r.cached:
             reason += " (cached verdict)"
         gate = None

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svgrft.core.extract import SVG_TAG_PREFIX, find_svg_spans
+from svgrft.core.plural import plural
 
 __all__ = ["SvgRejected", "SafeSvg", "validate_svg", "canvas_size", "parse_length", "parse_viewbox", "decoded_text"]
 
@@ -357,11 +358,11 @@ def _ref_warnings(removed: dict[str, int]) -> list[str]:
     out = []
     n = removed.get(_REF_EXTERNAL, 0)
     if n:
-        out.append(f"removed {n} external image href{'s' if n != 1 else ''} (a reference that leaves the document "
+        out.append(f"removed {plural(n, 'external image href')} (a reference that leaves the document "
                    "is not fetched and would draw a broken-image icon; only data: URIs and #id on feImage are kept)")
     n = removed.get(_REF_SELF, 0)
     if n:
-        out.append(f"removed {n} #id href{'s' if n != 1 else ''} on <image>/<img> (an image element cannot show an "
+        out.append(f"removed {plural(n, '#id href')} on <image>/<img> (an image element cannot show an "
                    "element; the browser would load the page itself and draw a broken-image icon)")
     return out
 
@@ -386,7 +387,7 @@ def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, 
                 if max_d > max_depth:
                     raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
                 if count > max_elements:
-                    raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+                    raise SvgRejected("too_large", f"SVG has more than {plural(max_elements, 'element')}")
             else:
                 depth -= 1
     except defusedxml.DefusedXmlException as e:
@@ -593,10 +594,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     if not isinstance(svg, str):
         raise SvgRejected("invalid", f"SVG must be text, not {type(svg).__name__}")
     if len(svg) > max_bytes:
-        raise SvgRejected("too_large", f"SVG is larger than {max_bytes} bytes ({len(svg)} characters)")
+        raise SvgRejected("too_large", f"SVG is larger than {plural(max_bytes, 'byte')} ({plural(len(svg), 'character')})")
     size = len(svg.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
-        raise SvgRejected("too_large", f"SVG is {size} bytes, the limit is {max_bytes}")
+        raise SvgRejected("too_large", f"SVG is {plural(size, 'byte')}, the limit is {max_bytes}")
     if "\x00" in svg:
         raise SvgRejected("invalid", "SVG contains NUL characters")
     if _DTD.search(svg):
@@ -670,7 +671,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             continue
         t_count += 1
         if t_count > max_elements:
-            raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+            raise SvgRejected("too_large", f"SVG has more than {plural(max_elements, 'element')}")
         html_here = in_html()
         if not html_here and (name in _BREAKOUT or (name == "font" and any(
                 a.lower() in ("color", "face", "size") for a, _v, _s, _e in tag.attrs))):
@@ -753,7 +754,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         expanded = max(count, _expanded_size(parents, id_nodes, refs, max_expanded, style_refs))
         if expanded > max_expanded:
             raise SvgRejected("too_large", f"<use>/pattern/marker/filter references expand the SVG to more than "
-                                           f"{max_expanded} elements")
+                                           f"{plural(max_expanded, 'element')}")
     expanded += _check_nested_images(svg, max_bytes=max_bytes, max_depth=max_depth, max_elements=max_elements,
                                      budget=max_expanded - expanded, max_nested=max_nested)
     if edits:
@@ -762,7 +763,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     if "srcdoc" in stripped:
         frozen["srcdoc"] = stripped.pop("srcdoc")
     for name, k in sorted(stripped.items()):
-        warnings.append(f"removed {k} {name} attribute{'s' if k != 1 else ''}")
+        warnings.append(f"removed {plural(k, name + ' attribute')}")
     time_dependent = []
     for key, (what, message) in _TIME_DEPENDENT.items():
         if frozen.get(key):
@@ -771,8 +772,8 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     if motion:
         time_dependent.append("CSS animation/transition")
     if smil_href:
-        warnings.append(f"removed {smil_href} animation element{'s' if smil_href != 1 else ''} that set href (an href "
-                        "set while the picture is drawn would bypass the reference checks made here)")
+        warnings.append(f"removed {plural(smil_href, 'animation element')} that set href (an href set"
+                        " while the picture is drawn would bypass the reference checks made here)")
     return SafeSvg(svg=svg, root_attrs=root_attrs, elements=count, depth=depth,
                    parser="xml" if well_formed else "tolerant", warnings=warnings, expanded=expanded,
                    time_dependent=time_dependent)
