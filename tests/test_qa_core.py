@@ -306,7 +306,7 @@ def test_evaluator_tarball_is_self_contained(tmp_path, oai):
     import tarfile
 
     from svgrft.config import load_settings
-    from svgrft.workflow.evaluator import stage, tarball_bytes
+    from svgrft.workflow.evaluator_bundle import stage, tarball_bytes
     from tests.conftest import CORPUS
 
     staged = stage(load_settings(), tmp_path / "stage")

@@ -129,7 +129,7 @@ def _train(**kw: Any) -> None:
     _say(f"✓ validated: {plan.dataset_path} ({plan.dataset_rows} rows), {plan.mode} rollouts"
            + (f" via {plan.server_url}" if plan.server_url else ""))
     client = make_client(s)
-    from svgrft.workflow.evaluator import EvaluatorBuildError
+    from svgrft.workflow.evaluator_build import EvaluatorBuildError
 
     try:
         result = tw.run(plan, client, on_step=_say, on_evaluator_state=state_printer(),
