@@ -19,6 +19,10 @@ one staging serves a whole ``svgrft train`` (plan, upload).
 
 The policy model is expanded by the caller (``config.expand_model``) and handed in; :func:`stage` and
 :func:`build_bundle` expand ``train.base_model`` themselves only when none is given.
+
+(~440 lines, one seam on purpose: the config, the import closure, the staged files, the hash and the
+tarball together decide the package's bytes and its content-addressed id; splitting them would spread one
+invariant — same inputs, same bytes, same id — over several modules.)
 """
 
 from __future__ import annotations
