@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from svgrft.config import SCHEMA
 from svgrft.core.compare_report import Comparison, PromptRow, Sample
 from svgrft.errors import ConfigError, JudgeError
 from svgrft.workflow.compare_model import (Collected, Progress, RawSample, RolloutSource, RowInfo, quiet,
@@ -100,7 +101,7 @@ async def score_async(settings: Settings, col: Collected, *, renderer: Any, use_
     try:
         progress(f"scoring {len(todo)} replies (judge {scorer.judge_model}, {scorer.judge_mode}, "
                  f"cache {'on' if use_cache else 'off'})")
-        sem = asyncio.Semaphore(max(2, 2 * (settings.judge.concurrency or 8)))
+        sem = asyncio.Semaphore(max(2, 2 * (settings.judge.concurrency or SCHEMA["judge.concurrency"].default)))
         fatal: list[Any] = []
         done = [0]
         last = [time.monotonic()]

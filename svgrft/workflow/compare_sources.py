@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Callable
 
+from svgrft.config import SCHEMA
 from svgrft.core.compare_report import Sample
 from svgrft.errors import NotFoundError, SvgrftError
 from svgrft.workflow.compare_model import Collected, Progress, RawSample, RowInfo, quiet, load_rows, row_info
@@ -86,7 +87,7 @@ class ReplaySource:
         return before, after
 
     async def _gen_all(self, gen: Callable, model: str, rows: list, what: str) -> dict[str, list[RawSample]]:
-        sem = asyncio.Semaphore(max(1, self.settings.eval.concurrency or 8))
+        sem = asyncio.Semaphore(max(1, self.settings.eval.concurrency or SCHEMA["eval.concurrency"].default))
 
         async def one(row):
             async with sem:

@@ -232,6 +232,7 @@ def teardown(fw: FireworksClient, deployment: str, *, deployed_model: str | None
 
 
 def safe_list_dms(fw: FireworksClient) -> list[DeployedModelRecord]:
+    """The account's LoRA loads; none when the listing answers 404."""
     try:
         return fw.list_deployed_models()
     except NotFoundError:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import svgrft
 from svgrft import evaluator as ev
-from svgrft.config import expand_model
+from svgrft.config import SCHEMA, expand_model
 from svgrft.errors import ConfigError, SvgrftError, UsageError
 
 if TYPE_CHECKING:
@@ -386,7 +386,7 @@ def tarball_bytes(staged: StagedEvaluator) -> bytes:
 
 def evaluator_id_for(settings: Settings, staged: StagedEvaluator | Bundle) -> str:
     """``<evaluator.id>-<hash[:10]>``, cut and cleaned to a valid Fireworks id."""
-    prefix = (settings.evaluator.id or "svgrft-svg-evaluator").lower()
+    prefix = (settings.evaluator.id or SCHEMA["evaluator.id"].default).lower()
     prefix = re.sub(r"[^a-z0-9-]+", "-", prefix).strip("-")
     prefix = re.sub(r"-{2,}", "-", prefix) or "svgrft-evaluator"
     if not prefix[0].isalpha():
