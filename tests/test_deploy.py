@@ -228,7 +228,7 @@ def test_interrupt_while_waiting_deletes_the_deployment(fw, job, fast):
     seen = []
 
     def interrupt(d):
-        seen.append(d["state"])
+        seen.append(d.state)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -91,7 +91,7 @@ class ServeThread:
 # ------------------------------------------------------------------------------------------- staging
 
 def test_stage_layout_config_and_no_excluded_code(tmp_path):
-    from svgrft.workflow.evaluator import stage
+    from svgrft.workflow.evaluator_bundle import stage
 
     s = settings(judge__model="gpt-4.1-mini", judge__mode="count", train__temperature=0.3, train__n=3,
                  train__max_tokens=1234, train__base_model="qwen3-8b")
@@ -119,7 +119,7 @@ def test_stage_layout_config_and_no_excluded_code(tmp_path):
 
 def test_every_staged_module_imports_only_staged_svgrft_code(tmp_path):
     """The import closure is complete: every `svgrft.*` import in the staged code resolves inside the stage."""
-    from svgrft.workflow.evaluator import stage
+    from svgrft.workflow.evaluator_bundle import stage
 
     root = tmp_path / "ev"
     st = stage(settings(), root)
@@ -140,7 +140,7 @@ def test_every_staged_module_imports_only_staged_svgrft_code(tmp_path):
 
 
 def test_content_hash_and_tarball_are_deterministic_and_track_every_change(tmp_path):
-    from svgrft.workflow.evaluator import evaluator_id_for, stage, tarball_bytes
+    from svgrft.workflow.evaluator_bundle import evaluator_id_for, stage, tarball_bytes
 
     base = stage(settings(), tmp_path / "a")
     again = stage(settings(), tmp_path / "b")
@@ -162,7 +162,7 @@ def test_content_hash_and_tarball_are_deterministic_and_track_every_change(tmp_p
 
 
 def test_env_files_and_keys_never_reach_the_package(tmp_path, monkeypatch):
-    from svgrft.workflow.evaluator import stage, tarball_bytes
+    from svgrft.workflow.evaluator_bundle import stage, tarball_bytes
 
     monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
@@ -175,7 +175,7 @@ def test_env_files_and_keys_never_reach_the_package(tmp_path, monkeypatch):
 
 def test_a_key_in_a_baked_setting_is_refused(tmp_path, monkeypatch):
     from svgrft.errors import SvgrftError
-    from svgrft.workflow.evaluator import stage
+    from svgrft.workflow.evaluator_bundle import stage
 
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     with pytest.raises(SvgrftError, match="contains an API key"):
@@ -391,7 +391,7 @@ def test_staged_config_selects_eval_protocols_processor_for_each_mode(tmp_path):
     import subprocess
     import sys
 
-    from svgrft.workflow.evaluator import stage
+    from svgrft.workflow.evaluator_bundle import stage
 
     stage(settings(), tmp_path / "local")
     stage(settings(rollout__mode="remote", rollout__server_url="https://rollouts.example.com"), tmp_path / "remote")
@@ -536,7 +536,7 @@ def test_evaluator_tarball_is_self_contained(tmp_path, oai):
     import tarfile
 
     from svgrft.config import load_settings
-    from svgrft.workflow.evaluator import stage, tarball_bytes
+    from svgrft.workflow.evaluator_bundle import stage, tarball_bytes
     from tests.conftest import CORPUS
 
     staged = stage(load_settings(), tmp_path / "stage")

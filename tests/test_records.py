@@ -64,7 +64,7 @@ def test_the_record_key_is_the_evaluators_commit_hash(tmp_path):
     from svgrft.config import load_settings
     from svgrft.core.records import eval_key_from_commit
     from svgrft.evaluator import runtime
-    from svgrft.workflow.evaluator import commit_hash, hash_files, stage
+    from svgrft.workflow.evaluator_bundle import commit_hash, hash_files, stage
 
     st = stage(load_settings(), tmp_path / "ev")
     assert "svgrft_manifest.json" in st.files

@@ -81,7 +81,7 @@ def test_url_credentials_are_refused_before_anything_is_baked_or_printed(cli, fw
 def test_tarball_scan_refuses_a_config_with_a_credential_url(tmp_path):
     from svgrft.errors import SvgrftError
     from svgrft.evaluator import CONFIG_FILE
-    from svgrft.workflow.evaluator import check_no_secrets
+    from svgrft.workflow.evaluator_bundle import check_no_secrets
 
     (tmp_path / CONFIG_FILE).write_text(json.dumps({"settings": {"judge.base_url": CRED_URLS[1]}}))
     with pytest.raises(SvgrftError) as e:

@@ -242,6 +242,25 @@ def test_flags_and_config_file_values_reach_the_job(fw, cli, fast, keys, tmp_pat
     assert r.json()["output_model"] == "accounts/acct/models/svg-llama"
 
 
+def test_the_job_is_sent_exactly_as_the_dry_run_shows_it(fw, cli, fast, keys, monkeypatch):
+    """One payload shape: the body Fireworks receives is the dry run's payload (W&B key unmasked), key for key."""
+    monkeypatch.setenv("WANDB_API_KEY", WANDB_KEY)
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")   # the dry run names resources in this account
+    args = ("train", "--base-model", "qwen3-0p6b", "--epochs", "1", "--output-model", "svg-out", "--wandb",
+            "--wandb-project", "svg", "--wandb-run-id", "run-7", "--json")
+    dry = cli(*args, "--dry-run")
+    assert dry.exit_code == 0, dry
+    shown = dry.json()["payload"]
+    assert shown["wandbConfig"]["apiKey"] == "****"
+    r = cli(*args, "--yes", "--no-watch")
+    assert r.exit_code == 0, r
+    assert r.json()["job_id"] == dry.json()["job_id"]
+    sent = fw.job_payload(r.json()["job_id"])
+    assert sent["wandbConfig"].pop("apiKey") == WANDB_KEY
+    shown["wandbConfig"].pop("apiKey")
+    assert sent == shown
+
+
 def test_eval_dataset_file_is_uploaded_and_referenced(fw, cli, fast, keys):
     from svgrft.core.dataset import BUNDLED_EVAL
 

@@ -42,9 +42,9 @@ class StateDisplay:
             self.status = c.err_console().status(f"{what}: starting…")
             self.status.start()
 
-    def __call__(self, d: dict) -> None:
-        st = str(d.get("state") or "?")
-        replicas = d.get("replicaCount")
+    def __call__(self, d) -> None:
+        st = d.state
+        replicas = d.replica_count
         line = f"{self.what}: {st}" + (f", {plural(replicas, 'replica')}" if replicas is not None else "")
         if self.status is not None:
             self.status.update(_e(line))
@@ -139,14 +139,14 @@ def deploy_cmd(
                         progress=lambda m: (display.stop(), c.info(m)))
     finally:
         display.stop()
-    extra = {"created": dep.created, "model": target.model, "deployment": dep.deployment.get("name"),
-             "state": dep.deployment.get("state"), "expires": (dep.record or {}).get("expires"),
+    extra = {"created": dep.created, "model": target.model, "deployment": dep.deployment.name,
+             "state": dep.deployment.state, "expires": (dep.record or {}).get("expires"),
              "ttl": wf.fmt_duration(plan.ttl_seconds)}
     if dep.record:
         c.info(f"TTL {wf.fmt_duration(plan.ttl_seconds)}: it expires at {dep.record['expires']} (`svgrft undeploy "
                f"--expired` then deletes it); remove it now with `svgrft undeploy {plan.deployment_id}`")
     if not wait:
-        c.info(f"not waiting: watch it with `svgrft deployments list` (state {dep.deployment.get('state')})")
+        c.info(f"not waiting: watch it with `svgrft deployments list` (state {dep.deployment.state})")
     _print_served(dep.model_string, settings, json_out, extra)
 
 

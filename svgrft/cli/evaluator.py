@@ -73,12 +73,13 @@ def build(
     parameters) builds a new evaluator. On BUILD_FAILED the build log is printed.
     """
     from svgrft.clients.fireworks import make_client
-    from svgrft.workflow import evaluator as evw
+    from svgrft.workflow import evaluator_build as evw
+    from svgrft.workflow.evaluator_bundle import check_rollout_server, require_server_url
 
     s = _settings(config, rollout_mode, rollout_server_url, {"train.base_model": base_model})
-    evw.require_server_url(s)
+    require_server_url(s)
     if s["rollout.mode"] == "remote":
-        evw.check_rollout_server(s)
+        check_rollout_server(s)
         c.info(f"✓ rollout server {s['rollout.server_url']} is healthy")
     client = make_client(s)
     c.info(f"evaluator: {s['rollout.mode']} rollouts, judge {s['judge.model']} ({s['judge.mode']})")
@@ -111,7 +112,7 @@ def stage_cmd(
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Write the evaluator directory (what `build` uploads) without any network call, to inspect it."""
-    from svgrft.workflow import evaluator as evw
+    from svgrft.workflow import evaluator_bundle as evw
 
     s = _settings(config, rollout_mode, rollout_server_url)
     staged = evw.stage(s, directory, overwrite=overwrite)
@@ -150,12 +151,13 @@ def test_cmd(
     The pre-flight `ep local-test` does: real rollouts against the configured policy endpoint (local
     mode) or rollout server (remote mode), real rendering and judge calls, nothing uploaded.
     """
-    from svgrft.workflow import evaluator as evw
+    from svgrft.workflow import evaluator_harness as evw
+    from svgrft.workflow.evaluator_bundle import require_server_url
 
     if rows < 0 or runs < 1:
         raise typer.BadParameter("--rows must be >= 0 and --runs >= 1")
     s = _settings(config, rollout_mode, rollout_server_url, {"train.base_model": base_model})
-    evw.require_server_url(s)
+    require_server_url(s)
     ds = dataset or s["dataset.train"]
     where = s["rollout.server_url"] if s["rollout.mode"] == "remote" else s["fireworks.inference_base_url"]
     c.info(f"evaluator test: {s['rollout.mode']} rollouts via {where}, {plural(rows, 'row') if rows else 'all rows'} × {plural(runs, 'run')}, "

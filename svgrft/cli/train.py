@@ -130,7 +130,7 @@ def _train(**kw: Any) -> None:
     _say(f"✓ validated: {plan.dataset_path} ({plural(plan.dataset_rows, 'row')}), {plan.mode} rollouts"
            + (f" via {plan.server_url}" if plan.server_url else ""))
     client = make_client(s)
-    from svgrft.workflow.evaluator import EvaluatorBuildError
+    from svgrft.workflow.evaluator_build import EvaluatorBuildError
 
     try:
         result = tw.run(plan, client, on_step=_say, on_evaluator_state=state_printer(),

@@ -1,7 +1,7 @@
 """The Eval Protocol evaluator that Fireworks runs for every rollout of an RFT job.
 
 This package is copied (with the parts of svgrft it imports) into the evaluator tarball by
-``svgrft evaluator build`` (:mod:`svgrft.workflow.evaluator`). Keep it light: no CLI, no workflow,
+``svgrft evaluator build`` (:mod:`svgrft.workflow.evaluator_bundle`). Keep it light: no CLI, no workflow,
 no SDK imports at module level — :mod:`svgrft.evaluator.runtime` imports eval-protocol lazily.
 
 Files:

@@ -3,7 +3,7 @@
 Used by ``test_svgrft_eval.py`` (the ``@evaluation_test`` entry point) inside the evaluator that
 Fireworks builds, and by ``svgrft evaluator test`` (the same module, run by eval-protocol's pytest
 harness in a subprocess). Everything here reads the generated ``svgrft_evaluator_config.json``
-(written by :func:`svgrft.workflow.evaluator.evaluator_config`) so the completion parameters used for
+(written by :func:`svgrft.workflow.evaluator_bundle.evaluator_config`) so the completion parameters used for
 rollouts are the ones the RFT job was created with.
 
 eval-protocol, litellm and aiohttp are imported inside functions only.

@@ -11,16 +11,18 @@ A dataset left in UPLOADING by an interrupted run is uploaded again (same id, sa
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
+from svgrft.clients.fireworks_records import DatasetRecord
+from svgrft.clients.poll import poll
 from svgrft.core.dataset import content_hash, validate_file
-from svgrft.core.plural import plural
 from svgrft.errors import ApiError, ConflictError, DatasetError, NotFoundError, UsageError
-from svgrft.workflow import MAX_POLL_ERRORS, is_transient
-from svgrft.workflow.jobs import guarded
+from svgrft.core.plural import plural
+
+if TYPE_CHECKING:
+    from svgrft.clients.fireworks import FireworksClient
 
 DATASET_ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 HASH_LEN = 10
@@ -59,34 +61,9 @@ def check_dataset_id(dataset_id: str) -> str:
     return dataset_id
 
 
-def _field(obj: Any, *names: str) -> Any:
-    for n in names:
-        if isinstance(obj, dict):
-            if n in obj:
-                return obj[n]
-        elif getattr(obj, n, None) is not None:
-            return getattr(obj, n)
-    return None
-
-
-def _state(ds: Any) -> str:
-    return str(_field(ds, "state") or "STATE_UNSPECIFIED")
-
-
-def _count(ds: Any) -> int | None:
-    raw = _field(ds, "example_count", "exampleCount")
-    try:
-        return int(raw) if raw is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-
-def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, timeout: float = 600,
+def ensure_dataset(client: FireworksClient, path: str | Path, dataset_id: str | None = None, *, timeout: float = 600,
                    poll_interval: float = 2.0, on_status: Callable[[str], None] | None = None) -> UploadedDataset:
     """Make sure the file is a READY Fireworks dataset; returns its name. See the module docstring."""
-    import fireworks
-
     say = on_status or (lambda _msg: None)
     path = Path(path)
     report = validate_file(path)
@@ -99,90 +76,69 @@ def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, t
     explicit = dataset_id is not None
     ds_id = check_dataset_id(dataset_id) if explicit else dataset_id_for(path, digest)
     name = client.name("datasets", ds_id)
-    sdk, acct = client.sdk, client.account_id
 
-    existing = None
-    with guarded(client, f"looking up dataset {ds_id}"):
-        try:
-            existing = sdk.datasets.get(ds_id, account_id=acct)
-        except fireworks.NotFoundError:
-            existing = None
-
+    existing = client.get_dataset(ds_id)
     created = False
     if existing is not None:
-        state = _state(existing)
         if explicit:
-            display = str(_field(existing, "display_name", "displayName") or "")
-            m = _HASH_TAG.search(display)
+            m = _HASH_TAG.search(existing.display_name)
             if not m or not digest.startswith(m.group(1)):
                 raise ConflictError(
                     f"dataset {ds_id} already exists with other content"
                     + (f" (sha256:{m.group(1)}, this file sha256:{digest[:HASH_LEN]})" if m else " (no content hash)"),
                     hint="omit --id to get a content-addressed id, or choose a new id", status=409)
-        if state == "READY":
+        if existing.state == "READY":
             say(f"dataset {ds_id} already uploaded (READY), reusing it")
-            return UploadedDataset(name=str(_field(existing, "name") or name), dataset_id=ds_id, created=False,
-                                   example_count=_count(existing) or report.rows, content_hash=digest)
-        say(f"dataset {ds_id} exists in state {state}: uploading its file again")
+            return UploadedDataset(name=existing.name or name, dataset_id=ds_id, created=False,
+                                   example_count=existing.example_count or report.rows, content_hash=digest)
+        say(f"dataset {ds_id} exists in state {existing.state}: uploading its file again")
     else:
-        display = f"{path.stem} sha256:{digest[:HASH_LEN]}"
-        body = {"display_name": display[:200], "example_count": str(report.rows), "format": "FORMAT_UNSPECIFIED",
-                "eval_protocol": {}}
         say(f"creating dataset {ds_id} ({plural(report.rows, 'row')})")
         try:
-            with guarded(client, f"creating dataset {ds_id}"):
-                sdk.datasets.create(dataset_id=ds_id, dataset=body, account_id=acct)
+            client.create_dataset(ds_id, display_name=f"{path.stem} sha256:{digest[:HASH_LEN]}",
+                                  example_count=report.rows)
             created = True
         except ConflictError:
             say(f"dataset {ds_id} was created concurrently, uploading into it")
 
     data = path.read_bytes()
     say(f"uploading {path.name} ({plural(len(data), 'byte', spec=',')})")
-    with guarded(client, f"uploading {path.name} to dataset {ds_id}"):
-        sdk.datasets.upload(ds_id, account_id=acct, file=(path.name, data, "application/jsonl"))
+    client.upload_dataset(ds_id, path.name, data)
 
     ds = _wait_ready(client, ds_id, timeout=timeout, poll_interval=poll_interval, say=say)
-    count = _count(ds)
+    count = ds.example_count
     if count is not None and count != report.rows:
         raise ApiError(f"dataset {ds_id} is READY with {plural(count, 'example')}, but {path} has {plural(report.rows, 'row')}",
                        hint="re-upload with a new id (--id) and check the file")
-    return UploadedDataset(name=str(_field(ds, "name") or name), dataset_id=ds_id, created=created,
+    return UploadedDataset(name=ds.name or name, dataset_id=ds_id, created=created,
                            example_count=count if count is not None else report.rows, content_hash=digest)
 
 
-def _wait_ready(client, ds_id: str, *, timeout: float, poll_interval: float, say) -> Any:
-    deadline = time.monotonic() + timeout
-    errors = 0
-    last_state = None
-    while True:
-        try:
-            with guarded(client, f"waiting for dataset {ds_id}"):
-                ds = client.sdk.datasets.get(ds_id, account_id=client.account_id)
-            errors = 0
-        except NotFoundError:
-            raise
-        except ApiError as e:
-            if not is_transient(e):
-                raise
-            errors += 1
-            if errors > MAX_POLL_ERRORS:
-                raise
-            say(f"transient error while polling dataset {ds_id} ({e.status or 'network'}); retrying")
-            ds = None
-        if ds is not None:
-            state = _state(ds)
-            if state != last_state:
-                say(f"dataset {ds_id}: {state}")
-                last_state = state
-            if state == "READY":
-                return ds
-            status = _field(ds, "status")
-            code = _field(status, "code") if status is not None else None
-            if code not in (None, "", "OK", 0):
-                msg = _field(status, "message") or ""
-                raise ApiError(f"dataset {ds_id} failed to process: {code} {msg}".strip(),
-                               hint="fix the file (svgrft dataset validate) and upload again with a new id")
-        if time.monotonic() >= deadline:
-            raise ApiError(f"dataset {ds_id} is still {last_state or 'not READY'} after {timeout:g}s",
-                           hint="run the same command again: it reuses the dataset and resumes waiting")
-        time.sleep(poll_interval)
+def _wait_ready(client: FireworksClient, ds_id: str, *, timeout: float, poll_interval: float,
+                say: Callable[[str], None]) -> DatasetRecord:
+    seen: list[str] = []
+
+    def fetch() -> DatasetRecord:
+        ds = client.get_dataset(ds_id)
+        if ds is None:
+            raise NotFoundError(f"dataset {ds_id} disappeared while it was processed",
+                                hint="it was deleted by someone else; run the same command again", status=404)
+        return ds
+
+    def check(ds: DatasetRecord) -> None:
+        if not seen or seen[-1] != ds.state:
+            say(f"dataset {ds_id}: {ds.state}")
+            seen.append(ds.state)
+        if ds.state != "READY" and ds.failed:
+            raise ApiError(f"dataset {ds_id} failed to process: {ds.status_code} {ds.status_message}".strip(),
+                           hint="fix the file (svgrft dataset validate) and upload again with a new id")
+
+    def timed_out(_last: DatasetRecord | None) -> DatasetRecord:
+        raise ApiError(f"dataset {ds_id} is still {seen[-1] if seen else 'not READY'} after {timeout:g}s",
+                       hint="run the same command again: it reuses the dataset and resumes waiting")
+
+    def transient(e: ApiError) -> None:
+        say(f"transient error while polling dataset {ds_id} ({e.status or 'network'}); retrying")
+
+    return poll(fetch, done=lambda ds: ds.state == "READY", interval=poll_interval, timeout=timeout,
+                on_value=check, on_error=transient, on_timeout=timed_out)

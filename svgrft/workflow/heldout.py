@@ -11,10 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from svgrft.errors import SvgrftError
 from svgrft.core.plural import plural, plural_word
+
+if TYPE_CHECKING:
+    from svgrft.clients.fireworks import FireworksClient
+    from svgrft.clients.fireworks_records import JobRecord
+    from svgrft.config import DatasetSettings
 
 __all__ = ["prompt_key", "training_prompts", "split_info"]
 
@@ -45,9 +50,9 @@ def _keys_from_jsonl(data: bytes) -> set[str]:
     return keys
 
 
-def training_prompts(fw: Any, job: dict, settings: Any) -> tuple[set[str], str]:
+def training_prompts(fw: FireworksClient, job: JobRecord, dataset_settings: DatasetSettings) -> tuple[set[str], str]:
     """(prompt keys the job trained on, where they came from)."""
-    dataset = job.get("dataset")
+    dataset = job.dataset
     problem = "the job names no dataset"
     if dataset:
         try:
@@ -59,17 +64,18 @@ def training_prompts(fw: Any, job: dict, settings: Any) -> tuple[set[str], str]:
             problem = e.message
     from svgrft.core.dataset import resolve_path
 
-    local = resolve_path(settings["dataset.train"])
+    local = resolve_path(dataset_settings.train)
     if Path(local).is_file():
         return _keys_from_jsonl(Path(local).read_bytes()), \
             f"local {local} (the job's dataset could not be read: {problem})"
     return set(), f"nothing (the job's dataset could not be read: {problem})"
 
 
-def split_info(fw: Any, job: dict, settings: Any, rows: list, dataset_path: Path) -> dict[str, Any]:
+def split_info(fw: FireworksClient, job: JobRecord, dataset_settings: DatasetSettings, rows: list,
+               dataset_path: Path) -> dict[str, Any]:
     """``{"split": "held-out"|"training"|"mixed"|"unknown", "trained_on": k, "prompts": n, "compared_with",
     "text"}`` for the rows about to be replayed."""
-    trained, source = training_prompts(fw, job, settings)
+    trained, source = training_prompts(fw, job, dataset_settings)
     keys = [prompt_key(r.messages) for r in rows]
     n = len(keys)
     k = sum(1 for x in keys if x and x in trained)
@@ -91,7 +97,7 @@ def split_info(fw: Any, job: dict, settings: Any, rows: list, dataset_path: Path
         text = f"mixed: {k} of {plural(n, 'prompt')} of {name} {plural_word(k, 'is', 'are')} in {source}"
     else:
         text = f"unknown: could not tell whether the job trained on {name} (compared with {source})"
-    auto = bool(job.get("evalAutoCarveout"))
+    auto = job.eval_auto_carveout
     if auto and split in ("training", "mixed"):
         text += "; the job also carved out an evaluation part of its dataset (which rows is not known)"
     return {"split": split, "trained_on": k, "prompts": n, "compared_with": source, "text": text}

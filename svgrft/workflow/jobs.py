@@ -1,20 +1,20 @@
-"""Reinforcement fine-tuning jobs: get, list, watch, cancel, resume (through the Fireworks SDK).
+"""Reinforcement fine-tuning jobs: get, list, watch, cancel, resume (through :class:`FireworksClient`).
 
-Jobs are plain resources that are polled. ``state`` values are the API's enum strings
+Jobs are plain resources that are polled (:func:`svgrft.clients.poll.poll`). ``state`` values are the API's enum strings
 (``JOB_STATE_RUNNING``…); summaries carry both ``state`` (full) and ``state_label`` (``RUNNING``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import re
-import time
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
+from svgrft.clients.fireworks_records import JobRecord
+from svgrft.clients.poll import poll
 from svgrft.errors import ApiError, NotFoundError, SvgrftError, UsageError
-from svgrft.workflow import MAX_POLL_ERRORS, is_transient
+
+if TYPE_CHECKING:
+    from svgrft.clients.fireworks import FireworksClient
 
 DASHBOARD = "https://app.fireworks.ai/dashboard/fine-tuning/reinforcement/"
 TERMINAL_STATES = frozenset({"JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
@@ -28,17 +28,6 @@ JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _STATE_NAMES = ("CREATING", "PENDING", "VALIDATING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CANCELLING",
                 "EXPIRED", "EARLY_STOPPED", "PAUSED", "WRITING_RESULTS", "DELETING", "RE_QUEUEING", "IDLE",
                 "CREATING_INPUT_DATASET", "DELETING_CLEANING_UP")
-
-
-@contextlib.contextmanager
-def guarded(client, what: str) -> Iterator[None]:
-    """``client.errors(what)`` plus: a response body that is not JSON becomes an ApiError (status 502)."""
-    try:
-        with client.errors(what):
-            yield
-    except json.JSONDecodeError:
-        raise ApiError(f"Fireworks sent a malformed (non-JSON) response while {what}",
-                       hint="the service may be degraded; run the same command again", status=502) from None
 
 
 def normalize_state(state: str) -> str:
@@ -63,158 +52,78 @@ def job_id_of(job_or_id: str) -> str:
     return s
 
 
-def _to_dict(job: Any) -> dict:
-    if isinstance(job, dict):
-        return job
-    to_dict = getattr(job, "to_dict", None)
-    if callable(to_dict):
-        return to_dict(mode="json")     # wire names (camelCase), unset fields omitted, times as strings
-    return {}
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
-def _obj(v: Any) -> dict:
-    return v if isinstance(v, dict) else {}
-
-
-def _str(v: Any) -> str | None:
-    return str(v) if v not in (None, "") and isinstance(v, (str, int, float)) else None
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    try:
-        f = float(v) if v is not None and v != "" else None
-    except (TypeError, ValueError):
-        return None
-    return f if f is not None and math.isfinite(f) and abs(f) < 1e12 else None
-
-
-def job_summary(job: Any, account_id: str) -> dict:
-    """The fields people look at, from an SDK job or its wire dict."""
-    j = _to_dict(job)
-    if not isinstance(j, dict):
-        j = {}
-    name = str(j.get("name") or "")
-    jid = name.rsplit("/", 1)[-1] if name else ""
-    if name and not name.startswith("accounts/"):
-        name = f"accounts/{account_id}/reinforcementFineTuningJobs/{name}"
-    state = _str(j.get("state")) or "JOB_STATE_UNSPECIFIED"
-    tc = _obj(j.get("trainingConfig"))
-    prog = _obj(j.get("jobProgress"))
-    status = _obj(j.get("status"))
-    code = _str(status.get("code"))
-    message = _str(status.get("message"))
-    epoch = _num(prog.get("epoch"))
-    percent = _num(prog.get("percent"))
-    epochs = _num(tc.get("epochs"))
+def job_summary(job: JobRecord | dict, account_id: str) -> dict:
+    """The fields people look at (the JSON of ``svgrft jobs status``), from a job record or its wire dict."""
+    j = job if isinstance(job, JobRecord) else JobRecord.from_wire(job if isinstance(job, dict) else {}, account_id)
     return {
-        "name": name,
-        "id": jid,
-        "display_name": _str(j.get("displayName")) or "",
-        "state": state,
-        "state_label": state.removeprefix("JOB_STATE_"),
-        "terminal": state in TERMINAL_STATES,
-        "succeeded": state in SUCCESS_STATES,
-        "epoch": int(epoch) if epoch is not None else None,          # 0-based, as the API reports it
-        "epochs": int(epochs) if epochs is not None else None,
-        "percent": percent,
-        "status_code": code if code not in (None, "", "OK") else None,
-        "status_message": str(message) if message else None,
-        "output_model": _str(tc.get("outputModel")),
-        "base_model": _str(tc.get("baseModel")) or _str(tc.get("warmStartFrom")),
-        "dataset": _str(j.get("dataset")),
-        "evaluation_dataset": _str(j.get("evaluationDataset")),
-        "evaluator": _str(j.get("evaluator")),
-        "create_time": _str(j.get("createTime")),
-        "completed_time": _str(j.get("completedTime")),
-        "dashboard_url": DASHBOARD + jid if jid else None,
+        "name": j.name,
+        "id": j.job_id,
+        "display_name": j.display_name,
+        "state": j.state,
+        "state_label": j.state.removeprefix("JOB_STATE_"),
+        "terminal": j.state in TERMINAL_STATES,
+        "succeeded": j.state in SUCCESS_STATES,
+        "epoch": j.epoch,          # 0-based, as the API reports it
+        "epochs": j.epochs,
+        "percent": j.percent,
+        "status_code": j.status_code if j.status_code not in (None, "", "OK") else None,
+        "status_message": j.status_message or None,
+        "output_model": j.output_model,
+        "base_model": j.base_model,
+        "dataset": j.dataset,
+        "evaluation_dataset": j.evaluation_dataset,
+        "evaluator": j.evaluator,
+        "create_time": j.create_time,
+        "completed_time": j.completed_time,
+        "dashboard_url": DASHBOARD + j.job_id if j.job_id else None,
     }
 
 
-def get_job(client, job_id: str) -> dict:
-    """The job as its wire dict (camelCase). 404 → NotFoundError with a hint."""
+def get_job(client: FireworksClient, job_id: str) -> JobRecord:
+    """The job. A missing one is a NotFoundError with a hint."""
     jid = job_id_of(job_id)
-    try:
-        with guarded(client, f"getting RFT job {jid}"):
-            job = client.sdk.reinforcement_fine_tuning_jobs.get(jid, account_id=client.account_id)
-    except NotFoundError:
+    job = client.get_job(jid)
+    if job is None:
         raise NotFoundError(f"RFT job {jid!r} not found in account {client.account_id}",
                             hint="list your jobs with `svgrft jobs list` (check FIREWORKS_ACCOUNT_ID too)",
-                            status=404) from None
-    return _to_dict(job)
+                            status=404)
+    return job
 
 
-def list_jobs(client, state: str | None = None, limit: int = 50) -> list[dict]:
-    """Up to ``limit`` jobs (wire dicts), newest first; ``state`` filters (``running``, ``failed``…)."""
+def list_jobs(client: FireworksClient, state: str | None = None, limit: int = 50) -> list[JobRecord]:
+    """Up to ``limit`` jobs, newest first; ``state`` filters (``running``, ``failed``…)."""
     if limit <= 0:
         return []
-    kwargs: dict[str, Any] = {"account_id": client.account_id, "page_size": min(limit, 200)}
-    if state:
-        kwargs["filter"] = f'state="{normalize_state(state)}"'
-    out: list[dict] = []
-    with guarded(client, "listing RFT jobs"):
-        for job in client.sdk.reinforcement_fine_tuning_jobs.list(**kwargs):
-            out.append(_to_dict(job))
-            if len(out) >= limit:
-                break
-    if state:  # in case the server ignores the filter
-        want = normalize_state(state)
-        out = [j for j in out if j.get("state") == want]
-    out.sort(key=lambda j: str(j.get("createTime") or ""), reverse=True)
+    want = normalize_state(state) if state else None
+    out = client.list_jobs(state=want, limit=limit)
+    if want:  # in case the server ignores the filter
+        out = [j for j in out if j.state == want]
+    out.sort(key=lambda j: j.create_time or "", reverse=True)
     return out
 
 
-
-def watch_job(client, job_id: str, *, poll_interval: float = 10.0, timeout: float | None = None,
+def watch_job(client: FireworksClient, job_id: str, *, poll_interval: float = 10.0, timeout: float | None = None,
               on_update: Callable[[dict], None] | None = None,
               on_error: Callable[[SvgrftError], None] | None = None) -> dict:
     """Poll until the job reaches a terminal state; returns the final summary.
 
     ``on_update(summary)`` is called after every successful poll. Transient errors (429, 5xx,
-    network) are retried up to MAX_POLL_ERRORS polls in a row (``on_error`` hears about them).
-    With ``timeout`` the last summary is returned when it runs out (``summary["terminal"]`` False).
+    network) count against the poll's error budget (:func:`svgrft.clients.poll.poll`; ``on_error`` hears
+    about them). With ``timeout`` the last summary is returned when it runs out (``summary["terminal"]`` False).
     """
     jid = job_id_of(job_id)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    errors = 0
-    summary: dict | None = None
-    while True:
-        try:
-            summary = job_summary(get_job(client, jid), client.account_id)
-            errors = 0
-        except NotFoundError:
-            raise
-        except ApiError as e:
-            if not is_transient(e):
-                raise
-            errors += 1
-            if errors > MAX_POLL_ERRORS:
-                raise
-            if on_error:
-                on_error(e)
-        if summary is not None and errors == 0:
-            if on_update:
-                on_update(summary)
-            if summary["terminal"]:
-                return summary
-        if deadline is not None and time.monotonic() >= deadline:
-            if summary is None:
-                raise ApiError(f"could not read RFT job {jid} before the watch timeout",
-                               hint="run `svgrft jobs status` later")
-            return summary
-        time.sleep(poll_interval)
+
+    def timed_out(last: dict | None) -> dict:
+        if last is None:
+            raise ApiError(f"could not read RFT job {jid} before the watch timeout",
+                           hint="run `svgrft jobs status` later")
+        return last
+
+    return poll(lambda: job_summary(get_job(client, jid), client.account_id), done=lambda s: s["terminal"],
+                interval=poll_interval, timeout=timeout, on_value=on_update, on_error=on_error, on_timeout=timed_out)
 
 
-def cancel_job(client, job_id: str) -> dict:
+def cancel_job(client: FireworksClient, job_id: str) -> dict:
     """Cancel a job; returns its summary afterwards. Cancelling a cancelled job is a no-op."""
     jid = job_id_of(job_id)
     current = job_summary(get_job(client, jid), client.account_id)
@@ -223,12 +132,11 @@ def cancel_job(client, job_id: str) -> dict:
     if current["terminal"]:
         raise SvgrftError(f"job {jid} already finished ({current['state_label']}); nothing to cancel",
                           hint="`svgrft jobs status " + jid + "` shows the result")
-    with guarded(client, f"cancelling RFT job {jid}"):
-        client.sdk.reinforcement_fine_tuning_jobs.cancel(jid, account_id=client.account_id, body={})
+    client.cancel_job(jid)
     return job_summary(get_job(client, jid), client.account_id)
 
 
-def resume_job(client, job_id: str) -> dict:
+def resume_job(client: FireworksClient, job_id: str) -> dict:
     """Resume a FAILED, CANCELLED or PAUSED job; returns its summary afterwards."""
     jid = job_id_of(job_id)
     current = job_summary(get_job(client, jid), client.account_id)
@@ -236,9 +144,7 @@ def resume_job(client, job_id: str) -> dict:
         raise SvgrftError(f"job {jid} is {current['state_label']}; only FAILED, CANCELLED or PAUSED jobs can be resumed",
                           hint=f"watch it with `svgrft jobs watch {jid}`" if not current["terminal"]
                           else "start a new job with `svgrft train`")
-    with guarded(client, f"resuming RFT job {jid}"):
-        job = client.sdk.reinforcement_fine_tuning_jobs.resume(jid, account_id=client.account_id, body={})
-    summary = job_summary(job, client.account_id)
+    summary = job_summary(client.resume_job(jid), client.account_id)
     if not summary["id"]:
         summary = job_summary(get_job(client, jid), client.account_id)
     return summary
