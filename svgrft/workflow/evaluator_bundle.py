@@ -309,9 +309,14 @@ def _prepare_stage_dir(dest: Path, overwrite: bool) -> None:
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise ConfigError(f"{dest} exists and is not a folder",
                           hint="choose a new folder for the staged evaluator")
+    if not dest.exists():
+        if not dest.parent.is_dir():
+            raise ConfigError(f"cannot create {dest}: the folder {dest.parent} does not exist",
+                              hint="create it first, or choose a new folder inside an existing one")
+        dest.mkdir()
+        return
     entries = list(dest.iterdir())
     if not entries:
-
         return
     names = {p.name for p in entries}
     staged = (dest / ev.CONFIG_FILE).is_file() and (dest / ev.ENTRY_FILE).is_file() and names <= _STAGE_NAMES
@@ -323,6 +328,7 @@ def _prepare_stage_dir(dest: Path, overwrite: bool) -> None:
         raise ConfigError(f"{dest} already holds a staged evaluator; nothing was written",
                           hint="pass --overwrite to replace it, or choose a new folder")
     shutil.rmtree(dest)
+    dest.mkdir()
 
 
 def stage(settings: Settings, dest: str | Path, *, model: str | None = None, overwrite: bool = False) -> StagedEvaluator:
