@@ -5,7 +5,9 @@ Conventions every command module follows:
   progress and messages go to stderr via :func:`info` / :func:`warn` / ``err_console``;
 - every command is wrapped in :func:`command` so that an :class:`~svgrft.errors.SvgrftError`
   prints ``Error: …`` + ``hint: …`` on stderr and exits 1 (usage errors 2);
-- settings come from :func:`settings` (flag > env > config file > default);
+- an option that sets a setting is declared with :func:`setting_option` (flag name, type and help come from
+  :data:`svgrft.config.SCHEMA`); :func:`command` records which parameters those are, and :func:`settings`
+  called inside the command applies their values (flag > env > config file > default);
 - nothing here imports an SDK.
 """
 
@@ -17,13 +19,16 @@ import inspect
 import json
 import os
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
 from svgrft import secrets as _secrets
 from svgrft.errors import SvgrftError
+
+if TYPE_CHECKING:
+    from svgrft.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +38,7 @@ class State:
     verbose: bool = False
     config: str | None = None
     env_file: str | None = None
+    flags: dict[str, Any] = {}  # setting key -> flag value (None = not given) of the running command
 
 
 state = State()
@@ -142,13 +148,13 @@ def _declared_flags(sig: inspect.Signature) -> set[str]:
     return {f for d in flags for f in d.split("/")}
 
 
-def _with_global_options(func: Callable[..., Any], wrapper: Callable[..., Any]) -> list[str]:
-    """Give ``wrapper`` the signature of ``func`` plus the hidden global options it lacks; their names."""
-    sig = inspect.signature(func, eval_str=True)
+def _with_global_options(func: Callable[..., Any], wrapper: Callable[..., Any], sig: inspect.Signature) -> list[str]:
+    """Give ``wrapper`` the signature ``sig`` (of ``func``) plus the hidden global options it lacks; their names."""
     taken = _declared_flags(sig)
     params = list(sig.parameters.values())
     added: list[str] = []
-    annotations = dict(getattr(func, "__annotations__", {}))
+    annotations = {**getattr(func, "__annotations__", {}),
+                   **{p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty}}
     for name, annotation, decls in _GLOBAL_OPTIONS:
         decls = tuple(d for d in decls if d not in taken)
         if not decls or not decls[0].startswith("--"):
@@ -198,14 +204,93 @@ def require_file(path: Any, what: str, hint: str) -> None:
         raise SvgrftError(f"cannot read file {p} ({what}): not a regular file", hint=hint)
 
 
+# ------------------------------------------------------------------------------------------ setting options
+
+SETTING_ATTR = "svgrft_setting"  # set on the typer.OptionInfo made by setting_option: the setting's key
+
+
+def setting_option(key: str, *decls: str, note: str = "", **options: Any) -> Any:
+    """A Typer option that sets ``key`` (``"train.epochs"``), declared from :data:`svgrft.config.SCHEMA`.
+
+    The long name is ``Spec.flag_name`` (bool settings get ``--x/--no-x``); ``decls`` add short names
+    (``"-e"``), and a ``"--…"`` among them replaces the long name where a command has always spelled the flag
+    differently (``jobs watch --interval``). The help is ``Spec.help`` (``note`` first, for command context),
+    then the choices, the setting's key, its environment variable and its built-in default. ``options``
+    pass to ``typer.Option`` (``min``, ``max``, ``metavar``). The default is None (= not given), so the
+    precedence flag > env > config > default holds; the parameter's type comes from the schema (see
+    :func:`command`), which applies the value when the command calls :func:`settings`."""
+    from svgrft.config import SCHEMA
+
+    spec = SCHEMA[key]
+    longs = [d for d in decls if d.startswith("--")]
+    shorts = [d for d in decls if not d.startswith("--")]
+    name = longs[0] if longs else spec.flag_name
+    if spec.kind is bool and "/" not in name:
+        name = f"{name}/--no-{name[2:]}"
+    info = typer.Option(None, name, *shorts, help=setting_help(spec, note), **options)
+    setattr(info, SETTING_ATTR, key)
+    return info
+
+
+def setting_help(spec: Any, note: str = "") -> str:
+    """The help of a setting's flag: ``Spec.help`` + choices + ``(key, env VAR, default D)``."""
+    text = " ".join(p for p in (note.strip(), spec.help.strip()) if p)
+    if not text.endswith("."):
+        text += "."
+    if spec.choices and not all(choice in spec.help for choice in spec.choices):
+        text += " One of: " + ", ".join(spec.choices) + "."
+    where = [spec.key]
+    if spec.env:
+        where.append(f"env {spec.env}")
+    default = spec.default
+    if isinstance(default, bool):
+        where.append("default " + ("on" if default else "off"))
+    elif isinstance(default, float):
+        where.append(f"default {default:g}")
+    elif default not in ("", ()):
+        where.append(f"default {', '.join(default) if isinstance(default, tuple) else default}")
+    return f"{text} ({', '.join(where)})"
+
+
+def _setting_annotation(kind: type) -> Any:
+    return Optional[List[str]] if kind is tuple else Optional[kind]
+
+
+def _setting_params(sig: inspect.Signature) -> tuple[dict[str, str], inspect.Signature]:
+    """The parameters declared with :func:`setting_option` (parameter -> key), and ``sig`` with each one's
+    annotation set from the schema (a command that annotates one differently is a bug: TypeError)."""
+    from svgrft.config import SCHEMA
+
+    keys: dict[str, str] = {}
+    params = []
+    for p in sig.parameters.values():
+        key = getattr(p.default, SETTING_ATTR, None)
+        if key is not None:
+            keys[p.name] = key
+            want = _setting_annotation(SCHEMA[key].kind)
+            if p.annotation is not inspect.Parameter.empty and p.annotation != want:
+                raise TypeError(f"parameter {p.name!r} ({key}) is annotated {p.annotation}, the schema says {want}")
+            p = p.replace(annotation=want)
+        params.append(p)
+    return keys, sig.replace(parameters=params)
+
+
+def setting_params(cmd: Callable[..., Any]) -> dict[str, str]:
+    """Which parameters of a :func:`command` set which setting (parameter -> ``section.name``)."""
+    return dict(getattr(cmd, "__svgrft_settings__", {}))
+
+
 def command(func: F) -> F:
     """Wrap a Typer command: expected failures → ``Error:``/``hint:`` + exit code, Ctrl-C → 130,
-    file-system errors → one ``Error:`` line (never a traceback)."""
+    file-system errors → one ``Error:`` line (never a traceback). The values of its
+    :func:`setting_option` parameters are what :func:`settings` applies while it runs."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _apply_global_options(kwargs, added)
         _secrets.register_env()
+        # a repeatable option that was not given arrives as an empty list: that is "not given" too
+        state.flags = {key: (kwargs.get(p) if kwargs.get(p) != [] else None) for p, key in keys.items()}
         try:
             return func(*args, **kwargs)
         except SvgrftError as e:
@@ -223,16 +308,23 @@ def command(func: F) -> F:
                 _secrets.print_exception()  # redacted: error bodies and URLs may echo keys
             report_error(os_error(e))
             raise typer.Exit(1) from None
+        finally:
+            state.flags = {}
 
-    added = _with_global_options(func, wrapper)
+    keys, sig = _setting_params(inspect.signature(func, eval_str=True))
+    added = _with_global_options(func, wrapper, sig)
+    wrapper.__svgrft_settings__ = keys  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
-def settings(overrides: dict[str, Any] | None = None, config: str | None = None):
-    """Resolve settings: flag overrides > env > config file (--config) > defaults."""
+def settings(overrides: dict[str, Any] | None = None, config: str | None = None) -> "Settings":
+    """Resolve settings: the running command's setting options > env > config file (``config`` or the global
+    --config) > defaults. A bad flag value is a usage error (exit 2), a bad config value a config error.
+    (``overrides``: TEMPORARY, until every command declares its flags with :func:`setting_option`.)"""
     from svgrft.config import load_settings
 
-    s = load_settings(config_path=config or state.config, env_file=state.env_file, overrides=overrides)
+    flags = {**state.flags, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    s = load_settings(config_path=config or state.config, env_file=state.env_file, overrides=flags)
     _secrets.register_env()
     return s
 
