@@ -76,21 +76,21 @@ class FireworksSettings:
 @dataclass(frozen=True)
 class JudgeSettings:
     """[judge]"""
-    model: str = setting('gpt-4.1-2025-04-14', 'Vision judge model (OpenAI-compatible; a pinned snapshot keeps rewards comparable).', env='SVGRFT_JUDGE_MODEL')
-    mode: str = setting('checklist', '"checklist" = one verdict per requirement, score computed in code; "count" = the original SVGBench prompt.', choices=('checklist', 'count'))
-    base_url: str = setting('', 'Judge endpoint; empty = OpenAI.', env='OPENAI_BASE_URL')
-    concurrency: int = setting(8, "Judge requests in flight at once (protects the judge's rate limits).")
+    model: str = setting('gpt-4.1-2025-04-14', 'Vision judge model (OpenAI-compatible; a pinned snapshot keeps rewards comparable).', env='SVGRFT_JUDGE_MODEL', flag='--judge-model')
+    mode: str = setting('checklist', '"checklist" = one verdict per requirement, score computed in code; "count" = the original SVGBench prompt.', choices=('checklist', 'count'), flag='--judge-mode')
+    base_url: str = setting('', 'Judge endpoint (OpenAI-compatible); empty = OpenAI.', env='OPENAI_BASE_URL', flag='--judge-base-url')
+    concurrency: int = setting(8, "Judge requests in flight at once (protects the judge's rate limits).", flag='--judge-concurrency')
     timeout: float = setting(60.0, 'Timeout of one judge request, seconds.')
     max_retries: int = setting(4, 'Retries of a judge request on 429/5xx/timeouts (Retry-After honoured).')
     text_penalty: float = setting(1.0, 'Score penalty (0–1) for text-heavy drawings (mostly text restating the requirements, or text with at most 2 shapes; words the request asks to be written do not count): 1 = score 0 without a judge call; 0 = only flag.')
     backoff_base: float = setting(1.0, "Base of the judge's exponential backoff between retries, seconds.")
-    cache: bool = setting(True, 'Cache judge verdicts by (image, requirements, model, mode, prompt version) so a picture is paid for once.')
+    cache: bool = setting(True, 'Cache judge verdicts by (image, requirements, model, mode, prompt version) so a picture is paid for once; --no-cache neither reads nor writes the cache.')
 
 
 @dataclass(frozen=True)
 class RenderSettings:
     """[render]"""
-    pool_size: int = setting(2, 'Pages kept open in the headless-Chromium pool (2 suits 2 cores).')
+    pool_size: int = setting(2, 'Pages rendering in parallel: the headless-Chromium pool (2 suits 2 cores).', flag='--concurrency')
     size: int = setting(512, 'Canvas side (px) used when an SVG gives no usable size.')
     max_side: int = setting(2048, 'Largest canvas side (px); bigger SVG sizes are clamped.')
     timeout_ms: int = setting(5000, 'Timeout of one render, milliseconds.', env='SVGRFT_RENDER_TIMEOUT_MS')
@@ -108,7 +108,7 @@ class DatasetSettings:
 @dataclass(frozen=True)
 class SecretsSettings:
     """[secrets]"""
-    keys: tuple[str, ...] = setting(('OPENAI_API_KEY', 'FIREWORKS_API_KEY'), 'Environment variables pushed as Fireworks secrets for the evaluator (only these names, never all of .env). In remote rollout mode SVGRFT_SERVE_TOKEN is added when it is set.')
+    keys: tuple[str, ...] = setting(('OPENAI_API_KEY', 'FIREWORKS_API_KEY'), 'Environment variables pushed as Fireworks secrets for the evaluator (only these names, never all of .env). In remote rollout mode SVGRFT_SERVE_TOKEN is added when it is set.', flag='--key')
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class WandbSettings:
 @dataclass(frozen=True)
 class EvalSettings:
     """[eval]"""
-    model: str = setting('qwen3-0p6b', 'Model evaluated by `svgrft eval` (short names expand like --base-model).')
+    model: str = setting('qwen3-0p6b', 'Policy model evaluated by `svgrft eval`. Short Fireworks names (qwen3-0p6b) expand to accounts/fireworks/models/NAME; a trained model or a JOB_ID given as --model is called through its deployment (`svgrft deploy`).')
     samples: int = setting(1, 'Replies generated per prompt.')
     rows: int = setting(0, 'Rows evaluated; 0 = all.')
     temperature: float = setting(0.8, 'Sampling temperature of `svgrft eval`.')
@@ -177,7 +177,7 @@ class ServeSettings:
     host: str = setting('127.0.0.1', '`svgrft serve`: interface to bind (use 0.0.0.0 in a container).', flag='--host')
     port: int = setting(8000, 'Port of the rollout server.', flag='--port')
     workers: int = setting(1, 'Worker processes; limits below apply per worker.', flag='--workers')
-    allow_model_hosts: tuple[str, ...] = setting((), 'Extra hosts accepted in model_base_url besides the Fireworks tracing/inference hosts.', flag='--allow-model-host')
+    allow_model_hosts: tuple[str, ...] = setting((), 'Extra hosts accepted in model_base_url (host, host:port or *.domain) besides tracing.fireworks.ai, api.fireworks.ai and the configured Fireworks URLs.', flag='--allow-model-host')
     max_concurrent: int = setting(256, 'Cap on concurrent rollouts; more get 429 with Retry-After (0 = no cap).', flag='--max-concurrent')
     rate_limit: float = setting(20.0, 'Requests per second per client (0 = off).', flag='--rate-limit')
     rate_burst: int = setting(400, 'Requests a client may send at once before the rate limit applies.', flag='--rate-burst')
@@ -187,7 +187,7 @@ class ServeSettings:
     background: bool = setting(False, 'Answer /init at once and run the policy call in the background (errors then only via the tracing log).', flag='--background')
     read_timeout: float = setting(15.0, "Seconds a client has to send a request's headers, and then its body, before the connection is closed (idle and trickling connections)", flag='--read-timeout')
     max_connections_per_client: int = setting(0, 'Connections one client address may hold; an idle one is closed to make room (0 = max_concurrent + 64).', flag='--conns-per-client')
-    trust_proxy_headers: bool = setting(False, 'Take the client address from X-Forwarded-For / X-Forwarded-Proto sent by a proxy on this machine (only behind a reverse proxy that sets them).', flag='--trust-proxy-headers')
+    trust_proxy_headers: bool = setting(False, 'Take the client address from X-Forwarded-For / X-Forwarded-Proto sent by a proxy on this machine, or on the hosts in FORWARDED_ALLOW_IPS (only behind a reverse proxy that sets them).', flag='--trust-proxy-headers')
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class DeploySettings:
     mode: str = setting('merge', '`svgrft deploy`: merge (a deployment of the LoRA itself) or addons (base model + lora.load).', choices=('merge', 'addons'), flag='--mode')
     accelerator_type: str = setting('NVIDIA_A100_80GB', 'GPU type of the on-demand deployment.', flag='--accelerator')
     accelerator_count: int = setting(1, 'GPUs per replica.', flag='--accelerator-count')
-    ttl: str = setting('2h', 'svgrft deletes deployments it created after this long (d/h/m/s).', flag='--ttl')
+    ttl: str = setting('2h', 'Time to live of a deployment svgrft creates (e.g. 2h, 90m; d/h/m/s): then `svgrft deployments list` flags it and `svgrft undeploy --expired` deletes it.', flag='--ttl')
     scale_to_zero: str = setting('15m', 'An idle deployment scales to zero replicas (no GPU billed) after this long; at least 5m.')
     timeout: float = setting(1800.0, 'Seconds to wait for a deployment to become READY.', flag='--timeout')
     poll_interval: float = setting(10.0, 'Seconds between status polls while waiting.')

@@ -39,6 +39,7 @@ class State:
     config: str | None = None
     env_file: str | None = None
     flags: dict[str, Any] = {}  # setting key -> flag value (None = not given) of the running command
+    extend: frozenset[str] = frozenset()  # keys whose flag adds to the list setting (setting_option(extend=True))
 
 
 state = State()
@@ -207,9 +208,11 @@ def require_file(path: Any, what: str, hint: str) -> None:
 # ------------------------------------------------------------------------------------------ setting options
 
 SETTING_ATTR = "svgrft_setting"  # set on the typer.OptionInfo made by setting_option: the setting's key
+EXTEND_ATTR = "svgrft_extend"  # the flag adds to a list setting instead of replacing it
+SHOWN_DEFAULT_MAX = 32  # characters: a longer built-in default is left to the help text and configs/default.toml
 
 
-def setting_option(key: str, *decls: str, note: str = "", **options: Any) -> Any:
+def setting_option(key: str, *decls: str, note: str = "", extend: bool = False, **options: Any) -> Any:
     """A Typer option that sets ``key`` (``"train.epochs"``), declared from :data:`svgrft.config.SCHEMA`.
 
     The long name is ``Spec.flag_name`` (bool settings get ``--x/--no-x``); ``decls`` add short names
@@ -218,7 +221,8 @@ def setting_option(key: str, *decls: str, note: str = "", **options: Any) -> Any
     then the choices, the setting's key, its environment variable and its built-in default. ``options``
     pass to ``typer.Option`` (``min``, ``max``, ``metavar``). The default is None (= not given), so the
     precedence flag > env > config > default holds; the parameter's type comes from the schema (see
-    :func:`command`), which applies the value when the command calls :func:`settings`."""
+    :func:`command`), which applies the value when the command calls :func:`settings`. A list setting's flag
+    is repeatable and replaces the list, or with ``extend`` adds to it."""
     from svgrft.config import SCHEMA
 
     spec = SCHEMA[key]
@@ -227,8 +231,13 @@ def setting_option(key: str, *decls: str, note: str = "", **options: Any) -> Any
     name = longs[0] if longs else spec.flag_name
     if spec.kind is bool and "/" not in name:
         name = f"{name}/--no-{name[2:]}"
+    if extend and spec.kind is not tuple:
+        raise TypeError(f"only a list setting can be extended, not {key}")
+    if extend:
+        note = " ".join(p for p in (note, "Repeatable; adds to the configured list:") if p)
     info = typer.Option(None, name, *shorts, help=setting_help(spec, note), **options)
     setattr(info, SETTING_ATTR, key)
+    setattr(info, EXTEND_ATTR, extend)
     return info
 
 
@@ -248,7 +257,9 @@ def setting_help(spec: Any, note: str = "") -> str:
     elif isinstance(default, float):
         where.append(f"default {default:g}")
     elif default not in ("", ()):
-        where.append(f"default {', '.join(default) if isinstance(default, tuple) else default}")
+        shown = ", ".join(default) if isinstance(default, tuple) else str(default)
+        if len(shown) <= SHOWN_DEFAULT_MAX:  # a long one would be cut in Rich's help panels
+            where.append(f"default {shown}")
     return f"{text} ({', '.join(where)})"
 
 
@@ -256,23 +267,26 @@ def _setting_annotation(kind: type) -> Any:
     return Optional[List[str]] if kind is tuple else Optional[kind]
 
 
-def _setting_params(sig: inspect.Signature) -> tuple[dict[str, str], inspect.Signature]:
-    """The parameters declared with :func:`setting_option` (parameter -> key), and ``sig`` with each one's
-    annotation set from the schema (a command that annotates one differently is a bug: TypeError)."""
+def _setting_params(sig: inspect.Signature) -> tuple[dict[str, str], frozenset[str], inspect.Signature]:
+    """The parameters declared with :func:`setting_option` (parameter -> key), the keys they extend, and
+    ``sig`` with each one's annotation set from the schema (annotating one differently is a bug: TypeError)."""
     from svgrft.config import SCHEMA
 
     keys: dict[str, str] = {}
+    extend: set[str] = set()
     params = []
     for p in sig.parameters.values():
         key = getattr(p.default, SETTING_ATTR, None)
         if key is not None:
             keys[p.name] = key
+            if getattr(p.default, EXTEND_ATTR, False):
+                extend.add(key)
             want = _setting_annotation(SCHEMA[key].kind)
             if p.annotation is not inspect.Parameter.empty and p.annotation != want:
                 raise TypeError(f"parameter {p.name!r} ({key}) is annotated {p.annotation}, the schema says {want}")
             p = p.replace(annotation=want)
         params.append(p)
-    return keys, sig.replace(parameters=params)
+    return keys, frozenset(extend), sig.replace(parameters=params)
 
 
 def setting_params(cmd: Callable[..., Any]) -> dict[str, str]:
@@ -291,6 +305,7 @@ def command(func: F) -> F:
         _secrets.register_env()
         # a repeatable option that was not given arrives as an empty list: that is "not given" too
         state.flags = {key: (kwargs.get(p) if kwargs.get(p) != [] else None) for p, key in keys.items()}
+        state.extend = extend
         try:
             return func(*args, **kwargs)
         except SvgrftError as e:
@@ -309,22 +324,25 @@ def command(func: F) -> F:
             report_error(os_error(e))
             raise typer.Exit(1) from None
         finally:
-            state.flags = {}
+            state.flags, state.extend = {}, frozenset()
 
-    keys, sig = _setting_params(inspect.signature(func, eval_str=True))
+    keys, extend, sig = _setting_params(inspect.signature(func, eval_str=True))
     added = _with_global_options(func, wrapper, sig)
     wrapper.__svgrft_settings__ = keys  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
-def settings(overrides: dict[str, Any] | None = None, config: str | None = None) -> "Settings":
+def settings(config: str | None = None) -> "Settings":
     """Resolve settings: the running command's setting options > env > config file (``config`` or the global
-    --config) > defaults. A bad flag value is a usage error (exit 2), a bad config value a config error.
-    (``overrides``: TEMPORARY, until every command declares its flags with :func:`setting_option`.)"""
+    --config) > defaults. A bad flag value is a usage error (exit 2), a bad config value a config error."""
     from svgrft.config import load_settings
 
-    flags = {**state.flags, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    s = load_settings(config_path=config or state.config, env_file=state.env_file, overrides=flags)
+    flags = state.flags
+    replace = {k: v for k, v in flags.items() if k not in state.extend}
+    s = load_settings(config_path=config or state.config, env_file=state.env_file, overrides=replace)
+    added = {k: (*s.value(k), *flags[k]) for k in state.extend if flags.get(k)}
+    if added:  # a flag that adds to a list setting: the resolved list, then the flag's items (each once)
+        s = s.with_overrides({k: tuple(dict.fromkeys(v)) for k, v in added.items()})
     _secrets.register_env()
     return s
 

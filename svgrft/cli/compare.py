@@ -109,7 +109,7 @@ def _nothing():
     return contextlib.nullcontext()
 
 
-def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, yes: bool, problems: list):
+def _replay_deployment(settings, job_id: str, source_obj, *, yes: bool, problems: list):
     """Deploy the job's output model around the replay; the source calls it through the deployment."""
     import contextlib
 
@@ -143,7 +143,7 @@ def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, ye
             c.info(msg)
 
         try:
-            with deployment_for(settings, job_id, ttl=ttl, confirm=confirm, progress=say, on_update=on_update,
+            with deployment_for(settings, job_id, confirm=confirm, progress=say, on_update=on_update,
                                 on_cleanup_failed=failed) as served:
                 stop()
                 source_obj.after_model = served
@@ -202,11 +202,10 @@ def cmd(
                                                     "worst (biggest regressions), random, all."),
     seed: int = typer.Option(0, "--seed", help="Seed for --pick random."),
     samples: int = typer.Option(1, "--samples", min=1, max=16, help="Replies per prompt and model (--source replay)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the judge again even for images it has scored."),
+    cache: Optional[bool] = c.setting_option("judge.cache"),
     deploy: bool = typer.Option(False, "--deploy", help="--source replay: deploy the output model for the replay "
                                                         "and delete it afterwards (also on Ctrl-C or an error)."),
-    ttl: Optional[str] = typer.Option(None, "--ttl", help="With --deploy: TTL recorded for the deployment "
-                                                          "(default deploy.ttl)."),
+    ttl: Optional[str] = c.setting_option("deploy.ttl", note="With --deploy:"),
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -264,8 +263,7 @@ def cmd(
         raise UsageError("--deploy and --ttl apply to --source replay", hint="add --source replay, or drop them")
 
     problems: list = []  # a deployment that could not be deleted: the command fails after the report
-    with _replay_deployment(settings, job_id, source_obj, ttl=ttl, yes=yes, problems=problems) if deploy \
-            else _nothing():
+    with _replay_deployment(settings, job_id, source_obj, yes=yes, problems=problems) if deploy else _nothing():
         col = source_obj.collect(c.info)
     for f in col.findings:
         c.info(f"found: {f}")
@@ -279,7 +277,7 @@ def cmd(
             if shown > ROW_WARNINGS_SHOWN:
                 continue
         c.warn(w)
-    cmp, files = wf.finish(settings, col, out_dir, use_cache=not no_cache, rows=rows, pick=pick, seed=seed,
+    cmp, files = wf.finish(settings, col, out_dir, use_cache=settings.judge.cache, rows=rows, pick=pick, seed=seed,
                            progress=c.info)
     changed = _better_worse(cmp)
     if json_out:

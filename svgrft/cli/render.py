@@ -290,11 +290,8 @@ def cmd(
     size: Optional[int] = typer.Option(None, "--size", min=16, max=4096,
                                        help="Scale so the longest side is SIZE px (default: the SVG's own size, "
                                             "clamped to render.max_side)."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, max=16,
-                                              help="Pages rendering in parallel (default: render.pool_size)."),
-    chromium: Optional[str] = typer.Option(None, "--chromium",
-                                           help="Chromium executable (default: SVGRFT_CHROMIUM / render.chromium / "
-                                                "found automatically)."),
+    concurrency: Optional[int] = c.setting_option("render.pool_size", "-j", min=1, max=16),
+    chromium: Optional[str] = c.setting_option("render.chromium"),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace PNGs left in --out by an earlier run (default: stop if any "
                                         "target exists)."),
@@ -310,7 +307,7 @@ def cmd(
     from svgrft.core.render import Renderer
     from svgrft.errors import UsageError
 
-    settings = c.settings({"render.pool_size": concurrency, "render.chromium": chromium})
+    settings = c.settings()
     c.check_chromium_setting(settings)
     files = _collect(list(inputs))
     if not files:
@@ -320,10 +317,10 @@ def cmd(
     targets = plan_targets(files, out)
     _check_targets(targets, out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    pool = int(settings["render.pool_size"])
-    renderer = Renderer(pool_size=pool, size=size, default_size=int(settings["render.size"]),
-                        max_side=int(settings["render.max_side"]), timeout_ms=int(settings["render.timeout_ms"]),
-                        chromium_path=settings["render.chromium"] or None)
+    r = settings.render
+    pool = r.pool_size
+    renderer = Renderer(pool_size=pool, size=size, default_size=r.size, max_side=r.max_side,
+                        timeout_ms=r.timeout_ms, chromium_path=r.chromium or None)
     total = len(targets)
 
     progress = None

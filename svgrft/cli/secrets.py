@@ -44,15 +44,14 @@ def push_secrets(settings, keys: list[str], dry_run: bool = False, client=None) 
 @app.command("push")
 @c.command
 def push(
-    key: Optional[List[str]] = typer.Option(None, "--key", "-k",
-                                            help="Secret to push (repeatable). Default: secrets.keys "
-                                                 "(OPENAI_API_KEY, FIREWORKS_API_KEY)."),
+    key: Optional[List[str]] = c.setting_option("secrets.keys", "-k", metavar="NAME",
+                                                note="Secret to push (repeatable):"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan with masked values; send nothing."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Create or update Fireworks secrets from the environment/.env (only the keys named, never all of .env)."""
     s = c.settings()
-    keys = list(key) if key else list(s["secrets.keys"])
+    keys = list(s.secrets.keys)
     rows = push_secrets(s, keys, dry_run=dry_run)
     unset = [r["key"] for r in rows if r["value"] == "(not set)"]
     if unset:
