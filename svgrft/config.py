@@ -10,6 +10,11 @@ Precedence (highest first): command-line flag > environment variable > config fi
 ``.env`` is loaded with python-dotenv from an explicit path (default ``./.env``) and never
 overrides variables that are already set. API keys are read from the environment only:
 they are secrets, so a config file that holds one is rejected.
+
+Every environment variable svgrft reads is read here: the settings' variables (``Spec.env``, by
+:func:`load_settings`), the API keys (:data:`SECRET_ENV`, :func:`secret_env`) and the process-level
+switches of :data:`PROCESS_ENV` (:func:`process_env`), which code needs before or without resolved settings.
+(The packaged evaluator, ``svgrft/evaluator/``, runs inside Fireworks and reads its own.)
 """
 
 from __future__ import annotations
@@ -229,6 +234,71 @@ ENV_VARS: dict[str, str] = {s.env: k for k, s in SCHEMA.items() if s.env}
 CHOICES: dict[str, tuple[str, ...]] = {k: s.choices for k, s in SCHEMA.items() if s.choices}
 
 SECRET_ENV = ("FIREWORKS_API_KEY", "OPENAI_API_KEY", "SVGRFT_SERVE_TOKEN", "WANDB_API_KEY")
+MASKED_ENV = SECRET_ENV + ("EP_REMOTE_API_KEY",)  # values masked in every output (see register_secrets)
+
+# The variables that are not settings: process-level switches, read where settings are not resolved (yet),
+# e.g. by the renderer or the store, and the config file's own.
+PROCESS_ENV: dict[str, str] = {
+    "SVGRFT_HOME": "folder of the local run store, judge cache and deployment records (default ~/.svgrft)",
+    "SVGRFT_CONFIG": "config file used when --config is not given",
+    "SVGRFT_DEBUG": "1 = print the (redacted) traceback of an expected error too",
+    "NO_COLOR": "any value = plain output: no colours, no bold/dim/italic",
+    "SVGRFT_NO_SANDBOX": "any value = launch Chromium without its sandbox",
+    "PLAYWRIGHT_BROWSERS_PATH": "Playwright's browser folder (its own convention; 0 = inside the package)",
+    "PLAYWRIGHT_LEGACY_SCREENSHOT": "any value = Playwright's legacy screenshot path (no CDPScreenshotNewSurface)",
+    "XDG_CACHE_HOME": "the user's cache folder, where Playwright keeps its browsers (Linux)",
+    "LOCALAPPDATA": "the user's local app-data folder, where Playwright keeps its browsers (Windows)",
+    "SVGRFT_SERVE_OPTIONS": "internal: the options `svgrft serve --workers N` hands its worker processes (JSON)",
+}
+
+
+def process_env(name: str, default: str | None = None) -> str | None:
+    """The process-level variable ``name`` (one of :data:`PROCESS_ENV`; another name is a bug: KeyError)."""
+    if name not in PROCESS_ENV:
+        raise KeyError(f"{name} is not a declared process-level variable (config.PROCESS_ENV)")
+    return os.environ.get(name, default)
+
+
+def setting_env(key: str) -> str | None:
+    """The raw value of setting ``key``'s environment variable (None when it has none or it is unset/empty),
+    for code that runs without resolved settings (the renderer's own Chromium lookup)."""
+    var = SCHEMA[key].env
+    return (os.environ.get(var) or None) if var else None
+
+
+def secret_env(name: str) -> str | None:
+    """An API key straight from the process environment (after .env), or None when unset/empty; code that
+    has resolved settings uses :meth:`Settings.secret`."""
+    return os.environ.get(name) or None
+
+
+def register_secrets() -> None:
+    """Register the value of every key of :data:`MASKED_ENV` that is set, so output masks it."""
+    from svgrft.secrets import register
+
+    for name in MASKED_ENV:
+        register(os.environ.get(name))
+
+
+def passthrough_env(names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The variables among ``names`` that are set (non-empty): the curated environment of a subprocess."""
+    return {k: os.environ[k] for k in names if os.environ.get(k)}
+
+
+def home_dir() -> Path:
+    """``$SVGRFT_HOME`` or ``~/.svgrft``: the local run store, judge cache and deployment records."""
+    env = process_env("SVGRFT_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".svgrft"
+
+
+def debug() -> bool:
+    """``SVGRFT_DEBUG=1``: expected errors print their (redacted) traceback too."""
+    return process_env("SVGRFT_DEBUG") == "1"
+
+
+def no_color() -> bool:
+    """``NO_COLOR`` (any non-empty value): plain text, no colours and no bold/dim/italic escape codes."""
+    return bool(process_env("NO_COLOR"))
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 
@@ -289,8 +359,7 @@ class Settings:
 
     def secret(self, name: str) -> str | None:
         """An API key from the environment (after .env), or None when unset/empty."""
-        value = self.env.get(name) or os.environ.get(name)
-        return value or None
+        return self.env.get(name) or secret_env(name)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
         """A copy with flag values applied (``None`` = flag not given); values are checked like any source."""
@@ -416,7 +485,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def load_settings(config_path: str | Path | None = None, env_file: str | Path | None = None,
                   overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Resolve every setting with its source. ``overrides`` are flag values (None = not given)."""
+    """Resolve every setting with its source. ``overrides`` are flag values (None = not given); the config
+    file is ``config_path``, else ``$SVGRFT_CONFIG``, else ``configs/default.toml`` when it exists."""
     from dotenv import dotenv_values
 
     env_path = Path(env_file) if env_file else Path(".env")
@@ -441,6 +511,7 @@ def load_settings(config_path: str | Path | None = None, env_file: str | Path | 
     sources: dict[str, str] = {k: "default" for k in SCHEMA}
 
     cfg: Path | None
+    config_path = config_path or environ.get("SVGRFT_CONFIG")
     if config_path:
         cfg = Path(config_path)
         if not cfg.is_file():

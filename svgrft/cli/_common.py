@@ -25,6 +25,9 @@ import typer
 from rich.console import Console
 
 from svgrft import secrets as _secrets
+from svgrft.config import debug as _debug
+from svgrft.config import no_color  # noqa: F401  (part of this module's interface: main.py uses it)
+from svgrft.config import register_secrets as _register_secrets
 from svgrft.errors import SvgrftError
 
 if TYPE_CHECKING:
@@ -43,11 +46,6 @@ class State:
 
 
 state = State()
-
-
-def no_color() -> bool:
-    """NO_COLOR (any non-empty value) means plain text: no colours and no bold/dim/italic escape codes."""
-    return bool(os.environ.get("NO_COLOR"))
 
 
 def _console(stderr: bool) -> Console:
@@ -302,14 +300,14 @@ def command(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _apply_global_options(kwargs, added)
-        _secrets.register_env()
+        _register_secrets()
         # a repeatable option that was not given arrives as an empty list: that is "not given" too
         state.flags = {key: (kwargs.get(p) if kwargs.get(p) != [] else None) for p, key in keys.items()}
         state.extend = extend
         try:
             return func(*args, **kwargs)
         except SvgrftError as e:
-            if os.environ.get("SVGRFT_DEBUG") == "1":
+            if _debug():
                 _secrets.print_exception()  # redacted: error bodies and URLs may echo keys
             report_error(e)
             raise typer.Exit(e.exit_code) from None
@@ -319,7 +317,7 @@ def command(func: F) -> F:
         except OSError as e:
             if e.errno == errno.EPIPE:  # stdout closed early (`| head`): Typer exits quietly
                 raise
-            if os.environ.get("SVGRFT_DEBUG") == "1":
+            if _debug():
                 _secrets.print_exception()  # redacted: error bodies and URLs may echo keys
             report_error(os_error(e))
             raise typer.Exit(1) from None
@@ -343,7 +341,7 @@ def settings(config: str | None = None) -> "Settings":
     added = {k: (*s.value(k), *flags[k]) for k in state.extend if flags.get(k)}
     if added:  # a flag that adds to a list setting: the resolved list, then the flag's items (each once)
         s = s.with_overrides({k: tuple(dict.fromkeys(v)) for k, v in added.items()})
-    _secrets.register_env()
+    _register_secrets()
     return s
 
 

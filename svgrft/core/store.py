@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets as _rand
 import sqlite3
 import threading
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from svgrft.config import home_dir
 from svgrft.errors import StoreError
 
 __all__ = ["home_dir", "default_db_path", "Store", "RunRecord", "SampleRecord", "JudgeCache", "judge_cache_key"]
@@ -88,12 +88,6 @@ CREATE TABLE IF NOT EXISTS judge_cache (
 );
 CREATE INDEX IF NOT EXISTS samples_run ON samples(run_id, status);
 """
-
-
-def home_dir() -> Path:
-    """``$SVGRFT_HOME`` or ``~/.svgrft``."""
-    env = os.environ.get("SVGRFT_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".svgrft"
 
 
 def default_db_path() -> Path:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -610,12 +609,12 @@ def _svg_found(content: Any) -> bool | None:
 
 def app_from_env():
     """Factory for ``uvicorn --factory`` / ``--workers``: options from ``SVGRFT_SERVE_OPTIONS``."""
-    from svgrft.config import load_settings
+    from svgrft.config import load_settings, process_env
     from svgrft.server.runner import quiet_import_warnings
 
     quiet_import_warnings()
     settings = load_settings()
-    raw = os.environ.get(OPTIONS_ENV)
+    raw = process_env(OPTIONS_ENV)
     if raw:
         d = json.loads(raw)
         d.pop("auth", None)

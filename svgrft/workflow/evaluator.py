@@ -30,7 +30,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -265,12 +264,12 @@ def hash_files(root: Path, files: list[str]) -> str:
 
 
 def secret_values(settings: Any) -> list[str]:
-    from svgrft.config import SECRET_ENV
+    from svgrft.config import SECRET_ENV, secret_env
 
     vals = []
     for name in SECRET_ENV + ("EP_REMOTE_API_KEY",):
         v = settings.secret(name) if hasattr(settings, "secret") else None
-        v = v or os.environ.get(name)
+        v = v or secret_env(name)
         if v and len(v) >= 6:
             vals.append(v)
     return vals
@@ -735,7 +734,9 @@ _PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT",
 def harness_env(settings: Any, *, home: Path, out_dir: Path, stage_dir: Path, rows: int, runs: int,
              dataset: Path | None, threshold: float | None) -> dict[str, str]:
     """The curated environment of the harness subprocess (keys passed through by name only)."""
-    env = {k: os.environ[k] for k in _PASS_ENV if os.environ.get(k)}
+    from svgrft.config import passthrough_env
+
+    env = passthrough_env(_PASS_ENV)
     for key in ("FIREWORKS_API_KEY", "OPENAI_API_KEY", "SVGRFT_SERVE_TOKEN"):
         v = settings.secret(key)
         if v:
