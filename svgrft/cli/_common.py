@@ -345,7 +345,7 @@ def settings(config: str | None = None) -> "Settings":
     return s
 
 
-def check_chromium_setting(settings: Any) -> None:
+def check_chromium_setting(settings: "Settings") -> None:
     """A configured Chromium path (--chromium, SVGRFT_CHROMIUM or render.chromium) must be an executable; the
     error names where the path came from (the renderer itself would call every explicit path '--chromium')."""
     import shutil
@@ -353,7 +353,7 @@ def check_chromium_setting(settings: Any) -> None:
     from svgrft.core.render import INSTALL_HINT
     from svgrft.errors import BrowserNotFoundError
 
-    value = settings["render.chromium"]
+    value = settings.render.chromium
     if not value:
         return
     path = shutil.which(value) or value
