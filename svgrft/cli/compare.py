@@ -30,7 +30,7 @@ def _parse_epochs(raw: str | None) -> list[int] | None:
 
 
 def _summary_rows(st: dict, before: str, after: str) -> list[tuple[str, str, str, str]]:
-    from svgrft.core.compare_report import fmt_ci, fmt_delta, fmt_score
+    from svgrft.core.comparison import fmt_ci, fmt_delta, fmt_score
 
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.0f}%"
@@ -52,7 +52,7 @@ def _summary_rows(st: dict, before: str, after: str) -> list[tuple[str, str, str
 def _print_tables(cmp, files: dict) -> None:
     from rich.table import Table
 
-    from svgrft.core.compare_report import _short_prompt, fmt_delta, fmt_score
+    from svgrft.core.comparison import fmt_delta, fmt_score, short_prompt
 
     st = cmp.stats()
     has_reward = any(s.reward is not None for r in cmp.rows for s in r.before + r.after)
@@ -75,7 +75,7 @@ def _print_tables(cmp, files: dict) -> None:
         t.add_column("reward", justify="right", no_wrap=True, min_width=fixed[5])
     for r, outcome in zip(cmp.rows, outcomes):
         style = {"win": "green", "loss": "red"}.get(outcome, "")
-        cells = [r.row_id, _short_prompt(r.prompt, 40), fmt_score(r.mean("before")), fmt_score(r.mean("after")),
+        cells = [r.row_id, short_prompt(r.prompt, 40), fmt_score(r.mean("before")), fmt_score(r.mean("after")),
                  fmt_delta(r.delta), f"[{style}]{outcome}[/{style}]" if style else outcome]
         if has_reward:
             rb, ra = r.reward_mean("before"), r.reward_mean("after")
@@ -164,7 +164,7 @@ def _better_worse(cmp) -> dict:
 
 
 def _print_changed(cmp, changed: dict) -> None:
-    from svgrft.core.compare_report import fmt_delta
+    from svgrft.core.comparison import fmt_delta
 
     split = (cmp.meta.get("split") or {}).get("text")
     if split:
@@ -220,7 +220,7 @@ def cmd(
     --dataset (e.g. datasets/svgbench_eval.jsonl, which the job never trained on: the report names the
     split); --deploy serves the trained model for the duration of the replay.
     """
-    from svgrft.core.compare_report import PICKS
+    from svgrft.core.comparison import PICKS
     from svgrft.errors import UsageError
     from svgrft.workflow import compare as wf
     from svgrft.workflow.jobs import job_id_of
