@@ -666,7 +666,7 @@ def test_hostile_dataset_lines_are_reported_not_raised(tmp_path, mutate, fragmen
 @pytest.mark.parametrize("text,fragment", [('{"questions": ' + "7" * 5000 + "}", "4300 digits"),
                                            ("[" * 100_000, "nested too deeply")], ids=["giant_integer", "deep"])
 def test_hostile_questions_file_is_a_dataset_error(tmp_path, text, fragment):
-    from svgrft.core.dataset import load_questions
+    from svgrft.core.svgbench import load_questions
     from svgrft.errors import DatasetError
 
     path = tmp_path / "q.json"
