@@ -15,6 +15,9 @@ Every environment variable svgrft reads is read here: the settings' variables (`
 :func:`load_settings`), the API keys (:data:`SECRET_ENV`, :func:`secret_env`) and the process-level
 switches of :data:`PROCESS_ENV` (:func:`process_env`), which code needs before or without resolved settings.
 (The packaged evaluator, ``svgrft/evaluator/``, runs inside Fireworks and reads its own.)
+
+Over 400 lines on purpose: this is the one place every setting (about 80 field declarations) and every
+environment variable is declared, and where values from all sources are checked.
 """
 
 from __future__ import annotations

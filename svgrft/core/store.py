@@ -12,6 +12,10 @@ Tables
             timings JSON, usage JSON, extra JSON, created_at)          -- PK (run_id, row_id, sample_index)
     judge_cache(key, png_sha256, judge_model, mode, prompt_version, requirements_hash, result JSON,
                 created_at, hits)
+
+Somewhat over 400 lines on purpose: one SQLite schema and the one class that reads and writes it (the
+three tables share the connection, its write lock and the schema version); the record types and the
+judge-cache view are thin layers over it.
 """
 
 from __future__ import annotations
