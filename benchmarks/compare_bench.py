@@ -6,7 +6,7 @@
 Set-up (not timed): a fake Fireworks (control plane + tracing gateway, tests/fakes) with ``--latency``
 seconds slept per control-plane and gateway request, and a fake judge; a job of ``--rows`` rows of the
 bundled training set, ``--samples`` rollouts per row, ``--epochs`` epochs, run to completion; the
-rollout records its evaluator would have written (tests/fakes_traces.py, svgrft's own record format),
+rollout records its evaluator would have written (tests/fakes/job_records.py, svgrft's own record format),
 every SVG distinct so no render is saved by de-duplication.
 
 Timed: ``svgrft compare-epochs JOB --out DIR --json`` in this process, without ``--dataset`` (the job's
@@ -50,7 +50,7 @@ def main() -> int:
     os.chdir(work)
 
     from svgrft.core.dataset import BUNDLED_TRAIN, load_dataset
-    from tests import fakes_traces as ft
+    from tests.fakes import job_records as ft
     from tests.fakes import start_fireworks, start_openai
 
     rows = load_dataset(BUNDLED_TRAIN)[: args.rows]

@@ -269,6 +269,11 @@ def setting_env(key: str) -> str | None:
     return (os.environ.get(var) or None) if var else None
 
 
+def process_environ() -> dict[str, str]:
+    """The declared process-level variables (:data:`PROCESS_ENV`) that are set, as a mapping."""
+    return {k: os.environ[k] for k in PROCESS_ENV if k in os.environ}
+
+
 def secret_env(name: str) -> str | None:
     """An API key straight from the process environment (after .env), or None when unset/empty; code that
     has resolved settings uses :meth:`Settings.secret`."""

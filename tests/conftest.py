@@ -185,3 +185,26 @@ def renderer():
     r = SyncRenderer(pool_size=1, timeout_ms=TEST_RENDER_TIMEOUT_MS)
     yield r
     r.close()
+
+
+# -- hostile OpenAI-compatible endpoints (tests/fakes/canned.py), shared by the judge, policy and serve tests --
+
+
+@pytest.fixture
+def canned():
+    """A loopback endpoint that answers every request with one canned body (``canned.answer(...)``)."""
+    from tests.fakes.canned import CannedServer
+
+    srv = CannedServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def trickle():
+    """A loopback endpoint that answers 200 and then trickles one byte every 0.2 s until stopped."""
+    from tests.fakes.canned import TrickleServer
+
+    srv = TrickleServer()
+    yield srv
+    srv.stop()

@@ -122,7 +122,7 @@ def test_render_bad_inputs(cli, tmp_path, monkeypatch):
     nothing = tmp_path / "none.jsonl"
     nothing.write_text(json.dumps({"reply": "no picture"}) + "\n")
     r = cli("render", nothing, "-o", tmp_path / "o", "--json")
-    assert r.exit_code == 1 and r.json()["failed"] == {"no_svg": 1} and "none of the 1 inputs rendered" in r.stderr
+    assert r.exit_code == 1 and r.json()["failed"] == {"no_svg": 1} and "Error: the input did not render" in r.stderr
     f = tmp_path / "b.svg"
     f.write_text(BLUE)
     monkeypatch.setenv("SVGRFT_CHROMIUM", str(tmp_path / "no-chromium"))

@@ -1,7 +1,7 @@
 """`svgrft compare-epochs` against the fakes: the tracing client (§5.2b contract), the records source,
 jobs, judge, real Chromium.
 
-The fake job's rollout records are seeded by tests/fakes_traces.py in svgrft's record format: rows ×
+The fake job's rollout records are seeded by tests/fakes/job_records.py in svgrft's record format: rows ×
 epochs × samples with timestamps inside the job's epoch windows, the epoch's policy model (or none),
 drawings that get richer with every epoch and known rewards. tests/test_compare_records.py lets the fake
 run the real evaluator instead.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
-from tests import fakes_traces as ft
+from tests.fakes import job_records as ft
 from tests.conftest import FW_KEY, OPENAI_KEY, free_port
 
 N_ROWS = 4
@@ -297,7 +297,7 @@ def test_uneven_samples_and_a_missing_row(cli, fwx, oai, rows, ds, tmp_path):
     assert g["methods"] == {"equal": 2, "windows": 1}
     assert "by time" in data["meta"]["epoch_split"]
     assert f"row {rows[1].row_id}: 5 rollouts, expected 3×2" in r.stderr
-    assert "1 dataset rows have no records: " + rows[3].row_id in r.stderr
+    assert "1 dataset row has no records: " + rows[3].row_id in r.stderr
     assert refs(data, "before") == {rid for rid, (e, _) in truth.items() if e == 1}
     assert refs(data, "after") == {rid for rid, (e, _) in truth.items() if e == 2}
     assert {row["row_id"] for row in data["rows"]} == {r_.row_id for r_ in rows[:3]}
@@ -317,7 +317,7 @@ def test_records_of_another_job_outside_the_window_are_left_out(cli, fwx, rows, 
     r = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "o", "--json")
     assert r.exit_code == 0, r
     assert "old-1" not in refs(r.json(), "before") | refs(r.json(), "after")
-    assert "1 records of this evaluator fall outside the job's time window" in r.stderr
+    assert "1 record of this evaluator falls outside the job's time window" in r.stderr
 
 
 def test_running_job_compares_first_with_latest_finished_epoch(cli, fwx, oai, rows, ds, tmp_path):
@@ -580,3 +580,80 @@ def test_contact_sheet_layout_fits_the_screenshot_cap():
     assert width == 1500 and height <= MAX_SHEET_HEIGHT and html.count('class="item"') == 120
     html, width, _ = contact_sheet_html(cmp, cmp.rows[:2])
     assert width == 1000 and "Thing 0." in html  # SVGBench boilerplate stripped from the caption
+
+
+# --- 80-column table, collapsed row warnings, hostile tracing bodies (folded from test_qa_cli/test_qa_core) ---
+
+def test_compare_runs_table_keeps_scores_at_80_columns(cli, renderer, monkeypatch, tmp_path):
+    from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
+    from svgrft.core.store import Store
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = load_dataset(BUNDLED_DATASET)[:3]
+
+    with Store() as store:
+        a = ft.store_run(store, renderer, rows, "accounts/fireworks/models/qwen3-0p6b", ft.BASE_SVG, 0.25)
+        b = ft.store_run(store, renderer, rows, "accounts/acct/models/a-rather-long-fine-tuned-model-name", ft.svg_for(2, 3, 0), 0.75)
+    r = cli("compare-epochs", "--runs", a, b, "--out", tmp_path / "cmp")
+    assert r.exit_code == 0, r
+    body = [ln for ln in r.stdout.splitlines() if ln.startswith("│")]
+    for row in rows:
+        line = next(ln for ln in body if f"│ {row.row_id} " in ln)
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        assert cells[2:6] == ["0.25", "0.75", "+0.50", "win"], line
+    summary = next(ln for ln in body if "wins / ties / losses" in ln)
+    assert "3 / 0 / 0" in summary
+    assert "0.250" in r.stdout and "0.750" in r.stdout and "0.500" in r.stdout
+    assert all(len(line) <= 80 for line in r.stdout.splitlines() if line.startswith(("│", "┃", "┏", "└"))), r.stdout
+
+
+def test_many_row_warnings_are_collapsed(cli, oai, monkeypatch, tmp_path):
+    from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
+    from tests.conftest import FW_KEY
+    from tests.fakes import start_fireworks
+
+    fake = start_fireworks(api_keys={FW_KEY: "acct"}, job_traces=False)
+    monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
+    monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
+    monkeypatch.setenv("FIREWORKS_INFERENCE_BASE_URL", fake.url + "/inference/v1")
+    monkeypatch.setenv("FIREWORKS_TRACING_BASE_URL", fake.localhost_url)
+    try:
+        rows = load_dataset(BUNDLED_DATASET)[:6]
+        ds = tmp_path / "job.jsonl"
+        ds.write_bytes(ft.dataset_lines(rows))
+        ft.create_job(fake, "svg-job", rows, epochs=3, samples=2, api_key=FW_KEY)
+        fake.run_job("svg-job")
+        skip = {(i, 1, 0) for i in range(6)}             # every row lost one rollout in epoch 1
+        ft.seed_job_records(fake, "svg-job", rows, samples=2, skip=skip, policy_model=False)
+        r = cli("compare-epochs", "svg-job", "--dataset", ds, "--out", tmp_path / "o", "--json")
+    finally:
+        fake.stop()
+    assert r.exit_code == 0, r
+    per_row = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: row ")]
+    assert len(per_row) == 3, r.stderr
+    assert "… and 3 more rows like these" in " ".join(r.stderr.split())
+    assert sum(w.startswith("row ") for w in r.json()["warnings"]) == 6      # all of them in the JSON
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (b"[" * 100_000, "not JSON"),  # RecursionError escaped the client
+    (b'{"traces": [], "total_traces": ' + b"9" * 5000 + b"}", "not JSON"),
+], ids=["deep", "giant_integer"])
+def test_tracing_client_turns_hostile_bodies_into_typed_errors(canned, body, fragment):
+    from svgrft.clients.tracing import TracingClient
+    from svgrft.errors import ApiError
+
+    canned.answer(body)
+    with TracingClient(canned.url.rsplit("/v1", 1)[0], "fw-test-tracing-0123456789", retries=0) as tc:
+        with pytest.raises(ApiError, match=fragment):
+            tc.traces(["rollout_id:r"])
+
+
+def test_tracing_client_ignores_non_ascii_digit_counts(canned):
+    # "²".isdigit() is True but int("²") raises: a total "²" must not crash the client
+    from svgrft.clients.tracing import TracingClient
+
+    canned.answer({"traces": [{"id": "t1"}], "total_traces": "\u00b2"})
+    with TracingClient(canned.url.rsplit("/v1", 1)[0], "fw-test-tracing-0123456789", retries=0) as tc:
+        res = tc.traces(["rollout_id:r"], limit=5)
+    assert [t["id"] for t in res.traces] == ["t1"] and not res.truncated

@@ -192,3 +192,115 @@ def test_default_toml_documents_every_setting():
 
     documented = set(read_config_file(REPO_DEFAULT))
     assert sorted(set(DEFAULTS) - documented) == []
+
+
+# --- settings loading: precedence, .env, invalid values, broken files (folded from the review-round files) ---
+
+from tests.helpers import one_error  # noqa: E402
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_precedence_flag_env_config_default(tmp_path, monkeypatch):
+    from svgrft.config import DEFAULTS, load_settings
+
+    cfg = _write(tmp_path / "configs" / "default.toml", '[judge]\nmodel = "from-config"\nconcurrency = 3\n'
+                                                       '[train]\nepochs = 7\n')
+    s = load_settings()
+    assert s.config_path == cfg.relative_to(tmp_path) or s.config_path.resolve() == cfg
+    assert s["judge.model"] == "from-config" and s.source("judge.model").startswith("config")
+    assert s["train.epochs"] == 7
+    assert s["train.lora_rank"] == DEFAULTS["train.lora_rank"] and s.source("train.lora_rank") == "default"
+    monkeypatch.setenv("SVGRFT_JUDGE_MODEL", "from-env")
+    s = load_settings()
+    assert s["judge.model"] == "from-env" and s.source("judge.model") == "env SVGRFT_JUDGE_MODEL"
+    s = load_settings(overrides={"judge.model": "from-flag", "train.epochs": None})
+    assert s["judge.model"] == "from-flag" and s.source("judge.model") == "flag"
+    assert s["train.epochs"] == 7  # None = flag not given
+
+
+def test_dotenv_does_not_override_environment(tmp_path, monkeypatch):
+    from svgrft.config import load_settings
+
+    _write(tmp_path / ".env", "FIREWORKS_API_KEY=fw-from-dotenv-123456\nOPENAI_API_KEY=sk-from-dotenv-123456\n")
+    monkeypatch.setenv("FIREWORKS_API_KEY", "fw-from-environment-1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    s = load_settings()
+    assert s.env_file_loaded
+    assert s.secret("FIREWORKS_API_KEY") == "fw-from-environment-1"
+    assert s.secret("OPENAI_API_KEY") == "sk-from-dotenv-123456"
+
+
+def test_explicit_env_file_must_exist(tmp_path):
+    from svgrft.config import load_settings
+    from svgrft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(env_file=tmp_path / "nope.env")
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[train]\nepochs = "many"\n', "train.epochs"),
+    ('[judge]\nmode = "vibes"\n', "judge.mode"),
+    ('[fireworks]\nbase_url = "ftp://x"\n', "fireworks.base_url"),
+    ('[train]\nno_such_knob = 1\n', "train.no_such_knob"),
+])
+def test_invalid_config_names_key_and_source(tmp_path, text, key):
+    from svgrft.config import load_settings
+    from svgrft.errors import ConfigError
+
+    cfg = _write(tmp_path / "bad.toml", text)
+    with pytest.raises(ConfigError) as ei:
+        load_settings(config_path=cfg)
+    assert key in ei.value.message and "bad.toml" in ei.value.message
+
+
+def test_invalid_env_value_names_variable(monkeypatch):
+    from svgrft.config import load_settings
+    from svgrft.errors import ConfigError
+
+    monkeypatch.setenv("FIREWORKS_BASE_URL", "not-a-url")
+    with pytest.raises(ConfigError) as ei:
+        load_settings()
+    assert "FIREWORKS_BASE_URL" in ei.value.message
+
+
+def test_config_file_with_secret_is_rejected(tmp_path):
+    from svgrft.config import load_settings
+    from svgrft.errors import ConfigError
+
+    cfg = _write(tmp_path / "s.toml", '[fireworks]\napi_key = "fw-oops"\n')
+    with pytest.raises(ConfigError, match="secret"):
+        load_settings(config_path=cfg)
+
+
+def test_bad_toml_is_one_line_error(cli, tmp_path):
+    _write(tmp_path / "broken.toml", "[train\nepochs = 1\n")
+    r = cli("--config", str(tmp_path / "broken.toml"), "secrets", "push", "--dry-run")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: config file") and "hint:" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_expand_model():
+    from svgrft.config import expand_model
+
+    assert expand_model("qwen3-0p6b") == "accounts/fireworks/models/qwen3-0p6b"
+    assert expand_model("accounts/me/models/x") == "accounts/me/models/x"
+
+
+def test_binary_config_and_env_files_are_config_errors(cli, tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(128, 256)) * 4)
+    line = one_error(cli("--config", junk, "doctor", "--no-network"))
+    assert "junk.bin" in line and "not UTF-8" in line
+    line = one_error(cli("--env-file", junk, "doctor", "--no-network"))
+    assert "junk.bin" in line and "not UTF-8" in line
+    line = one_error(cli("--env-file", tmp_path, "doctor", "--no-network"))
+    assert "is not a file" in line
+    line = one_error(cli("--config", tmp_path, "doctor", "--no-network"))
+    assert "is not a file" in line

@@ -18,8 +18,8 @@ from tests.conftest import REPO, SEED
 
 # 9 of the 50 lines of SVGBench's quickstart file (rows 0-7 and row 43, the non-ASCII '°' one)
 QUICKSTART = SEED / "quickstart_svgbench_dataset.jsonl"
-QUESTIONS = REPO / "svgrft" / "data" / "svgbench_questions.json"
-# SHA-256 of SVGBench's svgbench_questions.json: the bundled copies are that file, unmodified
+QUESTIONS = REPO / "datasets" / "svgbench_questions.json"
+# SHA-256 of SVGBench's svgbench_questions.json: the bundled copy is that file, unmodified
 QUESTIONS_SHA256 = "79a8e2c9bede076ae947d8b3e5fabf35d0194ee44de22506d1eb06ef821f7994"
 
 
@@ -104,15 +104,32 @@ def test_load_questions_errors(tmp_path):
 # --- the committed files are exactly what the command produces ----------------------------------
 
 def test_bundled_files_are_generated_and_up_to_date(tmp_path):
-    assert (REPO / "datasets/svgbench_questions.json").read_bytes() == QUESTIONS.read_bytes()
-    rows = sb.build_rows(sb.load_questions(REPO / "datasets/svgbench_questions.json"))
+    rows = sb.build_rows(sb.load_questions(QUESTIONS))
     train, ev = sb.split_rows(rows, 0.2, seed=0)
     for name, rs in (("svgbench.jsonl", rows), ("svgbench_train.jsonl", train), ("svgbench_eval.jsonl", ev)):
         fresh = ds.write_rows(rs, tmp_path / name).read_bytes()
         assert (REPO / "datasets" / name).read_bytes() == fresh, name
-        assert (REPO / "svgrft/data" / name).read_bytes() == fresh, name   # package-data copy
     assert hashlib.sha256(QUESTIONS.read_bytes()).hexdigest() == QUESTIONS_SHA256
     assert ds.BUNDLED_DATASET.is_file() and ds.BUNDLED_DATASET.name == "svgbench.jsonl"
+    for path in (ds.BUNDLED_DATASET, ds.BUNDLED_QUESTIONS, ds.BUNDLED_TRAIN, ds.BUNDLED_EVAL):
+        assert path.parent == REPO / "datasets", path          # a checkout reads its own datasets/
+
+
+def test_the_bundled_data_has_one_copy_and_the_package_carries_it():
+    """datasets/*.jsonl and svgrft/data/*.jsonl were two committed copies of the same bytes. datasets/ is the
+    only one; pyproject.toml installs it as the package data svgrft/data/ (what an installed svgrft reads)."""
+    import tomllib
+
+    assert not (REPO / "svgrft" / "data").exists()
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert setup["package-dir"] == {"svgrft.data": "datasets"}
+    patterns = setup["package-data"]["svgrft.data"]
+    bundled = [ds.BUNDLED_DATASET, ds.BUNDLED_QUESTIONS, ds.BUNDLED_TRAIN, ds.BUNDLED_EVAL]
+    assert all(any(p.match(pat) for pat in patterns) for p in bundled), patterns
+    # the package list is explicit (a mapped package cannot be found): every package of the tree is in it
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "svgrft").rglob("__init__.py")}
+    assert set(setup["packages"]) == on_disk | {"svgrft.data"}
+    assert ds._PKG_DATA == REPO / "svgrft" / "data"           # where the installed package finds them
 
 
 def test_resolve_path_falls_back_to_bundled_copy(tmp_path):
@@ -323,3 +340,35 @@ def test_generated_rows_pass_eval_protocol_and_rejections_agree():
     assert ours[: len(sample)] == [True] * len(sample)              # and so do we
     assert verdicts[len(sample):] == [False] * len(broken)          # both reject the broken ones
     assert ours[len(sample):] == [False] * len(broken)
+
+
+# --- hostile dataset lines and questions files (folded from test_qa_core.py) ---
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (lambda line: '{"messages": ' + "1" * 5000 + "}", "more than 4300 digits"),  # was an uncaught ValueError
+    (lambda line: line.replace('"row_id": "', '"x": NaN, "row_id": "', 1), "NaN is not a JSON value"),
+    (lambda line: line.replace('"row_id": "', '"x": -Infinity, "row_id": "', 1), "-Infinity is not a JSON value"),
+], ids=["giant_integer", "nan", "infinity"])
+def test_hostile_dataset_lines_are_reported_not_raised(tmp_path, mutate, fragment):
+    from svgrft.core.dataset import BUNDLED_DATASET, load_dataset, validate_file
+    from svgrft.errors import DatasetError
+
+    good = Path(BUNDLED_DATASET).read_text(encoding="utf-8").splitlines()[0]
+    path = tmp_path / "rows.jsonl"
+    path.write_text(good + "\n" + mutate(good.replace('"row_0"', '"row_x"')) + "\n", encoding="utf-8")
+    report = validate_file(path)
+    assert [ln for ln, _ in report.errors] == [2] and fragment in report.errors[0][1], report.errors
+    with pytest.raises(DatasetError, match=fragment):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize("text,fragment", [('{"questions": ' + "7" * 5000 + "}", "4300 digits"),
+                                           ("[" * 100_000, "nested too deeply")], ids=["giant_integer", "deep"])
+def test_hostile_questions_file_is_a_dataset_error(tmp_path, text, fragment):
+    from svgrft.core.svgbench import load_questions
+    from svgrft.errors import DatasetError
+
+    path = tmp_path / "q.json"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=fragment):
+        load_questions(path)

@@ -243,3 +243,27 @@ def test_upload_server_side_rejection_is_reported(cli, make_fw):
     r = cli("dataset", "upload", ds.BUNDLED_EVAL)
     assert r.exit_code == 1, r
     assert "400" in r.stderr and "row 3: unsupported format" in r.stderr
+
+
+# --- a missing dataset file or a folder is one clear error (folded from test_qa_cli.py) ---
+
+from tests.helpers import one_error  # noqa: E402
+
+
+@pytest.mark.parametrize("sub", ["validate", "upload"])
+def test_dataset_file_that_is_missing_or_a_folder(cli, tmp_path, sub):
+    line = one_error(cli("dataset", sub, tmp_path / "nope.jsonl"))
+    assert "nope.jsonl (dataset): no such file" in line
+    line = one_error(cli("dataset", sub, tmp_path))
+    assert "is a folder" in line
+    r = cli("dataset", sub, tmp_path / "nope.jsonl", "--json")
+    assert r.stdout == "" and r.exit_code == 1          # no half-result on stdout
+
+
+def test_dataset_build_source_folder_and_out_folder(cli, tmp_path):
+    line = one_error(cli("dataset", "build", "--source", tmp_path))
+    assert "--source" in line and "is a folder" in line
+    (tmp_path / "d_train.jsonl").mkdir()
+    line = one_error(cli("dataset", "build", "--out", tmp_path / "d.jsonl", "--split", "eval=0.2"), code=2)
+    assert "d_train.jsonl is a folder" in line
+    assert not (tmp_path / "d.jsonl").exists()           # checked before anything was written

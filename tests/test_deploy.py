@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from svgrft.core.dataset import BUNDLED_EVAL, BUNDLED_TRAIN, load_dataset
-from tests import fakes_traces as ft
+from tests.fakes import job_records as ft
 from tests.conftest import FW_KEY, REPO, write_config
 
 JOB = "svg-job"

@@ -28,7 +28,7 @@ def test_doctor_missing_keys_exit_1_with_hint(cli):
     r = cli("doctor", "--no-network")
     assert r.exit_code == 1
     assert "key FIREWORKS_API_KEY" in r.stdout and "not set" in r.stdout
-    assert r.stderr.startswith("Error: 2 check(s) failed") and "hint: export FIREWORKS_API_KEY" in r.stderr
+    assert r.stderr.startswith("Error: 2 checks failed") and "hint: export FIREWORKS_API_KEY" in r.stderr
 
 
 def test_doctor_rejected_key(cli, fw, oai, monkeypatch):

@@ -22,9 +22,8 @@ READERS = {
 }
 # modules that may SET variables (never read them): library switches and hand-offs to child processes
 WRITERS = {
-    "svgrft/server/runner.py": "hands the options and token to uvicorn's worker processes; LITELLM_LOCAL_MODEL_"
-                               "COST_MAP stops litellm (imported by eval_protocol) downloading its cost map",
-    "svgrft/cli/serve.py": "LITELLM_LOCAL_MODEL_COST_MAP before eval_protocol is imported (no download)",
+    "svgrft/server/options.py": "export_options hands the options and the token to uvicorn's worker processes "
+                                "(which read them back through config.process_env)",
 }
 _WRITE_METHODS = {"setdefault", "pop", "update", "clear", "__setitem__", "__delitem__"}
 

@@ -211,7 +211,7 @@ def test_a_whole_epoch_missing_for_a_row_lands_in_the_right_epoch():
     g = group(raw, epochs=3, per_row=2)
     assert assigned(g) == truth
     assert g.rows["row_1"].sizes() == [2, 0, 2]
-    assert any("epoch 1: no rollouts for 1 rows: row_1" in w for w in g.warnings)
+    assert any("epoch 1: no rollouts for 1 row: row_1" in w for w in g.warnings)
 
 
 def test_missing_and_unexpected_rows_are_reported():
@@ -358,3 +358,21 @@ def test_many_random_layouts_recover_the_truth():
         raw, truth = make_raw(rows=rows, epochs=epochs, k=k, seed=seed, skip=skip)
         g = group(raw, epochs=epochs, per_row=k)
         assert assigned(g) == truth, (seed, rows, epochs, k, skip)
+
+
+# --- requirements from a hostile prompt do not hang (folded from test_qa_core.py) ---
+
+from tests.helpers import finishes  # noqa: E402
+
+
+def test_requirements_from_a_hostile_prompt_do_not_hang():
+    # a 190 KB run of spaces on a "1. …" line backtracked quadratically (minutes) in compare-epochs
+    out = finishes("""
+        from svgrft.core.epochs import requirements_from_prompt
+        print(requirements_from_prompt("Draw.\\nRequirements:\\n1. a red" + " " * 190_000 + "apple\\n2)  a table  \\n"))
+        print(requirements_from_prompt("Requirements" + " " * 190_000 + "x\\n1. y"))
+        print(requirements_from_prompt("Requirements:\\n1.\\t \\n"))
+    """)
+    first, second, third = out.splitlines()
+    assert first == "['a red" + " " * 190_000 + "apple', 'a table']"
+    assert second == "[]" and third == "[]"

@@ -296,3 +296,49 @@ def test_no_browser_is_a_typed_error_and_the_run_is_marked_failed(fw, oai, cli, 
     assert "Traceback" not in r.stderr
     assert Store().list_runs()[0].status == "failed"
     assert oai.judge_calls == 0
+
+
+# --- runs table at 80 columns, why an eval is incomplete, URLs in failure reasons (folded from test_qa_cli.py) ---
+
+from tests.conftest import free_port  # noqa: E402
+
+
+def test_runs_list_keeps_ids_and_states_whole_at_80_columns(cli, monkeypatch):
+    from svgrft.core.store import Store
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with Store() as store:
+        ids = []
+        for status in ("interrupted", "finished"):
+            run = store.create_run(model="accounts/fireworks/models/qwen3-0p6b", judge_model="gpt-4.1-2025-04-14",
+                                   judge_mode="checklist")
+            store.set_run_status(run.id, status)
+            ids.append(run.id)
+    r = cli("runs", "list")
+    assert r.exit_code == 0, r
+    assert all(len(line) <= 80 for line in r.stdout.splitlines()), r.stdout
+    for rid in ids:
+        assert rid in r.stdout
+    assert "interrupted" in r.stdout and "finished" in r.stdout and "qwen3-0p6b" in r.stdout
+    assert "…" not in r.stdout
+
+
+def test_incomplete_eval_warning_names_the_cause(cli, fw, oai):
+    fw.faults.add("POST", r"chat/completions", kind="500", times=None)
+    r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--json", "--concurrency", "1")
+    assert r.exit_code == 1, r                       # an outage leaves samples to --resume; CI sees exit 1
+    assert json.loads(r.stdout)["status"] == "incomplete"
+    warning = " ".join(r.stderr.split())
+    assert "1 of 1 sample failed: generation failed" in warning, r.stderr
+    assert "--resume" in warning
+
+
+def test_eval_summary_keeps_urls_in_failure_reasons(cli, fw, oai, monkeypatch):
+    dead = free_port()
+    Path("configs").mkdir()
+    Path("configs/default.toml").write_text("[judge]\nmax_retries = 0\nbackoff_base = 0.0\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{dead}/v1")
+    r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--json", "--no-cache")
+    assert r.exit_code == 1, r                       # the judge outage leaves the sample to --resume
+    reasons = json.loads(r.stdout)["invalid_reasons"]
+    assert any(f"http://127.0.0.1:{dead}/v1" in k for k in reasons), reasons

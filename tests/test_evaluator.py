@@ -457,3 +457,107 @@ def test_evaluator_test_without_keys_fails_before_running_anything(fw, cli, monk
     r = cli("evaluator", "test", "--rows", "1")
     assert r.exit_code == 1 and "OPENAI_API_KEY" in r.stderr
     assert fw.requests == []
+
+
+# --- stage never wipes a user's folder; the tarball is self-contained (folded from test_qa_cli/test_qa_core) ---
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tests.helpers import one_error  # noqa: E402
+
+
+def test_stage_refuses_to_wipe_a_folder_that_is_not_a_staged_evaluator(cli, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious", encoding="utf-8")
+    line = one_error(cli("evaluator", "stage", mine))
+    assert "refusing to write into it or delete" in line
+    line = one_error(cli("evaluator", "stage", mine, "--overwrite"))   # --overwrite replaces a stage only
+    assert "refusing to write into it or delete" in line
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "precious"
+
+    Path("keep.txt").write_text("cwd file", encoding="utf-8")       # the cwd is a temp dir
+    one_error(cli("evaluator", "stage", "."))
+    assert Path("keep.txt").exists()
+
+    out = tmp_path / "staged"
+    first = cli("evaluator", "stage", out, "--json")
+    assert first.exit_code == 0, first
+    again = cli("evaluator", "stage", out, "--overwrite", "--json")  # an earlier stage is replaced on request
+    assert again.exit_code == 0 and again.json()["files"] == first.json()["files"]
+    (out / "notes.txt").write_text("added by the user", encoding="utf-8")
+    one_error(cli("evaluator", "stage", out, "--overwrite"))
+    assert (out / "notes.txt").exists()
+
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    assert "is not a folder" in one_error(cli("evaluator", "stage", afile))
+
+
+_UNPACKED_SCRIPT = r'''
+import asyncio, json, os, sys
+root = os.path.realpath(sys.argv[1])
+assert sys.flags.no_site, "must run with -S: the editable install's finder would hide missing modules"
+from eval_protocol.models import EvaluationRow, InputMetadata, Message
+import svgrft
+from svgrft.evaluator import runtime
+cfg = runtime.load_config(root)
+row = json.loads(open(os.path.join(root, "sample_dataset.jsonl")).readline())
+svg = open(sys.argv[2]).read()
+ev_row = EvaluationRow(messages=[Message(**m) for m in row["messages"]]
+                       + [Message(role="assistant", content="```svg\n" + svg + "\n```")],
+                       input_metadata=InputMetadata(**row["input_metadata"]))
+async def main():
+    out = await runtime.score_row(ev_row, cfg)
+    scorer = await runtime.get_scorer(cfg)
+    await scorer.aclose()
+    return out
+res = asyncio.run(main()).evaluation_result
+outside = sorted(name for name, m in list(sys.modules.items())
+                 if name.split(".")[0] == "svgrft"
+                 and not os.path.realpath(getattr(m, "__file__", None) or root).startswith(root + os.sep))
+print(json.dumps({"score": res.score, "valid": res.is_score_valid, "reason": res.reason,
+                  "svgrft_file": svgrft.__file__, "outside": outside,
+                  "loaded": sorted(n for n in sys.modules if n.split(".")[0] == "svgrft")}))
+'''
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_evaluator_tarball_is_self_contained(tmp_path, oai):
+    """Stage → tarball → unpack; score one sample row with only the unpacked tree (and site-packages, but
+    no .pth files: the editable install of svgrft is invisible) on sys.path, against the fake judge."""
+    import io
+    import os
+    import sysconfig
+    import tarfile
+
+    from svgrft.config import load_settings
+    from svgrft.workflow.evaluator import stage, tarball_bytes
+    from tests.conftest import CORPUS
+
+    staged = stage(load_settings(), tmp_path / "stage")
+    with tarfile.open(fileobj=io.BytesIO(tarball_bytes(staged)), mode="r:gz") as tf:
+        tf.extractall(tmp_path / "unpacked", filter="data")
+    roots = [p for p in (tmp_path / "unpacked").iterdir() if p.is_dir()]
+    assert len(roots) == 1
+    root = roots[0]
+    assert (root / "test_svgrft_eval.py").is_file() and (root / "svgrft" / "core" / "scoring.py").is_file()
+    assert not (root / "svgrft" / "cli").exists() and not (root / "svgrft" / "server").exists()
+    site = sysconfig.get_paths()["purelib"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EP_", "FIREWORKS_", "PYTHON"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(root), site]), LITELLM_LOCAL_MODEL_COST_MAP="True",
+               SVGRFT_HOME=str(tmp_path / "home"), PYTHONNOUSERSITE="1")
+    proc = subprocess.run([sys.executable, "-S", "-c", _UNPACKED_SCRIPT, str(root), str(CORPUS / "gen_000.svg")],
+                          env=env, cwd=str(root), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["outside"] == [] and out["svgrft_file"].startswith(str(root.resolve()))
+    assert {"svgrft.core.scoring", "svgrft.core.render", "svgrft.clients.judge"} <= set(out["loaded"])
+    assert not [m for m in out["loaded"] if m.split(".")[:2] in (["svgrft", "cli"], ["svgrft", "server"],
+                                                                    ["svgrft", "workflow"])], out
+    assert out["valid"] is True and 0.0 < out["score"] <= 1.0, out
+    assert oai.judge_calls == 1 and oai.last_judge["fulfilled"] == round(out["score"] * oai.last_judge["n_requirements"])

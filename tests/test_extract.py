@@ -137,3 +137,52 @@ def test_one_megabyte_of_junk_ends(junk):
 def test_find_svg_spans_reports_truncation():
     spans, truncated = find_svg_spans("<svg></svg> <svg><g>")
     assert spans == [(0, 11)] and truncated
+
+
+# --- a closing tag in a comment or CDATA; hostile markup in linear time (folded from test_qa_core.py) ---
+
+from tests.helpers import finishes  # noqa: E402
+
+
+@pytest.mark.parametrize("svg", [
+    '<svg xmlns="http://www.w3.org/2000/svg" width="9"><!-- closes with </svg> --><rect width="9" height="9"/></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><style><![CDATA[ /* </svg> */ rect{fill:red} ]]></style><rect/></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><!-- a --><g><svg><!-- </svg> --></svg><rect/></g></svg>',
+], ids=["comment", "cdata", "nested"])
+def test_closing_tag_inside_a_comment_or_cdata_does_not_cut_the_svg(svg):
+    # The browser reads "</svg>" in a comment/CDATA as text; extraction ended the SVG there and the
+    # drawing after it was lost (rendered blank → a zero for a correct drawing).
+    from svgrft.core.extract import extract_svg
+    from svgrft.core.svgsafe import validate_svg
+
+    ex = extract_svg(f"Here:\n```svg\n{svg}\n```")
+    assert ex.svg == svg
+    safe = validate_svg(f"{svg}\ntrailing prose")
+    assert safe.svg == svg and safe.warnings == ["ignored content after the closing </svg>"]
+
+
+def test_hostile_markup_is_scanned_in_linear_time():
+    out = finishes("""
+        from svgrft.core.extract import extract_svg
+        from svgrft.core.svgsafe import validate_svg, canvas_size, SvgRejected
+        from svgrft.core.gates import check_text_heavy, check_injection
+        N = 490_000
+        H = '<svg xmlns="http://www.w3.org/2000/svg">'
+        cases = [H + "<!---->" * (N // 7) + "</svg>", H + "<!-- --!>" * (N // 9) + "</svg>",
+                 H + "<![CDATA[]]>" * (N // 12) + "</svg>", H + "<!--" * (N // 4), "<svg " * (N // 5) + ">",
+                 H + "<" * N + "</svg>", H + '<rect a="' + '"' * N + "/></svg>", H + "<rect " + "a='b' " * (N // 6) + "/>",
+                 H + "<foreignObject><style>" + "</st" * (N // 4), H + "<foreignObject><p>" + "<style>" * (N // 7),
+                 H + "<text>" + "<tspan>" * (N // 7), "<svg>" * (N // 11) + "</svg>" * (N // 11),
+                 H + "<rect x=a" + '"' * (N // 2) + ">", H + "<text>" + "data:image/svg+xml," * (N // 20) + "</text>",
+                 H + '<image href="data:image/svg+xml;base64,' + "PHN2Zz48dGV4dD5h" * (N // 17) + '"/></svg>']
+        for s in cases:
+            ex = extract_svg(s)
+            try:
+                canvas_size(validate_svg(ex.svg or s).root_attrs)
+            except SvgRejected:
+                pass
+            check_text_heavy(s, ["a red apple", "a wooden table"])
+            check_injection(s, ["a red apple", "a wooden table"], "Draw")
+            print("ok")
+    """)
+    assert out.count("ok") == 15

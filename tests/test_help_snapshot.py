@@ -15,7 +15,7 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "help.txt"
 UPDATE = os.environ.get("SVGRFT_UPDATE_SNAPSHOTS") == "1"  # read at import: the autouse fixture clears SVGRFT_*
 COMMANDS = [
     [], ["doctor"], ["secrets", "push"], ["dataset", "build"], ["dataset", "validate"], ["dataset", "upload"],
-    ["render"], ["eval"], ["runs", "list"], ["runs", "show"], ["report"], ["evaluator", "build"],
+    ["render"], ["eval"], ["runs", "list"], ["runs", "show"], ["report"], ["evaluator", "build"], ["evaluator", "stage"],
     ["evaluator", "test"], ["train"], ["jobs", "list"], ["jobs", "status"], ["jobs", "watch"], ["jobs", "cancel"],
     ["jobs", "resume"], ["compare-epochs"], ["serve"], ["deploy"], ["deployments", "list"], ["undeploy"],
 ]

@@ -301,3 +301,29 @@ def test_render_watch_is_reusable(fw):
     s = render_watch(client, "job-z", poll_interval=0, json_out=False)
     assert s["state"] == "JOB_STATE_COMPLETED" and s["id"] == "job-z"
     assert finish_watch(s) == 0
+
+
+# --- jobs table at 80 columns, a declined confirmation (folded from test_qa_cli.py) ---
+
+def test_jobs_list_keeps_the_job_id_on_one_line_at_80_columns(cli, fw, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    create_job(fw, "svgrft-qwen3-0p6b-794eff93882d")
+    create_job(fw, "svgrft-qwen3-0p6b-0123456789ab")
+    fw.run_job("svgrft-qwen3-0p6b-794eff93882d")
+    r = cli("jobs", "list")
+    assert r.exit_code == 0, r
+    assert all(len(line) <= 80 for line in r.stdout.splitlines()), r.stdout
+    assert "svgrft-qwen3-0p6b-794eff93882d" in r.stdout and "svgrft-qwen3-0p6b-0123456789ab" in r.stdout
+    assert "COMPLETED" in r.stdout
+
+
+def test_declined_confirmation_says_nothing_was_done(cli, fw, monkeypatch):
+    from svgrft.cli import _common
+
+    create_job(fw, "job-keep")
+    fw.set_job_state("job-keep", "RUNNING", epoch=0, percent=10, hold=True)
+    monkeypatch.setattr(_common, "is_interactive", lambda: True)
+    r = cli("jobs", "cancel", "job-keep", input="n\n")
+    assert r.exit_code == 1, r
+    assert "nothing was done" in r.stderr
+    assert fw.job("job-keep")["state"] == "JOB_STATE_RUNNING"

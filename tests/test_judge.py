@@ -345,3 +345,113 @@ def test_a_fireworks_hosted_judge_uses_the_fireworks_key(monkeypatch):
     assert "fw-judge-key" not in repr(j)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)  # an explicit OpenAI key still wins
     assert judge_from_settings(load_settings()).key_name == "OPENAI_API_KEY"
+
+
+# --- hostile judge replies and bodies: hang guards, giant integers, odd usage and content (folded from test_qa_core.py) ---
+
+from tests.fakes.canned import completion  # noqa: E402
+from tests.helpers import finishes  # noqa: E402
+
+THREE_REQS = ["a red apple", "a wooden table", "a green leaf"]
+
+
+def test_judge_reply_of_newlines_does_not_hang_the_parser():
+    # A judge that degenerates into newlines inside a ``` fence: the fence regex backtracked
+    # cubically (5,000 newlines took 250 s) on the scorer's event-loop thread.
+    out = finishes("""
+        from svgrft.core.judge import parse_reply, JudgeReplyError
+        for text in ("```json\\n" + "\\n" * 150_000 + "x",
+                     "```\\n" + " \\n\\t" * 50_000 + "}",
+                     "```json\\n" + "\\n" * 150_000 + "{}\\n```"):
+            try:
+                parse_reply("checklist", text, ["a", "b"])
+            except JudgeReplyError as e:
+                print("invalid:", e.reason[:40])
+    """)
+    assert out.count("invalid:") == 3
+
+
+def test_fenced_judge_reply_is_still_accepted():
+    body = {"verdicts": [{"index": i, "fulfilled": i != 2, "evidence": "seen"} for i in (1, 2, 3)]}
+    for text in (f"```json\n{json.dumps(body)}\n```", f"  ```\n{json.dumps(body)}```  ",
+                 f"```JSON \n\n{json.dumps(body, indent=2)}\n\n```"):
+        reply = parse_reply("checklist", text, THREE_REQS)
+        assert (reply.fulfilled, reply.total) == (2, 3)
+    for text in (f"```json {json.dumps(body)}```",  # no newline after the info string
+                 f"Here you go:\n```json\n{json.dumps(body)}\n```",  # prose around the fence
+                 f"```json\n{json.dumps(body)}\n```\nanything else?"):
+        with pytest.raises(JudgeReplyError):
+            parse_reply("checklist", text, THREE_REQS)
+
+
+@pytest.mark.parametrize("mode,text", [
+    ("count", '{"reasoning": "x", "number_of_fulfilled_requirements": ' + "1" * 5000 + "}"),
+    ("checklist", '{"verdicts": [{"index": ' + "9" * 4400 + ', "fulfilled": true, "evidence": ""}]}'),
+], ids=["count", "checklist"])
+def test_judge_reply_with_a_giant_integer_literal_is_an_invalid_reply(mode, text):
+    # json.loads raises a plain ValueError (not JSONDecodeError) past Python's 4300-digit limit:
+    # it escaped the parser, and the client filed the sample as an infrastructure error.
+    with pytest.raises(JudgeReplyError, match="not JSON"):
+        parse_reply(mode, text, THREE_REQS)
+
+
+GOOD_VERDICTS = {"verdicts": [{"index": i, "fulfilled": i < 3, "evidence": "seen"} for i in (1, 2, 3)]}
+
+
+def _judge(canned):
+    import asyncio
+
+    from svgrft.clients.judge import JudgeClient
+
+    async def run():
+        j = JudgeClient(model="m", api_key="sk-test-canned-0123456789", base_url=canned.url, max_retries=1,
+                        backoff_base=0.01, timeout=10)
+        try:
+            return await j.judge(b"\x89PNG\r\n\x1a\n", THREE_REQS, "")
+        finally:
+            await j.aclose()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": "NaN-ish", "completion_tokens": 7},
+                                   {"prompt_tokens": -50, "completion_tokens": 7},
+                                   {"prompt_tokens": 1e300, "completion_tokens": 7},
+                                   {"prompt_tokens": None, "completion_tokens": 7}],
+                         ids=["string", "negative", "huge_float", "null"])
+def test_garbage_usage_counts_do_not_cost_a_valid_verdict(canned, usage):
+    # int(usage.prompt_tokens) raised on NaN/strings: the verdict was dropped as an infrastructure error.
+    canned.answer(completion(json.dumps(GOOD_VERDICTS), usage))
+    out = _judge(canned)
+    assert out.ok and (out.reply.fulfilled, out.reply.total) == (2, 3), out.reason
+    assert out.usage == {"prompt_tokens": 0, "completion_tokens": 7}
+
+
+def test_nan_usage_from_a_raw_body(canned):
+    body = json.dumps(completion(json.dumps(GOOD_VERDICTS), {"prompt_tokens": 1, "completion_tokens": 2}))
+    canned.answer(body.replace('"prompt_tokens": 1', '"prompt_tokens": NaN').encode())
+    out = _judge(canned)
+    assert out.ok and out.usage == {"prompt_tokens": 0, "completion_tokens": 2}, out.reason
+
+
+@pytest.mark.parametrize("content", [GOOD_VERDICTS, [{"type": "text", "text": json.dumps(GOOD_VERDICTS)}]],
+                         ids=["object", "content_parts"])
+def test_structured_content_shapes_are_read(canned, content):
+    # a dict content crashed with "unhashable type: 'slice'" (an infra error); content parts were not JSON
+    canned.answer(completion(content))
+    out = _judge(canned)
+    assert out.ok and out.reply.fulfilled == 2, out.reason
+
+
+@pytest.mark.parametrize("body,ctype", [
+    ({"choices": "nope"}, "application/json"),
+    ({"choices": [1]}, "application/json"),
+    (b"[" * 100_000, "application/json"),
+    (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+], ids=["choices_string", "choices_ints", "deep_json", "html_200"])
+def test_a_body_that_is_not_a_completion_is_retried_then_malformed(canned, body, ctype):
+    # these raised AttributeError/RecursionError inside the client: kind "error", never retried
+    canned.answer(body, ctype)
+    out = _judge(canned)
+    assert not out.ok and out.error_kind == "malformed" and out.calls == 2 and canned.hits == 2, out.reason
+    assert "sk-test-canned" not in out.reason

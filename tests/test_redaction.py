@@ -103,3 +103,15 @@ def test_printed_urls_lose_their_credentials():
     finally:
         sys.stdout = old
     assert _leaks(buf.getvalue()) == [] and "proxy.example.com" in buf.getvalue()
+
+
+# --- mask and redact (folded from test_foundation.py) ---
+
+def test_mask_and_redact():
+    from svgrft import secrets
+
+    key = "fw-supersecretvalue-98765"
+    assert key not in secrets.mask(key) and secrets.mask(key).endswith("8765")
+    secrets.register(key)
+    assert key not in secrets.redact(f"header Authorization: Bearer {key} and {key}")
+    assert key not in secrets.redact("Bearer abcdefghijklmnopqrstuvwxyz")  # unknown bearer tokens masked too

@@ -658,3 +658,133 @@ def test_extract_then_validate_keeps_hostile_prologue_out():
     ex = extract_svg(text)
     safe = validate_svg(ex.svg)
     assert "DOCTYPE" not in safe.svg and safe.parser == "tolerant"
+
+
+# --- hostile lengths; the validator sees what Chromium's HTML parser builds (folded from test_qa_core/test_qa_render) ---
+
+from svgrft.core.render import _page_html  # noqa: E402
+from tests.helpers import finishes  # noqa: E402
+
+
+def test_hostile_width_attribute_does_not_hang_canvas_sizing():
+    # width="111…1!" (400 KB): the length regex backtracked quadratically (hours) inside
+    # Renderer.render, on the event loop, before any browser timeout could fire.
+    out = finishes("""
+        from svgrft.core.svgsafe import validate_svg, canvas_size
+        for w in ("1" * 400_000 + "!", "1" + " " * 400_000 + "!", "1" * 200_000 + "e" + "1" * 190_000 + "!"):
+            safe = validate_svg('<svg xmlns="http://www.w3.org/2000/svg" width="' + w + '" height="70"/>')
+            print(canvas_size(safe.root_attrs)[:2])
+    """)
+    assert out.split("\n")[:3] == ["(512, 70)"] * 3  # garbage width: the default, like before
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("100", 100.0), (" 100 px ", 100.0), ("1.5in", 144.0), ("1.e3", 1000.0), ("+3mm", 96 * 3 / 25.4),
+    ("10%", None), ("-5", None), ("0", None), ("1e999", None), ("12em", None), ("1 00", None), ("", None),
+])
+def test_parse_length_semantics_unchanged(value, expected):
+    from svgrft.core.svgsafe import parse_length
+
+    assert parse_length(value) == pytest.approx(expected) if expected else parse_length(value) is None
+
+
+U = "http://127.0.0.1:9/x.png"  # never fetched (requests are aborted); only its presence is checked
+SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
+XH = 'xmlns="http://www.w3.org/1999/xhtml"'
+IMG = f'<image href="{U}" width="50" height="50"/>'
+HIMG = f'<img src="{U}" width="50" height="50"/>'
+
+
+DIFFERENTIALS = {
+    # "<!-->" and "<!--->" are complete comments to HTML; XML (and the old scanner) read on to the next "-->"
+    "empty_comment": f'<svg {SVG_NS} width="100" height="100"><!-->{IMG}<g><g><rect width="5" height="5"/></g></g>--></svg>',
+    "empty_comment_dash": f'<svg {SVG_NS} width="100" height="100"><!--->{IMG}--></svg>',
+    # "--!>" ends a comment in HTML
+    "bang_comment": f'<svg {SVG_NS} width="100" height="100"><!-- --!>{IMG}<!-- --></svg>',
+    # a quote inside an unquoted value (or an attribute name) does not start a quoted value in HTML
+    "unquoted_value_quote": f'<svg {SVG_NS} width="100" height="100"><rect x=a"b/>{IMG}<rect y="z"/></svg>',
+    "attribute_name_quote": f'<svg {SVG_NS} width="100" height="100"><rect "a=\'b/>{IMG}<rect y=\'z\'/></svg>',
+    # CDATA inside HTML content (foreignObject) is a bogus comment that ends at the first ">"
+    "cdata_in_html": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100"><div {XH}>'
+                     f'<![CDATA[>{HIMG}]]></div></foreignObject></svg>',
+    # <style>/<title> in HTML content are raw text: a fake tag inside them swallowed the real <img> after them
+    "style_raw_text": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100"><div {XH}>'
+                      f'<style><b a="</style>{HIMG}<i b="</style></div></foreignObject></svg>',
+    "title_raw_text": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100"><div {XH}>'
+                      f'<title><b a="</title>{HIMG}<i b="</title></div></foreignObject></svg>',
+    # an HTML tag in SVG content breaks out to HTML content, where <style> is raw text
+    "breakout_then_style": f'<svg {SVG_NS} width="100" height="100"><p></p><style><b a="</style>{IMG}<i b="</style></svg>',
+    # "/>" after an unquoted value is not self-closing; "<div/>" in HTML content is not self-closing either
+    "unquoted_slash_nesting": f'<svg {SVG_NS} width="100" height="100">' + "<g x=a/>" * 30 + "<rect/></svg>",
+    "html_self_closing_nesting": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100">'
+                                 + f"<div {XH}/>" * 30 + "</foreignObject></svg>",
+    # <img> (and <image>, which HTML turns into <img>) in foreignObject draw broken-image icons too
+    "img_in_foreign_object": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100">'
+                             f'<img {XH} src="{U}" width="50" height="50"/><image {XH} src="{U}"/></foreignObject></svg>',
+}
+
+
+_DOM_JS = """() => {
+  const root = document.getElementById('svgrft-canvas');
+  let n = 0, depth = 0; const ext = [];
+  const walk = (el, d) => { for (const c of el.children) { n++; depth = Math.max(depth, d);
+      const name = c.localName.toLowerCase();
+      if (['image', 'feimage', 'img'].includes(name)) for (const a of ['href', 'xlink:href', 'src', 'srcset']) {
+        const v = c.getAttribute(a); if (v && !v.trim().toLowerCase().startsWith('data:')) ext.push(name + ' ' + a); }
+      walk(c, d + 1); } };
+  walk(root, 1);
+  return {n, depth, ext};
+}"""
+
+
+@pytest.fixture(scope="module")
+def dom_of():
+    """``dom_of(list of page HTML)`` → what Chromium built for each (JS and network off, like the renderer)."""
+
+    async def run(pages):
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=find_chromium(), args=["--no-sandbox"])
+            try:
+                ctx = await browser.new_context(java_script_enabled=False, offline=True)
+                await ctx.route("**/*", lambda route: route.abort())
+                page = await ctx.new_page()
+                out = []
+                for html in pages:
+                    await page.set_content(html, timeout=10_000)
+                    out.append(await page.evaluate(_DOM_JS))
+                return out
+            finally:
+                await browser.close()
+
+    return lambda pages: asyncio.run(run(pages))
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_validator_sees_every_element_and_href_that_chromium_builds(dom_of):
+    safes = {name: validate_svg(svg) for name, svg in DIFFERENTIALS.items()}
+    doms = dom_of([_page_html(s.svg, 100, 100) for s in safes.values()])
+    problems = []
+    for (name, safe), dom in zip(safes.items(), doms):
+        if dom["ext"]:
+            problems.append(f"{name}: external href left for Chromium: {dom['ext']}")
+        if safe.elements < dom["n"]:
+            problems.append(f"{name}: validator counted {safe.elements} elements, Chromium built {dom['n']}")
+        if safe.depth + 1 < dom["depth"]:  # the DOM walk counts the root <svg> as level 1 as well
+            problems.append(f"{name}: validator depth {safe.depth}, Chromium depth {dom['depth']}")
+    assert problems == []
+    assert doms[0]["n"] == 5  # the differential is real: Chromium did build the elements behind "<!-->"
+
+
+@pytest.mark.parametrize("svg,kind", [
+    # caps were enforced on the XML reading alone when the SVG was well-formed XML
+    (f'<svg {SVG_NS}><!-->' + "<g/>" * 25_000 + "--></svg>", "too_large"),
+    (f'<svg {SVG_NS}><!-->' + "<g>" * 100 + "</g>" * 100 + "--></svg>", "invalid"),
+    (f'<svg {SVG_NS}><foreignObject>' + f"<div {XH}/>" * 100 + "</foreignObject></svg>", "invalid"),
+], ids=["count_behind_empty_comment", "depth_behind_empty_comment", "depth_of_html_self_closing"])
+def test_caps_apply_to_what_the_html_parser_builds(svg, kind):
+    with pytest.raises(SvgRejected) as e:
+        validate_svg(svg)
+    assert e.value.kind == kind

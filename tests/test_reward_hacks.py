@@ -138,7 +138,7 @@ def gullible(oai):
 
 
 def _score(renderer, svg, reqs=FARM, prompt=PROMPT, **overrides):
-    from svgrft.core.scoring import scorer_from_settings
+    from svgrft.workflow.evaluate import scorer_from_settings
 
     async def go():
         settings = load_settings().with_overrides({"judge.backoff_base": 0.01, **overrides})
@@ -261,7 +261,7 @@ def test_a_judge_drawing_asked_for_is_not_an_injection_however_it_is_spelled():
 
 
 def test_gates_stay_linear_on_a_one_megabyte_text_heavy_svg():
-    from tests.test_qa_core import finishes
+    from tests.helpers import finishes
 
     out = finishes("""
         from svgrft.core.gates import check_text_heavy, check_injection
@@ -329,7 +329,7 @@ def test_gate_counts_list_every_gate_and_tell_stopped_from_penalised():
     from types import SimpleNamespace as S
 
     from svgrft.core.report import run_report_html
-    from svgrft.workflow.evaluate import gate_counts
+    from svgrft.workflow.run_summary import gate_counts
 
     samples = [S(gate="text_heavy", judge_calls=1, judge_cached=False), S(gate="text_heavy", judge_calls=0,
                judge_cached=True), S(gate="text_heavy", judge_calls=0, judge_cached=False),

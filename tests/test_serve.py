@@ -475,7 +475,7 @@ def test_background_mode_answers_then_reports(fw, serve):
 # ------------------------------------------------------------------------------------------ pure helpers
 
 def test_build_completion_kwargs_filters_params_and_messages():
-    from svgrft.server.policy import RequestInvalid, build_completion_kwargs
+    from svgrft.clients.policy import RequestInvalid, build_completion_kwargs
 
     kw = build_completion_kwargs(
         {"model": "fireworks_ai/accounts/a/models/m", "temperature": 0.5, "max_tokens": 10, "top_k": 5,
@@ -492,7 +492,7 @@ def test_build_completion_kwargs_filters_params_and_messages():
 
 
 def test_gateway_base_and_tracing_url():
-    from svgrft.server.policy import gateway_base, is_tracing_url
+    from svgrft.server.init_request import gateway_base, is_tracing_url
 
     url = "https://tracing.fireworks.ai/rollout_id/r/invocation_id/i/experiment_id/e/run_id/u/row_id/w"
     assert gateway_base(url) == "https://tracing.fireworks.ai" and is_tracing_url(url)
@@ -502,7 +502,7 @@ def test_gateway_base_and_tracing_url():
 
 
 def test_scrub_masks_keys_and_bearer_tokens():
-    from svgrft.server.policy import scrub
+    from svgrft.server.outcomes import scrub
 
     key = "fw-abcdefghijklmnopqrstuvwxyz"
     out = scrub(f"Incorrect API key {key}; header Bearer sometoken12345", key)
@@ -543,7 +543,8 @@ def test_cli_refuses_open_relay_and_bad_hosts(cli, monkeypatch):
 
 
 def test_app_factory_for_workers_reads_options_from_env(fw, monkeypatch):
-    from svgrft.server.app import OPTIONS_ENV, ServeOptions, app_from_env
+    from svgrft.server.app import ServeOptions, app_from_env
+    from svgrft.server.options import OPTIONS_ENV
 
     opts = ServeOptions(token="t" * 20, allow_model_hosts=("example.org",), max_concurrent=7, rate_limit=0)
     monkeypatch.setenv(OPTIONS_ENV, json.dumps(opts.public()))
@@ -552,3 +553,206 @@ def test_app_factory_for_workers_reads_options_from_env(fw, monkeypatch):
     got = app.state.options
     assert got.max_concurrent == 7 and got.allow_model_hosts == ("example.org",) and got.token == "z" * 24
     assert "token" not in opts.public() and opts.public()["auth"] == "token"
+
+
+# --- start-up errors, hostile bodies and keys, odd or endless upstreams (folded from test_qa_cli/test_qa_core) ---
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from tests.fakes.canned import completion  # noqa: E402
+from tests.helpers import one_error  # noqa: E402
+
+
+def test_serve_on_a_busy_port_is_one_error(cli):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = cli("serve", "--port", port)
+    line = one_error(r)
+    assert f"port {port} on 127.0.0.1 is already in use" in line
+    assert "svgrft serve on" not in r.stderr          # nothing claimed to be serving
+
+
+def test_serve_bad_port_in_config_or_flag(cli, tmp_path):
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text("[serve]\nport = 70000\n", encoding="utf-8")
+    assert "invalid port 70000" in one_error(cli("serve", "--config", cfg))
+    one_error(cli("serve", "--port", "99999"), code=2)
+
+
+def test_serve_starts_without_a_pydantic_deprecation_warning(tmp_path):
+    import signal
+
+    import httpx
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREWORKS_", "OPENAI_", "SVGRFT_"))}
+    env["SVGRFT_HOME"] = str(tmp_path / "home")
+    p = subprocess.Popen([sys.executable, "-m", "svgrft", "serve", "--port", str(port)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        for _ in range(600):
+            if p.poll() is not None:
+                break
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            import time
+
+            time.sleep(0.1)
+        assert p.poll() is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert "ready" in err
+    assert "Deprecat" not in err and "Traceback" not in err, err[-2000:]
+
+
+def _post(st, **kw):
+    import httpx
+
+    return httpx.post(st.url + "/init", timeout=60, **kw)
+
+
+def test_deeply_nested_or_non_finite_json_is_400_not_a_retried_500(fw, serve):
+    # A 500 tells eval-protocol to retry the same hopeless body; json.loads' RecursionError was a 500.
+    st = serve()
+    deep_list = b"[" * 100_000 + b"]" * 100_000
+    deep_obj = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+    body = init_body(fw)
+    body["completion_params"]["extra_body"] = {"x": json.loads("[" * 500 + "]" * 500)}  # loads, but too deep
+    nan = init_body(fw)
+    nan["completion_params"]["temperature"] = float("nan")  # json.dumps writes NaN; the policy call broke (502)
+    inf = init_body(fw)
+    inf["completion_params"]["top_p"] = float("inf")
+    for content in (deep_list, deep_obj, json.dumps(body).encode(), json.dumps(nan).encode(),
+                    json.dumps(inf).encode()):
+        r = _post(st, content=content, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["kind"] == "bad_request"
+    assert chat_calls(fw) == []
+    ok = init_body(fw)  # a normal request still works, including a moderately nested tools schema
+    ok["completion_params"]["extra_body"] = {"x": json.loads("[" * 40 + "]" * 40)}
+    assert _post(st, json=ok).status_code == 200
+
+
+@pytest.mark.parametrize("key", ["fw-key\r\nX-Injected: 1", "fw-ключ-0123456789", "fw key with spaces",
+                                 "k" * 5000, "fw-key\x00nul"], ids=["crlf", "non_ascii", "spaces", "huge", "nul"])
+def test_malformed_api_key_is_400_without_outbound_call_or_echo(fw, serve, caplog, key):
+    # Such keys failed inside the HTTP client as 502 "unreachable"/"malformed" (retried by
+    # eval-protocol) after a policy attempt, and the gateway report was attempted with them too.
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    st = serve()
+    r = _post(st, json=init_body(fw, api_key=key))
+    assert r.status_code == 400, r.text
+    assert r.json()["kind"] == "bad_api_key"
+    assert fw.requests == []  # neither the policy nor the gateway was called
+    fragment = key.strip()[:12]
+    assert fragment not in r.text
+    assert all(fragment not in rec.getMessage() for rec in caplog.records)
+
+
+@pytest.mark.parametrize("rid", ["r\u2028forged", "r\x85forged", "r\u202eevil", "r\u00e9"],
+                         ids=["u2028", "nel", "rtl_override", "latin1"])
+def test_non_ascii_ids_are_400(fw, serve, caplog, rid):
+    # U+2028 / NEL passed the old check (ord >= 0x21) and were written into log lines.
+    import logging
+
+    caplog.set_level(logging.INFO, logger="svgrft")
+    st = serve()
+    r = _post(st, json=init_body(fw, rollout_id=rid))
+    assert r.status_code == 400 and "rollout_id" in r.json()["error"], r.text
+    assert r.json()["rollout_id"] is None
+    assert chat_calls(fw) == []
+    assert all(rid not in rec.getMessage() for rec in caplog.records)
+
+
+def test_rollout_server_handles_odd_policy_bodies(fw, serve, canned):
+    # choices that are not a list were an AttributeError → 500 "internal" (a server bug to Eval Protocol);
+    # NaN usage went into the gateway log's JSON as-is.
+    port = canned.url.split(":")[2].split("/")[0]
+    st = serve(allow_model_hosts=[f"127.0.0.1:{port}"])
+
+    body = init_body(fw)
+    body["model_base_url"] = canned.url  # a direct (non-gateway) endpoint: the status goes to the default gateway
+    canned.answer({"choices": "nope"})
+    r = _post(st, json=body)
+    assert r.status_code == 502 and r.json()["kind"] == "upstream_malformed", r.text
+
+    body = init_body(fw)
+    body["model_base_url"] = canned.url
+    raw = json.dumps(completion("```svg\n<svg/>\n```", {"prompt_tokens": 1, "completion_tokens": 2}))
+    canned.answer(raw.replace('"prompt_tokens": 1', '"prompt_tokens": NaN').encode())
+    r = _post(st, json=body)
+    assert r.status_code == 200 and r.json()["svg_found"] is True, r.text
+    logs = gateway_logs(fw, body["metadata"]["rollout_id"])
+    assert logs and logs[-1]["extras"]["usage"] == {"prompt_tokens": 0, "completion_tokens": 2, "total_tokens": 0}
+
+
+@pytest.mark.parametrize("retry_after,expected", [("inf", "3600"), ("1e308", "3600"), ("nan", "1"), ("7", "7")])
+def test_upstream_retry_after_is_clamped(fw, serve, canned, retry_after, expected):
+    # Retry-After: inf raised OverflowError inside the error mapping: a 500 "internal" instead of a 429
+    port = canned.url.split(":")[2].split("/")[0]
+    st = serve(allow_model_hosts=[f"127.0.0.1:{port}"], policy_retries=0)
+    canned.answer({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": retry_after})
+    body = init_body(fw)
+    body["model_base_url"] = canned.url
+    r = _post(st, json=body)
+    assert r.status_code == 429 and r.json()["kind"] == "rate_limited", r.text
+    assert r.headers["retry-after"] == expected
+
+
+def test_rollout_server_bounds_a_policy_that_streams_forever(fw, serve, trickle, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    port = trickle.url.split(":")[2].split("/")[0]
+    st = serve(allow_model_hosts=[f"127.0.0.1:{port}"], rollout_timeout=0.5, policy_retries=0)
+    key = "fw-streams-forever-key-0123456789"
+    body = init_body(fw, api_key=key)
+    body["model_base_url"] = trickle.url
+    r = _post(st, json=body)  # httpx's own 60 s timeout is the hang guard here
+    assert r.status_code == 408 and r.json()["kind"] == "timeout", r.text
+    assert trickle.hits == 1
+    assert key not in r.text and all(key not in rec.getMessage() for rec in caplog.records)
+    assert gateway_logs(fw, body["metadata"]["rollout_id"]) == []  # the fake gateway does not know this key
+
+
+def test_status_report_to_a_trickling_gateway_is_bounded(trickle):
+    """eval-protocol's log handler only has a per-read timeout: the reporter's own deadline must end the wait."""
+    import asyncio
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from svgrft.server.status_report import GatewayReporter
+
+    reporter = GatewayReporter(threads=2, deadline=0.5)
+
+    async def go():
+        return await asyncio.wait_for(
+            reporter.report(gateway=trickle.url, api_key="fw-test-trickle-0123456789", rollout_id="r-1",
+                            code=100, message="Rollout r-1 finished"),
+            timeout=60)  # a hang detector, not a timing assertion
+
+    try:
+        ok = asyncio.run(go())
+    except asyncio.TimeoutError:
+        pytest.fail("the status report waited for a trickling gateway forever")
+    finally:
+        trickle.stop_event.set()
+        reporter.close()
+    assert ok is False
+    assert reporter.timed_out == 1 and reporter.failed == 1
+    assert trickle.hits == 1

@@ -48,7 +48,7 @@ def test_status_report_does_not_follow_redirects(fw, status):
     import os
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from svgrft.server.tracing import GatewayReporter
+    from svgrft.server.status_report import GatewayReporter
 
     redirector = Redirector(fw.localhost_url, status)  # "elsewhere": the fake gateway on another port
     reporter = GatewayReporter(threads=2, deadline=30)

@@ -219,3 +219,25 @@ def test_concurrency_cap_is_429_with_retry_after(fw, serve):
     assert chat_calls(fw, body["metadata"]["rollout_id"]) == []
     # the slot is free again
     assert httpx.post(st.url + "/init", json=init_body(fw), timeout=60).status_code == 200
+
+
+# --- the allow-list compares only plain hosts (folded from test_qa_core.py) ---
+
+@pytest.mark.parametrize("url", [
+    "https://evil.com\\.fireworks.ai/v1",      # "\\" is a path separator to WHATWG parsers; yarl refuses it (502)
+    "https://evil.com%2f.fireworks.ai/v1",     # percent-escapes in a host
+    "https://evil.com;.fireworks.ai/v1",
+    "https://evil.com\uff0e.fireworks.ai/v1",  # fullwidth dot: IDNA maps it to "."
+    "https://evil\u3002x.fireworks.ai/v1",     # ideographic full stop
+    "https://\uff54racing.fireworks.ai/v1",    # fullwidth letter
+    "https://a..fireworks.ai/v1",              # empty label
+])
+def test_allow_list_compares_only_plain_hosts(url):
+    from svgrft.server.guard import HostAllowList
+
+    allow = HostAllowList(["tracing.fireworks.ai", "*.fireworks.ai"])
+    assert allow.check(url) is not None
+    for ok in ("https://tracing.fireworks.ai/v1", "https://TRACING.fireworks.ai./v1", "https://a-b.c_d.fireworks.ai",
+               "https://xn--e1afmkfd.fireworks.ai/v1"):
+        assert allow.check(ok) is None, ok
+    assert HostAllowList(["127.0.0.1", "::1"]).check("http://[0:0::1]:9/v1") is None  # a bare IPv6 rule works

@@ -27,7 +27,11 @@ def sample(row, idx, score=0.5, **kw):
 def test_location_follows_svgrft_home(tmp_path):
     assert default_db_path() == tmp_path / "svgrft-home" / "svgrft.db"
     with Store() as s:
-        assert s.path == default_db_path() and s.path.exists()
+        assert s.path == default_db_path()
+        assert s.list_runs() == [] and s.cache_get("k") is None and s.cache_stats() == {"entries": 0, "hits": 0}
+        assert not (tmp_path / "svgrft-home").exists()          # reading creates nothing
+        s.create_run(model="m", run_id="r1")
+        assert s.path.exists()                                   # the first write does
         mode = s._conn.execute("PRAGMA journal_mode").fetchone()[0]
         assert mode.lower() == "wal"
 
@@ -150,7 +154,7 @@ def test_unwritable_home_is_a_typed_error(tmp_path, monkeypatch):
     blocker.write_text("x")
     monkeypatch.setenv("SVGRFT_HOME", str(blocker / "sub"))
     with pytest.raises(StoreError) as ei:
-        Store()
+        Store().create_run(model="m")
     assert "SVGRFT_HOME" in ei.value.hint
 
 

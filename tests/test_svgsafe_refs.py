@@ -104,3 +104,40 @@ def test_embedded_images_nest_only_so_deep():
 def test_ordinary_reuse_still_passes(svg):
     safe = validate_svg(svg)
     assert safe.expanded >= safe.elements
+
+
+# --- <use> billion laughs are refused before the browser; ordinary and cyclic <use> render (folded from test_qa_render.py) ---
+
+SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
+
+
+def _use_laughs(fan: int, levels: int) -> str:
+    return (f'<svg {SVG_NS} width="100" height="100"><defs><g id="l0"><rect width="1" height="1"/></g>'
+            + "".join(f'<g id="l{i}">' + f'<use href="#l{i - 1}" x="{i}"/>' * fan + "</g>" for i in range(1, levels + 1))
+            + f'</defs><use href="#l{levels}"/></svg>')
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("svg", [
+    _use_laughs(10, 9),  # 10^9 instances from 1 KB: the browser spent its whole timeout on it
+    _use_laughs(400, 2),
+    f'<svg {SVG_NS}><g id="u0"><rect/></g>' + "".join(f'<g id="u{i}"><use href="#u{i - 1}"/><use xlink:href="#u{i - 1}" '
+                                                  'x="1"/></g>' for i in range(1, 40)) + '<use href="#u39"/></svg>',
+    f'<svg {SVG_NS}><rect id="u0" width="5" height="5"/>'  # a chain: quadratic
+    + "".join(f'<use id="u{i}" href="#u{i - 1}"/>' for i in range(1, 9000)) + "</svg>",
+], ids=["fan10_depth9", "fan400_depth2", "binary_depth39", "chain_9000"])
+def test_use_billion_laughs_is_rejected_before_the_browser(renderer, svg):
+    res = renderer.render(svg)
+    assert (res.ok, res.error_kind) == (False, "too_large") and "<use>" in res.reason
+    assert "render" not in res.timings  # never reached Chromium
+
+
+@pytest.mark.browser
+def test_ordinary_and_cyclic_use_still_render(renderer):
+    symbols = _use_laughs(10, 3)  # 10^3 instances: a normal amount of reuse
+    cyclic = (f'<svg {SVG_NS} width="40" height="40"><rect width="40" height="40" fill="#0c0"/><use id="a" href="#a"/>'
+              '<g id="b"><use href="#b"/></g><use id="c" href="#d"/><use id="d" href="#c"/></svg>')
+    for svg in (symbols, cyclic):
+        res = renderer.render(svg)
+        assert res.ok, res.reason

@@ -49,8 +49,10 @@ state = State()
 
 
 def _console(stderr: bool) -> Console:
-    # Rich's own NO_COLOR support drops colours but keeps bold/italic codes; color_system=None drops all styling
-    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr,
+    # Rich's own NO_COLOR support drops colours but keeps bold/italic codes; color_system=None drops all styling.
+    # soft_wrap: a printed line is never broken at the console width (80 columns when piped), on stdout (data)
+    # nor on stderr (progress: paths, URLs and ids must survive copy and paste and grep); tables still fit.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True,
                    color_system=None if no_color() else "auto")
 
 

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 app = typer.Typer(no_args_is_help=True, help="Build, validate and upload SVGBench datasets.")
 
@@ -78,7 +79,7 @@ def build(
     for path, rs in outputs:
         write_rows(rs, path)
         files.append({"path": str(path), "rows": len(rs), "sha256": content_hash(path)})
-        c.info(f"wrote {path} ({len(rs)} rows)")
+        c.info(f"wrote {path} ({plural(len(rs), 'row')})")
     result = {"source": str(src), "files": files,
               "split": None if fraction is None else {"eval_fraction": fraction, "seed": seed}}
     if json_out:
@@ -86,7 +87,7 @@ def build(
         return
     from rich.table import Table
 
-    t = Table(title=f"dataset build ({len(rows)} questions from {_e(Path(src).name)})")
+    t = Table(title=f"dataset build ({plural(len(rows), 'question')} from {_e(Path(src).name)})")
     for col in ("file", "rows", "sha256"):
         t.add_column(col)
     for f in files:
@@ -124,11 +125,11 @@ def validate(
         for ln, msg in report.warnings[:max_errors]:
             c.warn(f"{path}:{ln}: {msg}")
     if not report.ok:
-        raise DatasetError(f"{report.error_count} problem{'s' if report.error_count != 1 else ''} in {path} "
-                           f"({report.rows} valid rows of {report.lines} lines)",
+        raise DatasetError(f"{plural(report.error_count, 'problem')} in {path} "
+                           f"({report.rows} valid of {plural(report.lines, 'line')})",
                            hint="fix the lines listed above (rebuild SVGBench files with `svgrft dataset build`)")
     if not json_out:
-        c.out(f"{path}: OK, {report.rows} rows, {report.size_bytes} bytes")
+        c.out(f"{path}: OK, {plural(report.rows, 'row')}, {plural(report.size_bytes, 'byte')}")
 
 
 @app.command("upload")
@@ -158,7 +159,7 @@ def upload(
     if not report.ok:
         for line in report.format_errors(10):
             c.err_console().print(_e(line), soft_wrap=True)
-        raise DatasetError(f"{path} is not a valid dataset ({report.error_count} problems); nothing was uploaded",
+        raise DatasetError(f"{path} is not a valid dataset ({plural(report.error_count, 'problem')}); nothing was uploaded",
                            hint=f"run `svgrft dataset validate {path}` and fix the lines it lists")
     client = make_client(s)
     result = ensure_dataset(client, path, ds_id, timeout=timeout, poll_interval=poll_interval,
@@ -167,5 +168,5 @@ def upload(
         c.emit_json(result.to_json())
         return
     c.info(("created" if result.created else "reused") + f" dataset {result.dataset_id} "
-           f"({result.example_count} rows)")
+           f"({plural(result.example_count, 'row')})")
     c.out(result.name)

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural, plural_word
 
 deployments_app = typer.Typer(no_args_is_help=True, help="List on-demand deployments (and svgrft's TTLs).")
 
@@ -35,7 +36,7 @@ class StateDisplay:
     def __call__(self, d: dict) -> None:
         st = str(d.get("state") or "?")
         replicas = d.get("replicaCount")
-        line = f"{self.what}: {st}" + (f", {replicas} replica(s)" if replicas is not None else "")
+        line = f"{self.what}: {st}" + (f", {plural(replicas, 'replica')}" if replicas is not None else "")
         if self.status is not None:
             self.status.update(_e(line))
         elif line != self.last:
@@ -194,7 +195,7 @@ def list_cmd(json_out: bool = c.JSON_OPT) -> None:
                       _e(serves), exp)
         c.print_table(t)
     if expired:
-        c.warn(f"{len(expired)} deployment(s) past their svgrft TTL ({', '.join(d['id'] for d in expired)}): "
+        c.warn(f"{plural(len(expired), 'deployment')} past their svgrft TTL ({', '.join(d['id'] for d in expired)}): "
                f"delete them with `svgrft undeploy --expired`")
 
 
@@ -228,7 +229,7 @@ def undeploy_cmd(
         raise c.SvgrftError(f"nothing is deployed for {ref!r}", hint="see `svgrft deployments list`")
     foreign = [d["id"] for d in items if not d["svgrft"] and not d.get("unload")]
     if foreign:
-        c.confirm(f"delete deployment(s) svgrft did not create: {', '.join(foreign)}", yes)
+        c.confirm(f"delete {plural_word(len(foreign), 'deployment')} svgrft did not create: {', '.join(foreign)}", yes)
     done, failed = wf.undeploy(fw, items, progress=c.info)
     if json_out:
         c.emit_json({"deleted": done, "failed": [{"name": n, "error": m} for n, m in failed]})
@@ -237,6 +238,6 @@ def undeploy_cmd(
             c.out(name)
     if failed:
         name, msg = failed[0]
-        raise c.SvgrftError(f"{len(failed)} of {len(items)} deployments could not be deleted: {msg}",
+        raise c.SvgrftError(f"{len(failed)} of {plural(len(items), 'deployment')} could not be deleted: {msg}",
                             hint=f"run `svgrft undeploy {name.rsplit('/', 1)[-1]}` again, or delete it in the "
                                  f"dashboard (https://app.fireworks.ai/dashboard/deployments)")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 if TYPE_CHECKING:
     from svgrft.config import Settings
@@ -126,5 +127,5 @@ def cmd(
         c.print_table(t)
     if failed:
         first = failed[0]
-        raise c.SvgrftError(f"{len(failed)} check(s) failed: {', '.join(r['check'] for r in failed)}",
+        raise c.SvgrftError(f"{plural(len(failed), 'check')} failed: {', '.join(r['check'] for r in failed)}",
                             hint=first["hint"] or "see the table above")

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural, plural_word
 
 
 @c.command
@@ -67,7 +68,7 @@ def cmd(
     def on_start(run_id: str, total: int, already: int) -> None:
         nonlocal progress, task
         state.update(run_id=run_id, total=total, done=already)
-        c.info(f"Run {run_id}: {total - already} samples to do" + (f" ({already} already done)" if already else ""))
+        c.info(f"Run {run_id}: {plural(total - already, 'sample')} to do" + (f" ({already} already done)" if already else ""))
         if show_bar and total - already > 0:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -97,7 +98,8 @@ def cmd(
             progress.stop()
         rid = state["run_id"]
         if rid:
-            c.err_console().print(f"Interrupted: {state['done']} of {state['total']} samples are saved in run {rid}.")
+            c.err_console().print(f"Interrupted: {state['done']} of {plural(state['total'], 'sample')} "
+                                  f"{plural_word(state['done'], 'is', 'are')} saved in run {rid}.")
             c.err_console().print(f"Resume with: svgrft eval --resume {rid}")
         else:
             c.err_console().print("Interrupted before the run started; nothing was saved.")
@@ -121,6 +123,6 @@ def cmd(
             reason, count = max(errors.items(), key=lambda kv: kv[1])
             why = reason + (f" (×{count})" if count > 1 else "") + (", and others" if len(errors) > 1 else "")
         # The data above is complete for what finished; the exit code tells CI that the run is not.
-        raise c.SvgrftError(f"{n_err} of {summary['counts'].get('expected', n_err)} samples failed: {why}",
+        raise c.SvgrftError(f"{n_err} of {plural(summary['counts'].get('expected', n_err), 'sample')} failed: {why}",
                             hint=f"the finished samples are saved; retry the rest with: svgrft eval --resume "
                                  f"{outcome.run_id}")

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 app = typer.Typer(no_args_is_help=True, help="Build, test and upload the Eval Protocol evaluator.")
 
@@ -89,8 +90,10 @@ def build(
 @c.command
 def stage_cmd(
     directory: str = typer.Argument(..., metavar="DIR",
-                                    help="New or empty folder to write the evaluator into (an earlier staged "
-                                         "evaluator there is replaced)."),
+                                    help="New folder (inside an existing one) or empty folder to write the "
+                                         "evaluator into; a folder holding anything else is refused."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an earlier staged evaluator in DIR (nothing else is ever deleted)."),
     rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
     rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
     config: Optional[str] = CONFIG_OPT,
@@ -100,14 +103,14 @@ def stage_cmd(
     from svgrft.workflow import evaluator as evw
 
     s = c.settings(config=config)
-    staged = evw.stage(s, directory)
+    staged = evw.stage(s, directory, overwrite=overwrite)
     info = {"path": str(staged.path), "files": staged.files, "content_hash": staged.content_hash,
             "evaluator_id": evw.evaluator_id_for(s, staged), "entry_point": staged.config["entry_point"],
             "rollout_mode": staged.mode}
     if json_out:
         c.emit_json(info)
         return
-    c.info(f"staged {len(staged.files)} files, content sha256 {staged.content_hash[:16]}…")
+    c.info(f"staged {plural(len(staged.files), 'file')} in {staged.path}, content sha256 {staged.content_hash[:16]}…")
     for f in staged.files:
         c.out(f)
 
@@ -123,7 +126,9 @@ def test_cmd(
     rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
     rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
     base_model: Optional[str] = c.setting_option("train.base_model", note="Policy model of the rollouts."),
-    keep: Optional[str] = typer.Option(None, "--keep", help="Keep the staged evaluator in this directory."),
+    keep: Optional[str] = typer.Option(None, "--keep",
+                                       help="Keep the staged evaluator in this new or empty directory (an "
+                                            "evaluator kept there before is replaced)."),
     timeout: Optional[float] = c.setting_option("evaluator.timeout"),
     config: Optional[str] = CONFIG_OPT,
     json_out: bool = c.JSON_OPT,
@@ -140,7 +145,8 @@ def test_cmd(
     s = c.settings(config=config)
     evw.require_server_url(s)
     where = s.rollout.server_url if s.rollout.mode == "remote" else s.fireworks.inference_base_url
-    c.info(f"evaluator test: {s.rollout.mode} rollouts via {where}, {rows or 'all'} rows × {runs} run(s), "
+    c.info(f"evaluator test: {s.rollout.mode} rollouts via {where}, "
+           f"{plural(rows, 'row') if rows else 'all rows'} × {plural(runs, 'run')}, "
            f"judge {s.judge.model} ({s.judge.mode})")
     result = evw.run_local_test(s, rows=rows, runs=runs, dataset=s.dataset.train, timeout=s.evaluator.timeout,
                                 keep_dir=keep,

@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural, plural_word
 
 
 @c.command
@@ -117,11 +118,13 @@ def cmd(
     if rows and summary["rendered"] == 0:
         from svgrft.errors import SvgrftError
 
-        raise SvgrftError(f"none of the {len(rows)} inputs rendered",
+        raise SvgrftError("the input did not render" if len(rows) == 1 else
+                          f"none of the {plural(len(rows), 'input')} rendered",
                           hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
     failed = sum(1 for r in rows if not r["ok"])
     if failed:  # a partial failure exits 1 (as `svgrft eval` does), after the results are out
         from svgrft.errors import SvgrftError
 
-        raise SvgrftError(f"{failed} of {len(rows)} inputs did not render; {summary['rendered']} PNGs are in {out}",
+        raise SvgrftError(f"{failed} of {plural(len(rows), 'input')} did not render; "
+                          f"{plural(summary['rendered'], 'PNG')} {plural_word(summary['rendered'], 'is', 'are')} in {out}",
                           hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")

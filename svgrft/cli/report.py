@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 
 @c.command
@@ -18,7 +19,7 @@ def cmd(
 ) -> None:
     """Write a self-contained HTML report (images inline, sortable by score, verdicts and SVG source)."""
     from svgrft.core.store import Store
-    from svgrft.workflow.evaluate import write_run_report
+    from svgrft.workflow.run_summary import write_run_report
 
     with Store() as store:
         run = store.get_run(run_id)
@@ -27,5 +28,5 @@ def cmd(
     if json_out:
         c.emit_json({"run_id": run.id, "path": str(path), "samples": n, "bytes": path.stat().st_size})
         return
-    c.info(f"Wrote the report of {run.id} ({n} samples).")
+    c.info(f"Wrote the report of {run.id} ({plural(n, 'sample')}).")
     c.out(str(path))

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural, plural_word
 
 app = typer.Typer(no_args_is_help=True, help="List and show local evaluation runs.")
 
@@ -43,10 +44,10 @@ def print_summary(summary: dict[str, Any], *, title: str | None = None) -> None:
     t.add_row("judge", f"{summary.get('judge_model')} ({summary.get('judge_mode')})")
     t.add_row("status", str(summary.get("status")))
     t.add_row("mean score", f"{_f(sc['mean'])}  95% CI [{_f(sc['ci95_low'])}, {_f(sc['ci95_high'])}]  "
-                            f"(n={sc['n']} valid samples)")
+                            f"(n={sc['n']} valid {plural_word(sc['n'], 'sample')})")
     expected = n.get("expected")
     t.add_row("samples", f"{n['done']} done{f' of {expected}' if expected is not None else ''}: "
-                         f"{n['valid']} valid, {n['invalid']} invalid; {n['error']} errors")
+                         f"{n['valid']} valid, {n['invalid']} invalid; {plural(n['error'], 'error')}")
     stops = summary.get("gate_stops")
     if stops:
         t.add_row("stopped by gate", gate_stops_text(stops))
@@ -64,7 +65,7 @@ def print_summary(summary: dict[str, Any], *, title: str | None = None) -> None:
                         f"judge {tk['judge_prompt']:,} in / {tk['judge_completion']:,} out")
     inv = summary.get("invocation")
     if inv:
-        t.add_row("this run", f"{inv.get('processed', 0)} samples in {inv.get('wall_s', 0):.1f} s")
+        t.add_row("this run", f"{plural(inv.get('processed', 0), 'sample')} in {inv.get('wall_s', 0):.1f} s")
     c.print_table(t)
     worst = summary.get("worst_requirements") or []
     if worst:
@@ -127,7 +128,7 @@ def show(
 ) -> None:
     """Show a run's summary (and optionally its samples)."""
     from svgrft.core.store import Store
-    from svgrft.workflow.evaluate import summarize_run
+    from svgrft.workflow.run_summary import summarize_run
 
     with Store() as store:
         run = store.get_run(run_id)

@@ -7,6 +7,7 @@ from typing import Any, List, Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 
 def check_server(url: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -39,18 +40,6 @@ def check_server(url: str, timeout: float = 10.0) -> dict[str, Any]:
             "eval_protocol": data.get("eval_protocol"), "mode": data.get("mode"), "auth": data.get("auth"),
             "rollouts": data.get("rollouts"),
             "latency_ms": round(resp.elapsed.total_seconds() * 1000, 1)}
-
-
-def _import_eval_protocol_quietly() -> None:
-    """eval_protocol's models emit a pydantic deprecation warning at import, and its package __init__ re-enables
-    DeprecationWarnings for itself (so an earlier ``filterwarnings`` does not help): import it once, muted."""
-    import os
-    import warnings
-
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download at import
-    with warnings.catch_warnings(record=True):  # recorded (and dropped) whatever filters the import installs
-        import eval_protocol.models  # noqa: F401
-        import eval_protocol.types.remote_rollout_processor  # noqa: F401
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -135,15 +124,15 @@ def cmd(
 
     register(token)
     s = c.settings()
-    from svgrft.server.app import options_from_settings
     from svgrft.server.guard import HostAllowList, is_loopback
+    from svgrft.server.options import options_from_settings
 
     opts = options_from_settings(s, token=token, allow_server_key=allow_server_key)
     try:
         HostAllowList([*opts.default_hosts, *opts.allow_model_hosts])
     except ValueError as e:
         raise ConfigError(f"--allow-model-host: {e}", hint="pass a host name, host:port or *.domain") from None
-    bind = s["serve.host"]
+    bind = s.serve.host
     if opts.allow_server_key and not opts.token and not is_loopback(bind):
         raise ConfigError(f"--allow-server-key on {bind} without a token would let anyone spend this server's "
                           "FIREWORKS_API_KEY", hint="set SVGRFT_SERVE_TOKEN (or --token), or bind 127.0.0.1")
@@ -153,18 +142,17 @@ def cmd(
     if opts.token and len(opts.token) < 16:
         c.warn("the serve token is shorter than 16 characters; use a long random one "
                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
-    n_workers = int(s["serve.workers"])
-    check_bindable(bind, int(s["serve.port"]))
-    url = f"http://{bind}:{s['serve.port']}"
+    n_workers, port = s.serve.workers, s.serve.port
+    check_bindable(bind, port)
+    url = f"http://{bind}:{port}"
     if not opts.token and n_workers > 1:
         c.warn("/init is unauthenticated (no SVGRFT_SERVE_TOKEN / --token): anyone who can reach it can start "
                "rollouts")
     if json_out:
         c.emit_json({"url": url, "workers": n_workers, "options": opts.public()})
-    c.info(f"svgrft serve on {url} (POST /init, GET /), {n_workers} worker(s); Ctrl-C stops after in-flight rollouts")
+    c.info(f"svgrft serve on {url} (POST /init, GET /), {plural(n_workers, 'worker')}; Ctrl-C stops after in-flight rollouts")
     sys.stdout.flush()
-    _import_eval_protocol_quietly()
     from svgrft.server.runner import serve
 
-    serve(s, opts, host=bind, port=int(s["serve.port"]), workers=n_workers, access_log=access_log,
+    serve(s, opts, host=bind, port=port, workers=n_workers, access_log=access_log,
           log_level="info" if not c.state.quiet else "warning")

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from svgrft.cli import _common as c
+from svgrft.core.plural import plural
 
 
 def _e(value: Any) -> str:
@@ -79,12 +80,12 @@ def cmd(
         return
 
     tw.require_keys(plan)
-    c.confirm(f"launch RFT job {plan.job_id} on {plan.base_model} ({plan.dataset_rows} rows × n {s.train.n} × "
-              f"{s.train.epochs} epochs; this costs money)", yes)
+    c.confirm(f"launch RFT job {plan.job_id} on {plan.base_model} ({plural(plan.dataset_rows, 'row')} × n "
+              f"{s.train.n} × {plural(s.train.epochs, 'epoch')}; this costs money)", yes)
     from svgrft.clients.fireworks import make_client
     from svgrft.cli.evaluator import state_printer
 
-    _say(f"✓ validated: {plan.dataset_path} ({plan.dataset_rows} rows), {plan.mode} rollouts"
+    _say(f"✓ validated: {plan.dataset_path} ({plural(plan.dataset_rows, 'row')}), {plan.mode} rollouts"
            + (f" via {plan.server_url}" if plan.server_url else ""))
     client = make_client(s)
     from svgrft.workflow.evaluator import EvaluatorBuildError
@@ -153,7 +154,7 @@ def _dry_run(plan: Any, json_out: bool) -> None:
     if bad:
         from svgrft.errors import RenderError
 
-        raise RenderError(f"the renderer failed on {len(bad)} sample SVG(s): {bad[0]['error']}",
+        raise RenderError(f"the renderer failed on {plural(len(bad), 'sample SVG')}: {bad[0]['error']}",
                           hint="run `svgrft doctor`; check Chromium (SVGRFT_CHROMIUM / render.chromium)")
 
 

@@ -1,4 +1,13 @@
-"""Write rollout records to the tracing gateway's log endpoint, in the background (evaluator side).
+"""Write entries to the tracing gateway's log endpoint: rollout records in the background (evaluator side),
+and single status entries, each with its own key (the rollout server).
+
+Both POST one JSON entry to ``{gateway}/logs``, falling back to ``/v1/logs`` on 404 as eval-protocol's own
+log handler does (:func:`post_entry`), and never follow a redirect (issue #15: an allow-listed gateway that
+answers 307 must not make us send a key elsewhere; a 3xx is a failure).
+
+:class:`GatewayLogSender` (the rollout server's status reports): :meth:`GatewayLogSender.send` POSTs one
+entry to any gateway with the key given for it, synchronously (call it from a worker thread), over one
+pooled, thread-safe httpx client; True only for a 2xx answer; never raises for HTTP trouble.
 
 :class:`LogRecorder` is what the packaged evaluator uses to record every rollout it scores
 (:mod:`svgrft.core.records` says what a record holds and how it is tagged). Contract:
@@ -23,10 +32,50 @@ import queue
 import threading
 import time
 from typing import Any, Iterable
+from svgrft.core.plural import plural
 
-__all__ = ["LogRecorder"]
+__all__ = ["LogRecorder", "GatewayLogSender", "post_entry"]
 
 _STOP = object()
+_JSON = {"Content-Type": "application/json"}
+
+
+def post_entry(http: Any, url: str, data: bytes, *, headers: dict[str, str] | None = None,
+               path: str = "/logs") -> tuple[Any, str]:
+    """POST serialised ``data`` to ``url + path`` with ``http`` (an ``httpx.Client``); a 404 at ``/logs`` is
+    sent once more to ``/v1/logs``. Returns (the last response, the path that answered it); httpx errors
+    propagate."""
+    hdrs = {**_JSON, **(headers or {})}
+    r = http.post(url + path, content=data, headers=hdrs)
+    if r.status_code == 404 and path == "/logs":
+        path = "/v1/logs"
+        r = http.post(url + path, content=data, headers=hdrs)
+    return r, path
+
+
+class GatewayLogSender:
+    """POSTs single log entries to any gateway, each with the key meant for it (see the module)."""
+
+    def __init__(self, *, timeout: float = 5.0, max_connections: int = 64, user_agent: str = "svgrft-serve"):
+        import httpx
+
+        self._http = httpx.Client(timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent},
+                                  limits=httpx.Limits(max_connections=max(1, max_connections),
+                                                      max_keepalive_connections=max(1, max_connections)))
+
+    def send(self, gateway: str, api_key: str, entry: dict[str, Any]) -> bool:
+        """POST ``entry`` to ``gateway``'s log endpoint with ``Authorization: Bearer api_key``; True on 2xx."""
+        import httpx
+
+        try:
+            data = json.dumps(entry, allow_nan=False).encode("utf-8")
+            r, _ = post_entry(self._http, gateway.rstrip("/"), data, headers={"Authorization": f"Bearer {api_key}"})
+        except (httpx.HTTPError, ValueError, TypeError, RuntimeError):  # RuntimeError: closed while sending
+            return False
+        return 200 <= r.status_code < 300
+
+    def close(self) -> None:
+        self._http.close()
 
 
 class LogRecorder:
@@ -110,7 +159,7 @@ class LogRecorder:
 
     def summary(self) -> str:
         """One line for the evaluator's log, e.g. ``recorded 12 of 12 rollouts``."""
-        line = f"svgrft: recorded {self.sent} of {self.submitted} rollouts on {self.base_url}"
+        line = f"svgrft: recorded {self.sent} of {plural(self.submitted, 'rollout')} on {self.base_url}"
         if self.failed:
             line += " (not recorded: " + ", ".join(f"{n} {why}" for why, n in sorted(self.failed.items())) + ")"
         return line
@@ -164,21 +213,13 @@ class LogRecorder:
             if attempt:
                 time.sleep(self.backoff * attempt)
             try:
-                r = self._http.post(self._path, content=data, headers={"Content-Type": "application/json"})
+                r, self._path = post_entry(self._http, "", data, path=self._path)  # /v1/logs after a 404
             except httpx.TimeoutException:
                 why = "timeout"
                 continue
             except httpx.HTTPError as e:
                 why = f"network: {type(e).__name__}"
                 continue
-            if r.status_code == 404 and self._path == "/logs":
-                self._path = "/v1/logs"  # eval-protocol's fallback
-                why = "404"
-                try:
-                    r = self._http.post(self._path, content=data, headers={"Content-Type": "application/json"})
-                except httpx.HTTPError as e:
-                    why = f"network: {type(e).__name__}"
-                    continue
             if 200 <= r.status_code < 300:
                 return None
             why = f"HTTP {r.status_code}"

@@ -76,8 +76,8 @@ class TracingClient:
     def from_settings(cls, settings: Any, **kw: Any) -> "TracingClient":
         from svgrft.clients.fireworks import require_key
 
-        return cls(settings["fireworks.tracing_base_url"], require_key(settings),
-                   timeout=float(settings["fireworks.timeout"]), **kw)
+        return cls(settings.fireworks.tracing_base_url, require_key(settings), timeout=settings.fireworks.timeout,
+                   **kw)
 
     def close(self) -> None:
         self._http.close()

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from svgrft.core.comparison import (  # noqa: F401  (re-exported: compare_report.Comparison predates the split)
     PICKS, TIE_EPS, Comparison, PromptRow, Sample, fmt_ci, fmt_delta, fmt_score, pick_rows, short_prompt,
 )
+from svgrft.core.plural import plural
 
 __all__ = ["Sample", "PromptRow", "Comparison", "pick_rows", "index_html", "contact_sheet_html", "PICKS",
            "TIE_EPS", "reward_curve_svg", "reward_curve_html"]
@@ -115,7 +116,7 @@ def _side_html(row: PromptRow, side: str, label: str) -> str:
                        + (f" · r {fmt_score(s.reward)}" if s.reward is not None else "") + "</figcaption></figure>")
         out.append("</div>")
     if rep is not None and rep.svg:
-        out.append(f"<details><summary>SVG source ({len(rep.svg):,} chars)</summary><pre>{esc(rep.svg[:200_000])}"
+        out.append(f"<details><summary>SVG source ({plural(len(rep.svg), 'char', spec=',')})</summary><pre>{esc(rep.svg[:200_000])}"
                    f"</pre></details>")
     elif rep is not None:
         out.append(f'<div class="ev">no SVG: {esc(rep.reason)}</div>')
@@ -198,7 +199,7 @@ def index_html(cmp: Comparison) -> str:
         ("change (paired)", fmt_delta(st["delta"]["mean"], 3), _ci_line(st["delta"])),
         ("wins / ties / losses",
          f'<span class="win">{st["wins"]}</span> / <span class="tie">{st["ties"]}</span> / '
-         f'<span class="loss">{st["losses"]}</span>', f"{st['paired_prompts']} prompts with both sides"),
+         f'<span class="loss">{st["losses"]}</span>', f"{plural(st['paired_prompts'], 'prompt')} with both sides"),
     ]
     if st["training_reward_before"] is not None or st["training_reward_after"] is not None:
         cards.append(("training reward (recorded)",
@@ -363,9 +364,9 @@ def contact_sheet_html(cmp: Comparison, rows: Sequence[PromptRow], *, pick: str 
               "all": "every prompt"}.get(pick, pick)
     head = (f"<p class='head'>{esc(cmp.title)}</p>"
             f"<p class='meta'>{esc(cmp.before_label)} {fmt_score(st['before']['mean'])} → "
-            f"{esc(cmp.after_label)} {fmt_score(st['after']['mean'])} mean score over {st['paired_prompts']} "
-            f"prompts ({fmt_delta(st['delta']['mean'])}; wins/ties/losses {st['wins']}/{st['ties']}/{st['losses']})"
-            f" · shown: {len(rows)} prompts, {esc(picked)}</p>")
+            f"{esc(cmp.after_label)} {fmt_score(st['after']['mean'])} mean score over "
+            f"{plural(st['paired_prompts'], 'prompt')} ({fmt_delta(st['delta']['mean'])}; wins/ties/losses {st['wins']}/{st['ties']}/{st['losses']})"
+            f" · shown: {plural(len(rows), 'prompt')}, {esc(picked)}</p>")
     items = []
     for r in rows:
         cells = []

@@ -22,18 +22,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from svgrft.core.plural import plural, plural_word
 from svgrft.errors import DatasetError
 
 # --- locations ---------------------------------------------------------------------------------
 
+# The bundled SVGBench files have one copy: datasets/ of the repository. An installed package carries them
+# as svgrft/data/ (pyproject.toml maps the package ``svgrft.data`` to datasets/).
 _PKG_DATA = Path(__file__).resolve().parents[1] / "data"
-_REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+_REPO_DATASETS = _CHECKOUT / "datasets"
 
 
 def _bundled(name: str) -> Path:
-    """``datasets/<name>`` in a source checkout, else the copy shipped as package data."""
+    """``datasets/<name>`` of the source checkout svgrft runs from (an editable install), else the copy the
+    installed package carries in ``svgrft/data/``."""
     repo = _REPO_DATASETS / name
-    return repo if repo.is_file() else _PKG_DATA / name
+    if (_CHECKOUT / "pyproject.toml").is_file() and repo.is_file():
+        return repo
+    return _PKG_DATA / name
 
 
 BUNDLED_DATASET: Path = _bundled("svgbench.jsonl")
@@ -49,7 +56,7 @@ def resolve_path(path: str | Path) -> Path:
     if p.is_file() or p.is_absolute():
         return p
     bundled = _bundled(p.name)
-    if p.parent in (Path("."), Path("datasets"), Path("svgrft/data")) and bundled.is_file():
+    if p.parent in (Path("."), Path("datasets")) and bundled.is_file():
         return bundled
     return p
 
@@ -236,7 +243,7 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
         elif not r:
             errs.append("'dataset_info.requirements' is empty: the judge needs at least one requirement")
         elif len(r) > MAX_REQUIREMENTS:
-            errs.append(f"{len(r)} requirements (limit {MAX_REQUIREMENTS})")
+            errs.append(f"{plural(len(r), 'requirement')} (limit {MAX_REQUIREMENTS})")
         else:
             bad = [j + 1 for j, x in enumerate(r) if not isinstance(x, str) or not x.strip()]
             long_ = [j + 1 for j, x in enumerate(r) if isinstance(x, str) and len(x) > MAX_REQUIREMENT_CHARS]
@@ -252,7 +259,7 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
         elif isinstance(total, bool) or not isinstance(total, int):
             errs.append(f"'dataset_info.total_requirements' must be an integer, got {_short(total)}")
         elif isinstance(r, list) and total != len(r):
-            errs.append(f"total_requirements is {total} but there are {len(r)} requirements")
+            errs.append(f"total_requirements is {total} but there {plural_word(len(r), 'is', 'are')} {plural(len(r), 'requirement')}")
         o = info.get("original_prompt")
         if not isinstance(o, str) or not o.strip():
             errs.append("missing 'dataset_info.original_prompt'" if o is None
@@ -287,7 +294,7 @@ def _iter_lines(f) -> Iterator[tuple[int, bytes | None, str | None]]:
                 total += len(more)
                 if not more or more.endswith(b"\n"):
                     break
-            yield lineno, None, f"line is longer than {MAX_LINE_BYTES} bytes ({total} bytes)"
+            yield lineno, None, f"line is longer than {MAX_LINE_BYTES} bytes ({plural(total, 'byte')})"
             continue
         yield lineno, chunk, None
 
@@ -306,7 +313,7 @@ def _scan(path: str | Path, stop_at_first: bool) -> tuple[ValidationReport, list
         return report, rows
     report.size_bytes = st.st_size
     if st.st_size > MAX_FILE_BYTES:
-        report.add_error(0, f"file is {st.st_size} bytes; Fireworks accepts at most {MAX_FILE_BYTES} bytes (150 MB)")
+        report.add_error(0, f"file is {plural(st.st_size, 'byte')}; Fireworks accepts at most {MAX_FILE_BYTES} bytes (150 MB)")
         if stop_at_first:
             return report, rows
     first_seen: dict[str, int] = {}

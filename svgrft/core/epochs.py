@@ -32,6 +32,8 @@ from svgrft.core.traces import (  # noqa: F401  (re-exported: epochs.parse_trace
     Rollout, Trace, collapse_rollouts, format_time, parse_time, parse_trace, parse_traces, requirements_from_prompt,
 )
 
+from svgrft.core.plural import plural, plural_word
+
 __all__ = [
     "Trace", "Rollout", "RowEpochs", "Grouping", "parse_trace", "parse_traces", "parse_time",
     "collapse_rollouts", "group_epochs", "choose_epochs", "requirements_from_prompt", "EpochChoice",
@@ -271,7 +273,7 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
     for row_id in sorted(irregular):
         rs = by_row[row_id]
         n = len(rs)
-        expect = f"{epochs}×{k}" if k else f"{epochs} epochs"
+        expect = f"{epochs}×{k}" if k else plural(epochs, "epoch")
         if any(w is not None for w in windows):
             groups: list[list[Rollout]] = [[] for _ in range(epochs)]
             for r in rs:
@@ -287,7 +289,7 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
             for r in g:
                 r.epoch = r.time_epoch = e
         sizes = "/".join(str(len(g)) for g in groups)
-        note = f"{n} rollouts, expected {expect}; split by {'epoch time windows' if method == 'windows' else 'time gaps'}: {sizes}"
+        note = f"{plural(n, 'rollout')}, expected {expect}; split by {'epoch time windows' if method == 'windows' else 'time gaps'}: {sizes}"
         rows[row_id] = RowEpochs(row_id, groups, method, note)
         if method == "gaps":
             warnings.append(f"row {row_id}: {note} (ambiguous: no regular row to learn epoch windows from)")
@@ -310,7 +312,7 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
         # regroup every row by tag (untagged rollouts keep their time epoch)
         max_e = max([epochs - 1] + list(tag_map.values()))
         if max_e + 1 > epochs:
-            warnings.append(f"{tag_kind} tags name {max_e + 1} epochs, the job {epochs}")
+            warnings.append(f"{tag_kind} tags name {plural(max_e + 1, 'epoch')}, the job {epochs}")
             epochs = max_e + 1
             windows += [None] * (epochs - len(windows))
         for row_id, re_ in rows.items():
@@ -325,14 +327,14 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
             re_.groups = groups
             re_.method = "tag"
         if compared and agree < compared:
-            warnings.append(f"the {tag_kind} tag disagrees with timing for {compared - agree} of {compared} "
-                            f"rollouts; using the tag")
+            warnings.append(f"the {tag_kind} tag disagrees with timing for {compared - agree} of "
+                            f"{plural(compared, 'rollout')}; using the tag")
 
     # 5. findings
     missing = sorted(set(expected_rows or ()) - set(by_row))
     unexpected = sorted(set(by_row) - set(expected_rows)) if expected_rows is not None else []
     n_rows = len(by_row)
-    findings.append(f"{len(traces)} traces → {len(rollouts)} rollouts for {n_rows} rows"
+    findings.append(f"{plural(len(traces), 'trace')} → {plural(len(rollouts), 'rollout')} for {plural(n_rows, 'row')}"
                     + (f" (of {len(set(expected_rows))} in the dataset)" if expected_rows is not None else ""))
     findings.append(f"epochs: {epochs}" + (" (inferred from timing)" if epochs_source == "timing" else "")
                     + (f", {finished} finished" if running else ""))
@@ -340,28 +342,31 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
         findings.append(f"rollouts per row per epoch: {k}" + (" (inferred)" if k_source == "inferred" else ""))
     methods = Counter(r.method for r in rows.values())
     if methods:
-        findings.append("grouping: " + ", ".join(f"{v} rows by {m}" for m, v in sorted(methods.items())))
+        findings.append("grouping: " + ", ".join(f"{plural(v, 'row')} by {m}" for m, v in sorted(methods.items())))
     if tag_kind:
         a, c = agreement or (0, 0)
-        findings.append(f"{tag_kind} tag present: used; agrees with timing for {a} of {c} rollouts")
+        findings.append(f"{tag_kind} tag present: used; agrees with timing for {a} of {plural(c, 'rollout')}")
     else:
         findings.append("no epoch/step tag: epochs assigned from timing alone")
     if missing:
-        warnings.append(f"{len(missing)} dataset rows have no traces: {_short_list(missing)}")
+        warnings.append(f"{plural(len(missing), 'dataset row')} {plural_word(len(missing), 'has', 'have')} no traces: "
+                        f"{_short_list(missing)}")
     if unexpected:
-        warnings.append(f"{len(unexpected)} rows in the traces are not in the dataset: {_short_list(unexpected)}")
+        warnings.append(f"{plural(len(unexpected), 'row')} in the traces {plural_word(len(unexpected), 'is', 'are')} not in the "
+                        f"dataset: {_short_list(unexpected)}")
     if dropped:
         warnings.append("dropped traces: " + ", ".join(f"{n} {why}" for why, n in sorted(dropped.items())))
     collapsed = len(traces) - len(rollouts)
     if collapsed:
-        findings.append(f"{collapsed} extra traces shared a rollout_id (retries/multi-turn): longest kept")
+        findings.append(f"{plural(collapsed, 'extra trace')} shared a rollout_id (retries/multi-turn): longest kept")
     for e in range(finished):
         short = [rid for rid, re_ in rows.items() if k and e < len(re_.groups) and 0 < len(re_.groups[e]) < k]
         empty = [rid for rid, re_ in rows.items() if e >= len(re_.groups) or not re_.groups[e]]
         if empty:
-            warnings.append(f"epoch {e}: no rollouts for {len(empty)} rows: {_short_list(sorted(empty))}")
+            warnings.append(f"epoch {e}: no rollouts for {plural(len(empty), 'row')}: {_short_list(sorted(empty))}")
         if short:
-            warnings.append(f"epoch {e}: fewer than {k} rollouts for {len(short)} rows: {_short_list(sorted(short))}")
+            warnings.append(f"epoch {e}: fewer than {plural(k, 'rollout')} for {plural(len(short), 'row')}: "
+                            f"{_short_list(sorted(short))}")
 
     return Grouping(rows=dict(sorted(rows.items())), epochs=epochs, finished_epochs=finished, per_row=k,
                     per_row_source=k_source, n_traces=len(traces), n_rollouts=len(rollouts),
@@ -411,13 +416,13 @@ def choose_epochs(total_epochs: int, finished_epochs: int, requested: Sequence[i
             raise UsageError(f"--epochs names epoch {a} twice", hint="pick two different epochs, e.g. --epochs 0,-1")
         note = None
         if finished_epochs < total_epochs:
-            note = f"job {status}: {finished_epochs} of {total_epochs} epochs finished"
+            note = f"job {status}: {finished_epochs} of {plural(total_epochs, 'epoch')} finished"
         return EpochChoice(a, b, note)
     if total_epochs <= 1:
         raise SvgrftError("this job ran one epoch only: its rollouts have no 'before' and 'after'",
                           hint="compare the base model with the trained model: --source replay")
     if finished_epochs < 2:
-        raise SvgrftError(f"only epoch 0 has finished (job {state_s}, {total_epochs} epochs planned)",
+        raise SvgrftError(f"only epoch 0 has finished (job {state_s}, {plural(total_epochs, 'epoch')} planned)",
                           hint="wait until epoch 1 has finished, or compare models with --source replay")
     note = None
     if finished_epochs < total_epochs:

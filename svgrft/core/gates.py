@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 from svgrft.core import pngutil
 from svgrft.core.drawntext import drawn_text, readings as text_readings, text_content
+from svgrft.core.plural import plural
 from svgrft.core.textnorm import fold, words as _norm_words
 
 __all__ = ["GATES", "BlankCheck", "TextCheck", "InjectionCheck", "check_blank", "check_text_heavy",
@@ -223,13 +224,14 @@ def check_text_heavy(svg: str | None, requirements: list[str], prompt: str = "")
     flagged = ((len(restated) >= need and share >= TEXT_ELEMENT_SHARE)
                or len(restated) >= max(2, math.ceil(total / 2)) or text_only)
     if flagged and text_only and len(restated) < need:
-        reason = (f"drawing is text with {n_shapes} shape element(s): {len(unrequested)} words the request "
+        reason = (f"drawing is text with {plural(n_shapes, 'shape element')}: {plural(len(unrequested), 'word')} the request "
                   f"does not ask to be written")
     elif flagged:
-        reason = (f"drawing is mostly text restating {len(restated)} of {total} requirements "
-                  f"({n_text} text vs {n_shapes} shape elements)")
+        reason = (f"drawing is mostly text restating {len(restated)} of {plural(total, 'requirement')} "
+                  f"({n_text} text vs {plural(n_shapes, 'shape element')})")
     else:
-        reason = f"text restates {len(restated)} of {total} requirements ({n_text} text, {n_shapes} shapes)"
+        reason = (f"text restates {len(restated)} of {plural(total, 'requirement')} ({n_text} text, "
+                  f"{plural(n_shapes, 'shape')})")
     return TextCheck(flagged, reason, len(words), n_text, n_shapes, len(restated), total, restated)
 
 

@@ -18,6 +18,10 @@ number of verdicts, duplicate/missing indices, or a count outside ``0..N`` raise
 :class:`JudgeReplyError` with a one-line reason. The client then sends one repair request
 (:func:`repair_messages`) and marks the sample invalid if that fails too.
 
+:class:`Judge` is what scoring needs from a judge (a Protocol: :class:`svgrft.clients.judge.JudgeClient`
+implements it, tests may pass fakes); :class:`JudgeOutcome` is its typed answer, with a
+:class:`~svgrft.core.failure.FailureKind` when it failed.
+
 Bump :data:`PROMPT_VERSION` whenever a prompt, schema or parsing rule changes: it is part of
 the judge-cache key, so old cached verdicts are not reused for a different question.
 """
@@ -30,17 +34,22 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from svgrft.config import SCHEMA
+from svgrft.core.failure import FailureKind
+
+from svgrft.core.plural import plural
 
 __all__ = [
     "PROMPT_VERSION", "MODES", "COUNT_PROMPT_TEMPLATE", "CHECKLIST_SCHEMA", "COUNT_SCHEMA",
-    "Verdict", "JudgeReply", "JudgeReplyError",
+    "Verdict", "JudgeReply", "JudgeReplyError", "JudgeOutcome", "Judge",
     "requirements_text", "count_prompt", "checklist_prompt", "build_messages", "response_format",
     "parse_reply", "repair_messages", "png_data_url", "requirements_hash",
 ]
 
 PROMPT_VERSION = "svgrft-judge-v1"
-MODES = ("checklist", "count")
+MODES: tuple[str, ...] = SCHEMA["judge.mode"].choices  # ("checklist", "count"): declared once, in the schema
 MAX_EVIDENCE = 500          # characters kept per verdict's evidence
 MAX_REASONING = 4000        # characters kept of the count-mode reasoning
 MAX_REPLY_CHARS = 200_000   # longer judge replies are rejected without parsing
@@ -157,6 +166,34 @@ class JudgeReplyError(ValueError):
         self.reason = reason
 
 
+@dataclass
+class JudgeOutcome:
+    """The result of judging one image: ``ok`` with a ``reply``, or ``error_kind`` with a one-line ``reason``."""
+
+    ok: bool
+    reply: JudgeReply | None = None
+    reason: str = ""
+    error_kind: FailureKind | None = None
+    calls: int = 0                  # HTTP requests sent (including retries and the repair request)
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    latency_ms: float = 0.0
+    raw: str | None = None          # the last raw reply (truncated), for debugging invalid ones
+
+    @property
+    def fatal(self) -> bool:
+        """Every later request will fail the same way (bad key, unknown model)."""
+        return self.error_kind is not None and FailureKind(self.error_kind).fatal
+
+
+class Judge(Protocol):
+    """What scoring needs from a vision judge. ``judge`` never raises for per-request trouble."""
+
+    model: str
+    mode: str
+
+    async def judge(self, png: bytes, requirements: list[str], prompt: str = "") -> JudgeOutcome: ...
+
+
 # --- prompts ---------------------------------------------------------------------------------
 
 def _check_mode(mode: str) -> None:
@@ -260,7 +297,7 @@ def _load_object(text: str | None) -> dict[str, Any]:
         raise JudgeReplyError("empty reply from judge")
     text = str(text)
     if len(text) > MAX_REPLY_CHARS:
-        raise JudgeReplyError(f"judge reply too long ({len(text)} characters)")
+        raise JudgeReplyError(f"judge reply too long ({plural(len(text), 'character')})")
     stripped = _unfence(text.strip())  # tolerate one ```json fence around the whole object, nothing else
     try:
         data = json.loads(stripped)
@@ -310,7 +347,7 @@ def parse_reply(mode: str, text: str | None, requirements: list[str]) -> JudgeRe
     if not isinstance(verdicts, list):
         raise JudgeReplyError("judge reply lacks a 'verdicts' list")
     if len(verdicts) != n:
-        raise JudgeReplyError(f"judge gave {len(verdicts)} verdicts for {n} requirements")
+        raise JudgeReplyError(f"judge gave {plural(len(verdicts), 'verdict')} for {plural(n, 'requirement')}")
     parsed: list[tuple[int, bool, str]] = []
     for pos, v in enumerate(verdicts):
         if not isinstance(v, dict):

@@ -14,7 +14,13 @@ One long-lived browser per :class:`Renderer`, a pool of reused pages (one contex
 * the page around the SVG sets only its size (see :func:`_page_html`), and the browser runs in en-US
   (``--lang``/``--accept-lang``), so ``systemLanguage`` switches pick what a normal browser picks;
 * viewport-clip screenshot with animations frozen (CSS ``animations="disabled"`` + SMIL
-  ``pauseAnimations(); setCurrentTime(0)``) → the same SVG gives the same PNG bytes;
+  ``pauseAnimations(); setCurrentTime(0)``; the markup is scanned for them with character references and CSS
+  escapes resolved), images never animate (``imageAnimationPolicy``: GIF/APNG/WebP show their first frame, SMIL
+  in SVG images stays at t=0), and what runs on its own clock was neutralised by the sanitizer (media, marquee,
+  ``srcdoc``) → the same SVG gives the same PNG bytes;
+* Chromium's sandbox is used unless this process runs as root or ``SVGRFT_NO_SANDBOX`` is set (or it cannot start
+  here, e.g. in a container without user namespaces); without it one line says so, once per process
+  (:func:`unsandboxed_reason`);
 * timeouts on every browser step; a page that timed out or failed gets its context closed and replaced;
   a crashed browser is relaunched; the browser is recycled every ``recycle_after`` renders.
 
@@ -31,6 +37,7 @@ import asyncio
 import base64
 import glob
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -42,15 +49,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from svgrft.core.extract import Extraction, extract_svg
-from svgrft.config import process_env, setting_env
-from svgrft.core.svgsafe import SvgRejected, canvas_size, validate_svg
+from svgrft.config import process_env, process_environ, setting_env
+from svgrft.core.svgsafe import SvgRejected, canvas_size, decoded_text, validate_svg
 from svgrft.errors import BrowserNotFoundError, RenderError
 
 __all__ = ["RenderResult", "Renderer", "SyncRenderer", "find_chromium", "chromium_version", "ERROR_KINDS",
-           "LAUNCH_ARGS"]
+           "LAUNCH_ARGS", "unsandboxed_reason"]
+
+log = logging.getLogger("svgrft.render")
 
 ERROR_KINDS = ("no_svg", "too_large", "invalid", "timeout", "browser_error")
 
@@ -63,6 +72,11 @@ LAUNCH_ARGS = [
     # a fixed language, as a normal en-US browser has: <switch> children with systemLanguage="en" match
     # (the context's locale does not reach SVG's systemLanguage test), independent of the host's $LANG
     "--lang=en-US", "--accept-lang=en-US,en",
+    # images never animate: an animated GIF/APNG/WebP shows its first frame and SMIL inside an SVG image stays at
+    # t=0, whenever the screenshot happens (imageAnimationPolicy 2 = none). Chromium keeps only the last
+    # --blink-settings, so Playwright's own headless settings (hover and a fine pointer) are repeated here.
+    "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4,"
+    "imageAnimationPolicy=2",
 ]
 # The network service (unused: every request is aborted) runs inside the browser process: one process less.
 # Chromium keeps only the last --enable-features switch, so Playwright's own list is repeated here.
@@ -85,8 +99,9 @@ INSTALL_HINT = (
 )
 
 # SMIL: pause at t=0 (CSS animations are frozen by the screenshot's animations="disabled").
-# Each step costs a browser round trip, so it only runs when the markup could need it (conservative scans).
-_SMIL = re.compile(r"<\s*(?:[\w.-]+:)?(?:animate|set|discard)\b", re.IGNORECASE)
+# Each step costs a browser round trip, so it only runs when the markup could need it (conservative scans of
+# the markup and of its text with character references and CSS escapes resolved: see _scan_text).
+_SMIL = re.compile(r"<\s*(?:[\w.-]+:)?(?:animate\w*|set|discard)\b", re.IGNORECASE)
 _CSS_ANIM = re.compile(r"animation|transition|keyframes|<marquee", re.IGNORECASE)
 _CARET = re.compile(r"autofocus|contenteditable|<\s*(?:[\w.-]+:)?(?:input|textarea)\b", re.IGNORECASE)
 # Markup that needs Playwright's screenshot (CSS animation freezing, caret hiding, waiting for web fonts);
@@ -99,6 +114,40 @@ _FREEZE_JS = """() => { for (const s of document.querySelectorAll('svg')) {
 _ROOT_NAME = re.compile(r"<[^\t\n\f\r />]*")
 _CSP = ("default-src 'none'; img-src data:; font-src data:; media-src data:; style-src 'unsafe-inline'; "
         "script-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+def _scan_text(html: str) -> str:
+    """What the keyword scans read: the markup, and when it has character references or CSS escapes, also its
+    decoded text (``anim&#97;tion``, ``@keyfr\\61mes``, ``@font-f\\61ce`` are what the browser acts on)."""
+    decoded = decoded_text(html)
+    return html if decoded == html else html + "\n" + decoded
+
+
+def unsandboxed_reason(euid: int | None, env: Mapping[str, str]) -> str | None:
+    """Why Chromium must start without its sandbox, or None to use it. ``euid`` is the effective user id
+    (None where there is none); Chromium refuses its sandbox for root, and ``SVGRFT_NO_SANDBOX`` (any non-empty
+    value) turns it off on purpose. A sandbox that fails to start is found out at launch (see Renderer)."""
+    if euid == 0:
+        return "this process runs as root, where Chromium cannot use it"
+    if env.get("SVGRFT_NO_SANDBOX"):
+        return "SVGRFT_NO_SANDBOX is set"
+    return None
+
+
+_unsandboxed_lock = threading.Lock()
+_unsandboxed_noted = False  # the one line was written (once per process, however many renderers)
+
+
+def _note_unsandboxed(why: str) -> bool:
+    """Log, once per process, that Chromium runs without its sandbox and why that matters. True if it logged."""
+    global _unsandboxed_noted
+    with _unsandboxed_lock:
+        if _unsandboxed_noted:
+            return False
+        _unsandboxed_noted = True
+    log.warning("svgrft: Chromium renders without its sandbox (%s): a browser exploit in a hostile SVG would run "
+                "with this process's rights; render as an unprivileged user where the sandbox can start", why)
+    return True
 
 
 def _page_html(svg: str, w: int, h: int) -> str:
@@ -360,7 +409,8 @@ class Renderer:
         self._lock: asyncio.Lock | None = None
         self._started = False
         self._closed = False
-        self._sandbox = hasattr(os, "geteuid") and os.geteuid() != 0 and not process_env("SVGRFT_NO_SANDBOX")
+        self._unsandboxed = unsandboxed_reason(os.geteuid() if hasattr(os, "geteuid") else None, process_environ())
+        self._sandbox = self._unsandboxed is None
         self._marker = f"--svgrft-renderer={uuid.uuid4().hex}"
         self._start_lock = asyncio.Lock()  # binds to the running loop on first use (Python >= 3.10)
 
@@ -442,6 +492,8 @@ class Renderer:
         gen = self._gen
         marker = f"{self._marker}-{gen}"
         args = _launch_args(self._sandbox) + [marker]
+        if not self._sandbox:
+            _note_unsandboxed(self._unsandboxed or "it could not start here")
         try:
             browser = await self._pw.chromium.launch(executable_path=self.executable, headless=True, args=args,
                                                      chromium_sandbox=self._sandbox, timeout=30_000)
@@ -450,6 +502,8 @@ class Renderer:
                 raise RenderError(f"could not start Chromium at {self.executable}: {_first_line(e)}",
                                   hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT) from None
             self._sandbox = False  # no usable sandbox here (containers): retry without it
+            self._unsandboxed = "it could not start here, e.g. in a container without user namespaces"
+            _note_unsandboxed(self._unsandboxed)
             return await self._launch_without_sandbox(gen, _launch_args(False) + [marker])
         self._register(gen, browser, marker)
 
@@ -683,12 +737,13 @@ class Renderer:
             await page.set_viewport_size({"width": w, "height": h})
             slot.viewport = (w, h)
         await page.set_content(html, timeout=t, wait_until="load")
-        if _SMIL.search(html):
+        text = _scan_text(html)
+        if _SMIL.search(text):
             await page.evaluate(_FREEZE_JS)
-        if _PW_SHOT.search(html):
+        if _PW_SHOT.search(text):
             return await page.screenshot(clip={"x": 0, "y": 0, "width": w, "height": h}, type="png", timeout=t,
-                                         animations="disabled" if _CSS_ANIM.search(html) else "allow",
-                                         caret="hide" if _CARET.search(html) else "initial")
+                                         animations="disabled" if _CSS_ANIM.search(text) else "allow",
+                                         caret="hide" if _CARET.search(text) else "initial")
         # one round trip instead of Playwright's several; the PNG bytes are the same (tests/test_render_speed.py)
         if slot.cdp is None:
             slot.cdp = await asyncio.wait_for(page.context.new_cdp_session(page), t / 1000)

@@ -16,6 +16,7 @@ import html
 from typing import Any, Iterable, Mapping
 
 from svgrft.core.judge import request_summary
+from svgrft.core.plural import plural, plural_word
 
 __all__ = ["escape", "png_data_uri", "verdict_list_html", "score_badge", "sample_card_html", "page",
            "run_report_html", "sort_controls_html", "BASE_CSS", "SORT_JS"]
@@ -68,8 +69,8 @@ def _source(text: str | None, label: str) -> str:
     if not text:
         return ""
     shown = text if len(text) <= MAX_SOURCE_CHARS else text[:MAX_SOURCE_CHARS]
-    more = f"\n… ({len(text) - MAX_SOURCE_CHARS} more characters)" if len(text) > MAX_SOURCE_CHARS else ""
-    return (f'<details><summary>{escape(label)} ({len(text)} characters)</summary>'
+    more = f"\n… ({plural(len(text) - MAX_SOURCE_CHARS, 'more character')})" if len(text) > MAX_SOURCE_CHARS else ""
+    return (f'<details><summary>{escape(label)} ({plural(len(text), "character")})</summary>'
             f'<pre>{escape(shown)}{escape(more)}</pre></details>')
 
 
@@ -97,7 +98,7 @@ def sample_card_html(s: Any, *, title: str | None = None, show_prompt: bool = Tr
         tags.append('<span class="tag">cached verdict</span>')
     fulfilled, total = _get(s, "fulfilled"), _get(s, "total")
     reason = str(_get(s, "reason", "") or "")
-    counts = (f"{fulfilled}/{total} requirements" if fulfilled is not None and total
+    counts = (f"{fulfilled}/{plural(total, 'requirement')}" if fulfilled is not None and total
               and not reason.startswith(f"{fulfilled}/{total}") else "")
     verdicts = _get(s, "verdicts", []) or []
     reqs = list(_get(s, "requirements", []) or [])
@@ -216,9 +217,9 @@ def run_report_html(summary: Mapping[str, Any], samples: list[Any]) -> str:
         ("Model", summary.get("model")), ("Dataset", summary.get("dataset")),
         ("Judge", f"{summary.get('judge_model')} ({summary.get('judge_mode')})"),
         ("Mean score", f"{_fmt(sc.get('mean'))}  95% CI [{_fmt(sc.get('ci95_low'))}, {_fmt(sc.get('ci95_high'))}]"
-                       f"  over {sc.get('n', 0)} valid samples"),
+                       f"  over {sc.get('n', 0)} valid {plural_word(sc.get('n', 0), 'sample')}"),
         ("Samples", f"{counts.get('done', 0)} done, {counts.get('valid', 0)} valid, {counts.get('invalid', 0)} "
-                    f"invalid, {counts.get('error', 0)} errors"),
+                    f"invalid, {plural(counts.get('error', 0), 'error')}"),
         ("Stopped by gate", _gate_stops(summary)),
         ("Flags", ", ".join(f"{k}: {v}" for k, v in (summary.get("flags") or {}).items()) or "none"),
         ("Status", f"{summary.get('status')} · {when}"),
@@ -233,6 +234,6 @@ def run_report_html(summary: Mapping[str, Any], samples: list[Any]) -> str:
                           f"</td><td>{w['hits']}/{w['n']}</td></tr>" for w in worst) + "</table>")
     cards = "".join(sample_card_html(s) for s in samples)
     body = (f"<h1>svgrft eval · {escape(summary.get('run_id'))}</h1>"
-            f'<p class="muted">{len(samples)} samples</p>{facts_html}{worst_html}'
+            f'<p class="muted">{plural(len(samples), "sample")}</p>{facts_html}{worst_html}'
             f"<h2>Samples</h2>{sort_controls_html()}<div id=\"samples\">{cards}</div>")
     return page(f"svgrft eval {summary.get('run_id')}", body)

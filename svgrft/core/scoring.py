@@ -1,8 +1,10 @@
 """The reward: reply → SVG → PNG → gates → (cached) vision judge → score in [0, 1].
 
 This is the one scoring path used everywhere: ``svgrft eval`` locally and the Eval Protocol
-evaluator that Fireworks runs during training. It has no CLI state; everything comes from
-settings/env via :func:`scorer_from_settings`.
+evaluator that Fireworks runs during training. It has no CLI state and no network of its own: the
+judge is handed in (anything that satisfies :class:`svgrft.core.judge.Judge`; the callers compose
+:func:`svgrft.clients.judge.judge_from_settings`), the rest comes from settings via
+:func:`scorer_for`.
 
 :meth:`Scorer.score_reply` never raises for bad input or remote trouble: the outcome is a
 :class:`ScoreResult`. ``is_valid`` is False only when the number is not a real measurement of the
@@ -21,13 +23,18 @@ import hashlib
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from svgrft.core.extract import extract_svg
+from svgrft.core.failure import FailureKind
 from svgrft.core.gates import check_blank, check_injection, check_text_heavy, quick_has_content
-from svgrft.core.judge import PROMPT_VERSION, JudgeReply, Verdict, requirements_hash
+from svgrft.core.judge import PROMPT_VERSION, Judge, JudgeReply, Verdict, requirements_hash
+from svgrft.core.plural import plural
 
-__all__ = ["Verdict", "ScoreResult", "Scorer", "scorer_from_settings", "renderer_from_settings"]
+if TYPE_CHECKING:
+    from svgrft.config import Settings
+
+__all__ = ["Verdict", "ScoreResult", "Scorer", "scorer_for", "renderer_from_settings"]
 
 # render error kinds caused by the model's SVG (a valid zero) vs by the machine (invalid, retry later)
 MODEL_RENDER_ERRORS = ("no_svg", "too_large", "invalid", "timeout")
@@ -58,14 +65,12 @@ class ScoreResult:
     png_sha256: str | None = None
     extraction_method: str | None = None
     render_warnings: list[str] = field(default_factory=list)
+    judge_failure: FailureKind | None = None  # how the judge failed (``infra_error`` is "judge:<it>")
 
     @property
     def fatal(self) -> bool:
         """The judge failed in a way every later sample will repeat (bad key, unknown model)."""
-        from svgrft.clients.judge import FATAL_KINDS
-
-        return bool(self.infra_error and self.infra_error.startswith("judge:")
-                    and self.infra_error.split(":", 1)[1] in FATAL_KINDS)
+        return self.judge_failure is not None and self.judge_failure.fatal
 
     def to_dict(self, include_png: bool = False) -> dict:
         d = {
@@ -90,11 +95,11 @@ class Scorer:
     """Async, reusable and safe for concurrent use (the renderer pool and the judge semaphore bound the work).
 
     ``renderer``: a :class:`svgrft.core.render.Renderer` (async) -- a ``SyncRenderer`` also works (its
-    calls run in a worker thread). ``judge``: a :class:`svgrft.clients.judge.JudgeClient` or anything
-    with ``model``, ``mode`` and ``async judge(png, requirements, prompt) -> JudgeOutcome``.
+    calls run in a worker thread). ``judge``: a :class:`~svgrft.core.judge.Judge` (``model``, ``mode`` and
+    ``async judge(png, requirements, prompt) -> JudgeOutcome``).
     ``cache``: a :class:`svgrft.core.store.JudgeCache` or None."""
 
-    def __init__(self, *, renderer: Any, judge: Any, cache: Any = None, text_penalty: float = 1.0,
+    def __init__(self, *, renderer: Any, judge: Judge, cache: Any = None, text_penalty: float = 1.0,
                  blank_gate: bool = True):
         if not 0.0 <= float(text_penalty) <= 1.0:
             raise ValueError("text_penalty must be between 0 and 1")
@@ -248,7 +253,7 @@ class Scorer:
         r.verdicts = list(reply.verdicts)
         r.reasoning = reply.reasoning
         score = reply.score
-        reason = f"{reply.fulfilled}/{reply.total} requirements fulfilled"
+        reason = f"{reply.fulfilled}/{plural(reply.total, 'requirement')} fulfilled"
         if r.cached:
             reason += " (cached verdict)"
         gate = None
@@ -309,8 +314,9 @@ class Scorer:
         r.usage = {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
                    "completion_tokens": int(usage.get("completion_tokens", 0))}
         if not outcome.ok or outcome.reply is None:
-            kind = outcome.error_kind or "error"
-            if kind != "invalid_reply":
+            kind = FailureKind.parse(outcome.error_kind) or FailureKind.ERROR
+            if kind is not FailureKind.INVALID_REPLY:
+                r.judge_failure = kind
                 r.infra_error = f"judge:{kind}"
             return None, outcome.reason or f"judge failed ({kind})"
         if self.cache is not None:
@@ -321,29 +327,28 @@ class Scorer:
         return outcome.reply, ""
 
 
-def renderer_from_settings(settings: Any) -> Any:
-    """An (unstarted) async Renderer configured from ``render.*`` settings."""
+def renderer_from_settings(settings: "Settings") -> Any:
+    """An (unstarted) async Renderer configured from the ``[render]`` settings."""
     from svgrft.core.render import Renderer
 
-    return Renderer(pool_size=int(settings["render.pool_size"]), max_side=int(settings["render.max_side"]),
-                    default_size=int(settings["render.size"]), timeout_ms=int(settings["render.timeout_ms"]),
-                    chromium_path=settings["render.chromium"] or None)
+    render = settings.render
+    return Renderer(pool_size=render.pool_size, max_side=render.max_side, default_size=render.size,
+                    timeout_ms=render.timeout_ms, chromium_path=render.chromium or None)
 
 
-async def scorer_from_settings(settings: Any, *, renderer: Any = None, use_cache: bool = True,
-                               judge: Any = None, store: Any = None) -> Scorer:
-    """A ready Scorer: judge client from ``judge.*`` settings + env keys, judge cache in the local store
-    (``SVGRFT_HOME``), and a started renderer (created here unless given; then ``aclose()`` closes it)."""
-    from svgrft.clients.judge import judge_from_settings
+async def scorer_for(settings: "Settings", judge: Judge, *, renderer: Any = None, use_cache: bool = True,
+                     store: Any = None) -> Scorer:
+    """A ready Scorer around ``judge``: the text penalty and the cache switch from ``settings.judge``, the
+    judge cache in the local store (``SVGRFT_HOME``, or ``store``), and a started renderer (created here
+    unless given; then ``aclose()`` closes it). ``aclose()`` also closes the judge when it can."""
     from svgrft.core.store import JudgeCache, Store
 
-    judge = judge or judge_from_settings(settings)
     cache = None
     owned_store = None
-    if use_cache and settings.get("judge.cache", True):
+    if use_cache and settings.judge.cache:
         owned_store = store if store is not None else Store()
         cache = JudgeCache(owned_store)
-    scorer = Scorer(renderer=None, judge=judge, cache=cache, text_penalty=float(settings["judge.text_penalty"]))
+    scorer = Scorer(renderer=None, judge=judge, cache=cache, text_penalty=settings.judge.text_penalty)
     if renderer is None:
         renderer = renderer_from_settings(settings)
         await renderer.start()

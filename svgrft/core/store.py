@@ -182,22 +182,40 @@ _SAMPLE_COLS = ("run_id", "row_id", "sample_index", "status", "prompt", "require
 
 
 class Store:
-    """One SQLite database; safe to share between threads and asyncio tasks of one process."""
+    """One SQLite database; safe to share between threads and asyncio tasks of one process.
+
+    Nothing is created on disk before the first write: reading a store that does not exist yet finds
+    nothing, and a command that fails before it has a run or a verdict to keep leaves no ``SVGRFT_HOME``
+    behind. An existing file is opened at once (a corrupt one is a :class:`StoreError` here)."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_db_path()
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        if self.path.exists():
+            self._db(create=False)
+
+    def _db(self, create: bool) -> sqlite3.Connection | None:
+        """The connection; opened on first use, and the file (and its folder) made only when ``create``."""
+        with self._lock:
+            if self._conn is None and (create or self.path.exists()):
+                self._conn = self._connect()
+            return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False,
-                                         isolation_level=None)  # autocommit; explicit BEGIN per transaction
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                               (str(SCHEMA_VERSION),))
+            conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False,
+                                   isolation_level=None)  # autocommit; explicit BEGIN per transaction
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            return conn
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the local store {self.path}: {e}",
                              hint="check SVGRFT_HOME and disk space; move a corrupt file aside to start afresh"
@@ -205,15 +223,17 @@ class Store:
         except OSError as e:
             raise StoreError(f"cannot create the local store directory {self.path.parent}: {e.strerror or e}",
                              hint="set SVGRFT_HOME to a writable directory") from None
-        self._lock = threading.RLock()
 
     # -- plumbing ------------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
+            if self._conn is None:
+                return
             try:
                 self._conn.close()
             except sqlite3.Error:
                 pass
+            self._conn = None
 
     def __enter__(self) -> "Store":
         return self
@@ -223,23 +243,28 @@ class Store:
 
     def _write(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
         with self._lock:
+            conn = self._db(create=True)
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = self._conn.execute(sql, params)
+                    cur = conn.execute(sql, params)
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK")
                     raise
-                self._conn.execute("COMMIT")
+                conn.execute("COMMIT")
                 return cur
             except sqlite3.Error as e:
                 raise StoreError(f"writing to the local store {self.path} failed: {e}",
                                  hint="check disk space and that no other tool locked the file") from None
 
     def _read(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
+        """Rows of a query; none while the store does not exist."""
         with self._lock:
+            conn = self._db(create=False)
+            if conn is None:
+                return []
             try:
-                return self._conn.execute(sql, params).fetchall()
+                return conn.execute(sql, params).fetchall()
             except sqlite3.Error as e:
                 raise StoreError(f"reading the local store {self.path} failed: {e}",
                                  hint="check SVGRFT_HOME; move a corrupt file aside to start afresh") from None
@@ -316,10 +341,11 @@ class Store:
     def delete_run(self, run_id: str) -> None:
         rid = self.resolve_run_id(run_id)
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("DELETE FROM samples WHERE run_id=?", (rid,))
-            self._conn.execute("DELETE FROM runs WHERE id=?", (rid,))
-            self._conn.execute("COMMIT")
+            conn = self._db(create=True)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM samples WHERE run_id=?", (rid,))
+            conn.execute("DELETE FROM runs WHERE id=?", (rid,))
+            conn.execute("COMMIT")
 
     # -- samples -------------------------------------------------------------------------------
     def add_sample(self, run_id: str, s: SampleRecord) -> None:
@@ -334,16 +360,17 @@ class Store:
                   int(s.judge_calls), _dumps(s.timings), _dumps(s.usage), _dumps(s.extra), s.created_at)
         placeholders = ",".join("?" * len(_SAMPLE_COLS))
         with self._lock:
+            conn = self._db(create=True)
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.execute(f"INSERT OR REPLACE INTO samples({','.join(_SAMPLE_COLS)}) "
-                                       f"VALUES ({placeholders})", values)
-                    self._conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (time.time(), run_id))
+                    conn.execute(f"INSERT OR REPLACE INTO samples({','.join(_SAMPLE_COLS)}) "
+                                 f"VALUES ({placeholders})", values)
+                    conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (time.time(), run_id))
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK")
                     raise
-                self._conn.execute("COMMIT")
+                conn.execute("COMMIT")
             except sqlite3.Error as e:
                 raise StoreError(f"saving a sample to {self.path} failed: {e}",
                                  hint="check disk space; rerun with --resume to continue") from None
@@ -399,9 +426,13 @@ class Store:
 
     def cache_stats(self) -> dict[str, int]:
         rows = self._read("SELECT COUNT(*) AS n, COALESCE(SUM(hits), 0) AS hits FROM judge_cache")
+        if not rows:
+            return {"entries": 0, "hits": 0}
         return {"entries": int(rows[0]["n"]), "hits": int(rows[0]["hits"])}
 
     def cache_clear(self) -> int:
+        if self._db(create=False) is None:
+            return 0
         cur = self._write("DELETE FROM judge_cache")
         return cur.rowcount
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from svgrft.core.dataset import (MAX_REQUIREMENTS, MAX_SOURCE_BYTES, ROW_ID_RE, DatasetRow,
                                  one_line_error)
+from svgrft.core.plural import plural
 from svgrft.errors import DatasetError
 
 __all__ = ["format_prompt", "build_rows", "load_questions", "split_rows"]
@@ -69,7 +70,7 @@ def build_rows(questions: list[dict]) -> list[DatasetRow]:
         if not isinstance(reqs, list) or not reqs:
             raise DatasetError(f"question {i}: 'requirements' must be a non-empty list", hint="fix the source file")
         if len(reqs) > MAX_REQUIREMENTS:
-            raise DatasetError(f"question {i}: {len(reqs)} requirements (limit {MAX_REQUIREMENTS})",
+            raise DatasetError(f"question {i}: {plural(len(reqs), 'requirement')} (limit {MAX_REQUIREMENTS})",
                                hint="split the question or drop requirements")
         for j, r in enumerate(reqs):
             if not isinstance(r, str) or not r.strip():
@@ -95,7 +96,7 @@ def load_questions(path: str | Path) -> list[dict]:
         raise DatasetError(f"cannot read questions file {p}: {e.strerror or e}",
                            hint="pass an existing SVGBench questions JSON with --source") from None
     if size > MAX_SOURCE_BYTES:
-        raise DatasetError(f"questions file {p} is {size} bytes (limit {MAX_SOURCE_BYTES})",
+        raise DatasetError(f"questions file {p} is {plural(size, 'byte')} (limit {MAX_SOURCE_BYTES})",
                            hint="is this the right file?")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))

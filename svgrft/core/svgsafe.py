@@ -25,6 +25,13 @@
 * ``autofocus`` and ``http-equiv`` attributes (HTML in ``<foreignObject>``) are removed: a page focuses
   only once, so a focus ring would make the first render on a page differ from the next ones, and a
   ``<meta http-equiv="refresh">`` would navigate the page away at a racy moment;
+* markup that runs on its own clock, which the renderer cannot freeze, is neutralised with a warning, so the
+  same SVG gives the same PNG: ``<video>``/``<audio>`` are removed with their content, a ``<marquee>`` is
+  replaced by its content, an indeterminate ``<progress>`` gets ``value="0"``, ``srcdoc`` (a document inside
+  the picture) is removed; an SVG image embedded as ``data:`` that has any of these or CSS animations or
+  transitions is rejected (``invalid``): it cannot be rewritten or frozen inside an image;
+* SMIL animation elements whose ``attributeName`` is ``href`` (any prefix) are removed: an ``href`` set while
+  the picture is drawn would bypass the reference checks made here;
 * the canvas size is derived from ``width``/``height``/``viewBox`` of the root (see :func:`canvas_size`).
 
 No typer/rich imports here; heavy work is linear in the input size.
@@ -40,8 +47,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svgrft.core.extract import SVG_TAG_PREFIX, find_svg_spans
+from svgrft.core.plural import plural
 
-__all__ = ["SvgRejected", "SafeSvg", "validate_svg", "canvas_size", "parse_length", "parse_viewbox"]
+__all__ = ["SvgRejected", "SafeSvg", "validate_svg", "canvas_size", "parse_length", "parse_viewbox", "decoded_text"]
 
 
 class SvgRejected(Exception):
@@ -62,6 +70,9 @@ class SafeSvg:
     parser: str  # "xml" (well-formed) or "tolerant"
     warnings: list[str] = field(default_factory=list)
     expanded: int = 0  # element instances after reference expansion, embedded SVG images included
+    # what in the markup runs on its own clock ("<marquee>", "CSS animation/transition", …): neutralised here
+    # or frozen by the renderer; an embedded SVG image with any of it is rejected
+    time_dependent: list[str] = field(default_factory=list)
 
 
 _DTD = re.compile(r"<!\s*(doctype|entity)", re.IGNORECASE)
@@ -72,7 +83,35 @@ _HTML_VOID = frozenset("area base br col embed hr img input link meta param sour
 _IMAGE_TAGS = frozenset(("image", "feimage"))
 # autofocus: a page focuses only once, so a focus ring would make the first render differ from the next;
 # http-equiv: <meta http-equiv="refresh"> in foreignObject would navigate the page at a racy moment.
-_STRIP_ATTRS = ("autofocus", "http-equiv")
+# srcdoc: a document inside the picture, out of reach of these checks and of the renderer's freezing.
+_STRIP_ATTRS = ("autofocus", "http-equiv", "srcdoc")
+_MEDIA = frozenset(("video", "audio"))  # load and play on their own clock: removed with their content
+_MOTION = re.compile(r"animation|transition", re.IGNORECASE)  # CSS that changes the picture over time
+# why markup was neutralised for determinism: (name in SafeSvg.time_dependent, warning with {n} and {s})
+_TIME_DEPENDENT = {
+    "media": ("<video>/<audio>", "removed {n} <video>/<audio> element{s} (media loads and plays on its own clock: "
+                                 "every render would catch another moment)"),
+    "marquee": ("<marquee>", "replaced {n} <marquee> element{s} by the content (a marquee scrolls: every render "
+                             "would catch it somewhere else)"),
+    "progress": ("indeterminate <progress>", 'gave {n} indeterminate <progress> element{s} value="0" (the browser '
+                                             "animates an indeterminate progress bar)"),
+    "srcdoc": ("srcdoc", "removed {n} srcdoc attribute{s} (a document inside the picture is out of reach of these "
+                         "checks and of the renderer's freezing of animations)"),
+}
+
+
+def decoded_text(s: str) -> str:
+    """``s`` with HTML character references, then CSS escapes, resolved: what a keyword scan of markup must read
+    (``anim&#97;tion`` and ``anim\\61tion`` are ``animation`` to the browser). ``s`` itself when it has neither."""
+    if "&" in s:
+        s = html.unescape(s)
+    return _css_unescape(s)
+
+
+def _sets_href(attrs: list[tuple[str, str | None, int, int]]) -> bool:
+    """An animation element's ``attributeName`` names ``href`` (``xlink:href``, any prefix, any case)."""
+    return any(aname.lower() == "attributename" and val is not None and _local(html.unescape(val).strip()) == "href"
+               for aname, val, _a, _b in attrs)
 
 
 def _local(name: str) -> str:
@@ -319,11 +358,11 @@ def _ref_warnings(removed: dict[str, int]) -> list[str]:
     out = []
     n = removed.get(_REF_EXTERNAL, 0)
     if n:
-        out.append(f"removed {n} external image href{'s' if n != 1 else ''} (a reference that leaves the document "
+        out.append(f"removed {plural(n, 'external image href')} (a reference that leaves the document "
                    "is not fetched and would draw a broken-image icon; only data: URIs and #id on feImage are kept)")
     n = removed.get(_REF_SELF, 0)
     if n:
-        out.append(f"removed {n} #id href{'s' if n != 1 else ''} on <image>/<img> (an image element cannot show an "
+        out.append(f"removed {plural(n, '#id href')} on <image>/<img> (an image element cannot show an "
                    "element; the browser would load the page itself and draw a broken-image icon)")
     return out
 
@@ -348,7 +387,7 @@ def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, 
                 if max_d > max_depth:
                     raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
                 if count > max_elements:
-                    raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+                    raise SvgRejected("too_large", f"SVG has more than {plural(max_elements, 'element')}")
             else:
                 depth -= 1
     except defusedxml.DefusedXmlException as e:
@@ -555,10 +594,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     if not isinstance(svg, str):
         raise SvgRejected("invalid", f"SVG must be text, not {type(svg).__name__}")
     if len(svg) > max_bytes:
-        raise SvgRejected("too_large", f"SVG is larger than {max_bytes} bytes ({len(svg)} characters)")
+        raise SvgRejected("too_large", f"SVG is larger than {plural(max_bytes, 'byte')} ({plural(len(svg), 'character')})")
     size = len(svg.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
-        raise SvgRejected("too_large", f"SVG is {size} bytes, the limit is {max_bytes}")
+        raise SvgRejected("too_large", f"SVG is {plural(size, 'byte')}, the limit is {max_bytes}")
     if "\x00" in svg:
         raise SvgRejected("invalid", "SVG contains NUL characters")
     if _DTD.search(svg):
@@ -587,44 +626,87 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     # tolerant scan with HTML tokenizer rules: caps (always: an XML reading can hide elements the HTML parser
     # sees, e.g. behind "<!-->"), root attributes, hostile hrefs
     root_attrs: dict[str, str] = {}
-    stack: list[tuple[str, bool, int]] = []  # (tag name, are its children HTML content?, node index)
+    # (tag name, are its children HTML content?, node index, removal: None/"drop"/"unwrap", index of "<")
+    stack: list[tuple[str, bool, int, str | None, int]] = []
     parents: list[int] = []  # node index -> parent node index (-1 for the root)
     id_nodes: dict[str, list[int]] = {}  # id -> every node carrying it (in any of its id attributes)
     refs: list[tuple[int, str, int]] = []  # (node, referenced id, multiplier)
     style_refs: list[str] = []  # ids a style sheet references with url(#id)
     t_count = t_depth = 0
-    edits: list[tuple[int, int]] = []  # (start, end) spans to delete
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
     removed_refs: dict[str, int] = {}  # why (a _REF_* key) -> how many image references were removed
     first = True
     low = svg.lower()
     strip_attrs = any(a in low for a in _STRIP_ATTRS)  # rare: only then look at every tag's attributes
     stripped: dict[str, int] = {}
+    frozen: dict[str, int] = {}  # a _TIME_DEPENDENT key -> how many were neutralised
+    smil_href = 0
+    dropping = 0  # open elements being removed with their content (nothing inside them needs its own edit)
+    motion = False  # CSS animation/transition in a style sheet, style attribute or animated value
+    motion_probe = bool(_MOTION.search(svg)) or "\\" in svg or "&" in svg  # else no attribute can have it
 
     def in_html() -> bool:
         return stack[-1][1] if stack else not first  # before the root: HTML (the page's <div>)
+
+    def end_removed(entry: tuple[str, bool, int, str | None, int], at: _Tag, own: bool) -> None:
+        """A removed element ends at tag ``at`` (its own end tag when ``own``, else one that closes it)."""
+        nonlocal dropping
+        if entry[3] == "drop":
+            edits.append((entry[4], at.end if own else at.start, ""))
+            dropping -= 1
+        elif entry[3] == "unwrap" and own:
+            edits.append((at.start, at.end, ""))
 
     for tag in _scan_tags(svg, in_html):
         name = tag.name
         local = _local(name)
         if tag.closing:
             if any(entry[0] == name for entry in stack):
-                while stack and stack.pop()[0] != name:
-                    pass
+                while stack:
+                    entry = stack.pop()
+                    if entry[3]:
+                        end_removed(entry, tag, entry[0] == name)
+                    if entry[0] == name:
+                        break
             continue
         t_count += 1
         if t_count > max_elements:
-            raise SvgRejected("too_large", f"SVG has more than {max_elements} elements")
+            raise SvgRejected("too_large", f"SVG has more than {plural(max_elements, 'element')}")
         html_here = in_html()
         if not html_here and (name in _BREAKOUT or (name == "font" and any(
                 a.lower() in ("color", "face", "size") for a, _v, _s, _e in tag.attrs))):
             while stack and not stack[-1][1]:  # an HTML tag in SVG content closes the SVG elements
-                stack.pop()
+                entry = stack.pop()
+                if entry[3]:
+                    end_removed(entry, tag, False)
             html_here = True
         if strip_attrs:
             for aname, _val, a, b in tag.attrs:
                 if aname.lower() in _STRIP_ATTRS:
-                    edits.append((a, b))
+                    edits.append((a, b, ""))
                     stripped[aname.lower()] = stripped.get(aname.lower(), 0) + 1
+        # determinism: markup on its own clock. "drop" removes the element with its content (also in SVG content,
+        # where an unknown <video> draws nothing anyway), "unwrap" only its tags.
+        removal = None
+        if dropping:
+            pass  # inside an element that goes with its content
+        elif name in _MEDIA:
+            removal = "drop"
+            frozen["media"] = frozen.get("media", 0) + 1
+        elif html_here and name == "marquee":
+            removal = "unwrap"
+            frozen["marquee"] = frozen.get("marquee", 0) + 1
+            edits.append((tag.start, tag.end, ""))
+        elif local in _ANIMATION and _sets_href(tag.attrs):
+            removal = "drop"
+            smil_href += 1
+        elif html_here and name == "progress" and not any(a.lower() == "value" for a, _v, _s, _e in tag.attrs):
+            at = tag.start + 1 + len(name)
+            edits.append((at, at, ' value="0"'))
+            frozen["progress"] = frozen.get("progress", 0) + 1
+        if motion_probe and not motion:
+            motion = any(val and (aname.lower() == "style" or (local in _ANIMATION and aname.lower() in _ANIM_VALUES))
+                         and _MOTION.search(decoded_text(val)) for aname, val, _a, _b in tag.attrs)
         if first:
             for aname, val, _, _ in tag.attrs:
                 root_attrs.setdefault(aname.lower(), html.unescape(val or ""))
@@ -638,13 +720,14 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             end = _find_ci(svg, "</style", tag.end)
             sheet = _css_unescape(html.unescape(svg[tag.end:end if end >= 0 else len(svg)]))
             style_refs.extend(i for m in _URL_REF.finditer(sheet) for i in _fragment_ids(m.group(1)))
+            motion = motion or bool(_MOTION.search(sheet))
         if local in _IMAGE_TAGS or (html_here and name == "img"):
             for aname, val, a, b in tag.attrs:
                 if _local(aname) not in ("href", "src", "srcset"):
                     continue
                 why = _image_ref_removal(local if not html_here else name, val)
                 if why is not None:
-                    edits.append((a, b))
+                    edits.append((a, b, ""))
                     removed_refs[why] = removed_refs.get(why, 0) + 1
         first = False
         if html_here:
@@ -655,35 +738,61 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             children_html = name not in ("svg", "math")
         else:
             if tag.self_closing:
+                if removal == "drop":
+                    edits.append((tag.start, tag.end, ""))
                 continue
             children_html = name in _INTEGRATION
-        stack.append((name, children_html, node))
+        stack.append((name, children_html, node, removal, tag.start))
+        dropping += removal == "drop"
         t_depth = max(t_depth, len(stack))
         if t_depth > max_depth:
             raise SvgRejected("invalid", f"SVG nesting depth exceeds {max_depth}")
+    edits.extend((entry[4], len(svg), "") for entry in stack if entry[3] == "drop")  # never closed
     count, depth = max(count, t_count), max(depth, t_depth)
     expanded = count
     if refs or style_refs:
         expanded = max(count, _expanded_size(parents, id_nodes, refs, max_expanded, style_refs))
         if expanded > max_expanded:
             raise SvgRejected("too_large", f"<use>/pattern/marker/filter references expand the SVG to more than "
-                                           f"{max_expanded} elements")
+                                           f"{plural(max_expanded, 'element')}")
     expanded += _check_nested_images(svg, max_bytes=max_bytes, max_depth=max_depth, max_elements=max_elements,
                                      budget=max_expanded - expanded, max_nested=max_nested)
     if edits:
-        edits.sort()
-        parts = []
-        pos = 0
-        for a, b in edits:
-            parts.append(svg[pos:a])
-            pos = b
-        parts.append(svg[pos:])
-        svg = "".join(parts)
+        svg = _apply_edits(svg, edits)
     warnings.extend(_ref_warnings(removed_refs))
+    if "srcdoc" in stripped:
+        frozen["srcdoc"] = stripped.pop("srcdoc")
     for name, k in sorted(stripped.items()):
-        warnings.append(f"removed {k} {name} attribute{'s' if k != 1 else ''}")
+        warnings.append(f"removed {plural(k, name + ' attribute')}")
+    time_dependent = []
+    for key, (what, message) in _TIME_DEPENDENT.items():
+        if frozen.get(key):
+            time_dependent.append(what)
+            warnings.append(message.format(n=frozen[key], s="s" if frozen[key] != 1 else ""))
+    if motion:
+        time_dependent.append("CSS animation/transition")
+    if smil_href:
+        warnings.append(f"removed {plural(smil_href, 'animation element')} that set href (an href set"
+                        " while the picture is drawn would bypass the reference checks made here)")
     return SafeSvg(svg=svg, root_attrs=root_attrs, elements=count, depth=depth,
-                   parser="xml" if well_formed else "tolerant", warnings=warnings, expanded=expanded)
+                   parser="xml" if well_formed else "tolerant", warnings=warnings, expanded=expanded,
+                   time_dependent=time_dependent)
+
+
+def _apply_edits(s: str, edits: list[tuple[int, int, str]]) -> str:
+    """``s`` with every ``(start, end, replacement)`` applied. An edit inside a span an earlier (enclosing) one
+    already removed is dropped: an element removed with its content takes its tags' own edits with it."""
+    parts = []
+    pos = 0
+    for a, b, rep in sorted(edits, key=lambda e: (e[0], -e[1])):
+        if a < pos:
+            pos = max(pos, b)
+            continue
+        parts.append(s[pos:a])
+        parts.append(rep)
+        pos = b
+    parts.append(s[pos:])
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------- SVG images inside the SVG
@@ -767,6 +876,9 @@ def _check_nested_images(svg: str, *, max_bytes: int, max_depth: int, max_elemen
             if e.kind == "no_svg":
                 continue
             raise SvgRejected(e.kind, f"an embedded SVG image: {e.reason}") from None
+        if inner.time_dependent:
+            raise SvgRejected("invalid", f"an embedded SVG image has {', '.join(inner.time_dependent)}: inside an "
+                                         "image it cannot be frozen, so every render would differ")
         used += inner.expanded
         if used > budget:
             raise SvgRejected("too_large", "embedded SVG images expand to too many elements")

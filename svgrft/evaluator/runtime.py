@@ -154,14 +154,16 @@ async def get_scorer(cfg: dict[str, Any]):
         return state.scorer
     async with state.lock:
         if state.scorer is None:
-            from svgrft.core.scoring import renderer_from_settings, scorer_from_settings
+            from svgrft.clients.judge import judge_from_settings
+            from svgrft.core.scoring import renderer_from_settings, scorer_for
 
             settings = make_settings(cfg)
+            judge = judge_from_settings(settings)  # composition: the judge client of settings.judge
             renderer = renderer_from_settings(settings)
             await renderer.start()
             _RENDERERS.append(renderer)
             state.renderer = renderer
-            state.scorer = await scorer_from_settings(settings, renderer=renderer)
+            state.scorer = await scorer_for(settings, judge, renderer=renderer)
     return state.scorer
 
 

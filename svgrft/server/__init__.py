@@ -1,9 +1,12 @@
 """The rollout server (``svgrft serve``): Eval Protocol's remote ``POST /init`` endpoint.
 
-Modules: ``app`` (the ASGI app, ``create_app``), ``policy`` (policy call arguments and error
-mapping), ``tracing`` (status logs to the Fireworks tracing gateway), ``guard`` (token, host
-allow-list, rate limit, concurrency cap), ``runner`` (uvicorn). Importing this package is cheap;
-``create_app`` imports eval_protocol, FastAPI and openai when called.
+Modules: ``app`` (:class:`~svgrft.server.app.RolloutServer`, ``create_app``), ``options`` (ServeOptions
+from settings or the environment), ``init_request`` (reading and validating ``/init``), ``outcomes`` (how
+a failed rollout is answered), ``wire`` (Eval Protocol's InitRequest and status-log format, without
+eval_protocol), ``status_report`` (status logs to the Fireworks tracing gateway), ``guard`` (token, host
+allow-list, rate limit, concurrency cap), ``conn`` (the guarded HTTP protocol), ``runner`` (uvicorn).
+The policy call itself is :class:`svgrft.clients.policy.PolicyCaller`. Importing this package is cheap;
+``create_app`` imports FastAPI (and, when serving starts, openai) -- never eval_protocol or litellm.
 """
 
 from __future__ import annotations

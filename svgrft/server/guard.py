@@ -1,4 +1,4 @@
-"""Request guards of the rollout server: shared-secret check, model-host allow-list,
+"""Request guards of the rollout server: the client's label, shared-secret check, model-host allow-list,
 per-client rate limiting and the concurrent-rollout cap.
 
 Pure standard library (no eval_protocol, no web framework), so it is cheap to import and to test.
@@ -44,6 +44,17 @@ def _plain_host(host: str) -> bool:
     except ValueError:
         pass
     return 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in host.split("."))
+
+
+def client_label(host: object) -> str:
+    """The client address as it may appear in logs and rate-limit keys: a normalised IP address, or
+    ``"invalid"`` (a forwarded header can carry anything, line breaks included)."""
+    if not isinstance(host, str) or not host or len(host) > 64:
+        return "unknown" if not host else "invalid"
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return "invalid"
 
 
 def check_bearer(header: str | None, token: str) -> bool:

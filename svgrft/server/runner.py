@@ -1,14 +1,15 @@
-"""Running the rollout server with uvicorn (one process, or ``--workers N`` processes)."""
+"""Running the rollout server with uvicorn (one process, or ``--workers N`` processes).
+
+Imports :mod:`svgrft.server.options` only at the top (the app is imported when serving starts), so the
+app and the runner never import each other."""
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
-import os
 from typing import Any
 
-from svgrft.server.app import OPTIONS_ENV, ServeOptions
+from svgrft.server.options import ServeOptions, export_options
 
 SHUTDOWN_GRACE = 15  # seconds added to the rollout timeout for a graceful stop
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
@@ -83,20 +84,11 @@ def log_config(level: str = "info") -> dict[str, Any]:
     }
 
 
-def quiet_import_warnings() -> None:
-    """eval_protocol's models module emits a pydantic deprecation warning at import: not ours to show."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=r"Support for class-based `config` is deprecated")
-
-
 def serve(settings: Any, options: ServeOptions, *, host: str, port: int, workers: int = 1,
           access_log: bool = False, log_level: str = "info") -> None:
     """Block serving ``/init`` until SIGINT/SIGTERM; in-flight rollouts finish before exit."""
     import uvicorn
 
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # eval_protocol imports litellm
-    quiet_import_warnings()
     from svgrft.server.conn import raise_open_file_limit
 
     cfg = log_config(log_level)
@@ -106,11 +98,7 @@ def serve(settings: Any, options: ServeOptions, *, host: str, port: int, workers
                   **uvicorn_options(options, workers=workers))
     if workers > 1:
         # Worker processes rebuild the app from the environment: options as JSON, token as its env var.
-        os.environ[OPTIONS_ENV] = json.dumps(options.public())
-        if options.token:
-            os.environ["SVGRFT_SERVE_TOKEN"] = options.token
-        else:
-            os.environ.pop("SVGRFT_SERVE_TOKEN", None)
+        export_options(options)
         uvicorn.run("svgrft.server.app:app_from_env", factory=True, workers=workers, **common)
         return
     from svgrft.server.app import create_app

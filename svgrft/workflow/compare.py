@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from svgrft.core.compare_report import Comparison, PromptRow, Sample
+from svgrft.core.plural import plural, plural_word
 from svgrft.errors import ApiError, ConfigError, DatasetError, JudgeError, NotFoundError, SvgrftError
 
 __all__ = ["RawSample", "RowInfo", "Collected", "RolloutSource", "RecordsSource", "ReplaySource", "RunsSource",
@@ -342,7 +343,7 @@ class RecordsSource:
         key, ev_id = _eval_key(fw, job, jid)
         rows, path, origin = self._rows(fw, job, jid, progress)
         tracing = self._tracing or TracingClient.from_settings(self.settings)
-        progress(f"reading the rollout records of {len(rows)} rows (evaluator {ev_id}) from {tracing.base_url}")
+        progress(f"reading the rollout records of {plural(len(rows), 'row')} (evaluator {ev_id}) from {tracing.base_url}")
         try:
             records, dropped, outside, full = fetch_records(tracing, key, job, st, list(rows), workers=self.workers)
             requests = getattr(tracing, "requests", None)
@@ -350,33 +351,36 @@ class RecordsSource:
             if self._tracing is None:
                 tracing.close()
         if not records:
-            extra = f" ({outside} records of evaluator {ev_id} fall outside the job's time window)" if outside else ""
+            extra = (f" ({plural(outside, 'record')} of evaluator {ev_id} {plural_word(outside, 'falls', 'fall')} outside "
+                     f"the job's time window)") if outside else ""
             raise SvgrftError(
                 f"no rollout records of job {jid} on the tracing gateway{extra}: its evaluator ({ev_id}) recorded "
-                f"none for the {len(rows)} rows of its dataset",
+                f"none for the {plural(len(rows), 'row')} of its dataset",
                 hint="a job trained by another tool or before svgrft recorded rollouts has none: compare the base "
                      "and the trained model with --source replay, or two local runs with --runs")
         g, how = self._group(records, st, _n_samples(job), list(rows), dropped)
         self.grouping = g
         curve = self._curve(g, records)
         before, after = choice.before, choice.after
-        findings = [f"dataset: {path} ({len(rows)} rows, {origin})",
-                    f"{len(records)} rollout records of evaluator {ev_id} (key {key}) for "
-                    f"{len({r.row_id for r in records})} of {len(rows)} rows; epochs split {how}",
+        findings = [f"dataset: {path} ({plural(len(rows), 'row')}, {origin})",
+                    f"{plural(len(records), 'rollout record')} of evaluator {ev_id} (key {key}) for "
+                    f"{len({r.row_id for r in records})} of {plural(len(rows), 'row')}; epochs split {how}",
                     "rollouts per epoch: " + ", ".join(f"epoch {c['epoch']}: {c['n']}" for c in curve)]
         findings += [f.replace("traces", "records") for f in g.findings[2:]
                      if not f.startswith(("no epoch/step tag", "epoch tag present"))]
-        warnings = [w.replace("have no traces", "have no records").replace("in the traces", "in the records")
+        warnings = [w.replace("no traces", "no records").replace("in the traces", "in the records")
                     for w in g.warnings]
         if outside:
-            warnings.append(f"{outside} records of this evaluator fall outside the job's time window (another job "
+            warnings.append(f"{plural(outside, 'record')} of this evaluator {plural_word(outside, 'falls', 'fall')} outside "
+                            f"the job's time window (another job "
                             f"with the same evaluator?): left out")
         if full:
-            warnings.append(f"{len(full)} rows filled the {RECORD_LIMIT}-entry answer of the gateway "
+            warnings.append(f"{plural(len(full), 'row')} filled the {RECORD_LIMIT}-entry answer of the gateway "
                             f"({', '.join(full[:5])}): older records may be missing")
         cut = sum(1 for r in records if r.svg_cut)
         if cut:
-            warnings.append(f"{cut} recorded SVGs were cut at {rec.SVG_CAP} characters by the evaluator")
+            warnings.append(f"{plural(cut, 'recorded SVG')} {plural_word(cut, 'was', 'were')} cut at {rec.SVG_CAP} characters "
+                            f"by the evaluator")
         if choice.note:
             warnings.insert(0, choice.note)
 
@@ -444,7 +448,7 @@ class RecordsSource:
                                    epoch_tag=index.get(r.policy_model) if by_model else None))
         g = ep.group_epochs(traces, epochs=st["slots"] or (len(models) if by_model else None), per_row=per_row,
                             finished_epochs=st["finished"], expected_rows=expected, dropped=dict(dropped))
-        how = (f"by the policy model the records name ({len(models)} models)" if by_model
+        how = (f"by the policy model the records name ({plural(len(models), 'model')})" if by_model
                else "by time (the records name no policy model per epoch)")
         return g, how
 
@@ -513,7 +517,7 @@ class ReplaySource:
         split = split_info(fw, job, self.settings, chosen, path)
         served = self.after_model or out
         progress(f"split: {split['text']}")
-        progress(f"replaying {len(chosen)} prompts × {self.samples} on {base} and {served}")
+        progress(f"replaying {plural(len(chosen), 'prompt')} × {self.samples} on {base} and {served}")
         before, after = asyncio.run(self._both(base, served, chosen))
         infos = {r.row_id: _row_info(r) for r in chosen}
         meta = {"job": summary, "base_model": base, "output_model": out, "dataset": str(path),
@@ -522,9 +526,9 @@ class ReplaySource:
                                                  f"prompts)",
                          before_label="base model", after_label="trained model", before=before, after=after,
                          rows=infos, job_id=jid,
-                         findings=[f"dataset: {path} ({len(chosen)} prompts)", f"split: {split['text']}",
+                         findings=[f"dataset: {path} ({plural(len(chosen), 'prompt')})", f"split: {split['text']}",
                                    f"before: {base}", f"after: {served}",
-                                   f"{self.samples} fresh replies per prompt and model"], meta=meta)
+                                   f"{plural(self.samples, 'fresh reply', 'fresh replies')} per prompt and model"], meta=meta)
 
     async def _both(self, base: str, out: str, rows: list) -> tuple[dict, dict]:
         gen = self._generate or _policy_generate(self.settings)
@@ -612,7 +616,8 @@ class RunsSource:
         if not sa or not sb:
             empty = ra.id if not sa else rb.id
             raise SvgrftError(f"run {empty} has no scored samples", hint="finish it with `svgrft eval --resume`")
-        progress(f"run {ra.id}: {len(sa)} samples ({ra.model}); run {rb.id}: {len(sb)} samples ({rb.model})")
+        progress(f"run {ra.id}: {plural(len(sa), 'sample')} ({ra.model}); run {rb.id}: {plural(len(sb), 'sample')} "
+                 f"({rb.model})")
 
         def side(samples) -> tuple[dict[str, list[RawSample]], dict[str, RowInfo]]:
             out: dict[str, list[RawSample]] = {}
@@ -636,7 +641,7 @@ class RunsSource:
                             f"{rb.judge_model}/{rb.judge_mode}): scores are not strictly comparable")
         only = (set(before) | set(after)) - common
         if only:
-            warnings.append(f"{len(only)} prompts are in one run only (left out of the paired statistics)")
+            warnings.append(f"{plural(len(only), 'prompt')} {plural_word(len(only), 'is', 'are')} in one run only (left out of the paired statistics)")
         for rid in common:
             if ia[rid].requirements != ib[rid].requirements:
                 warnings.append(f"row {rid}: the two runs have different requirements")
@@ -644,7 +649,7 @@ class RunsSource:
         lb = f"{rb.id} ({_short_model(rb.model)})"
         return Collected(source=self.name, title=f"svgrft compare · {ra.id} vs {rb.id}", before_label=la,
                          after_label=lb, before=before, after=after, rows=infos,
-                         findings=[f"{len(common)} prompts in both runs", f"before: run {ra.id}, model {ra.model}",
+                         findings=[f"{plural(len(common), 'prompt')} in both runs", f"before: run {ra.id}, model {ra.model}",
                                    f"after: run {rb.id}, model {rb.model}"],
                          warnings=warnings, meta={"runs": [ra.to_dict(), rb.to_dict()]})
 
@@ -696,7 +701,7 @@ async def score_async(settings: Any, col: Collected, *, renderer: Any, use_cache
     """Score every unscored sample in place (``RawSample.scored``); returns scorer statistics.
 
     A judge failure that every sample would repeat (bad key, unknown model) raises JudgeError."""
-    from svgrft.core.scoring import scorer_from_settings
+    from svgrft.workflow.evaluate import scorer_from_settings
 
     todo: list[tuple[RawSample, RowInfo]] = []
     for side in ("before", "after"):
@@ -710,7 +715,7 @@ async def score_async(settings: Any, col: Collected, *, renderer: Any, use_cache
         return stats
     scorer = await scorer_from_settings(settings, renderer=renderer, use_cache=use_cache, judge=judge)
     try:
-        progress(f"scoring {len(todo)} replies (judge {scorer.judge_model}, {scorer.judge_mode}, "
+        progress(f"scoring {plural(len(todo), 'reply', 'replies')} (judge {scorer.judge_model}, {scorer.judge_mode}, "
                  f"cache {'on' if use_cache else 'off'})")
         sem = asyncio.Semaphore(max(2, 2 * int(settings.get("judge.concurrency", 8) or 8)))
         fatal: list[Any] = []

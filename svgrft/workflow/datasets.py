@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from svgrft.core.dataset import content_hash, validate_file
+from svgrft.core.plural import plural
 from svgrft.errors import ApiError, ConflictError, DatasetError, NotFoundError, UsageError
 from svgrft.workflow import MAX_POLL_ERRORS, is_transient
 from svgrft.workflow.jobs import guarded
@@ -127,7 +128,7 @@ def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, t
         display = f"{path.stem} sha256:{digest[:HASH_LEN]}"
         body = {"display_name": display[:200], "example_count": str(report.rows), "format": "FORMAT_UNSPECIFIED",
                 "eval_protocol": {}}
-        say(f"creating dataset {ds_id} ({report.rows} rows)")
+        say(f"creating dataset {ds_id} ({plural(report.rows, 'row')})")
         try:
             with guarded(client, f"creating dataset {ds_id}"):
                 sdk.datasets.create(dataset_id=ds_id, dataset=body, account_id=acct)
@@ -136,14 +137,14 @@ def ensure_dataset(client, path: str | Path, dataset_id: str | None = None, *, t
             say(f"dataset {ds_id} was created concurrently, uploading into it")
 
     data = path.read_bytes()
-    say(f"uploading {path.name} ({len(data)} bytes)")
+    say(f"uploading {path.name} ({plural(len(data), 'byte', spec=',')})")
     with guarded(client, f"uploading {path.name} to dataset {ds_id}"):
         sdk.datasets.upload(ds_id, account_id=acct, file=(path.name, data, "application/jsonl"))
 
     ds = _wait_ready(client, ds_id, timeout=timeout, poll_interval=poll_interval, say=say)
     count = _count(ds)
     if count is not None and count != report.rows:
-        raise ApiError(f"dataset {ds_id} is READY with {count} examples, but {path} has {report.rows} rows",
+        raise ApiError(f"dataset {ds_id} is READY with {plural(count, 'example')}, but {path} has {plural(report.rows, 'row')}",
                        hint="re-upload with a new id (--id) and check the file")
     return UploadedDataset(name=str(_field(ds, "name") or name), dataset_id=ds_id, created=created,
                            example_count=count if count is not None else report.rows, content_hash=digest)

@@ -8,27 +8,39 @@ skips samples whose status is ``done`` and redoes the rest (including infrastruc
 
 Fatal conditions (bad key, unknown model, a request the endpoint always refuses) cancel the run and
 raise; Ctrl-C (task cancellation) marks the run ``interrupted`` and re-raises.
+
+The judge is configured by one carrier, the ``[judge]`` section of the settings (``--judge-model`` and
+friends arrive there as flag overrides); a resumed run takes its judge from the run's stored config.
+This module composes the judge client (:func:`svgrft.clients.judge.judge_from_settings`) with the scorer
+(:func:`svgrft.core.scoring.scorer_for`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from svgrft.core.failure import FailureKind
 from svgrft.errors import ConfigError, SvgrftError
 
-__all__ = ["EvalOptions", "EvalOutcome", "run_eval", "summarize_run", "load_rows", "default_dataset",
-           "write_run_report"]
+if TYPE_CHECKING:
+    from svgrft.config import JudgeSettings, Settings
+    from svgrft.core.judge import Judge
+    from svgrft.core.scoring import Scorer
 
-FATAL_KINDS = ("auth", "not_found", "bad_request", "config")
+__all__ = ["EvalOptions", "EvalOutcome", "run_eval", "load_rows", "default_dataset", "scorer_from_settings",
+           "judge_of_run"]
 
 
 @dataclass
 class EvalOptions:
+    """What ``svgrft eval`` asks for beyond the settings (None = the ``[eval]`` setting). The judge is not
+    here: it is ``settings.judge``."""
+
     model: str | None = None
     base_url: str | None = None
     dataset: str | None = None
@@ -37,9 +49,6 @@ class EvalOptions:
     temperature: float | None = None
     max_tokens: int | None = None
     concurrency: int | None = None
-    judge_model: str | None = None
-    judge_mode: str | None = None
-    judge_base_url: str | None = None
     use_cache: bool = True
     resume: str | None = None
     api_key_env: str | None = None
@@ -56,10 +65,28 @@ class EvalOutcome:
     invocation: dict[str, Any] = field(default_factory=dict)
 
 
-def default_dataset(settings: Any) -> Path:
+async def scorer_from_settings(settings: "Settings", *, judge: "Judge | None" = None, renderer: Any = None,
+                               use_cache: bool = True, store: Any = None) -> "Scorer":
+    """A ready Scorer (:func:`svgrft.core.scoring.scorer_for`) whose judge is ``judge`` or, by default, the
+    client of ``settings.judge`` (key from the environment)."""
+    from svgrft.clients.judge import judge_from_settings
+    from svgrft.core.scoring import scorer_for
+
+    return await scorer_for(settings, judge if judge is not None else judge_from_settings(settings),
+                            renderer=renderer, use_cache=use_cache, store=store)
+
+
+def judge_of_run(settings: "Settings", cfg: dict[str, Any]) -> "JudgeSettings":
+    """The ``[judge]`` section a run was started with (its stored config), over today's for the rest."""
+    return dataclasses.replace(settings.judge, model=cfg["judge_model"], mode=cfg["judge_mode"],
+                               base_url=cfg.get("judge_base_url") or settings.judge.base_url,
+                               text_penalty=float(cfg["text_penalty"]))
+
+
+def default_dataset(settings: "Settings") -> Path:
     from svgrft.core.dataset import BUNDLED_DATASET, resolve_path
 
-    configured = settings.get("eval.dataset") or ""
+    configured = settings.eval.dataset
     return resolve_path(configured) if configured else BUNDLED_DATASET
 
 
@@ -78,14 +105,15 @@ def load_rows(path: str | Path, limit: int | None = None) -> list[Any]:
     return rows
 
 
-def _resolved_config(settings: Any, opts: EvalOptions) -> dict[str, Any]:
+def _resolved_config(settings: "Settings", opts: EvalOptions) -> dict[str, Any]:
+    """The run's stored config: every input resolved (the judge's from ``settings.judge``)."""
     from svgrft.clients.policy import is_fireworks_url
     from svgrft.config import expand_model
     from svgrft.core.dataset import content_hash, resolve_path
     from svgrft.core.judge import PROMPT_VERSION
 
-    base = (opts.base_url or settings["fireworks.inference_base_url"]).rstrip("/")
-    model = (opts.model or settings["eval.model"]).strip()
+    base = (opts.base_url or settings.fireworks.inference_base_url).rstrip("/")
+    model = (opts.model or settings.eval.model).strip()
     if not model:
         raise ConfigError("no model to evaluate", hint="pass --model, e.g. --model qwen3-0p6b")
     if is_fireworks_url(base, settings):
@@ -94,26 +122,23 @@ def _resolved_config(settings: Any, opts: EvalOptions) -> dict[str, Any]:
     if not Path(dataset).is_file():
         raise ConfigError(f"dataset {opts.dataset or dataset} not found",
                           hint="pass --dataset PATH to a JSONL file, or build one with `svgrft dataset build`")
-    samples = opts.samples if opts.samples is not None else int(settings["eval.samples"])
+    samples = opts.samples if opts.samples is not None else settings.eval.samples
     if samples < 1:
         raise ConfigError("--samples must be at least 1", hint="pass --samples 1 or more")
-    mode = opts.judge_mode or settings["judge.mode"]
-    if mode not in ("checklist", "count"):
-        raise ConfigError(f"unknown judge mode '{mode}'", hint="use --judge-mode checklist or count")
+    judge = settings.judge
     return {
         "model": model, "base_url": base, "dataset": str(dataset), "dataset_hash": content_hash(dataset),
-        "rows": int(opts.rows if opts.rows is not None else settings["eval.rows"]) or 0,
+        "rows": (opts.rows if opts.rows is not None else settings.eval.rows) or 0,
         "samples": samples,
-        "temperature": float(opts.temperature if opts.temperature is not None else settings["eval.temperature"]),
-        "max_tokens": int(opts.max_tokens if opts.max_tokens is not None else settings["eval.max_tokens"]),
-        "judge_model": opts.judge_model or settings["judge.model"], "judge_mode": mode,
-        "judge_base_url": (opts.judge_base_url or settings["judge.base_url"] or "").rstrip("/"),
-        "text_penalty": float(settings["judge.text_penalty"]), "prompt_version": PROMPT_VERSION,
+        "temperature": opts.temperature if opts.temperature is not None else settings.eval.temperature,
+        "max_tokens": opts.max_tokens if opts.max_tokens is not None else settings.eval.max_tokens,
+        "judge_model": judge.model, "judge_mode": judge.mode, "judge_base_url": judge.base_url,
+        "text_penalty": judge.text_penalty, "prompt_version": PROMPT_VERSION,
         "api_key_env": opts.api_key_env or "",
     }
 
 
-async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
+async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None,
                    on_start: Callable[[str, int, int], None] | None = None,
                    on_sample: Callable[[Any], None] | None = None) -> EvalOutcome:
     """Run (or resume) an evaluation. ``on_start(run_id, total, already_done)`` and ``on_sample(record)``
@@ -121,7 +146,7 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
     from svgrft.clients.judge import judge_from_settings
     from svgrft.clients.policy import policy_from_settings
     from svgrft.core.dataset import content_hash
-    from svgrft.core.scoring import renderer_from_settings, scorer_from_settings
+    from svgrft.core.scoring import renderer_from_settings, scorer_for
     from svgrft.core.store import SampleRecord, Store
 
     own_store = store is None
@@ -141,12 +166,12 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
             cfg = _resolved_config(settings, opts)
             run_id = ""
         rows = load_rows(cfg["dataset"], cfg["rows"] or None)
+        if opts.resume:  # the run's own judge; a new run's cfg was read from settings.judge
+            settings = dataclasses.replace(settings, judge=judge_of_run(settings, cfg))
 
         policy = policy_from_settings(settings, model=cfg["model"], base_url=cfg["base_url"],
-                                      api_key_env=cfg.get("api_key_env") or None,
-                                      concurrency=opts.concurrency or int(settings["eval.concurrency"]))
-        judge = judge_from_settings(settings, model=cfg["judge_model"], mode=cfg["judge_mode"],
-                                    base_url=cfg.get("judge_base_url") or None)
+                                      api_key_env=cfg.get("api_key_env") or None, concurrency=opts.concurrency)
+        judge = judge_from_settings(settings)
         if not run_id:
             run = store.create_run(model=cfg["model"], base_url=cfg["base_url"], dataset=cfg["dataset"],
                                    judge_model=cfg["judge_model"], judge_mode=cfg["judge_mode"], config=cfg,
@@ -170,9 +195,7 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
             if todo:
                 # the browser starts while the first replies are being generated
                 started = asyncio.ensure_future(renderer.start())
-                scorer = await scorer_from_settings(settings.with_overrides({"judge.text_penalty": cfg["text_penalty"]}),
-                                                    renderer=renderer, use_cache=opts.use_cache, judge=judge,
-                                                    store=store)
+                scorer = await scorer_for(settings, judge, renderer=renderer, use_cache=opts.use_cache, store=store)
 
             async def one(row: Any, idx: int) -> None:
                 nonlocal processed
@@ -183,8 +206,8 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
                     gens = await policy.generate(row.messages, n=1, temperature=cfg["temperature"],
                                                  max_tokens=cfg["max_tokens"])
                 except SvgrftError as e:
-                    kind = getattr(e, "kind", "")
-                    if kind in FATAL_KINDS:
+                    kind = FailureKind.parse(getattr(e, "kind", None))
+                    if kind is not None and kind.fatal:
                         fatal.append(e)
                         raise
                     rec.status, rec.reason = "error", f"generation failed: {e.message}"
@@ -255,6 +278,8 @@ async def run_eval(settings: Any, opts: EvalOptions, *, store: Any = None,
                 except BaseException:
                     pass
 
+        from svgrft.workflow.run_summary import summarize_run
+
         summary = summarize_run(store, run_id)
         status = "finished" if summary["counts"]["error"] == 0 and summary["counts"]["missing"] == 0 else "incomplete"
         store.set_run_status(run_id, status)
@@ -286,107 +311,3 @@ async def _gather_fail_fast(tasks: list[asyncio.Future]) -> None:
             if not t.done():
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def gate_counts(samples: list[Any]) -> dict[str, dict[str, int]]:
-    """Per gate, in scoring order (every gate, also those that never fired): ``stopped`` = samples it ended
-    before the judge (score 0, no judge call), ``penalised`` = judged samples whose score it reduced
-    (``text_heavy`` with ``judge.text_penalty`` below 1)."""
-    from svgrft.core.gates import GATES
-
-    out = {g: {"stopped": 0, "penalised": 0} for g in GATES}
-    for s in samples:
-        if not s.gate:
-            continue
-        slot = out.setdefault(s.gate, {"stopped": 0, "penalised": 0})
-        judged = bool(s.judge_calls) or bool(s.judge_cached)
-        slot["penalised" if judged else "stopped"] += 1
-    return out
-
-
-def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
-    """Summary of everything stored for a run (all invocations)."""
-    from svgrft.core.stats import mean_ci
-
-    run = store.get_run(run_id)
-    samples = store.samples(run.id)
-    cfg = run.config or {}
-    rows_n = cfg.get("rows") or 0
-    expected = None
-    if cfg.get("samples"):
-        try:
-            n_rows = len(load_rows(cfg["dataset"], rows_n or None)) if cfg.get("dataset") else 0
-            expected = n_rows * int(cfg["samples"])
-        except SvgrftError:
-            expected = None
-    done = [s for s in samples if s.status == "done"]
-    valid = [s for s in done if s.is_valid and s.score is not None]
-    ci = mean_ci([s.score for s in valid])
-    gates = Counter(s.gate for s in done if s.gate)
-    gate_stops = gate_counts(done)
-    flags = Counter(f for s in done for f in s.flags)
-    # "kind: detail" → kind; split on ": " so that a URL in the reason ("… at http://host:1/v1") stays whole
-    reasons_invalid = Counter((s.reason or "").split(": ")[0][:60] for s in samples if not s.is_valid)
-    hits: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
-    texts: dict[tuple[str, int], str] = {}
-    for s in valid:
-        for v in s.verdicts:
-            key = (s.row_id, int(v.get("index", 0)))
-            hits[key][0] += 1 if v.get("fulfilled") else 0
-            hits[key][1] += 1
-            texts[key] = str(v.get("requirement", ""))
-    per_req = [{"row_id": k[0], "index": k[1], "requirement": texts[k], "hits": h, "n": n,
-                "rate": h / n if n else 0.0} for k, (h, n) in hits.items()]
-    per_req = [d for d in per_req if d["rate"] < 1.0]
-    per_req.sort(key=lambda d: (d["rate"], -d["n"], d["row_id"], d["index"]))
-    judged = sum(1 for s in done if s.judge_calls > 0 and not s.judge_cached)
-    cached = sum(1 for s in done if s.judge_cached)
-
-    def tok(part: str, key: str) -> int:
-        return sum(int(((s.usage or {}).get(part) or {}).get(key, 0) or 0) for s in samples)
-
-    by_row: dict[str, list[float]] = defaultdict(list)
-    for s in valid:
-        by_row[s.row_id].append(float(s.score))
-    return {
-        "run_id": run.id, "status": run.status, "model": run.model, "dataset": run.dataset,
-        "judge_model": run.judge_model, "judge_mode": run.judge_mode, "created_at": run.created_at,
-        "config": cfg,
-        "score": {"mean": ci.mean, "ci95_low": ci.low, "ci95_high": ci.high, "n": ci.n, "std": ci.std},
-        "counts": {"expected": expected, "stored": len(samples), "done": len(done), "valid": len(valid),
-                   "invalid": sum(1 for s in done if not s.is_valid),
-                   "error": sum(1 for s in samples if s.status != "done"),
-                   "missing": max(0, (expected or 0) - len(done)) if expected is not None else 0},
-        "gates": dict(gates), "gate_stops": gate_stops, "flags": dict(flags), "invalid_reasons": dict(reasons_invalid.most_common(5)),
-        "worst_requirements": per_req[:worst],
-        "judge": {"judged": judged, "cached": cached,
-                  "requests": sum(s.judge_calls for s in samples),
-                  "gated": sum(g["stopped"] for g in gate_stops.values())},
-        "tokens": {"policy_prompt": tok("policy", "prompt_tokens"),
-                   "policy_completion": tok("policy", "completion_tokens"),
-                   "judge_prompt": tok("judge", "prompt_tokens"),
-                   "judge_completion": tok("judge", "completion_tokens")},
-        "rows": {k: sum(v) / len(v) for k, v in by_row.items()},
-    }
-
-
-def write_run_report(store: Any, run_id: str, out: str | Path | None = None) -> Path:
-    """Write the HTML report of ``run_id`` (default ``reports/<run_id>.html``); returns the path."""
-    from svgrft.core.report import run_report_html
-    from svgrft.errors import StoreError
-
-    run = store.get_run(run_id)
-    summary = summarize_run(store, run.id)
-    samples = store.samples(run.id, include_png=True)
-    path = Path(out) if out else Path("reports") / f"{run.id}.html"
-    if path.is_dir():
-        path = path / f"{run.id}.html"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(run_report_html(summary, samples), encoding="utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        raise StoreError(f"cannot write the report {path}: {e.strerror or e}",
-                         hint="pass --output with a writable path") from None
-    return path

@@ -44,6 +44,7 @@ from typing import Any, Callable
 import svgrft
 from svgrft import evaluator as ev
 from svgrft.config import expand_model
+from svgrft.core.plural import plural
 from svgrft.errors import ApiError, ConfigError, ConflictError, NetworkError, NotFoundError, SvgrftError
 from svgrft.workflow import MAX_POLL_ERRORS, is_transient
 from svgrft.workflow.jobs import guarded
@@ -311,33 +312,43 @@ _STAGE_NAMES = frozenset({ev.ENTRY_FILE, ev.CONFIG_FILE, ev.MANIFEST_FILE, ev.SA
                           ".eval_protocol"})
 
 
-def _clear_stage_dir(dest: Path) -> None:
-    """Empty ``dest`` for a new stage, but only if it is empty or an earlier staged evaluator: never delete a
-    folder of the user's (``svgrft evaluator stage .`` must not wipe the working directory)."""
-    if not dest.exists() and not dest.is_symlink():
-        return
-    if not dest.is_dir() or dest.is_symlink():
+def _prepare_stage_dir(dest: Path, overwrite: bool) -> None:
+    """Make ``dest`` an empty folder for a new stage, never silently: a new folder is made only inside an
+    existing one; an empty folder is used; an earlier staged evaluator is replaced only with ``overwrite``;
+    any other content (``svgrft evaluator stage .`` in a working directory) is never written into or deleted."""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise ConfigError(f"{dest} exists and is not a folder",
                           hint="choose a new folder for the staged evaluator")
+    if not dest.exists():
+        if not dest.parent.is_dir():
+            raise ConfigError(f"cannot create {dest}: the folder {dest.parent} does not exist",
+                              hint="create it first, or choose a new folder inside an existing one")
+        dest.mkdir()
+        return
     entries = list(dest.iterdir())
     if not entries:
-        dest.rmdir()
         return
     names = {p.name for p in entries}
     staged = (dest / ev.CONFIG_FILE).is_file() and (dest / ev.ENTRY_FILE).is_file() and names <= _STAGE_NAMES
     if not staged or dest.resolve() in (Path.cwd().resolve(), Path.home().resolve(), Path("/")):
-        raise ConfigError(f"{dest} is not empty and is not a staged evaluator; refusing to delete what is in it",
-                          hint="choose a new or empty folder (an earlier staged evaluator is replaced)")
+        raise ConfigError(f"{dest} is not empty and is not a staged evaluator; refusing to write into it or "
+                          "delete what is in it",
+                          hint="choose a new or empty folder (only an earlier staged evaluator is ever replaced)")
+    if not overwrite:
+        raise ConfigError(f"{dest} already holds a staged evaluator; nothing was written",
+                          hint="pass --overwrite to replace it, or choose a new folder")
     shutil.rmtree(dest)
+    dest.mkdir()
 
 
-def stage(settings: Any, dest: str | Path) -> StagedEvaluator:
-    """Write the evaluator directory into ``dest`` (created or emptied) and return its description."""
+def stage(settings: Any, dest: str | Path, *, overwrite: bool = False) -> StagedEvaluator:
+    """Write the evaluator directory into ``dest`` and return its description. ``dest`` is a new folder (its
+    parent must exist) or an empty one; an earlier staged evaluator there is replaced only with ``overwrite``,
+    anything else there is an error (see :func:`_prepare_stage_dir`)."""
     dest = Path(dest)
-    _clear_stage_dir(dest)
-    dest.mkdir(parents=True)
-    config = evaluator_config(settings)
+    config = evaluator_config(settings)  # a bad setting fails before anything is written
     modules = module_closure()
+    _prepare_stage_dir(dest, overwrite)
     written: list[str] = []
 
     def put(rel: str, data: bytes) -> None:
@@ -508,7 +519,7 @@ def put_tarball(url: str, data: bytes, *, attempts: int = 4, backoff: float = 1.
             if wait is not None:
                 delay = wait
             time.sleep(delay)
-    raise NetworkError(f"uploading the evaluator tarball failed after {attempts} attempts ({last})",
+    raise NetworkError(f"uploading the evaluator tarball failed after {plural(attempts, 'attempt')} ({last})",
                        hint="check your network and run the same command again; nothing half-built is kept")
 
 
@@ -551,7 +562,7 @@ def _create_and_upload(client: Any, evaluator_id: str, staged: StagedEvaluator, 
     except ConflictError:
         say(f"evaluator {evaluator_id} appeared concurrently; uploading the code to it")
     try:
-        say(f"uploading {len(data):,} bytes")
+        say(f"uploading {plural(len(data), 'byte', spec=',')}")
         with guarded(client, f"getting the upload URL of evaluator {evaluator_id}"):
             resp = sdk.evaluators.get_upload_endpoint(evaluator_id, account_id=acct,
                                                       filename_to_size={TARBALL_NAME: str(len(data))})
@@ -639,7 +650,7 @@ def ensure_evaluator(client: Any, settings: Any, *, evaluator_id: str | None = N
             staged = stage(settings, Path(tmp) / "evaluator")
         data = tarball_bytes(staged)
         if len(data) > MAX_TARBALL_BYTES:
-            raise SvgrftError(f"evaluator tarball is {len(data):,} bytes (limit {MAX_TARBALL_BYTES:,})",
+            raise SvgrftError(f"evaluator tarball is {plural(len(data), 'byte', spec=',')} (limit {MAX_TARBALL_BYTES:,})",
                               hint="this is a packaging bug: the evaluator should be a few hundred kB")
         explicit = evaluator_id is not None
         eid = check_evaluator_id(evaluator_id) if explicit else evaluator_id_for(settings, staged)
@@ -815,7 +826,7 @@ def run_local_test(settings: Any, *, rows: int = 2, runs: int = 1, dataset: str 
     work = Path(tempfile.mkdtemp(prefix="svgrft-evaltest-"))
     try:
         stage_dir = Path(keep_dir) if keep_dir else work / "evaluator"
-        staged = stage(settings, stage_dir)
+        staged = stage(settings, stage_dir, overwrite=True)  # --keep DIR again replaces the stage kept there
         home, out_dir = work / "home", work / "out"
         home.mkdir()
         out_dir.mkdir()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from svgrft.errors import SvgrftError
+from svgrft.core.plural import plural, plural_word
 
 __all__ = ["prompt_key", "training_prompts", "split_info"]
 
@@ -82,11 +83,12 @@ def split_info(fw: Any, job: dict, settings: Any, rows: list, dataset_path: Path
         split = "mixed"
     name = Path(dataset_path).name
     if split == "held-out":
-        text = f"held-out: none of the {n} prompts of {name} is in {source}"
+        text = f"held-out: none of the {plural(n, 'prompt')} of {name} is in {source}"
     elif split == "training":
-        text = f"training: all {n} prompts of {name} are in {source} (not a held-out test)"
+        text = (f"training: all {plural(n, 'prompt')} of {name} {plural_word(n, 'is', 'are')} in {source} "
+                f"(not a held-out test)")
     elif split == "mixed":
-        text = f"mixed: {k} of {n} prompts of {name} are in {source}"
+        text = f"mixed: {k} of {plural(n, 'prompt')} of {name} {plural_word(k, 'is', 'are')} in {source}"
     else:
         text = f"unknown: could not tell whether the job trained on {name} (compared with {source})"
     auto = bool(job.get("evalAutoCarveout"))

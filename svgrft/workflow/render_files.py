@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from svgrft.core.plural import plural, plural_word
+
 __all__ = ["Item", "reply_text", "collect", "output_names", "plan_targets", "check_targets", "read_items",
            "render_items", "summarize"]
 
@@ -151,7 +153,7 @@ def read_items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
             size = path.stat().st_size
             # a reply may hold reasoning around the SVG: allow more than the SVG cap, but never read a huge file
             if size > (max_bytes if kind == "svg" else max_bytes * 8):
-                yield Item(stem, str(path), "too_large", error=f"file is {size} bytes, the limit is {max_bytes}")
+                yield Item(stem, str(path), "too_large", error=f"file is {plural(size, 'byte')}, the limit is {max_bytes}")
                 continue
             yield Item(stem, str(path), kind, path.read_text(encoding="utf-8", errors="replace"))
             continue
@@ -301,6 +303,6 @@ def check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:
     existing = [t for t in targets if t.exists() or t.is_symlink()]
     if existing:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise SvgrftError(f"{existing[0]}{more} already exist{'s' if len(existing) == 1 else ''} in {out} "
+        raise SvgrftError(f"{existing[0]}{more} already {plural_word(len(existing), 'exists', 'exist')} in {out} "
                           "from an earlier run; nothing was rendered",
                           hint="pass --overwrite to replace them, or choose another --out")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from svgrft.config import expand_model
+from svgrft.core.plural import plural
 from svgrft.errors import ConfigError, ConflictError, DatasetError, SvgrftError, UsageError
 from svgrft.workflow.jobs import guarded
 
@@ -426,7 +427,7 @@ def sample_renders(settings: Any) -> list[dict[str, Any]]:
 
 def plan_steps(plan: TrainPlan) -> list[dict[str, str]]:
     steps = [
-        {"step": "validate", "detail": f"dataset {plan.dataset_path} ({plan.dataset_rows} rows), settings, "
+        {"step": "validate", "detail": f"dataset {plan.dataset_path} ({plural(plan.dataset_rows, 'row')}), settings, "
                                        f"rollout mode {plan.mode}"},
         {"step": "secrets", "detail": "create or update " + ", ".join(plan.secret_keys)},
         {"step": "dataset", "detail": f"{plan.dataset_id} (reused when it exists and is READY)"},
@@ -435,8 +436,8 @@ def plan_steps(plan: TrainPlan) -> list[dict[str, str]]:
         steps.append({"step": "eval dataset", "detail": plan.eval_dataset.dataset_id + (
             " (uploaded from " + plan.eval_dataset.value + ")" if plan.eval_dataset.kind == "file" else " (existing)")})
     steps += [
-        {"step": "evaluator", "detail": f"{plan.evaluator_id} ({plan.evaluator_files} files, "
-                                        f"{plan.evaluator_bytes:,} bytes; reused when ACTIVE)"},
+        {"step": "evaluator", "detail": f"{plan.evaluator_id} ({plural(plan.evaluator_files, 'file')}, "
+                                        f"{plural(plan.evaluator_bytes, 'byte', spec=',')}; reused when ACTIVE)"},
         {"step": "job", "detail": f"{plan.job_id} (" + ("--job-id" if plan.job_id_explicit else
                                                           "derived; an identical re-run reuses it") + ")"},
         {"step": "watch", "detail": "state changes and progress until the job ends (Ctrl-C detaches)"},
@@ -581,14 +582,14 @@ def run(plan: TrainPlan, client: Any, *, on_step: Callable[[str], None] | None =
 
     ds = ensure_dataset(client, plan.dataset_path, plan.dataset_id if plan.dataset_id_explicit else None,
                         poll_interval=min(poll, 2.0))
-    say(f"✓ dataset {ds.name} ({ds.example_count} rows, {'uploaded' if ds.created else 'reused'})")
+    say(f"✓ dataset {ds.name} ({plural(ds.example_count, 'row')}, {'uploaded' if ds.created else 'reused'})")
 
     eval_name = None
     if plan.eval_dataset is not None:
         if plan.eval_dataset.kind == "file":
             eds = ensure_dataset(client, plan.eval_dataset.value, None, poll_interval=min(poll, 2.0))
             eval_name = eds.name
-            say(f"✓ eval dataset {eds.name} ({eds.example_count} rows, {'uploaded' if eds.created else 'reused'})")
+            say(f"✓ eval dataset {eds.name} ({plural(eds.example_count, 'row')}, {'uploaded' if eds.created else 'reused'})")
         else:
             eval_name = client.name("datasets", plan.eval_dataset.dataset_id)
             say(f"✓ eval dataset {eval_name} (existing)")
