@@ -10,6 +10,14 @@ Precedence (highest first): command-line flag > environment variable > config fi
 ``.env`` is loaded with python-dotenv from an explicit path (default ``./.env``) and never
 overrides variables that are already set. API keys are read from the environment only:
 they are secrets, so a config file that holds one is rejected.
+
+Every environment variable svgrft reads is read here: the settings' variables (``Spec.env``, by
+:func:`load_settings`), the API keys (:data:`SECRET_ENV`, :func:`secret_env`) and the process-level
+switches of :data:`PROCESS_ENV` (:func:`process_env`), which code needs before or without resolved settings.
+(The packaged evaluator, ``svgrft/evaluator/``, runs inside Fireworks and reads its own.)
+
+Over 400 lines on purpose: this is the one place every setting (about 80 field declarations) and every
+environment variable is declared, and where values from all sources are checked.
 """
 
 from __future__ import annotations
@@ -76,21 +84,21 @@ class FireworksSettings:
 @dataclass(frozen=True)
 class JudgeSettings:
     """[judge]"""
-    model: str = setting('gpt-4.1-2025-04-14', 'Vision judge model (OpenAI-compatible; a pinned snapshot keeps rewards comparable).', env='SVGRFT_JUDGE_MODEL')
-    mode: str = setting('checklist', '"checklist" = one verdict per requirement, score computed in code; "count" = the original SVGBench prompt.', choices=('checklist', 'count'))
-    base_url: str = setting('', 'Judge endpoint; empty = OpenAI.', env='OPENAI_BASE_URL')
-    concurrency: int = setting(8, "Judge requests in flight at once (protects the judge's rate limits).")
+    model: str = setting('gpt-4.1-2025-04-14', 'Vision judge model (OpenAI-compatible; a pinned snapshot keeps rewards comparable).', env='SVGRFT_JUDGE_MODEL', flag='--judge-model')
+    mode: str = setting('checklist', '"checklist" = one verdict per requirement, score computed in code; "count" = the original SVGBench prompt.', choices=('checklist', 'count'), flag='--judge-mode')
+    base_url: str = setting('', 'Judge endpoint (OpenAI-compatible); empty = OpenAI.', env='OPENAI_BASE_URL', flag='--judge-base-url')
+    concurrency: int = setting(8, "Judge requests in flight at once (protects the judge's rate limits).", flag='--judge-concurrency')
     timeout: float = setting(60.0, 'Timeout of one judge request, seconds.')
     max_retries: int = setting(4, 'Retries of a judge request on 429/5xx/timeouts (Retry-After honoured).')
     text_penalty: float = setting(1.0, 'Score penalty (0–1) for text-heavy drawings (mostly text restating the requirements, or text with at most 2 shapes; words the request asks to be written do not count): 1 = score 0 without a judge call; 0 = only flag.')
     backoff_base: float = setting(1.0, "Base of the judge's exponential backoff between retries, seconds.")
-    cache: bool = setting(True, 'Cache judge verdicts by (image, requirements, model, mode, prompt version) so a picture is paid for once.')
+    cache: bool = setting(True, 'Cache judge verdicts by (image, requirements, model, mode, prompt version) so a picture is paid for once; --no-cache neither reads nor writes the cache.')
 
 
 @dataclass(frozen=True)
 class RenderSettings:
     """[render]"""
-    pool_size: int = setting(2, 'Pages kept open in the headless-Chromium pool (2 suits 2 cores).')
+    pool_size: int = setting(2, 'Pages rendering in parallel: the headless-Chromium pool (2 suits 2 cores).', flag='--concurrency')
     size: int = setting(512, 'Canvas side (px) used when an SVG gives no usable size.')
     max_side: int = setting(2048, 'Largest canvas side (px); bigger SVG sizes are clamped.')
     timeout_ms: int = setting(5000, 'Timeout of one render, milliseconds.', env='SVGRFT_RENDER_TIMEOUT_MS')
@@ -108,7 +116,7 @@ class DatasetSettings:
 @dataclass(frozen=True)
 class SecretsSettings:
     """[secrets]"""
-    keys: tuple[str, ...] = setting(('OPENAI_API_KEY', 'FIREWORKS_API_KEY'), 'Environment variables pushed as Fireworks secrets for the evaluator (only these names, never all of .env). In remote rollout mode SVGRFT_SERVE_TOKEN is added when it is set.')
+    keys: tuple[str, ...] = setting(('OPENAI_API_KEY', 'FIREWORKS_API_KEY'), 'Environment variables pushed as Fireworks secrets for the evaluator (only these names, never all of .env). In remote rollout mode SVGRFT_SERVE_TOKEN is added when it is set.', flag='--key')
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,7 @@ class WandbSettings:
 @dataclass(frozen=True)
 class EvalSettings:
     """[eval]"""
-    model: str = setting('qwen3-0p6b', 'Model evaluated by `svgrft eval` (short names expand like --base-model).')
+    model: str = setting('qwen3-0p6b', 'Policy model evaluated by `svgrft eval`. Short Fireworks names (qwen3-0p6b) expand to accounts/fireworks/models/NAME; a trained model or a JOB_ID given as --model is called through its deployment (`svgrft deploy`).')
     samples: int = setting(1, 'Replies generated per prompt.')
     rows: int = setting(0, 'Rows evaluated; 0 = all.')
     temperature: float = setting(0.8, 'Sampling temperature of `svgrft eval`.')
@@ -177,7 +185,7 @@ class ServeSettings:
     host: str = setting('127.0.0.1', '`svgrft serve`: interface to bind (use 0.0.0.0 in a container).', flag='--host')
     port: int = setting(8000, 'Port of the rollout server.', flag='--port')
     workers: int = setting(1, 'Worker processes; limits below apply per worker.', flag='--workers')
-    allow_model_hosts: tuple[str, ...] = setting((), 'Extra hosts accepted in model_base_url besides the Fireworks tracing/inference hosts.', flag='--allow-model-host')
+    allow_model_hosts: tuple[str, ...] = setting((), 'Extra hosts accepted in model_base_url (host, host:port or *.domain) besides tracing.fireworks.ai, api.fireworks.ai and the configured Fireworks URLs.', flag='--allow-model-host')
     max_concurrent: int = setting(256, 'Cap on concurrent rollouts; more get 429 with Retry-After (0 = no cap).', flag='--max-concurrent')
     rate_limit: float = setting(20.0, 'Requests per second per client (0 = off).', flag='--rate-limit')
     rate_burst: int = setting(400, 'Requests a client may send at once before the rate limit applies.', flag='--rate-burst')
@@ -187,7 +195,7 @@ class ServeSettings:
     background: bool = setting(False, 'Answer /init at once and run the policy call in the background (errors then only via the tracing log).', flag='--background')
     read_timeout: float = setting(15.0, "Seconds a client has to send a request's headers, and then its body, before the connection is closed (idle and trickling connections)", flag='--read-timeout')
     max_connections_per_client: int = setting(0, 'Connections one client address may hold; an idle one is closed to make room (0 = max_concurrent + 64).', flag='--conns-per-client')
-    trust_proxy_headers: bool = setting(False, 'Take the client address from X-Forwarded-For / X-Forwarded-Proto sent by a proxy on this machine (only behind a reverse proxy that sets them).', flag='--trust-proxy-headers')
+    trust_proxy_headers: bool = setting(False, 'Take the client address from X-Forwarded-For / X-Forwarded-Proto sent by a proxy on this machine, or on the hosts in FORWARDED_ALLOW_IPS (only behind a reverse proxy that sets them).', flag='--trust-proxy-headers')
 
 
 @dataclass(frozen=True)
@@ -196,7 +204,7 @@ class DeploySettings:
     mode: str = setting('merge', '`svgrft deploy`: merge (a deployment of the LoRA itself) or addons (base model + lora.load).', choices=('merge', 'addons'), flag='--mode')
     accelerator_type: str = setting('NVIDIA_A100_80GB', 'GPU type of the on-demand deployment.', flag='--accelerator')
     accelerator_count: int = setting(1, 'GPUs per replica.', flag='--accelerator-count')
-    ttl: str = setting('2h', 'svgrft deletes deployments it created after this long (d/h/m/s).', flag='--ttl')
+    ttl: str = setting('2h', 'Time to live of a deployment svgrft creates (e.g. 2h, 90m; d/h/m/s): then `svgrft deployments list` flags it and `svgrft undeploy --expired` deletes it.', flag='--ttl')
     scale_to_zero: str = setting('15m', 'An idle deployment scales to zero replicas (no GPU billed) after this long; at least 5m.')
     timeout: float = setting(1800.0, 'Seconds to wait for a deployment to become READY.', flag='--timeout')
     poll_interval: float = setting(10.0, 'Seconds between status polls while waiting.')
@@ -229,6 +237,76 @@ ENV_VARS: dict[str, str] = {s.env: k for k, s in SCHEMA.items() if s.env}
 CHOICES: dict[str, tuple[str, ...]] = {k: s.choices for k, s in SCHEMA.items() if s.choices}
 
 SECRET_ENV = ("FIREWORKS_API_KEY", "OPENAI_API_KEY", "SVGRFT_SERVE_TOKEN", "WANDB_API_KEY")
+MASKED_ENV = SECRET_ENV + ("EP_REMOTE_API_KEY",)  # values masked in every output (see register_secrets)
+
+# The variables that are not settings: process-level switches, read where settings are not resolved (yet),
+# e.g. by the renderer or the store, and the config file's own.
+PROCESS_ENV: dict[str, str] = {
+    "SVGRFT_HOME": "folder of the local run store, judge cache and deployment records (default ~/.svgrft)",
+    "SVGRFT_CONFIG": "config file used when --config is not given",
+    "SVGRFT_DEBUG": "1 = print the (redacted) traceback of an expected error too",
+    "NO_COLOR": "any value = plain output: no colours, no bold/dim/italic",
+    "SVGRFT_NO_SANDBOX": "any value = launch Chromium without its sandbox",
+    "PLAYWRIGHT_BROWSERS_PATH": "Playwright's browser folder (its own convention; 0 = inside the package)",
+    "PLAYWRIGHT_LEGACY_SCREENSHOT": "any value = Playwright's legacy screenshot path (no CDPScreenshotNewSurface)",
+    "XDG_CACHE_HOME": "the user's cache folder, where Playwright keeps its browsers (Linux)",
+    "LOCALAPPDATA": "the user's local app-data folder, where Playwright keeps its browsers (Windows)",
+    "SVGRFT_SERVE_OPTIONS": "internal: the options `svgrft serve --workers N` hands its worker processes (JSON)",
+}
+
+
+def process_env(name: str, default: str | None = None) -> str | None:
+    """The process-level variable ``name`` (one of :data:`PROCESS_ENV`; another name is a bug: KeyError)."""
+    if name not in PROCESS_ENV:
+        raise KeyError(f"{name} is not a declared process-level variable (config.PROCESS_ENV)")
+    return os.environ.get(name, default)
+
+
+def setting_env(key: str) -> str | None:
+    """The raw value of setting ``key``'s environment variable (None when it has none or it is unset/empty),
+    for code that runs without resolved settings (the renderer's own Chromium lookup)."""
+    var = SCHEMA[key].env
+    return (os.environ.get(var) or None) if var else None
+
+
+def process_environ() -> dict[str, str]:
+    """The declared process-level variables (:data:`PROCESS_ENV`) that are set, as a mapping."""
+    return {k: os.environ[k] for k in PROCESS_ENV if k in os.environ}
+
+
+def secret_env(name: str) -> str | None:
+    """An API key straight from the process environment (after .env), or None when unset/empty; code that
+    has resolved settings uses :meth:`Settings.secret`."""
+    return os.environ.get(name) or None
+
+
+def register_secrets() -> None:
+    """Register the value of every key of :data:`MASKED_ENV` that is set, so output masks it."""
+    from svgrft.secrets import register
+
+    for name in MASKED_ENV:
+        register(os.environ.get(name))
+
+
+def passthrough_env(names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The variables among ``names`` that are set (non-empty): the curated environment of a subprocess."""
+    return {k: os.environ[k] for k in names if os.environ.get(k)}
+
+
+def home_dir() -> Path:
+    """``$SVGRFT_HOME`` or ``~/.svgrft``: the local run store, judge cache and deployment records."""
+    env = process_env("SVGRFT_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".svgrft"
+
+
+def debug() -> bool:
+    """``SVGRFT_DEBUG=1``: expected errors print their (redacted) traceback too."""
+    return process_env("SVGRFT_DEBUG") == "1"
+
+
+def no_color() -> bool:
+    """``NO_COLOR`` (any non-empty value): plain text, no colours and no bold/dim/italic escape codes."""
+    return bool(process_env("NO_COLOR"))
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 
@@ -289,8 +367,7 @@ class Settings:
 
     def secret(self, name: str) -> str | None:
         """An API key from the environment (after .env), or None when unset/empty."""
-        value = self.env.get(name) or os.environ.get(name)
-        return value or None
+        return self.env.get(name) or secret_env(name)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
         """A copy with flag values applied (``None`` = flag not given); values are checked like any source."""
@@ -416,7 +493,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def load_settings(config_path: str | Path | None = None, env_file: str | Path | None = None,
                   overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Resolve every setting with its source. ``overrides`` are flag values (None = not given)."""
+    """Resolve every setting with its source. ``overrides`` are flag values (None = not given); the config
+    file is ``config_path``, else ``$SVGRFT_CONFIG``, else ``configs/default.toml`` when it exists."""
     from dotenv import dotenv_values
 
     env_path = Path(env_file) if env_file else Path(".env")
@@ -441,6 +519,7 @@ def load_settings(config_path: str | Path | None = None, env_file: str | Path | 
     sources: dict[str, str] = {k: "default" for k in SCHEMA}
 
     cfg: Path | None
+    config_path = config_path or environ.get("SVGRFT_CONFIG")
     if config_path:
         cfg = Path(config_path)
         if not cfg.is_file():

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 
-_KNOWN: set[str] = set()
-_SECRET_NAMES = ("FIREWORKS_API_KEY", "OPENAI_API_KEY", "SVGRFT_SERVE_TOKEN", "WANDB_API_KEY", "EP_REMOTE_API_KEY")
+_KNOWN: set[str] = set()  # registered secret values (svgrft.config.register_secrets registers the env's keys)
 
 
 def mask(value: str | None) -> str:
@@ -21,11 +19,6 @@ def mask(value: str | None) -> str:
 def register(value: str | None) -> None:
     if value and len(value) >= 6:
         _KNOWN.add(value)
-
-
-def register_env() -> None:
-    for name in _SECRET_NAMES:
-        register(os.environ.get(name))
 
 
 def _redact_known(text: str) -> str:

@@ -1,10 +1,12 @@
-"""configs/*.toml: every key is a known setting and commented; every train flag has a config key."""
+"""configs/*.toml and the schema: every key is a known setting, commented, with its default and env var; every
+flag that sets a setting is declared from the schema and shown in some command's --help."""
 
 from __future__ import annotations
 
 import inspect
 import re
 import tomllib
+from typing import List, Optional
 
 import pytest
 
@@ -65,35 +67,108 @@ def test_default_toml_matches_builtin_defaults():
         assert not missing, f"default.toml does not document {missing}"
 
 
-def test_every_train_flag_has_a_config_key():
-    from svgrft.cli.train import CONTROL_FLAGS, FLAG_KEYS, cmd
-    from svgrft.config import DEFAULTS
-
-    params = [p for p in inspect.signature(cmd).parameters if p not in CONTROL_FLAGS]
-    assert params, "train has no options?"
-    unmapped = [p for p in params if p not in FLAG_KEYS]
-    assert not unmapped, f"train flags without a config key: {unmapped}"
-    unknown = {p: k for p, k in FLAG_KEYS.items() if k not in DEFAULTS}
-    assert not unknown
-    default_keys = _flat(tomllib.loads((REPO / "configs" / "default.toml").read_text(encoding="utf-8")))
-    undocumented = [k for k in FLAG_KEYS.values() if k not in default_keys]
-    assert not undocumented
-
-
-def test_train_flag_names_match_the_config_key_names():
-    """--learning-rate ↔ train.learning_rate: the flag is the key's last part with dashes (W&B ones prefixed)."""
+def _commands():
+    """(command path, the function under @c.command, its Click command) of every svgrft command."""
     from typer.main import get_command
 
     from svgrft.cli.main import app
-    from svgrft.cli.train import FLAG_KEYS
 
-    train = get_command(app).commands["train"]
-    by_name = {p.name: p for p in train.params}
-    for param, key in FLAG_KEYS.items():
-        opts = by_name[param].opts + by_name[param].secondary_opts
-        leaf = key.rsplit(".", 1)[-1].replace("_", "-")
-        expected = {f"--{leaf}", f"--{key.split('.')[0]}-{leaf}", f"--{param.replace('_', '-')}"}
-        assert expected & set(opts), f"{param}: options {opts} do not match config key {key}"
+    root = get_command(app)
+    out = []
+    for info in app.registered_commands:
+        out.append(((info.name,), info.callback, root.commands[info.name]))
+    for group in app.registered_groups:
+        sub = root.commands[group.name]
+        for info in group.typer_instance.registered_commands:
+            out.append(((group.name, info.name), info.callback, sub.commands[info.name]))
+    return out
+
+
+def _setting_options():
+    """(command path, Click option, setting key) of every option declared with c.setting_option."""
+    from svgrft.cli._common import setting_params
+
+    out = []
+    for path, func, cmd in _commands():
+        by_name = {p.name: p for p in cmd.params}
+        annotations = {n: p.annotation for n, p in inspect.signature(func).parameters.items()}
+        for param, key in setting_params(func).items():
+            out.append((path, by_name[param], key, annotations[param]))
+    return out
+
+
+# options of `svgrft train` that steer the command itself, not the job (everything else is a setting)
+TRAIN_CONTROLS = {"config", "dry_run", "no_watch", "yes", "json_out", "force_evaluator"}
+
+
+def test_every_train_option_is_a_setting():
+    from svgrft.cli._common import GLOBAL_OPTION_PARAMS, setting_params
+    from svgrft.cli.train import cmd
+
+    params = set(inspect.signature(cmd).parameters) - set(GLOBAL_OPTION_PARAMS)
+    settings = setting_params(cmd)
+    assert len(settings) > 20, "train declares its knobs with c.setting_option"
+    assert params - set(settings) == TRAIN_CONTROLS
+
+
+def test_every_setting_option_is_declared_by_the_schema():
+    """A flag that sets a setting takes the schema's name, type, choices and help; its env var is named."""
+    from svgrft.cli._common import setting_help
+    from svgrft.config import SCHEMA
+
+    options = _setting_options()
+    assert len(options) > 40
+    for path, opt, key, annotation in options:
+        spec = SCHEMA[key]
+        where = f"svgrft {' '.join(path)} {opt.opts[0]}"
+        assert opt.help == setting_help(spec) or opt.help.endswith(" " + setting_help(spec)), where
+        assert opt.default is None, where  # not given = the env, config file or built-in default decides
+        assert annotation == (Optional[List[str]] if spec.kind is tuple else Optional[spec.kind]), where
+        assert (spec.kind is bool) == bool(opt.secondary_opts), where  # --x/--no-x
+        assert opt.multiple == (spec.kind is tuple), where
+        for choice in spec.choices:
+            assert choice in opt.help, (where, choice)
+        if spec.env:
+            assert f"env {spec.env}" in opt.help, where
+
+
+def test_every_settings_flag_is_in_some_commands_help(cli):
+    """The schema's flag of a setting (Spec.flag_name) is an option of some command, shown in its --help; a
+    declared flag that no command has is stale."""
+    from svgrft.config import SCHEMA
+
+    by_key: dict[str, set] = {}
+    for path, opt, key, _ in _setting_options():
+        by_key.setdefault(key, set()).update((path, o) for o in opt.opts)
+    stale = [k for k, s in SCHEMA.items() if s.flag and k not in by_key]
+    assert not stale, f"settings declare a flag that no command has: {stale}"
+    for key, seen in by_key.items():
+        flag = SCHEMA[key].flag_name
+        paths = [path for path, o in seen if o == flag]
+        assert paths, f"{key}: no command spells its flag {flag}"
+        assert flag in cli(*paths[0], "--help").stdout, (key, paths[0])
+
+
+def test_every_env_var_is_named_in_default_toml():
+    """default.toml's comment on a setting names its environment variable."""
+    from svgrft.config import SCHEMA
+
+    comments: dict[str, str] = {}
+    section, block = "", []
+    for line in REPO_DEFAULT.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section, block = stripped.strip("[]"), []
+        elif stripped.startswith("#"):
+            block.append(stripped)
+        elif KEY_LINE.match(stripped):
+            comments[f"{section}.{KEY_LINE.match(stripped).group(1)}"] = " ".join(block) + line
+            block = []
+        else:
+            block = []
+    for key, spec in SCHEMA.items():
+        if spec.env:
+            assert f"env {spec.env}" in comments[key], f"default.toml: {key} does not name {spec.env}"
 
 
 def test_qwen_config_reaches_the_job_payload(tmp_path):

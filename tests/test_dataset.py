@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from svgrft.core import dataset as ds
+from svgrft.core import svgbench as sb
 from svgrft.errors import DatasetError
 from tests.conftest import REPO, SEED
 
@@ -23,7 +24,7 @@ QUESTIONS_SHA256 = "79a8e2c9bede076ae947d8b3e5fabf35d0194ee44de22506d1eb06ef821f
 
 
 def _seed_rows():
-    return ds.build_rows(ds.load_questions(QUESTIONS))
+    return sb.build_rows(sb.load_questions(QUESTIONS))
 
 
 def _write_lines(path: Path, lines: list) -> Path:
@@ -34,7 +35,7 @@ def _write_lines(path: Path, lines: list) -> Path:
 
 
 def _good_row(row_id="r1", reqs=("a red circle", "a blue square")) -> dict:
-    prompt = ds.format_prompt("Write `svg` code for shapes.", list(reqs))
+    prompt = sb.format_prompt("Write `svg` code for shapes.", list(reqs))
     return {"messages": [{"role": "user", "content": prompt}],
             "input_metadata": {"row_id": row_id,
                                "dataset_info": {"original_prompt": "Write `svg` code for shapes.",
@@ -60,13 +61,13 @@ def test_quickstart_prompts_equal_the_quickstart_file():
 
 
 def test_prompt_template_structure():
-    p = ds.format_prompt("Draw X.", ["first", "second"])
+    p = sb.format_prompt("Draw X.", ["first", "second"])
     assert p.startswith("Draw X. Wrap the SVG code in an SVG code block")
     assert "```svg\n<svg" in p and p.endswith("Requirements:\n1. first\n2. second")
 
 
 def test_row_ids_follow_question_index_unless_given():
-    rows = ds.build_rows([{"prompt": "a", "requirements": ["x"]},
+    rows = sb.build_rows([{"prompt": "a", "requirements": ["x"]},
                           {"prompt": "b", "requirements": ["y"], "id": "custom-7"},
                           {"prompt": "c", "requirements": ["z"], "id": 12}])
     assert [r.row_id for r in rows] == ["row_0", "custom-7", "row_12"]
@@ -84,27 +85,27 @@ def test_row_ids_follow_question_index_unless_given():
 ])
 def test_build_rejects_bad_questions(questions, needle):
     with pytest.raises(DatasetError) as e:
-        ds.build_rows(questions)
+        sb.build_rows(questions)
     assert needle in e.value.message
 
 
 def test_load_questions_errors(tmp_path):
     with pytest.raises(DatasetError, match="cannot read"):
-        ds.load_questions(tmp_path / "missing.json")
+        sb.load_questions(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("[{", encoding="utf-8")
     with pytest.raises(DatasetError, match="not valid JSON"):
-        ds.load_questions(bad)
+        sb.load_questions(bad)
     wrapped = tmp_path / "wrapped.json"
     wrapped.write_text(json.dumps({"questions": [{"prompt": "p", "requirements": ["r"]}]}), encoding="utf-8")
-    assert ds.load_questions(wrapped) == [{"prompt": "p", "requirements": ["r"]}]
+    assert sb.load_questions(wrapped) == [{"prompt": "p", "requirements": ["r"]}]
 
 
 # --- the committed files are exactly what the command produces ----------------------------------
 
 def test_bundled_files_are_generated_and_up_to_date(tmp_path):
-    rows = ds.build_rows(ds.load_questions(QUESTIONS))
-    train, ev = ds.split_rows(rows, 0.2, seed=0)
+    rows = sb.build_rows(sb.load_questions(QUESTIONS))
+    train, ev = sb.split_rows(rows, 0.2, seed=0)
     for name, rs in (("svgbench.jsonl", rows), ("svgbench_train.jsonl", train), ("svgbench_eval.jsonl", ev)):
         fresh = ds.write_rows(rs, tmp_path / name).read_bytes()
         assert (REPO / "datasets" / name).read_bytes() == fresh, name
@@ -146,14 +147,14 @@ def test_resolve_path_falls_back_to_bundled_copy(tmp_path):
 
 def test_split_is_deterministic_disjoint_and_complete():
     rows = _seed_rows()
-    t1, e1 = ds.split_rows(rows, 0.2, seed=7)
-    t2, e2 = ds.split_rows(rows, 0.2, seed=7)
+    t1, e1 = sb.split_rows(rows, 0.2, seed=7)
+    t2, e2 = sb.split_rows(rows, 0.2, seed=7)
     assert [r.row_id for r in e1] == [r.row_id for r in e2] and [r.row_id for r in t1] == [r.row_id for r in t2]
     tr_ids, ev_ids = {r.row_id for r in t1}, {r.row_id for r in e1}
     assert not tr_ids & ev_ids
     assert tr_ids | ev_ids == {r.row_id for r in rows}
     assert abs(len(e1) - 21) <= 1
-    _, e3 = ds.split_rows(rows, 0.2, seed=8)
+    _, e3 = sb.split_rows(rows, 0.2, seed=8)
     assert {r.row_id for r in e3} != ev_ids
     # order within each side follows the source
     order = {r.row_id: i for i, r in enumerate(rows)}
@@ -165,14 +166,14 @@ def test_split_keeps_same_prompt_on_one_side():
     dup = {r.row_id for r in rows if r.original_prompt == rows[98].original_prompt}
     assert dup == {"row_98", "row_99"}
     for seed in range(30):
-        _, ev = ds.split_rows(rows, 0.3, seed=seed)
+        _, ev = sb.split_rows(rows, 0.3, seed=seed)
         ids = {r.row_id for r in ev}
         assert dup <= ids or not (dup & ids), seed
 
 
 def test_split_rejects_bad_fraction():
     with pytest.raises(DatasetError):
-        ds.split_rows(_seed_rows(), 1.0)
+        sb.split_rows(_seed_rows(), 1.0)
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -364,7 +365,7 @@ def test_hostile_dataset_lines_are_reported_not_raised(tmp_path, mutate, fragmen
 @pytest.mark.parametrize("text,fragment", [('{"questions": ' + "7" * 5000 + "}", "4300 digits"),
                                            ("[" * 100_000, "nested too deeply")], ids=["giant_integer", "deep"])
 def test_hostile_questions_file_is_a_dataset_error(tmp_path, text, fragment):
-    from svgrft.core.dataset import load_questions
+    from svgrft.core.svgbench import load_questions
     from svgrft.errors import DatasetError
 
     path = tmp_path / "q.json"

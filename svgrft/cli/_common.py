@@ -5,7 +5,9 @@ Conventions every command module follows:
   progress and messages go to stderr via :func:`info` / :func:`warn` / ``err_console``;
 - every command is wrapped in :func:`command` so that an :class:`~svgrft.errors.SvgrftError`
   prints ``Error: …`` + ``hint: …`` on stderr and exits 1 (usage errors 2);
-- settings come from :func:`settings` (flag > env > config file > default);
+- an option that sets a setting is declared with :func:`setting_option` (flag name, type and help come from
+  :data:`svgrft.config.SCHEMA`); :func:`command` records which parameters those are, and :func:`settings`
+  called inside the command applies their values (flag > env > config file > default);
 - nothing here imports an SDK.
 """
 
@@ -17,13 +19,19 @@ import inspect
 import json
 import os
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
 from svgrft import secrets as _secrets
+from svgrft.config import debug as _debug
+from svgrft.config import no_color  # noqa: F401  (part of this module's interface: main.py uses it)
+from svgrft.config import register_secrets as _register_secrets
 from svgrft.errors import SvgrftError
+
+if TYPE_CHECKING:
+    from svgrft.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,14 +41,11 @@ class State:
     verbose: bool = False
     config: str | None = None
     env_file: str | None = None
+    flags: dict[str, Any] = {}  # setting key -> flag value (None = not given) of the running command
+    extend: frozenset[str] = frozenset()  # keys whose flag adds to the list setting (setting_option(extend=True))
 
 
 state = State()
-
-
-def no_color() -> bool:
-    """NO_COLOR (any non-empty value) means plain text: no colours and no bold/dim/italic escape codes."""
-    return bool(os.environ.get("NO_COLOR"))
 
 
 def _console(stderr: bool) -> Console:
@@ -144,13 +149,13 @@ def _declared_flags(sig: inspect.Signature) -> set[str]:
     return {f for d in flags for f in d.split("/")}
 
 
-def _with_global_options(func: Callable[..., Any], wrapper: Callable[..., Any]) -> list[str]:
-    """Give ``wrapper`` the signature of ``func`` plus the hidden global options it lacks; their names."""
-    sig = inspect.signature(func, eval_str=True)
+def _with_global_options(func: Callable[..., Any], wrapper: Callable[..., Any], sig: inspect.Signature) -> list[str]:
+    """Give ``wrapper`` the signature ``sig`` (of ``func``) plus the hidden global options it lacks; their names."""
     taken = _declared_flags(sig)
     params = list(sig.parameters.values())
     added: list[str] = []
-    annotations = dict(getattr(func, "__annotations__", {}))
+    annotations = {**getattr(func, "__annotations__", {}),
+                   **{p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty}}
     for name, annotation, decls in _GLOBAL_OPTIONS:
         decls = tuple(d for d in decls if d not in taken)
         if not decls or not decls[0].startswith("--"):
@@ -200,18 +205,111 @@ def require_file(path: Any, what: str, hint: str) -> None:
         raise SvgrftError(f"cannot read file {p} ({what}): not a regular file", hint=hint)
 
 
+# ------------------------------------------------------------------------------------------ setting options
+
+SETTING_ATTR = "svgrft_setting"  # set on the typer.OptionInfo made by setting_option: the setting's key
+EXTEND_ATTR = "svgrft_extend"  # the flag adds to a list setting instead of replacing it
+SHOWN_DEFAULT_MAX = 32  # characters: a longer built-in default is left to the help text and configs/default.toml
+
+
+def setting_option(key: str, *decls: str, note: str = "", extend: bool = False, **options: Any) -> Any:
+    """A Typer option that sets ``key`` (``"train.epochs"``), declared from :data:`svgrft.config.SCHEMA`.
+
+    The long name is ``Spec.flag_name`` (bool settings get ``--x/--no-x``); ``decls`` add short names
+    (``"-e"``), and a ``"--…"`` among them replaces the long name where a command has always spelled the flag
+    differently (``jobs watch --interval``). The help is ``Spec.help`` (``note`` first, for command context),
+    then the choices, the setting's key, its environment variable and its built-in default. ``options``
+    pass to ``typer.Option`` (``min``, ``max``, ``metavar``). The default is None (= not given), so the
+    precedence flag > env > config > default holds; the parameter's type comes from the schema (see
+    :func:`command`), which applies the value when the command calls :func:`settings`. A list setting's flag
+    is repeatable and replaces the list, or with ``extend`` adds to it."""
+    from svgrft.config import SCHEMA
+
+    spec = SCHEMA[key]
+    longs = [d for d in decls if d.startswith("--")]
+    shorts = [d for d in decls if not d.startswith("--")]
+    name = longs[0] if longs else spec.flag_name
+    if spec.kind is bool and "/" not in name:
+        name = f"{name}/--no-{name[2:]}"
+    if extend and spec.kind is not tuple:
+        raise TypeError(f"only a list setting can be extended, not {key}")
+    if extend:
+        note = " ".join(p for p in (note, "Repeatable; adds to the configured list:") if p)
+    info = typer.Option(None, name, *shorts, help=setting_help(spec, note), **options)
+    setattr(info, SETTING_ATTR, key)
+    setattr(info, EXTEND_ATTR, extend)
+    return info
+
+
+def setting_help(spec: Any, note: str = "") -> str:
+    """The help of a setting's flag: ``Spec.help`` + choices + ``(key, env VAR, default D)``."""
+    text = " ".join(p for p in (note.strip(), spec.help.strip()) if p)
+    if not text.endswith("."):
+        text += "."
+    if spec.choices and not all(choice in spec.help for choice in spec.choices):
+        text += " One of: " + ", ".join(spec.choices) + "."
+    where = [spec.key]
+    if spec.env:
+        where.append(f"env {spec.env}")
+    default = spec.default
+    if isinstance(default, bool):
+        where.append("default " + ("on" if default else "off"))
+    elif isinstance(default, float):
+        where.append(f"default {default:g}")
+    elif default not in ("", ()):
+        shown = ", ".join(default) if isinstance(default, tuple) else str(default)
+        if len(shown) <= SHOWN_DEFAULT_MAX:  # a long one would be cut in Rich's help panels
+            where.append(f"default {shown}")
+    return f"{text} ({', '.join(where)})"
+
+
+def _setting_annotation(kind: type) -> Any:
+    return Optional[List[str]] if kind is tuple else Optional[kind]
+
+
+def _setting_params(sig: inspect.Signature) -> tuple[dict[str, str], frozenset[str], inspect.Signature]:
+    """The parameters declared with :func:`setting_option` (parameter -> key), the keys they extend, and
+    ``sig`` with each one's annotation set from the schema (annotating one differently is a bug: TypeError)."""
+    from svgrft.config import SCHEMA
+
+    keys: dict[str, str] = {}
+    extend: set[str] = set()
+    params = []
+    for p in sig.parameters.values():
+        key = getattr(p.default, SETTING_ATTR, None)
+        if key is not None:
+            keys[p.name] = key
+            if getattr(p.default, EXTEND_ATTR, False):
+                extend.add(key)
+            want = _setting_annotation(SCHEMA[key].kind)
+            if p.annotation is not inspect.Parameter.empty and p.annotation != want:
+                raise TypeError(f"parameter {p.name!r} ({key}) is annotated {p.annotation}, the schema says {want}")
+            p = p.replace(annotation=want)
+        params.append(p)
+    return keys, frozenset(extend), sig.replace(parameters=params)
+
+
+def setting_params(cmd: Callable[..., Any]) -> dict[str, str]:
+    """Which parameters of a :func:`command` set which setting (parameter -> ``section.name``)."""
+    return dict(getattr(cmd, "__svgrft_settings__", {}))
+
+
 def command(func: F) -> F:
     """Wrap a Typer command: expected failures → ``Error:``/``hint:`` + exit code, Ctrl-C → 130,
-    file-system errors → one ``Error:`` line (never a traceback)."""
+    file-system errors → one ``Error:`` line (never a traceback). The values of its
+    :func:`setting_option` parameters are what :func:`settings` applies while it runs."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _apply_global_options(kwargs, added)
-        _secrets.register_env()
+        _register_secrets()
+        # a repeatable option that was not given arrives as an empty list: that is "not given" too
+        state.flags = {key: (kwargs.get(p) if kwargs.get(p) != [] else None) for p, key in keys.items()}
+        state.extend = extend
         try:
             return func(*args, **kwargs)
         except SvgrftError as e:
-            if os.environ.get("SVGRFT_DEBUG") == "1":
+            if _debug():
                 _secrets.print_exception()  # redacted: error bodies and URLs may echo keys
             report_error(e)
             raise typer.Exit(e.exit_code) from None
@@ -221,25 +319,35 @@ def command(func: F) -> F:
         except OSError as e:
             if e.errno == errno.EPIPE:  # stdout closed early (`| head`): Typer exits quietly
                 raise
-            if os.environ.get("SVGRFT_DEBUG") == "1":
+            if _debug():
                 _secrets.print_exception()  # redacted: error bodies and URLs may echo keys
             report_error(os_error(e))
             raise typer.Exit(1) from None
+        finally:
+            state.flags, state.extend = {}, frozenset()
 
-    added = _with_global_options(func, wrapper)
+    keys, extend, sig = _setting_params(inspect.signature(func, eval_str=True))
+    added = _with_global_options(func, wrapper, sig)
+    wrapper.__svgrft_settings__ = keys  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
-def settings(overrides: dict[str, Any] | None = None, config: str | None = None):
-    """Resolve settings: flag overrides > env > config file (--config) > defaults."""
+def settings(config: str | None = None) -> "Settings":
+    """Resolve settings: the running command's setting options > env > config file (``config`` or the global
+    --config) > defaults. A bad flag value is a usage error (exit 2), a bad config value a config error."""
     from svgrft.config import load_settings
 
-    s = load_settings(config_path=config or state.config, env_file=state.env_file, overrides=overrides)
-    _secrets.register_env()
+    flags = state.flags
+    replace = {k: v for k, v in flags.items() if k not in state.extend}
+    s = load_settings(config_path=config or state.config, env_file=state.env_file, overrides=replace)
+    added = {k: (*s.value(k), *flags[k]) for k in state.extend if flags.get(k)}
+    if added:  # a flag that adds to a list setting: the resolved list, then the flag's items (each once)
+        s = s.with_overrides({k: tuple(dict.fromkeys(v)) for k, v in added.items()})
+    _register_secrets()
     return s
 
 
-def check_chromium_setting(settings: Any) -> None:
+def check_chromium_setting(settings: "Settings") -> None:
     """A configured Chromium path (--chromium, SVGRFT_CHROMIUM or render.chromium) must be an executable; the
     error names where the path came from (the renderer itself would call every explicit path '--chromium')."""
     import shutil
@@ -247,7 +355,7 @@ def check_chromium_setting(settings: Any) -> None:
     from svgrft.core.render import INSTALL_HINT
     from svgrft.errors import BrowserNotFoundError
 
-    value = settings["render.chromium"]
+    value = settings.render.chromium
     if not value:
         return
     path = shutil.which(value) or value

@@ -30,7 +30,7 @@ def _parse_epochs(raw: str | None) -> list[int] | None:
 
 
 def _summary_rows(st: dict, before: str, after: str) -> list[tuple[str, str, str, str]]:
-    from svgrft.core.compare_report import fmt_ci, fmt_delta, fmt_score
+    from svgrft.core.comparison import fmt_ci, fmt_delta, fmt_score
 
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.0f}%"
@@ -52,7 +52,7 @@ def _summary_rows(st: dict, before: str, after: str) -> list[tuple[str, str, str
 def _print_tables(cmp, files: dict) -> None:
     from rich.table import Table
 
-    from svgrft.core.compare_report import _short_prompt, fmt_delta, fmt_score
+    from svgrft.core.comparison import fmt_delta, fmt_score, short_prompt
 
     st = cmp.stats()
     has_reward = any(s.reward is not None for r in cmp.rows for s in r.before + r.after)
@@ -75,7 +75,7 @@ def _print_tables(cmp, files: dict) -> None:
         t.add_column("reward", justify="right", no_wrap=True, min_width=fixed[5])
     for r, outcome in zip(cmp.rows, outcomes):
         style = {"win": "green", "loss": "red"}.get(outcome, "")
-        cells = [r.row_id, _short_prompt(r.prompt, 40), fmt_score(r.mean("before")), fmt_score(r.mean("after")),
+        cells = [r.row_id, short_prompt(r.prompt, 40), fmt_score(r.mean("before")), fmt_score(r.mean("after")),
                  fmt_delta(r.delta), f"[{style}]{outcome}[/{style}]" if style else outcome]
         if has_reward:
             rb, ra = r.reward_mean("before"), r.reward_mean("after")
@@ -109,7 +109,7 @@ def _nothing():
     return contextlib.nullcontext()
 
 
-def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, yes: bool, problems: list):
+def _replay_deployment(settings, job_id: str, source_obj, *, yes: bool, problems: list):
     """Deploy the job's output model around the replay; the source calls it through the deployment."""
     import contextlib
 
@@ -143,7 +143,7 @@ def _replay_deployment(settings, job_id: str, source_obj, *, ttl: str | None, ye
             c.info(msg)
 
         try:
-            with deployment_for(settings, job_id, ttl=ttl, confirm=confirm, progress=say, on_update=on_update,
+            with deployment_for(settings, job_id, confirm=confirm, progress=say, on_update=on_update,
                                 on_cleanup_failed=failed) as served:
                 stop()
                 source_obj.after_model = served
@@ -164,7 +164,7 @@ def _better_worse(cmp) -> dict:
 
 
 def _print_changed(cmp, changed: dict) -> None:
-    from svgrft.core.compare_report import fmt_delta
+    from svgrft.core.comparison import fmt_delta
 
     split = (cmp.meta.get("split") or {}).get("text")
     if split:
@@ -202,11 +202,10 @@ def cmd(
                                                     "worst (biggest regressions), random, all."),
     seed: int = typer.Option(0, "--seed", help="Seed for --pick random."),
     samples: int = typer.Option(1, "--samples", min=1, max=16, help="Replies per prompt and model (--source replay)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the judge again even for images it has scored."),
+    cache: Optional[bool] = c.setting_option("judge.cache"),
     deploy: bool = typer.Option(False, "--deploy", help="--source replay: deploy the output model for the replay "
                                                         "and delete it afterwards (also on Ctrl-C or an error)."),
-    ttl: Optional[str] = typer.Option(None, "--ttl", help="With --deploy: TTL recorded for the deployment "
-                                                          "(default deploy.ttl)."),
+    ttl: Optional[str] = c.setting_option("deploy.ttl", note="With --deploy:"),
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -221,7 +220,7 @@ def cmd(
     --dataset (e.g. datasets/svgbench_eval.jsonl, which the job never trained on: the report names the
     split); --deploy serves the trained model for the duration of the replay.
     """
-    from svgrft.core.compare_report import PICKS
+    from svgrft.core.comparison import PICKS
     from svgrft.errors import UsageError
     from svgrft.workflow import compare as wf
     from svgrft.workflow.jobs import job_id_of
@@ -264,8 +263,7 @@ def cmd(
         raise UsageError("--deploy and --ttl apply to --source replay", hint="add --source replay, or drop them")
 
     problems: list = []  # a deployment that could not be deleted: the command fails after the report
-    with _replay_deployment(settings, job_id, source_obj, ttl=ttl, yes=yes, problems=problems) if deploy \
-            else _nothing():
+    with _replay_deployment(settings, job_id, source_obj, yes=yes, problems=problems) if deploy else _nothing():
         col = source_obj.collect(c.info)
     for f in col.findings:
         c.info(f"found: {f}")
@@ -279,7 +277,7 @@ def cmd(
             if shown > ROW_WARNINGS_SHOWN:
                 continue
         c.warn(w)
-    cmp, files = wf.finish(settings, col, out_dir, use_cache=not no_cache, rows=rows, pick=pick, seed=seed,
+    cmp, files = wf.finish(settings, col, out_dir, use_cache=settings.judge.cache, rows=rows, pick=pick, seed=seed,
                            progress=c.info)
     changed = _better_worse(cmp)
     if json_out:

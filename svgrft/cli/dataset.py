@@ -56,7 +56,8 @@ def build(
     """Write Eval Protocol rows (SVGBench generation prompt + requirements) from SVGBench questions.
 
     Row ids are row_<index in the questions file>, the numbering of the Fireworks quickstart dataset."""
-    from svgrft.core.dataset import BUNDLED_QUESTIONS, build_rows, content_hash, load_questions, split_rows, write_rows
+    from svgrft.core.dataset import BUNDLED_QUESTIONS, content_hash, write_rows
+    from svgrft.core.svgbench import build_rows, load_questions, split_rows
 
     from svgrft.errors import UsageError
 

@@ -14,21 +14,12 @@ from svgrft.core.plural import plural, plural_word
 
 deployments_app = typer.Typer(no_args_is_help=True, help="List on-demand deployments (and svgrft's TTLs).")
 
-TTL_OPT = typer.Option(None, "--ttl", help="Time to live (e.g. 2h, 90m; default deploy.ttl = 2h): then "
-                                          "`deployments list` flags it and `undeploy --expired` deletes it.")
 
 
 def _e(value) -> str:
     from rich.markup import escape
 
     return escape(str(value))
-
-
-def plan_options(settings, target, *, ttl, mode, accelerator, accelerator_count, shape, deployment_id, account):
-    from svgrft.workflow.deploy import plan_deployment
-
-    return plan_deployment(settings, target, deployment_id=deployment_id, ttl=ttl, accelerator_type=accelerator,
-                           accelerator_count=accelerator_count, shape=shape, mode=mode, account=account)
 
 
 class StateDisplay:
@@ -81,18 +72,14 @@ def print_plan(plan, *, dry_run: bool) -> None:
 def deploy_cmd(
     ref: str = typer.Argument(..., metavar="JOB_ID|MODEL",
                               help="An RFT job id (its output model is deployed) or a model name."),
-    ttl: Optional[str] = TTL_OPT,
-    mode: Optional[str] = typer.Option(None, "--mode", help="merge (a deployment of the LoRA itself, default) or "
-                                                            "addons (a base-model deployment + lora.load)."),
-    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="GPU type (default deploy.accelerator_type"
-                                                                          " = NVIDIA_A100_80GB)."),
-    accelerator_count: Optional[int] = typer.Option(None, "--accelerator-count", min=1, max=8,
-                                                    help="GPUs per replica (default 1)."),
+    ttl: Optional[str] = c.setting_option("deploy.ttl"),
+    mode: Optional[str] = c.setting_option("deploy.mode"),
+    accelerator: Optional[str] = c.setting_option("deploy.accelerator_type"),
+    accelerator_count: Optional[int] = c.setting_option("deploy.accelerator_count", min=1, max=8),
     shape: Optional[str] = typer.Option(None, "--shape", help="A Fireworks deployment shape (replaces --accelerator)."),
     deployment_id: Optional[str] = typer.Option(None, "--id", help="Deployment id (default svgrft-<model id>)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until READY (default) or return at once."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=1.0,
-                                            help="Seconds to wait for READY (default deploy.timeout)."),
+    timeout: Optional[float] = c.setting_option("deploy.timeout", min=1.0),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request and the cost; no key, no network."),
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
@@ -106,11 +93,10 @@ def deploy_cmd(
     """
     from svgrft.workflow import deploy as wf
 
-    settings = c.settings()
-    opts = dict(ttl=ttl, mode=mode, accelerator=accelerator, accelerator_count=accelerator_count, shape=shape,
-                deployment_id=deployment_id)
+    settings = c.settings()  # --ttl, --mode, --accelerator, --accelerator-count and --timeout are in here
     if dry_run:
-        plan = plan_options(settings, wf.assumed_target(settings, ref), account=None, **opts)
+        plan = wf.plan_deployment(settings, wf.assumed_target(settings, ref), deployment_id=deployment_id,
+                                  shape=shape)
         if json_out:
             c.emit_json({"dry_run": True, **plan.describe()})
             return
@@ -122,7 +108,7 @@ def deploy_cmd(
 
     fw = make_client(settings)
     target = wf.resolve_target(fw, ref)
-    plan = plan_options(settings, target, account=fw.account_id, **opts)
+    plan = wf.plan_deployment(settings, target, deployment_id=deployment_id, shape=shape, account=fw.account_id)
     if deployment_id is None:
         served = wf.serving_string(fw, target.model)
         if served:
@@ -134,8 +120,8 @@ def deploy_cmd(
     c.confirm(f"start an on-demand deployment {plan.deployment_id}{cost}", yes)
     display = StateDisplay(f"deployment {plan.deployment_id}")
     try:  # on an error or Ctrl-C the workflow deletes what it created and says so
-        dep = wf.deploy(fw, plan, timeout=timeout or float(settings["deploy.timeout"]),
-                        poll_interval=float(settings["deploy.poll_interval"]), wait=wait, on_update=display,
+        dep = wf.deploy(fw, plan, timeout=settings.deploy.timeout, poll_interval=settings.deploy.poll_interval,
+                        wait=wait, on_update=display,
                         progress=lambda m: (display.stop(), c.info(m)))
     finally:
         display.stop()

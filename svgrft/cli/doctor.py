@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from svgrft.cli import _common as c
 from svgrft.core.plural import plural
+
+if TYPE_CHECKING:
+    from svgrft.config import Settings
 
 PACKAGES = ("typer", "rich", "fireworks-ai", "openai", "eval-protocol", "playwright", "python-dotenv", "defusedxml")
 
@@ -29,20 +32,20 @@ def _packages() -> list[dict[str, str]]:
     return rows
 
 
-def _chromium(settings: Any) -> dict[str, str]:
+def _chromium(settings: Settings) -> dict[str, str]:
     from svgrft.core.render import chromium_version, find_chromium
     from svgrft.errors import SvgrftError
 
     try:
         c.check_chromium_setting(settings)
-        path = find_chromium(settings["render.chromium"] or None)
+        path = find_chromium(settings.render.chromium or None)
     except SvgrftError as e:
         return _row("headless Chromium", "fail", e.message, e.hint or "")
     ver = chromium_version(path) or "version unknown"
     return _row("headless Chromium", "ok", f"{path} ({ver})")
 
 
-def _keys(settings: Any) -> list[dict[str, str]]:
+def _keys(settings: Settings) -> list[dict[str, str]]:
     from svgrft.secrets import mask
 
     rows = []
@@ -75,7 +78,7 @@ def _probe(name: str, url: str, key: str | None, timeout: float) -> dict[str, st
     return _row(name, "ok", f"{url} reachable (HTTP {r.status_code}, {ms:.0f} ms)")
 
 
-def run_checks(settings: Any, network: bool = True, timeout: float = 3.0) -> list[dict[str, str]]:
+def run_checks(settings: Settings, network: bool = True, timeout: float = 3.0) -> list[dict[str, str]]:
     rows = _packages()
     rows.append(_chromium(settings))
     cfg = settings.config_path
@@ -88,10 +91,10 @@ def run_checks(settings: Any, network: bool = True, timeout: float = 3.0) -> lis
     if network:
         fw_key = settings.secret("FIREWORKS_API_KEY")
         if fw_key:
-            rows.append(_probe("Fireworks API", settings["fireworks.base_url"] + "/verifyApiKey", fw_key, timeout))
+            rows.append(_probe("Fireworks API", settings.fireworks.base_url + "/verifyApiKey", fw_key, timeout))
         else:
             rows.append(_row("Fireworks API", "skip", "no FIREWORKS_API_KEY to check with"))
-        judge_base = settings["judge.base_url"] or "https://api.openai.com/v1"
+        judge_base = settings.judge.base_url or "https://api.openai.com/v1"
         oa_key = settings.secret("OPENAI_API_KEY")
         if oa_key:
             rows.append(_probe("judge endpoint", judge_base + "/models", oa_key, timeout))

@@ -12,35 +12,24 @@ from svgrft.core.plural import plural, plural_word
 
 @c.command
 def cmd(
-    model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="Policy model. Short Fireworks names (qwen3-0p6b) expand to "
-                                             "accounts/fireworks/models/NAME; a trained model or a JOB_ID is "
-                                             "called through its deployment (`svgrft deploy`). "
-                                             "Default: eval.model."),
+    model: Optional[str] = c.setting_option("eval.model", "-m"),
     base_url: Optional[str] = typer.Option(None, "--base-url",
                                            help="OpenAI-compatible endpoint of the policy "
                                                 "(default: Fireworks inference, fireworks.inference_base_url)."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
                                               help="Environment variable holding the policy's key (default: "
                                                    "FIREWORKS_API_KEY on Fireworks, else OPENAI_API_KEY)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
-                                          help="Dataset JSONL (default: the bundled SVGBench file)."),
-    rows: Optional[int] = typer.Option(None, "--rows", "-n", min=0, help="Use only the first N rows (0 = all)."),
-    samples: Optional[int] = typer.Option(None, "--samples", "-s", min=1, help="Samples per row."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0,
-                                                help="Sampling temperature of the policy."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Max tokens per reply."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1,
-                                              help="Policy requests in flight (default: eval.concurrency)."),
-    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Vision judge model (judge.model)."),
-    judge_mode: Optional[str] = typer.Option(None, "--judge-mode",
-                                             help="checklist (per-requirement verdicts) or count (SVGBench)."),
-    judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url",
-                                                 help="OpenAI-compatible judge endpoint (judge.base_url / "
-                                                      "OPENAI_BASE_URL)."),
-    judge_concurrency: Optional[int] = typer.Option(None, "--judge-concurrency", min=1,
-                                                    help="Judge requests in flight (judge.concurrency)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the judge cache."),
+    dataset: Optional[str] = c.setting_option("eval.dataset", "-d"),
+    rows: Optional[int] = c.setting_option("eval.rows", "-n", min=0),
+    samples: Optional[int] = c.setting_option("eval.samples", "-s", min=1),
+    temperature: Optional[float] = c.setting_option("eval.temperature", min=0.0, max=2.0),
+    max_tokens: Optional[int] = c.setting_option("eval.max_tokens", min=1),
+    concurrency: Optional[int] = c.setting_option("eval.concurrency", "-j", min=1),
+    judge_model: Optional[str] = c.setting_option("judge.model"),
+    judge_mode: Optional[str] = c.setting_option("judge.mode"),
+    judge_base_url: Optional[str] = c.setting_option("judge.base_url"),
+    judge_concurrency: Optional[int] = c.setting_option("judge.concurrency", min=1),
+    cache: Optional[bool] = c.setting_option("judge.cache"),
     resume: Optional[str] = typer.Option(None, "--resume",
                                          help="Continue run RUN_ID: finished samples are skipped; model, dataset "
                                               "and judge are taken from the run."),
@@ -52,9 +41,7 @@ def cmd(
 
     from svgrft.workflow.evaluate import EvalOptions, run_eval
 
-    overrides = {"judge.concurrency": judge_concurrency, "judge.base_url": judge_base_url,
-                 "judge.model": judge_model, "judge.mode": judge_mode}
-    settings = c.settings(overrides)
+    settings = c.settings()
     if resume:
         given = [name for name, v in (("--model", model), ("--base-url", base_url), ("--dataset", dataset),
                                       ("--rows", rows), ("--samples", samples), ("--temperature", temperature),
@@ -69,9 +56,9 @@ def cmd(
             from svgrft.workflow.deploy import resolve_eval_model
 
             model = resolve_eval_model(settings, model, progress=c.info)  # trained model / JOB_ID → its deployment
-    opts = EvalOptions(model=model, base_url=base_url, dataset=dataset, rows=rows, samples=samples,
-                       temperature=temperature, max_tokens=max_tokens, concurrency=concurrency,
-                       use_cache=not no_cache, resume=resume, api_key_env=api_key_env, note=note)
+    # every other option is in ``settings``; the options carry what is not a setting
+    opts = EvalOptions(model=model, base_url=base_url, use_cache=settings.judge.cache, resume=resume,
+                       api_key_env=api_key_env, note=note)
 
     state = {"run_id": None, "done": 0, "total": 0}
     progress = None

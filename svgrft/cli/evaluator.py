@@ -11,23 +11,13 @@ from svgrft.core.plural import plural
 
 app = typer.Typer(no_args_is_help=True, help="Build, test and upload the Eval Protocol evaluator.")
 
-MODE_OPT = typer.Option(None, "--rollout-mode",
-                        help="local (default: Eval Protocol calls the policy itself) or remote (your `svgrft serve`).")
-URL_OPT = typer.Option(None, "--rollout-server-url", help="Rollout server URL for --rollout-mode remote.")
-CONFIG_OPT = typer.Option(None, "--config", "-c", help="Config file (default: configs/default.toml if present).")
+CONFIG_OPT = c.CONFIG_OPT
 
 
 def _e(value: Any) -> str:
     from rich.markup import escape
 
     return escape(str(value))
-
-
-def _settings(config: Optional[str], rollout_mode: Optional[str], rollout_server_url: Optional[str],
-              extra: Optional[dict] = None):
-    overrides = {"rollout.mode": rollout_mode, "rollout.server_url": rollout_server_url}
-    overrides.update(extra or {})
-    return c.settings(overrides, config=config)
 
 
 def state_printer(prefix: str = "evaluator"):
@@ -59,11 +49,10 @@ def build(
                                                help="Exact evaluator id (default: evaluator.id + content hash)."),
     force: bool = typer.Option(False, "--force", help="Delete and rebuild even if an evaluator with this id exists."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return after the upload; do not wait for ACTIVE."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for the build (evaluator.timeout)."),
-    rollout_mode: Optional[str] = MODE_OPT,
-    rollout_server_url: Optional[str] = URL_OPT,
-    base_model: Optional[str] = typer.Option(None, "--base-model",
-                                             help="Policy model of the rollouts (train.base_model)."),
+    timeout: Optional[float] = c.setting_option("evaluator.timeout"),
+    rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
+    rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
+    base_model: Optional[str] = c.setting_option("train.base_model", note="Policy model of the rollouts."),
     config: Optional[str] = CONFIG_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -76,16 +65,16 @@ def build(
     from svgrft.workflow import evaluator_build as evw
     from svgrft.workflow.evaluator_bundle import check_rollout_server, require_server_url
 
-    s = _settings(config, rollout_mode, rollout_server_url, {"train.base_model": base_model})
+    s = c.settings(config=config)
     require_server_url(s)
-    if s["rollout.mode"] == "remote":
+    if s.rollout.mode == "remote":
         check_rollout_server(s)
-        c.info(f"✓ rollout server {s['rollout.server_url']} is healthy")
+        c.info(f"✓ rollout server {s.rollout.server_url} is healthy")
     client = make_client(s)
-    c.info(f"evaluator: {s['rollout.mode']} rollouts, judge {s['judge.model']} ({s['judge.mode']})")
+    c.info(f"evaluator: {s.rollout.mode} rollouts, judge {s.judge.model} ({s.judge.mode})")
     try:
         built = evw.ensure_evaluator(client, s, evaluator_id=evaluator_id, force=force, wait=not no_wait,
-                                     timeout=timeout, on_status=lambda m: c.info(f"  {m}"),
+                                     timeout=s.evaluator.timeout, on_status=lambda m: c.info(f"  {m}"),
                                      on_state=state_printer())
     except evw.EvaluatorBuildError as e:
         print_build_log(e.build_log)
@@ -106,15 +95,15 @@ def stage_cmd(
                                          "evaluator into; a folder holding anything else is refused."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an earlier staged evaluator in DIR (nothing else is ever deleted)."),
-    rollout_mode: Optional[str] = MODE_OPT,
-    rollout_server_url: Optional[str] = URL_OPT,
+    rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
+    rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
     config: Optional[str] = CONFIG_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Write the evaluator directory (what `build` uploads) without any network call, to inspect it."""
     from svgrft.workflow import evaluator_bundle as evw
 
-    s = _settings(config, rollout_mode, rollout_server_url)
+    s = c.settings(config=config)
     staged = evw.stage(s, directory, overwrite=overwrite)
     info = {"path": str(staged.path), "files": staged.files, "content_hash": staged.content_hash,
             "evaluator_id": evw.evaluator_id_for(s, staged), "entry_point": staged.config["entry_point"],
@@ -132,17 +121,16 @@ def stage_cmd(
 def test_cmd(
     rows: int = typer.Option(2, "--rows", "-n", help="Dataset rows to roll out and score (0 = all)."),
     runs: int = typer.Option(1, "--runs", help="Rollouts per row (the job uses train.n)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset",
-                                          help="JSONL rows to use (default: dataset.train)."),
+    dataset: Optional[str] = c.setting_option("dataset.train", note="Rows to roll out and score:"),
     min_score: float = typer.Option(0.0, "--min-score",
                                     help="Fail when the mean score is below this (0 = only require valid scores)."),
-    rollout_mode: Optional[str] = MODE_OPT,
-    rollout_server_url: Optional[str] = URL_OPT,
-    base_model: Optional[str] = typer.Option(None, "--base-model", help="Policy model (train.base_model)."),
+    rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
+    rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
+    base_model: Optional[str] = c.setting_option("train.base_model", note="Policy model of the rollouts."),
     keep: Optional[str] = typer.Option(None, "--keep",
                                        help="Keep the staged evaluator in this new or empty directory (an "
                                             "evaluator kept there before is replaced)."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds before the run is stopped."),
+    timeout: Optional[float] = c.setting_option("evaluator.timeout"),
     config: Optional[str] = CONFIG_OPT,
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -156,13 +144,14 @@ def test_cmd(
 
     if rows < 0 or runs < 1:
         raise typer.BadParameter("--rows must be >= 0 and --runs >= 1")
-    s = _settings(config, rollout_mode, rollout_server_url, {"train.base_model": base_model})
+    s = c.settings(config=config)
     require_server_url(s)
-    ds = dataset or s["dataset.train"]
-    where = s["rollout.server_url"] if s["rollout.mode"] == "remote" else s["fireworks.inference_base_url"]
-    c.info(f"evaluator test: {s['rollout.mode']} rollouts via {where}, {plural(rows, 'row') if rows else 'all rows'} × {plural(runs, 'run')}, "
-           f"judge {s['judge.model']} ({s['judge.mode']})")
-    result = evw.run_local_test(s, rows=rows, runs=runs, dataset=ds, timeout=timeout, keep_dir=keep,
+    where = s.rollout.server_url if s.rollout.mode == "remote" else s.fireworks.inference_base_url
+    c.info(f"evaluator test: {s.rollout.mode} rollouts via {where}, "
+           f"{plural(rows, 'row') if rows else 'all rows'} × {plural(runs, 'run')}, "
+           f"judge {s.judge.model} ({s.judge.mode})")
+    result = evw.run_local_test(s, rows=rows, runs=runs, dataset=s.dataset.train, timeout=s.evaluator.timeout,
+                                keep_dir=keep,
                                 threshold=min_score if min_score > 0 else None)
     valid = [r for r in result.rows if r.get("is_score_valid")]
     problem = None

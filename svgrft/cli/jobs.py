@@ -271,8 +271,7 @@ def status_cmd(job_id: str = JOB_ARG, json_out: bool = c.JSON_OPT) -> None:
 @c.command
 def watch_cmd(
     job_id: str = JOB_ARG,
-    interval: Optional[float] = typer.Option(None, "--interval", "-i", min=0.0,
-                                             help="Seconds between polls (default: train.poll_interval, 10)."),
+    interval: Optional[float] = c.setting_option("train.poll_interval", "--interval", "-i", min=0.0),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.0, help="Stop watching after this many seconds."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -280,11 +279,11 @@ def watch_cmd(
 
     Exit 0 when it COMPLETED, 1 when it failed, was cancelled or expired (the status message and a
     hint are printed), 130 when you detach with Ctrl-C (the job keeps running)."""
-    s = c.settings({"train.poll_interval": interval})
+    s = c.settings()
     from svgrft.clients.fireworks import make_client
 
     client = make_client(s)
-    summary = render_watch(client, job_id, poll_interval=s["train.poll_interval"], json_out=json_out, timeout=timeout)
+    summary = render_watch(client, job_id, poll_interval=s.train.poll_interval, json_out=json_out, timeout=timeout)
     code = finish_watch(summary, json_out=json_out)
     if code:
         raise typer.Exit(code)
@@ -312,20 +311,20 @@ def cancel_cmd(job_id: str = JOB_ARG, yes: bool = c.YES_OPT, json_out: bool = c.
 def resume_cmd(
     job_id: str = JOB_ARG,
     watch: bool = typer.Option(False, "--watch", "-w", help="Watch the job after resuming it."),
-    interval: Optional[float] = typer.Option(None, "--interval", "-i", min=0.0,
-                                             help="With --watch: seconds between polls (default: train.poll_interval)."),
+    interval: Optional[float] = c.setting_option("train.poll_interval", "--interval", "-i", min=0.0,
+                                                 note="With --watch:"),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Resume a FAILED, CANCELLED or PAUSED job."""
     from svgrft.workflow.jobs import resume_job
 
-    s = c.settings({"train.poll_interval": interval})
+    s = c.settings()
     from svgrft.clients.fireworks import make_client
 
     client = make_client(s)
     summary = resume_job(client, job_id)
     if watch:
-        summary = render_watch(client, summary["id"] or job_id, poll_interval=s["train.poll_interval"],
+        summary = render_watch(client, summary["id"] or job_id, poll_interval=s.train.poll_interval,
                                json_out=json_out)
         code = finish_watch(summary, json_out=json_out)
         if code:

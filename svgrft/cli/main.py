@@ -106,8 +106,9 @@ def _root(
                                            help="Show the version and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print data and errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print more detail on stderr."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", envvar="SVGRFT_CONFIG",
-                                         help="Config file (default: configs/default.toml if present)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c",
+                                         help="Config file (default: $SVGRFT_CONFIG, else configs/default.toml if "
+                                              "present)."),
     env_file: Optional[str] = typer.Option(None, "--env-file",
                                            help="Load keys from this .env file (default: ./.env if present)."),
 ) -> None:

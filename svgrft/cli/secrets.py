@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import typer
 
 from svgrft.cli import _common as c
 
+if TYPE_CHECKING:
+    from svgrft.config import Settings
+
 app = typer.Typer(no_args_is_help=True, help="Push API keys the evaluator needs as Fireworks secrets.")
 
 
-def push_secrets(settings, keys: list[str], dry_run: bool = False, client=None) -> list[dict]:
+def push_secrets(settings: Settings, keys: Sequence[str], dry_run: bool = False, client=None) -> list[dict]:
     """Create or update one Fireworks secret per key name. Returns one row per key (values masked)."""
     from svgrft.clients.fireworks import make_client, secret_id_for
     from svgrft.errors import ConfigError
@@ -44,16 +47,14 @@ def push_secrets(settings, keys: list[str], dry_run: bool = False, client=None) 
 @app.command("push")
 @c.command
 def push(
-    key: Optional[List[str]] = typer.Option(None, "--key", "-k",
-                                            help="Secret to push (repeatable). Default: secrets.keys "
-                                                 "(OPENAI_API_KEY, FIREWORKS_API_KEY)."),
+    key: Optional[List[str]] = c.setting_option("secrets.keys", "-k", metavar="NAME",
+                                                note="Secret to push (repeatable):"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan with masked values; send nothing."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Create or update Fireworks secrets from the environment/.env (only the keys named, never all of .env)."""
     s = c.settings()
-    keys = list(key) if key else list(s["secrets.keys"])
-    rows = push_secrets(s, keys, dry_run=dry_run)
+    rows = push_secrets(s, s.secrets.keys, dry_run=dry_run)
     unset = [r["key"] for r in rows if r["value"] == "(not set)"]
     if unset:
         c.warn(f"{', '.join(unset)} not set: `secrets push` without --dry-run would stop; set them in the "

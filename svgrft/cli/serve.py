@@ -80,47 +80,25 @@ def check_bindable(host: str, port: int) -> None:
 
 @c.command
 def cmd(
-    host: Optional[str] = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1; 0.0.0.0 in a "
-                                                              "container)."),
-    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535, help="Port (default 8000)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1,
-                                          help="Worker processes (default 1; limits apply per worker)."),
+    host: Optional[str] = c.setting_option("serve.host"),
+    port: Optional[int] = c.setting_option("serve.port", min=0, max=65535),
+    workers: Optional[int] = c.setting_option("serve.workers", min=1),
     token: Optional[str] = typer.Option(None, "--token",
                                         help="Shared secret: /init then needs 'Authorization: Bearer <token>'. "
                                              "Default: SVGRFT_SERVE_TOKEN (prefer the env var: flags show in ps)."),
     allow_server_key: bool = typer.Option(False, "--allow-server-key",
                                           help="Use this server's FIREWORKS_API_KEY for requests without api_key."),
-    allow_model_host: Optional[List[str]] = typer.Option(
-        None, "--allow-model-host", metavar="HOST",
-        help="Also accept model_base_url on HOST (host, host:port or *.domain; repeatable). Default: "
-             "tracing.fireworks.ai, api.fireworks.ai and the configured Fireworks URLs."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=0,
-                                                 help="Cap on concurrent rollouts, 429 beyond (default 256, 0 = none)."),
-    rate_limit: Optional[float] = typer.Option(None, "--rate-limit", min=0,
-                                               help="Requests per second per client (default 20, 0 = off)."),
-    rate_burst: Optional[int] = typer.Option(None, "--rate-burst", min=1,
-                                             help="Requests a client may send at once (default 400)."),
-    rollout_timeout: Optional[float] = typer.Option(None, "--rollout-timeout", min=1,
-                                                    help="Seconds one rollout may take (default 300)."),
-    max_body: Optional[int] = typer.Option(None, "--max-body", min=1024,
-                                           help="Largest /init body in bytes (default 2 MiB)."),
-    policy_retries: Optional[int] = typer.Option(None, "--policy-retries", min=0,
-                                                 help="Retries of a failed policy call (429/5xx/network) inside "
-                                                      "one rollout (default 2)."),
-    background: Optional[bool] = typer.Option(None, "--background/--sync",
-                                              help="Answer /init at once and run the policy call in the background "
-                                                   "(errors only via the tracing status). Default --sync."),
-    read_timeout: Optional[float] = typer.Option(None, "--read-timeout", min=0.5,
-                                                 help="Seconds a client has for a request's headers, then for "
-                                                      "its body; slower connections are closed (default 15)."),
-    max_conns_per_client: Optional[int] = typer.Option(
-        None, "--conns-per-client", min=0,
-        help="Connections one client address may hold; an idle one is closed to make room (default "
-             "--max-concurrent + 64)."),
-    trust_proxy_headers: bool = typer.Option(
-        False, "--trust-proxy-headers",
-        help="Take the client address from X-Forwarded-For set by a reverse proxy on this machine (or "
-             "FORWARDED_ALLOW_IPS). Default: the TCP peer."),
+    allow_model_host: Optional[List[str]] = c.setting_option("serve.allow_model_hosts", metavar="HOST", extend=True),
+    max_concurrent: Optional[int] = c.setting_option("serve.max_concurrent", min=0),
+    rate_limit: Optional[float] = c.setting_option("serve.rate_limit", min=0),
+    rate_burst: Optional[int] = c.setting_option("serve.rate_burst", min=1),
+    rollout_timeout: Optional[float] = c.setting_option("serve.rollout_timeout", min=1),
+    max_body: Optional[int] = c.setting_option("serve.max_body", min=1024),
+    policy_retries: Optional[int] = c.setting_option("serve.policy_retries", min=0),
+    background: Optional[bool] = c.setting_option("serve.background", "--background/--sync"),
+    read_timeout: Optional[float] = c.setting_option("serve.read_timeout", min=0.5),
+    max_conns_per_client: Optional[int] = c.setting_option("serve.max_connections_per_client", min=0),
+    trust_proxy_headers: Optional[bool] = c.setting_option("serve.trust_proxy_headers"),
     access_log: bool = typer.Option(False, "--access-log", help="Also log every HTTP request line."),
     check: Optional[str] = typer.Option(None, "--check", metavar="URL",
                                         help="Do not serve: check the health of a running server at URL."),
@@ -145,19 +123,11 @@ def cmd(
         return
 
     register(token)
-    overrides = {"serve.host": host, "serve.port": port, "serve.workers": workers,
-                 "serve.max_concurrent": max_concurrent, "serve.rate_limit": rate_limit,
-                 "serve.rate_burst": rate_burst, "serve.rollout_timeout": rollout_timeout,
-                 "serve.max_body": max_body, "serve.background": background,
-                 "serve.policy_retries": policy_retries, "serve.read_timeout": read_timeout,
-                 "serve.max_connections_per_client": max_conns_per_client,
-                 "serve.trust_proxy_headers": True if trust_proxy_headers else None}
-    s = c.settings(overrides)
+    s = c.settings()
     from svgrft.server.guard import HostAllowList, is_loopback
     from svgrft.server.options import options_from_settings
 
-    opts = options_from_settings(s, token=token, allow_server_key=allow_server_key,
-                                 allow_model_hosts=tuple(allow_model_host) if allow_model_host else None)
+    opts = options_from_settings(s, token=token, allow_server_key=allow_server_key)
     try:
         HostAllowList([*opts.default_hosts, *opts.allow_model_hosts])
     except ValueError as e:

@@ -1,7 +1,7 @@
 """``svgrft train``: validate → secrets push → dataset upload → evaluator build → create job → watch.
 
-Every knob is a flag with the same name as its config key ([train] epochs ↔ --epochs); see
-``FLAG_KEYS``. ``--dry-run`` makes no network call at all.
+Every knob is a flag named like its setting ([train] epochs ↔ --epochs), declared with
+:func:`svgrft.cli._common.setting_option`. ``--dry-run`` makes no network call at all.
 """
 
 from __future__ import annotations
@@ -12,40 +12,6 @@ import typer
 
 from svgrft.cli import _common as c
 from svgrft.core.plural import plural
-
-# flag parameter → config key (tests check every key exists and is documented in configs/default.toml)
-FLAG_KEYS: dict[str, str] = {
-    "base_model": "train.base_model",
-    "dataset": "dataset.train",
-    "dataset_id": "dataset.id",
-    "eval_dataset": "train.eval_dataset",
-    "eval_auto_carveout": "train.eval_auto_carveout",
-    "epochs": "train.epochs",
-    "learning_rate": "train.learning_rate",
-    "lora_rank": "train.lora_rank",
-    "batch_size": "train.batch_size",
-    "max_context_length": "train.max_context_length",
-    "chunk_size": "train.chunk_size",
-    "temperature": "train.temperature",
-    "top_p": "train.top_p",
-    "n": "train.n",
-    "max_tokens": "train.max_tokens",
-    "output_model": "train.output_model",
-    "job_id": "train.job_id",
-    "display_name": "train.display_name",
-    "poll_interval": "train.poll_interval",
-    "evaluator_id": "evaluator.id",
-    "judge_model": "judge.model",
-    "judge_mode": "judge.mode",
-    "rollout_mode": "rollout.mode",
-    "rollout_server_url": "rollout.server_url",
-    "wandb": "wandb.enabled",
-    "wandb_project": "wandb.project",
-    "wandb_entity": "wandb.entity",
-    "wandb_run_id": "wandb.run_id",
-}
-# options that steer the command itself rather than the job
-CONTROL_FLAGS = ("config", "dry_run", "no_watch", "yes", "json_out", "force_evaluator", *c.GLOBAL_OPTION_PARAMS)
 
 
 def _e(value: Any) -> str:
@@ -64,38 +30,35 @@ def _say(message: str) -> None:
 
 @c.command
 def cmd(
-    base_model: Optional[str] = typer.Option(None, "--base-model", "-m",
-                                             help="Model to fine-tune; short names expand to accounts/fireworks/models/<name>."),
+    base_model: Optional[str] = c.setting_option("train.base_model", "-m"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Config file, e.g. configs/qwen3-0p6b.toml."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Training JSONL (dataset.train)."),
-    dataset_id: Optional[str] = typer.Option(None, "--dataset-id", help="Exact Fireworks dataset id (default: name + content hash)."),
-    eval_dataset: Optional[str] = typer.Option(None, "--eval-dataset",
-                                               help="Evaluation dataset: a JSONL path (uploaded) or a Fireworks dataset id."),
-    eval_auto_carveout: Optional[bool] = typer.Option(None, "--eval-auto-carveout/--no-eval-auto-carveout",
-                                                      help="Let Fireworks carve an eval split out of the training set."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the dataset."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="LoRA learning rate."),
-    lora_rank: Optional[int] = typer.Option(None, "--lora-rank", help="LoRA rank."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Max packed TOKENS per batch."),
-    max_context_length: Optional[int] = typer.Option(None, "--max-context-length", help="Prompt + reply token budget."),
-    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Rows per rollout chunk (1-10000)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Rollout sampling temperature."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", help="Rollout nucleus sampling."),
-    n: Optional[int] = typer.Option(None, "--n", help="Response candidates (rollouts) per prompt."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Max tokens of one reply."),
-    output_model: Optional[str] = typer.Option(None, "--output-model", help="Name of the fine-tuned model (default: the job id)."),
-    job_id: Optional[str] = typer.Option(None, "--job-id", help="Job id (default: derived from config + dataset + evaluator)."),
-    display_name: Optional[str] = typer.Option(None, "--display-name", help="Job name in the dashboard."),
-    evaluator_id: Optional[str] = typer.Option(None, "--evaluator-id", help="Evaluator id prefix (the content hash is appended)."),
-    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Vision judge model baked into the evaluator."),
-    judge_mode: Optional[str] = typer.Option(None, "--judge-mode", help="checklist or count."),
-    rollout_mode: Optional[str] = typer.Option(None, "--rollout-mode", help="local (default) or remote (svgrft serve)."),
-    rollout_server_url: Optional[str] = typer.Option(None, "--rollout-server-url", help="Rollout server for remote mode."),
-    wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb", help="Send training curves to Weights & Biases."),
-    wandb_project: Optional[str] = typer.Option(None, "--wandb-project", help="W&B project."),
-    wandb_entity: Optional[str] = typer.Option(None, "--wandb-entity", help="W&B entity."),
-    wandb_run_id: Optional[str] = typer.Option(None, "--wandb-run-id", help="W&B run id."),
-    poll_interval: Optional[float] = typer.Option(None, "--poll-interval", help="Seconds between job status checks."),
+    dataset: Optional[str] = c.setting_option("dataset.train"),
+    dataset_id: Optional[str] = c.setting_option("dataset.id"),
+    eval_dataset: Optional[str] = c.setting_option("train.eval_dataset"),
+    eval_auto_carveout: Optional[bool] = c.setting_option("train.eval_auto_carveout"),
+    epochs: Optional[int] = c.setting_option("train.epochs"),
+    learning_rate: Optional[float] = c.setting_option("train.learning_rate"),
+    lora_rank: Optional[int] = c.setting_option("train.lora_rank"),
+    batch_size: Optional[int] = c.setting_option("train.batch_size"),
+    max_context_length: Optional[int] = c.setting_option("train.max_context_length"),
+    chunk_size: Optional[int] = c.setting_option("train.chunk_size"),
+    temperature: Optional[float] = c.setting_option("train.temperature"),
+    top_p: Optional[float] = c.setting_option("train.top_p"),
+    n: Optional[int] = c.setting_option("train.n"),
+    max_tokens: Optional[int] = c.setting_option("train.max_tokens"),
+    output_model: Optional[str] = c.setting_option("train.output_model"),
+    job_id: Optional[str] = c.setting_option("train.job_id"),
+    display_name: Optional[str] = c.setting_option("train.display_name"),
+    evaluator_id: Optional[str] = c.setting_option("evaluator.id"),
+    judge_model: Optional[str] = c.setting_option("judge.model"),
+    judge_mode: Optional[str] = c.setting_option("judge.mode"),
+    rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
+    rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
+    wandb: Optional[bool] = c.setting_option("wandb.enabled"),
+    wandb_project: Optional[str] = c.setting_option("wandb.project"),
+    wandb_entity: Optional[str] = c.setting_option("wandb.entity"),
+    wandb_run_id: Optional[str] = c.setting_option("wandb.run_id"),
+    poll_interval: Optional[float] = c.setting_option("train.poll_interval"),
     force_evaluator: bool = typer.Option(False, "--force-evaluator", help="Rebuild the evaluator even if it exists."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Validate locally, render sample SVGs, print the plan, payload and cost estimate. "
@@ -105,25 +68,20 @@ def cmd(
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Launch (and watch) a reinforcement fine-tuning job; re-running the same command reuses everything."""
-    return _train(**locals())
-
-
-def _train(**kw: Any) -> None:
     from svgrft.workflow import train as tw
 
-    overrides = {key: kw[param] for param, key in FLAG_KEYS.items()}
-    s = c.settings(overrides, config=kw["config"])
+    s = c.settings(config=config)
     plan = tw.make_plan(s)
     for w in plan.warnings:
         c.warn(w)
-    if kw["dry_run"]:
+    if dry_run:
         c.check_chromium_setting(s)
-        _dry_run(plan, kw["json_out"])
+        _dry_run(plan, json_out)
         return
 
     tw.require_keys(plan)
-    c.confirm(f"launch RFT job {plan.job_id} on {plan.base_model} ({plural(plan.dataset_rows, 'row')} × n {s['train.n']} × "
-              f"{plural(s['train.epochs'], 'epoch')}; this costs money)", kw["yes"])
+    c.confirm(f"launch RFT job {plan.job_id} on {plan.base_model} ({plural(plan.dataset_rows, 'row')} × n "
+              f"{s.train.n} × {plural(s.train.epochs, 'epoch')}; this costs money)", yes)
     from svgrft.clients.fireworks import make_client
     from svgrft.cli.evaluator import state_printer
 
@@ -134,7 +92,7 @@ def _train(**kw: Any) -> None:
 
     try:
         result = tw.run(plan, client, on_step=_say, on_evaluator_state=state_printer(),
-                        force_evaluator=kw["force_evaluator"])
+                        force_evaluator=force_evaluator)
     except EvaluatorBuildError as e:
         from svgrft.cli.evaluator import print_build_log
 
@@ -143,10 +101,10 @@ def _train(**kw: Any) -> None:
 
     summary: dict[str, Any] = {"state": result.state, "output_model": result.output_model}
     detached = False
-    if not kw["no_watch"]:
+    if not no_watch:
         from svgrft.cli.jobs import render_watch
 
-        summary = render_watch(client, result.job_id, float(s["train.poll_interval"]), kw["json_out"])
+        summary = render_watch(client, result.job_id, s.train.poll_interval, json_out)
         detached = bool(summary.get("detached"))
     state = summary.get("state") or result.state
     output_model = summary.get("output_model") or result.output_model
@@ -155,11 +113,11 @@ def _train(**kw: Any) -> None:
         "job": result.job_name, "job_id": result.job_id, "state": state, "created": result.created,
         "dashboard_url": links.get("job"), "output_model": output_model, "dataset": result.dataset,
         "evaluator": result.evaluator, "eval_dataset": result.eval_dataset, "rollout_mode": result.mode,
-        "links": links, "watched": not kw["no_watch"], "detached": detached,
+        "links": links, "watched": not no_watch, "detached": detached,
     }
     if result.server_url:
         data["rollout_server_url"] = result.server_url
-    if kw["json_out"]:
+    if json_out:
         c.emit_json(data)
     else:
         _say("")
@@ -179,7 +137,7 @@ def _train(**kw: Any) -> None:
         msg = summary.get("status_message")
         raise ApiError(f"job {result.job_id} ended {str(state).removeprefix('JOB_STATE_')}" + (f": {msg}" if msg else ""),
                        hint=failure_hint({**summary, "id": result.job_id, "dashboard_url": links.get("job")}))
-    if kw["no_watch"]:
+    if no_watch:
         _say(f"not watching; follow it with: svgrft jobs watch {result.job_id}")
 
 

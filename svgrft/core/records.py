@@ -139,7 +139,7 @@ def _str(v: Any, n: int = MAX_FIELD) -> str | None:
 
 def parse_entry(entry: Any, *, key: str | None = None) -> tuple[Record | None, str | None]:
     """One ``GET /logs`` entry → (Record, None) or (None, why it was left out). Never raises."""
-    from svgrft.core.epochs import parse_time
+    from svgrft.core.traces import parse_time
 
     if not isinstance(entry, dict):
         return None, "not an object"

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from svgrft.core.extract import Extraction, extract_svg
+from svgrft.config import process_env, process_environ, setting_env
 from svgrft.core.svgsafe import SvgRejected, canvas_size, decoded_text, validate_svg
 from svgrft.errors import BrowserNotFoundError, RenderError
 
@@ -84,7 +85,7 @@ _ENABLE_FEATURES = ["CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCooki
 
 def _launch_args(sandbox: bool) -> list[str]:
     feats = [f for f in _ENABLE_FEATURES
-             if not (f == "CDPScreenshotNewSurface" and os.environ.get("PLAYWRIGHT_LEGACY_SCREENSHOT"))]
+             if not (f == "CDPScreenshotNewSurface" and process_env("PLAYWRIGHT_LEGACY_SCREENSHOT"))]
     args = LAUNCH_ARGS + ["--enable-features=" + ",".join(feats)]
     if not sandbox:
         args.append("--no-zygote")  # the zygote only exists for the sandbox: 2 processes less
@@ -210,15 +211,15 @@ def _one_line(text: str, limit: int = 300) -> str:
 # ---------------------------------------------------------------- finding Chromium
 
 def _playwright_browser_dirs() -> list[Path]:
-    env = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    env = process_env("PLAYWRIGHT_BROWSERS_PATH")
     if env and env != "0":
         return [Path(env)]
     home = Path.home()
     if sys.platform == "darwin":
         return [home / "Library" / "Caches" / "ms-playwright"]
     if sys.platform.startswith("win"):
-        return [Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "ms-playwright"]
-    return [Path(os.environ.get("XDG_CACHE_HOME", home / ".cache")) / "ms-playwright"]
+        return [Path(process_env("LOCALAPPDATA", str(home / "AppData" / "Local"))) / "ms-playwright"]
+    return [Path(process_env("XDG_CACHE_HOME", str(home / ".cache"))) / "ms-playwright"]
 
 
 _PW_PATTERNS = [  # headless shell first (faster, half the memory), newest revision first
@@ -253,7 +254,7 @@ def find_chromium(explicit: str | None = None) -> str:
     """Path of a usable Chromium: ``explicit`` > ``$SVGRFT_CHROMIUM`` > Playwright's own downloaded
     browser (only if its executable exists) > Debian's ``chromium-headless-shell`` > ``chromium``.
     Raises :class:`BrowserNotFoundError` with install commands when none is found."""
-    for source, value in (("--chromium", explicit), ("SVGRFT_CHROMIUM", os.environ.get("SVGRFT_CHROMIUM"))):
+    for source, value in (("--chromium", explicit), ("SVGRFT_CHROMIUM", setting_env("render.chromium"))):
         if value:
             path = shutil.which(value) or value
             if _executable(path):
@@ -408,7 +409,7 @@ class Renderer:
         self._lock: asyncio.Lock | None = None
         self._started = False
         self._closed = False
-        self._unsandboxed = unsandboxed_reason(os.geteuid() if hasattr(os, "geteuid") else None, os.environ)
+        self._unsandboxed = unsandboxed_reason(os.geteuid() if hasattr(os, "geteuid") else None, process_environ())
         self._sandbox = self._unsandboxed is None
         self._marker = f"--svgrft-renderer={uuid.uuid4().hex}"
         self._start_lock = asyncio.Lock()  # binds to the running loop on first use (Python >= 3.10)

@@ -12,13 +12,16 @@ Tables
             timings JSON, usage JSON, extra JSON, created_at)          -- PK (run_id, row_id, sample_index)
     judge_cache(key, png_sha256, judge_model, mode, prompt_version, requirements_hash, result JSON,
                 created_at, hits)
+
+Somewhat over 400 lines on purpose: one SQLite schema and the one class that reads and writes it (the
+three tables share the connection, its write lock and the schema version); the record types and the
+judge-cache view are thin layers over it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets as _rand
 import sqlite3
 import threading
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from svgrft.config import home_dir
 from svgrft.errors import StoreError
 
 __all__ = ["home_dir", "default_db_path", "Store", "RunRecord", "SampleRecord", "JudgeCache", "judge_cache_key"]
@@ -88,12 +92,6 @@ CREATE TABLE IF NOT EXISTS judge_cache (
 );
 CREATE INDEX IF NOT EXISTS samples_run ON samples(run_id, status);
 """
-
-
-def home_dir() -> Path:
-    """``$SVGRFT_HOME`` or ``~/.svgrft``."""
-    env = os.environ.get("SVGRFT_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".svgrft"
 
 
 def default_db_path() -> Path:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from svgrft.config import ServeSettings
+from svgrft.config import ServeSettings, process_env
 from svgrft.server.guard import DEFAULT_MODEL_HOSTS
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def export_options(options: ServeOptions) -> None:
 
 def options_from_env(settings: "Settings") -> ServeOptions | None:
     """The options a parent ``svgrft serve`` exported, or None when there are none."""
-    raw = os.environ.get(OPTIONS_ENV)
+    raw = process_env(OPTIONS_ENV)
     if not raw:
         return None
     d = json.loads(raw)

@@ -49,7 +49,9 @@ _PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT",
 def harness_env(settings: Settings, *, home: Path, out_dir: Path, stage_dir: Path, rows: int, runs: int,
                 dataset: Path | None, threshold: float | None) -> dict[str, str]:
     """The curated environment of the harness subprocess (keys passed through by name only)."""
-    env = {k: os.environ[k] for k in _PASS_ENV if os.environ.get(k)}
+    from svgrft.config import passthrough_env
+
+    env = passthrough_env(_PASS_ENV)
     for key in ("FIREWORKS_API_KEY", "OPENAI_API_KEY", "SVGRFT_SERVE_TOKEN"):
         v = settings.secret(key)
         if v:
