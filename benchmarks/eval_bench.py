@@ -124,7 +124,7 @@ def write_rows(n: int, path: Path) -> Path:
 def pipeline(fake: FakeProcess, dataset: Path, home: Path, concurrency: int, judge_concurrency: int,
              pool: int) -> tuple[float, dict]:
     from svgrft.config import load_settings
-    from svgrft.workflow.evaluate import EvalOptions, run_eval
+    from svgrft.workflow.model_eval import EvalOptions, run_eval
 
     os.environ.update(SVGRFT_HOME=str(home), OPENAI_API_KEY=KEY, OPENAI_BASE_URL=fake.url + "/v1")
     settings = load_settings(overrides={"judge.concurrency": judge_concurrency, "render.pool_size": pool,

@@ -282,7 +282,7 @@ def secret_env(name: str) -> str | None:
 
 def register_secrets() -> None:
     """Register the value of every key of :data:`MASKED_ENV` that is set, so output masks it."""
-    from svgrft.secrets import register
+    from svgrft.redact import register
 
     for name in MASKED_ENV:
         register(os.environ.get(name))
@@ -351,16 +351,6 @@ class Settings:
 
     def values(self) -> dict[str, Any]:
         return {k: self.value(k) for k in SCHEMA}
-
-    # TEMPORARY (redesign in progress): dotted-key access; callers move to ``settings.<section>.<name>``.
-    def __getitem__(self, key: str) -> Any:
-        return self.value(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.value(key) if key in SCHEMA else default
-
-    def section(self, prefix: str) -> dict[str, Any]:
-        return dataclasses.asdict(getattr(self, prefix))
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -443,7 +433,7 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
         raise _invalid(source)(f"invalid value {value!r} for '{key}' (from {source}): {need}",
                           hint=_fix(source))
     if key.endswith("base_url") or key == "rollout.server_url":
-        from svgrft.secrets import redact_url, url_credentials
+        from svgrft.redact import redact_url, url_credentials
 
         what = url_credentials(value)
         if what:  # it would be baked into the evaluator, uploaded and printed: keys belong in secrets

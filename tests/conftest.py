@@ -68,7 +68,7 @@ def _isolate(monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("SVGRFT_RENDER_TIMEOUT_MS", str(TEST_RENDER_TIMEOUT_MS))
     monkeypatch.chdir(tmp_path)
-    from svgrft import secrets as _secrets
+    from svgrft import redact as _secrets
 
     _secrets._KNOWN.clear()
     from svgrft.cli import _common

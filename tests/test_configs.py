@@ -212,15 +212,15 @@ def test_precedence_flag_env_config_default(tmp_path, monkeypatch):
                                                        '[train]\nepochs = 7\n')
     s = load_settings()
     assert s.config_path == cfg.relative_to(tmp_path) or s.config_path.resolve() == cfg
-    assert s["judge.model"] == "from-config" and s.source("judge.model").startswith("config")
-    assert s["train.epochs"] == 7
-    assert s["train.lora_rank"] == DEFAULTS["train.lora_rank"] and s.source("train.lora_rank") == "default"
+    assert s.judge.model == "from-config" and s.source("judge.model").startswith("config")
+    assert s.train.epochs == 7
+    assert s.train.lora_rank == DEFAULTS["train.lora_rank"] and s.source("train.lora_rank") == "default"
     monkeypatch.setenv("SVGRFT_JUDGE_MODEL", "from-env")
     s = load_settings()
-    assert s["judge.model"] == "from-env" and s.source("judge.model") == "env SVGRFT_JUDGE_MODEL"
+    assert s.judge.model == "from-env" and s.source("judge.model") == "env SVGRFT_JUDGE_MODEL"
     s = load_settings(overrides={"judge.model": "from-flag", "train.epochs": None})
-    assert s["judge.model"] == "from-flag" and s.source("judge.model") == "flag"
-    assert s["train.epochs"] == 7  # None = flag not given
+    assert s.judge.model == "from-flag" and s.source("judge.model") == "flag"
+    assert s.train.epochs == 7  # None = flag not given
 
 
 def test_dotenv_does_not_override_environment(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 
 from svgrft.config import load_settings
 from svgrft.core.store import Store
-from svgrft.workflow.evaluate import EvalOptions, run_eval
+from svgrft.workflow.model_eval import EvalOptions, run_eval
 from tests.conftest import FW_KEY, OPENAI_KEY, REPO
 
 ROWS = [

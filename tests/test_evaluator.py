@@ -107,7 +107,7 @@ def test_stage_layout_config_and_no_excluded_code(tmp_path):
     cp = cfg["completion_params"]
     assert cp["model"] == "accounts/fireworks/models/qwen3-8b"
     assert (cp["temperature"], cp["max_tokens"], cfg["num_runs"]) == (0.3, 1234, 3)
-    assert cp["api_base"] == s["fireworks.inference_base_url"]
+    assert cp["api_base"] == s.fireworks.inference_base_url
     reqs = (tmp_path / "ev" / "requirements.txt").read_text()
     assert re.search(r"^eval-protocol==0\.3\.33$", reqs, re.M)
     assert all("==" in line for line in reqs.splitlines() if line and not line.startswith("#"))

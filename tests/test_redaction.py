@@ -31,7 +31,7 @@ def _leaks(text: str) -> list[str]:
     f"'x-api-key': '{UNREGISTERED}'",
 ])
 def test_debug_tracebacks_are_redacted(text):
-    from svgrft.secrets import format_exception
+    from svgrft.redact import format_exception
 
     def upstream():
         raise RuntimeError(text)
@@ -59,7 +59,7 @@ def test_uncaught_exception_hook_redacts(capsys):
 
 
 def test_redaction_keeps_ordinary_text():
-    from svgrft.secrets import redact
+    from svgrft.redact import redact
 
     text = ("max_tokens=4096 token_budget=10 basic settings https://api.fireworks.ai/inference/v1?api-version=2 "
             "user@example.com")
@@ -108,10 +108,10 @@ def test_printed_urls_lose_their_credentials():
 # --- mask and redact (folded from test_foundation.py) ---
 
 def test_mask_and_redact():
-    from svgrft import secrets
+    from svgrft import redact
 
     key = "fw-supersecretvalue-98765"
-    assert key not in secrets.mask(key) and secrets.mask(key).endswith("8765")
-    secrets.register(key)
-    assert key not in secrets.redact(f"header Authorization: Bearer {key} and {key}")
-    assert key not in secrets.redact("Bearer abcdefghijklmnopqrstuvwxyz")  # unknown bearer tokens masked too
+    assert key not in redact.mask(key) and redact.mask(key).endswith("8765")
+    redact.register(key)
+    assert key not in redact.redact(f"header Authorization: Bearer {key} and {key}")
+    assert key not in redact.redact("Bearer abcdefghijklmnopqrstuvwxyz")  # unknown bearer tokens masked too

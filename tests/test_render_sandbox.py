@@ -131,3 +131,22 @@ def test_a_sandbox_that_cannot_start_falls_back_and_logs_once(fresh_guard, monke
     assert r._sandbox is False and r.launches == 3
     lines = sandbox_lines(fresh_guard)
     assert len(lines) == 1 and "could not start" in lines[0]
+
+
+def test_the_cli_shows_the_note_as_one_warning_line(tmp_path):
+    """`svgrft render` as an unsandboxed process: the note is one `warning:` line on stderr, even for several
+    files, and stdout (the data) stays clean."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.svg").write_text(NORMAL, encoding="utf-8")
+    env = {**os.environ, "SVGRFT_NO_SANDBOX": "1", "SVGRFT_RENDER_TIMEOUT_MS": str(TEST_RENDER_TIMEOUT_MS),
+           "COLUMNS": "200"}
+    r = subprocess.run([sys.executable, "-m", "svgrft", "render", "a.svg", "b.svg", "c.svg", "--out", "png"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "sandbox" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: Chromium renders without its sandbox ("), r.stderr
+    assert "sandbox" not in r.stdout

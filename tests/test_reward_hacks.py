@@ -138,7 +138,7 @@ def gullible(oai):
 
 
 def _score(renderer, svg, reqs=FARM, prompt=PROMPT, **overrides):
-    from svgrft.workflow.evaluate import scorer_from_settings
+    from svgrft.workflow.model_eval import scorer_from_settings
 
     async def go():
         settings = load_settings().with_overrides({"judge.backoff_base": 0.01, **overrides})

@@ -11,7 +11,7 @@ from svgrft.clients.judge import JudgeClient
 from svgrft.config import load_settings
 from svgrft.core.render import RenderResult
 from svgrft.core.scoring import Scorer, ScoreResult, Verdict
-from svgrft.workflow.evaluate import scorer_from_settings
+from svgrft.workflow.model_eval import scorer_from_settings
 from svgrft.core.store import JudgeCache, Store
 from tests.conftest import CORPUS, OPENAI_KEY
 

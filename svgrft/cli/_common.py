@@ -17,6 +17,7 @@ import errno
 import functools
 import inspect
 import json
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
 import typer
 from rich.console import Console
 
-from svgrft import secrets as _secrets
+from svgrft import redact as _secrets
 from svgrft.config import debug as _debug
 from svgrft.config import no_color  # noqa: F401  (part of this module's interface: main.py uses it)
 from svgrft.config import register_secrets as _register_secrets
@@ -84,6 +85,23 @@ def debug(message: str) -> None:
 
 def warn(message: str) -> None:
     err_console().print(f"[yellow]warning:[/yellow] {_esc(message)}")
+
+
+class _WarningLines(logging.Handler):
+    """Library warnings (logger ``svgrft.render``: Chromium without its sandbox) as the CLI's ``warning:`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            warn(record.getMessage().removeprefix("svgrft: "))
+        except Exception:  # a broken stderr must not break the command
+            self.handleError(record)
+
+
+def _route_library_warnings() -> None:
+    logger = logging.getLogger("svgrft.render")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        handler = _WarningLines(logging.WARNING)
+        logger.addHandler(handler)
 
 
 def out(text: str) -> None:
@@ -303,6 +321,7 @@ def command(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _apply_global_options(kwargs, added)
         _register_secrets()
+        _route_library_warnings()
         # a repeatable option that was not given arrives as an empty list: that is "not given" too
         state.flags = {key: (kwargs.get(p) if kwargs.get(p) != [] else None) for p, key in keys.items()}
         state.extend = extend

@@ -137,7 +137,7 @@ def deploy_cmd(
 
 
 def _print_served(model_string: str, settings, json_out: bool, extra: dict) -> None:
-    from svgrft.secrets import redact
+    from svgrft.redact import redact
     from svgrft.workflow.deploy import snippet
 
     snip = snippet(model_string, settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import typer
@@ -46,7 +45,7 @@ def _chromium(settings: Settings) -> dict[str, str]:
 
 
 def _keys(settings: Settings) -> list[dict[str, str]]:
-    from svgrft.secrets import mask
+    from svgrft.redact import mask
 
     rows = []
     for name, why in (("FIREWORKS_API_KEY", "Fireworks control plane and policy"),
@@ -61,21 +60,17 @@ def _keys(settings: Settings) -> list[dict[str, str]]:
 
 
 def _probe(name: str, url: str, key: str | None, timeout: float) -> dict[str, str]:
-    import httpx
+    from svgrft.clients.reachability import reach
 
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    t0 = time.perf_counter()
-    try:
-        r = httpx.get(url, headers=headers, timeout=timeout)
-    except httpx.HTTPError as e:
-        return _row(name, "fail", f"unreachable: {url} ({type(e).__name__})",
+    r = reach(url, key, timeout)
+    if r.status is None:
+        return _row(name, "fail", f"unreachable: {url} ({r.error})",
                     "check the network, a proxy, or the base URL setting")
-    ms = (time.perf_counter() - t0) * 1000
-    if r.status_code in (401, 403):
-        return _row(name, "fail", f"{url} rejected the key (HTTP {r.status_code})", "check the API key")
-    if r.status_code >= 500:
-        return _row(name, "warn", f"{url} answered HTTP {r.status_code}", "the service may be degraded")
-    return _row(name, "ok", f"{url} reachable (HTTP {r.status_code}, {ms:.0f} ms)")
+    if r.status in (401, 403):
+        return _row(name, "fail", f"{url} rejected the key (HTTP {r.status})", "check the API key")
+    if r.status >= 500:
+        return _row(name, "warn", f"{url} answered HTTP {r.status}", "the service may be degraded")
+    return _row(name, "ok", f"{url} reachable (HTTP {r.status}, {r.ms:.0f} ms)")
 
 
 def run_checks(settings: Settings, network: bool = True, timeout: float = 3.0) -> list[dict[str, str]]:

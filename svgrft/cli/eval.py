@@ -39,7 +39,7 @@ def cmd(
     """Evaluate a model on SVGBench prompts locally; results go to the local store (see `svgrft runs`)."""
     import asyncio
 
-    from svgrft.workflow.evaluate import EvalOptions, run_eval
+    from svgrft.workflow.model_eval import EvalOptions, run_eval
 
     settings = c.settings()
     if resume:

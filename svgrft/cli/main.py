@@ -44,8 +44,8 @@ def _plain_help_when_narrow(root: Any) -> None:
 
 
 def _redacted_excepthook(kind: Any, value: BaseException, tb: Any) -> None:
-    """Print an uncaught exception's traceback with secrets masked (see :func:`svgrft.secrets.redact`)."""
-    from svgrft.secrets import print_exception
+    """Print an uncaught exception's traceback with secrets masked (see :func:`svgrft.redact.redact`)."""
+    from svgrft.redact import print_exception
 
     value.__traceback__ = tb
     print_exception(value)

@@ -18,7 +18,7 @@ def push_secrets(settings: Settings, keys: Sequence[str], dry_run: bool = False,
     """Create or update one Fireworks secret per key name. Returns one row per key (values masked)."""
     from svgrft.clients.fireworks import make_client, secret_id_for
     from svgrft.errors import ConfigError
-    from svgrft.secrets import mask
+    from svgrft.redact import mask
 
     names = [k.strip() for k in keys if k.strip()]
     if not names:

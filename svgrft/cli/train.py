@@ -23,7 +23,7 @@ def _e(value: Any) -> str:
 def _say(message: str) -> None:
     """A progress line on stderr that is never wrapped (links stay clickable) and never interpreted as markup."""
     if not c.state.quiet:
-        from svgrft.secrets import redact
+        from svgrft.redact import redact
 
         c.err_console().print(_e(redact(message)), soft_wrap=True, highlight=False)
 

@@ -190,7 +190,7 @@ class FireworksClient:
         """The tail of the evaluator's build log (secrets redacted), or '' when it is not available."""
         from svgrft.clients.signed_url import read_signed_text
         from svgrft.errors import SvgrftError
-        from svgrft.secrets import redact
+        from svgrft.redact import redact
 
         try:
             with self.errors(f"getting the build log of evaluator {evaluator_id}"):

@@ -45,7 +45,7 @@ from starlette.requests import Request  # FastAPI resolves handler annotations f
 
 from svgrft import __version__
 from svgrft.config import FIREWORKS_INFERENCE, FIREWORKS_TRACING
-from svgrft.secrets import mask
+from svgrft.redact import mask
 from svgrft.server.guard import (ConcurrencyCap, HostAllowList, RateLimiter, check_bearer, client_label,
                                  retry_after_header)
 from svgrft.server.init_request import Rejection, Rollout, RolloutValidator, parse_json, read_body, rollout_id_of

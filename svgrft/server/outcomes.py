@@ -97,7 +97,7 @@ def error_body(status: int, kind: str, message: str, rollout_id: str | None, hin
 
 def scrub(text: str, *secrets: str | None) -> str:
     """Replace every given secret value (and bearer tokens) in ``text`` by its mask."""
-    from svgrft.secrets import mask
+    from svgrft.redact import mask
 
     for value in secrets:
         if value and len(value) >= 4 and value in text:

@@ -39,7 +39,7 @@ class RedactFilter(logging.Filter):
     """Masks known secrets (env keys, the serve token) and bearer tokens in every log line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from svgrft.secrets import redact
+        from svgrft.redact import redact
 
         try:
             message = record.getMessage()

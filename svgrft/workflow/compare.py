@@ -86,7 +86,7 @@ async def score_async(settings: Settings, col: Collected, *, renderer: Any, use_
     """Score every unscored sample in place (``RawSample.scored``); returns scorer statistics.
 
     A judge failure that every sample would repeat (bad key, unknown model) raises JudgeError."""
-    from svgrft.workflow.evaluate import scorer_from_settings
+    from svgrft.workflow.model_eval import scorer_from_settings
 
     todo: list[tuple[RawSample, RowInfo]] = []
     for side in ("before", "after"):

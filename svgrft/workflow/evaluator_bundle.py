@@ -280,7 +280,7 @@ def check_no_secrets(root: Path, files: list[str], secrets: list[str]) -> None:
 
 
 def _check_config_urls(rel: str, node: Any) -> None:
-    from svgrft.secrets import url_credentials
+    from svgrft.redact import url_credentials
 
     stack = [node]
     while stack:

@@ -110,7 +110,7 @@ def run_local_test(settings: Settings, *, rows: int = 2, runs: int = 1, dataset:
                    threshold: float | None = None, timeout: float | None = None,
                    keep_dir: str | Path | None = None) -> LocalTestResult:
     """Stage the evaluator and run it through eval-protocol's pytest harness in a subprocess."""
-    from svgrft.secrets import redact
+    from svgrft.redact import redact
 
     mode = settings.rollout.mode
     for key, why in (("FIREWORKS_API_KEY", "the policy rollouts"), ("OPENAI_API_KEY", "the vision judge")):

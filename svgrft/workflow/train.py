@@ -80,7 +80,7 @@ def run(plan: TrainPlan, client: FireworksClient, *, on_step: Callable[[str], No
         on_evaluator_state: Callable[[str, float], None] | None = None,
         force_evaluator: bool = False, put_backoff: float = 1.0) -> TrainResult:
     """secrets → dataset → evaluator → job. The caller watches (CLI: ``render_watch``)."""
-    from svgrft.secrets import mask
+    from svgrft.redact import mask
     from svgrft.workflow.datasets import ensure_dataset
     from svgrft.workflow.evaluator_build import ensure_evaluator
     from svgrft.workflow.evaluator_bundle import check_rollout_server

@@ -1,4 +1,4 @@
-"""Masking of API keys. Every place that may show a key goes through here."""
+"""Masking of API keys (redaction). Every place that may show a key goes through here."""
 
 from __future__ import annotations
 
