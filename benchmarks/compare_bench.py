@@ -57,10 +57,17 @@ def main() -> int:
     fw = start_fireworks(api_keys={FW_KEY: "acct"}, request_latency=args.latency)
     oai = start_openai(api_key=OAI_KEY)
     try:
-        os.environ.update({"FIREWORKS_API_KEY": FW_KEY, "FIREWORKS_BASE_URL": fw.url,
-                           "FIREWORKS_ACCOUNT_ID": "acct", "FIREWORKS_TRACING_BASE_URL": fw.localhost_url,
-                           "FIREWORKS_INFERENCE_BASE_URL": fw.url + "/inference/v1",
-                           "OPENAI_API_KEY": OAI_KEY, "OPENAI_BASE_URL": oai.url + "/v1"})
+        os.environ.update(
+            {
+                "FIREWORKS_API_KEY": FW_KEY,
+                "FIREWORKS_BASE_URL": fw.url,
+                "FIREWORKS_ACCOUNT_ID": "acct",
+                "FIREWORKS_TRACING_BASE_URL": fw.localhost_url,
+                "FIREWORKS_INFERENCE_BASE_URL": fw.url + "/inference/v1",
+                "OPENAI_API_KEY": OAI_KEY,
+                "OPENAI_BASE_URL": oai.url + "/v1",
+            }
+        )
         ft.create_job(fw, "bench-job", rows, epochs=args.epochs, samples=args.samples, api_key=FW_KEY)
         fw.run_job("bench-job")
         truth = ft.seed_job_records(fw, "bench-job", rows, samples=args.samples, unique_svgs=True)
@@ -79,16 +86,29 @@ def main() -> int:
             return 1
         data = json.loads(res.stdout)
         reqs = fw.requests[before_requests:]
-        kinds = Counter("gateway /logs" if q.path.endswith("/logs") else
-                        "dataset download" if q.path.startswith("/download/") or "getDownloadEndpoint" in q.path else
-                        "control plane" for q in reqs)
+        kinds = Counter(
+            "gateway /logs"
+            if q.path.endswith("/logs")
+            else "dataset download"
+            if q.path.startswith("/download/") or "getDownloadEndpoint" in q.path
+            else "control plane"
+            for q in reqs
+        )
         result = {
-            "rows": args.rows, "samples": args.samples, "epochs": args.epochs, "latency_s": args.latency,
-            "records_seeded": len(truth), "records_read": data["meta"]["records"],
+            "rows": args.rows,
+            "samples": args.samples,
+            "epochs": args.epochs,
+            "latency_s": args.latency,
+            "records_seeded": len(truth),
+            "records_read": data["meta"]["records"],
             "compared_samples": data["summary"]["samples_before"] + data["summary"]["samples_after"],
             "renders": data["meta"].get("scoring", {}).get("rendered_from_records"),
-            "wall_s": round(wall, 2), "requests": len(reqs), "requests_by_kind": dict(kinds),
-            "judge_calls": oai.judge_calls, "target_s": TARGET_S, "ok": wall < TARGET_S and oai.judge_calls == 0,
+            "wall_s": round(wall, 2),
+            "requests": len(reqs),
+            "requests_by_kind": dict(kinds),
+            "judge_calls": oai.judge_calls,
+            "target_s": TARGET_S,
+            "ok": wall < TARGET_S and oai.judge_calls == 0,
             "epoch_means": [round(c["mean"], 4) for c in data["reward_curve"]],
         }
     finally:
@@ -97,9 +117,13 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"compare-epochs on {args.rows} rows x {args.samples} samples x {args.epochs} epochs "
-              f"({result['records_read']} records, {args.latency * 1000:.0f} ms per request):")
-        print(f"  wall time     {result['wall_s']:.1f} s (target < {TARGET_S:.0f} s: {'ok' if wall < TARGET_S else 'MISSED'})")
+        print(
+            f"compare-epochs on {args.rows} rows x {args.samples} samples x {args.epochs} epochs "
+            f"({result['records_read']} records, {args.latency * 1000:.0f} ms per request):"
+        )
+        print(
+            f"  wall time     {result['wall_s']:.1f} s (target < {TARGET_S:.0f} s: {'ok' if wall < TARGET_S else 'MISSED'})"
+        )
         print(f"  requests      {result['requests']} ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))})")
         print(f"  judge calls   {result['judge_calls']}")
         print(f"  renders       {result['renders']} (the {result['compared_samples']} compared samples)")

@@ -40,9 +40,10 @@ KEY = "sk-bench-0123456789abcdef"
 
 # ----------------------------------------------------------------------------- fake server process
 
+
 def serve(judge_latency: float, policy_latency: float, decoding: bool) -> None:
-    from tests.fakes.openai_fake import REQ_LINE, FakeOpenAI
     from tests.fakes._http import json_response
+    from tests.fakes.openai_fake import REQ_LINE, FakeOpenAI
     from tests.fakes.policy import message_text
 
     class BenchFake(FakeOpenAI):
@@ -64,17 +65,19 @@ def serve(judge_latency: float, policy_latency: float, decoding: bool) -> None:
                 return super()._judge(body, messages, urls)
             text = "\n".join(message_text(x) for x in messages if isinstance(x, dict) and x.get("role") == "user")
             n = len(REQ_LINE.findall(text))
-            k = len(urls[-1]) % (n + 1) if n else 0   # deterministic per picture, no decoding
+            k = len(urls[-1]) % (n + 1) if n else 0  # deterministic per picture, no decoding
             with self.lock:
                 self.judge_calls += 1
-            content = json.dumps({"verdicts": [{"index": i, "fulfilled": i <= k, "evidence": "bench"}
-                                               for i in range(1, n + 1)]})
+            content = json.dumps(
+                {"verdicts": [{"index": i, "fulfilled": i <= k, "evidence": "bench"} for i in range(1, n + 1)]}
+            )
             if "number_of_fulfilled_requirements" in json.dumps(body.get("response_format") or {}):
                 content = json.dumps({"reasoning": "bench", "number_of_fulfilled_requirements": k})
             return self._reply(body, [content], messages)
 
-    fake = BenchFake(api_keys=[KEY], corpus_dir=str(Path(os.environ.get("SVGRFT_CORPUS", REPO / "tests" / "data" /
-                                                                          "svg-corpus")))).start()
+    fake = BenchFake(
+        api_keys=[KEY], corpus_dir=str(Path(os.environ.get("SVGRFT_CORPUS", REPO / "tests" / "data" / "svg-corpus")))
+    ).start()
     print(fake.port, flush=True)
     try:
         sys.stdin.read()  # until the parent closes our stdin
@@ -84,10 +87,18 @@ def serve(judge_latency: float, policy_latency: float, decoding: bool) -> None:
 
 class FakeProcess:
     def __init__(self, judge_latency: float, decoding: bool, policy_latency: float = 0.0):
-        args = [sys.executable, __file__, "--serve", "--judge-latency", str(judge_latency),
-                "--policy-latency", str(policy_latency)] + (["--decoding-judge"] if decoding else [])
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(REPO)})
+        args = [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--judge-latency",
+            str(judge_latency),
+            "--policy-latency",
+            str(policy_latency),
+        ] + (["--decoding-judge"] if decoding else [])
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
         line = self.proc.stdout.readline().strip()
         if not line.isdigit():
             self.close()
@@ -111,6 +122,7 @@ class FakeProcess:
 
 # ----------------------------------------------------------------------------- measurements
 
+
 def write_rows(n: int, path: Path) -> Path:
     from svgrft.core.dataset import BUNDLED_DATASET
 
@@ -121,16 +133,19 @@ def write_rows(n: int, path: Path) -> Path:
     return path
 
 
-def pipeline(fake: FakeProcess, dataset: Path, home: Path, concurrency: int, judge_concurrency: int,
-             pool: int) -> tuple[float, dict]:
+def pipeline(
+    fake: FakeProcess, dataset: Path, home: Path, concurrency: int, judge_concurrency: int, pool: int
+) -> tuple[float, dict]:
     from svgrft.config import load_settings
     from svgrft.workflow.model_eval import EvalOptions, run_eval
 
     os.environ.update(SVGRFT_HOME=str(home), OPENAI_API_KEY=KEY, OPENAI_BASE_URL=fake.url + "/v1")
-    settings = load_settings(overrides={"judge.concurrency": judge_concurrency, "render.pool_size": pool,
-                                        "eval.concurrency": concurrency})
-    opts = EvalOptions(model="qwen3-0p6b", base_url=fake.url + "/v1", dataset=str(dataset), samples=1,
-                       concurrency=concurrency)
+    settings = load_settings(
+        overrides={"judge.concurrency": judge_concurrency, "render.pool_size": pool, "eval.concurrency": concurrency}
+    )
+    opts = EvalOptions(
+        model="qwen3-0p6b", base_url=fake.url + "/v1", dataset=str(dataset), samples=1, concurrency=concurrency
+    )
     t0 = time.perf_counter()
     outcome = asyncio.run(run_eval(settings, opts))
     return time.perf_counter() - t0, outcome.summary
@@ -187,8 +202,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="svgrft-bench-"))
     os.chdir(tmp)
     dataset = write_rows(a.rows, tmp / "rows.jsonl")
-    res: dict = {"rows": a.rows, "pool": a.pool, "cpus": os.cpu_count(), "decoding_judge": a.decoding_judge,
-                 "load_average": round(os.getloadavg()[0], 2)}
+    res: dict = {
+        "rows": a.rows,
+        "pool": a.pool,
+        "cpus": os.cpu_count(),
+        "decoding_judge": a.decoding_judge,
+        "load_average": round(os.getloadavg()[0], 2),
+    }
 
     # 1 + 2: zero-latency fakes, cold runs interleaved with render-only runs (medians: shared boxes are noisy)
     walls, renders, cold_calls = [], [], []
@@ -209,11 +229,19 @@ def main() -> None:
         fake.close()
     wall0, render_s = statistics.median(walls), statistics.median(renders)
     ratios = [w / r for w, r in zip(walls, renders)]
-    res.update(repeat=a.repeat, render_only_s=round(render_s, 3), pipeline_s=round(wall0, 3),
-               pipeline_over_render=round(statistics.median(ratios), 3),
-               pipeline_over_render_each=[round(x, 2) for x in ratios], samples=s0["counts"]["done"],
-               gated=s0["judge"]["gated"], judge_calls_cold=cold_calls[0], rerun_s=round(wall_rerun, 3),
-               rerun_judge_calls=rerun_calls, rerun_cached=s1["judge"]["cached"])
+    res.update(
+        repeat=a.repeat,
+        render_only_s=round(render_s, 3),
+        pipeline_s=round(wall0, 3),
+        pipeline_over_render=round(statistics.median(ratios), 3),
+        pipeline_over_render_each=[round(x, 2) for x in ratios],
+        samples=s0["counts"]["done"],
+        gated=s0["judge"]["gated"],
+        judge_calls_cold=cold_calls[0],
+        rerun_s=round(wall_rerun, 3),
+        rerun_judge_calls=rerun_calls,
+        rerun_cached=s1["judge"]["cached"],
+    )
 
     # 3: slow judge, overlapped
     slow, judged = [], 0
@@ -229,30 +257,48 @@ def main() -> None:
     wall_slow = statistics.median(slow)
     bound = 1.5 * (render_s + a.rows * a.judge_latency / a.concurrency)
     serial = render_s + judged * a.judge_latency
-    res.update(judge_latency_s=a.judge_latency, concurrency=a.concurrency, slow_judge_s=round(wall_slow, 3),
-               slow_judge_each_s=[round(x, 2) for x in slow], slow_judge_calls=judged, slow_bound_s=round(bound, 3),
-               slow_within_bound=wall_slow <= bound, not_overlapped_s=round(serial, 3),
-               overlap_speedup=round(serial / wall_slow, 2),
-               pipeline_target_met=res["pipeline_over_render"] <= 1.25, rerun_zero_judge_calls=rerun_calls == 0)
+    res.update(
+        judge_latency_s=a.judge_latency,
+        concurrency=a.concurrency,
+        slow_judge_s=round(wall_slow, 3),
+        slow_judge_each_s=[round(x, 2) for x in slow],
+        slow_judge_calls=judged,
+        slow_bound_s=round(bound, 3),
+        slow_within_bound=wall_slow <= bound,
+        not_overlapped_s=round(serial, 3),
+        overlap_speedup=round(serial / wall_slow, 2),
+        pipeline_target_met=res["pipeline_over_render"] <= 1.25,
+        rerun_zero_judge_calls=rerun_calls == 0,
+    )
 
     if a.json:
         print(json.dumps(res, indent=2))
         return
-    print(f"eval pipeline benchmark: {a.rows} rows × 1 sample, renderer pool {a.pool}, {os.cpu_count()} CPUs, "
-          f"{'decoding' if a.decoding_judge else 'non-decoding'} fake judge in a separate process")
+    print(
+        f"eval pipeline benchmark: {a.rows} rows × 1 sample, renderer pool {a.pool}, {os.cpu_count()} CPUs, "
+        f"{'decoding' if a.decoding_judge else 'non-decoding'} fake judge in a separate process"
+    )
     print(f"  (medians of {a.repeat} runs; load average at start {res['load_average']:.1f})")
     print(f"  render-only (same {len(svgs)} SVGs, browser start included) : {render_s:7.2f} s")
-    print(f"  pipeline, zero-latency fakes                          : {wall0:7.2f} s  "
-          f"= {res['pipeline_over_render']:.2f}× render-only {res['pipeline_over_render_each']} "
-          f"(target ≤ 1.25×: {'met' if res['pipeline_target_met'] else 'MISSED'})"
-          f"; {cold_calls[0]} judge calls, {s0['judge']['gated']} gated")
-    print(f"  rerun (judge cache)                                   : {wall_rerun:7.2f} s  "
-          f"judge calls {rerun_calls} (must be 0), {s1['judge']['cached']} cached")
-    print(f"  slow judge {a.judge_latency:.2f} s, concurrency {a.concurrency:<2}                   : {wall_slow:7.2f} s  "
-          f"bound 1.5×(render + {a.rows}×{a.judge_latency}/{a.concurrency}) = {bound:.2f} s "
-          f"({'met' if wall_slow <= bound else 'MISSED'})")
-    print(f"  not overlapped (render-only + {judged} × {a.judge_latency:.2f} s)         : {serial:7.2f} s  "
-          f"→ overlap speed-up {serial / wall_slow:.1f}×")
+    print(
+        f"  pipeline, zero-latency fakes                          : {wall0:7.2f} s  "
+        f"= {res['pipeline_over_render']:.2f}× render-only {res['pipeline_over_render_each']} "
+        f"(target ≤ 1.25×: {'met' if res['pipeline_target_met'] else 'MISSED'})"
+        f"; {cold_calls[0]} judge calls, {s0['judge']['gated']} gated"
+    )
+    print(
+        f"  rerun (judge cache)                                   : {wall_rerun:7.2f} s  "
+        f"judge calls {rerun_calls} (must be 0), {s1['judge']['cached']} cached"
+    )
+    print(
+        f"  slow judge {a.judge_latency:.2f} s, concurrency {a.concurrency:<2}                   : {wall_slow:7.2f} s  "
+        f"bound 1.5×(render + {a.rows}×{a.judge_latency}/{a.concurrency}) = {bound:.2f} s "
+        f"({'met' if wall_slow <= bound else 'MISSED'})"
+    )
+    print(
+        f"  not overlapped (render-only + {judged} × {a.judge_latency:.2f} s)         : {serial:7.2f} s  "
+        f"→ overlap speed-up {serial / wall_slow:.1f}×"
+    )
 
 
 if __name__ == "__main__":

@@ -95,14 +95,24 @@ class MemSampler:
 
 def _summary(name, n, wall, lat_ms, fails, mem=None, setup_ms=None, note=""):
     lat = sorted(lat_ms) or [0.0]
-    return {"approach": name, "n": n, "wall_s": round(wall, 3), "renders_per_s": round(n / wall, 2) if wall else 0,
-            "median_ms": round(statistics.median(lat), 1), "min_ms": round(lat[0], 1), "max_ms": round(lat[-1], 1),
-            "failures": fails, "peak_rss_mb": round(mem.peak_rss) if mem else None,
-            "peak_pss_mb": round(mem.peak_pss) if mem else None,
-            "setup_ms": round(setup_ms) if setup_ms is not None else None, "note": note}
+    return {
+        "approach": name,
+        "n": n,
+        "wall_s": round(wall, 3),
+        "renders_per_s": round(n / wall, 2) if wall else 0,
+        "median_ms": round(statistics.median(lat), 1),
+        "min_ms": round(lat[0], 1),
+        "max_ms": round(lat[-1], 1),
+        "failures": fails,
+        "peak_rss_mb": round(mem.peak_rss) if mem else None,
+        "peak_pss_mb": round(mem.peak_pss) if mem else None,
+        "setup_ms": round(setup_ms) if setup_ms is not None else None,
+        "note": note,
+    }
 
 
 # ---------------------------------------------------------------- (a) svgrft
+
 
 async def bench_svgrft(svgs, pool: int):
     from svgrft.core.render import Renderer
@@ -128,11 +138,13 @@ async def bench_svgrft(svgs, pool: int):
         version = r.version
         await r.close()
     fails = [f"{name}: {res.error_kind}" for (name, _), res in zip(svgs, results) if not res.ok]
-    return _summary(f"a svgrft Renderer (pool {pool}, Chromium {version})", len(svgs), wall, lat, fails, mem, setup), \
-        {name: res for (name, _), res in zip(svgs, results)}
+    return _summary(f"a svgrft Renderer (pool {pool}, Chromium {version})", len(svgs), wall, lat, fails, mem, setup), {
+        name: res for (name, _), res in zip(svgs, results)
+    }
 
 
 # ---------------------------------------------------------------- (b) reference: new browser per SVG
+
 
 def load_reference_utils():
     """The original example's ``evaluator/utils.py`` as shipped inside the installed eval_protocol package, loaded
@@ -175,8 +187,15 @@ def reference_html(svg: str, width: int, height: int) -> str:
 
 def reference_flags(width: int, height: int) -> list[str]:
     """The original's Chrome options minus ``--headless`` (Playwright adds it: new headless, as with Selenium)."""
-    return ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--hide-scrollbars",
-            "--disable-web-security", f"--window-size={width},{height}", "--force-device-scale-factor=1"]
+    return [
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--disable-web-security",
+        f"--window-size={width},{height}",
+        "--force-device-scale-factor=1",
+    ]
 
 
 def find_full_chromium(explicit: str | None = None) -> str | None:
@@ -217,8 +236,10 @@ async def bench_reference_full(svgs, exe: str, ref, out_dir: Path):
                     page = await browser.new_page(no_viewport=True)  # the window size decides, as with Selenium
                     cdp = await page.context.new_cdp_session(page)
                     win = await cdp.send("Browser.getWindowForTarget")
-                    await cdp.send("Browser.setWindowBounds",
-                                   {"windowId": win["windowId"], "bounds": {"width": w, "height": h + 139}})
+                    await cdp.send(
+                        "Browser.setWindowBounds",
+                        {"windowId": win["windowId"], "bounds": {"width": w, "height": h + 139}},
+                    )
                     await page.set_content(reference_html(svg, w, h), timeout=30_000)
                     await page.wait_for_selector("svg", state="attached", timeout=10_000)
                     await page.locator("body").screenshot(path=str(out_dir / f"b-{i}.png"), timeout=30_000)
@@ -229,10 +250,16 @@ async def bench_reference_full(svgs, exe: str, ref, out_dir: Path):
                         await browser.close()
                 lat.append((time.perf_counter() - t) * 1000)
             wall = time.perf_counter() - t1
-    return _summary(f"b reference as the original: new full Chromium {version} per SVG (Playwright)", len(svgs),
-                    wall, lat, fails, mem,
-                    note=f"{len(svgs)} SVGs, sequential; {exe}; original flags, sizing, HTML, window resize and body "
-                         "screenshot; set_content instead of file://")
+    return _summary(
+        f"b reference as the original: new full Chromium {version} per SVG (Playwright)",
+        len(svgs),
+        wall,
+        lat,
+        fails,
+        mem,
+        note=f"{len(svgs)} SVGs, sequential; {exe}; original flags, sizing, HTML, window resize and body "
+        "screenshot; set_content instead of file://",
+    )
 
 
 async def bench_reference_shell(svgs):
@@ -265,12 +292,18 @@ async def bench_reference_shell(svgs):
                         await browser.close()
                 lat.append((time.perf_counter() - t) * 1000)
             wall = time.perf_counter() - t1
-    return _summary("b2 new headless shell per SVG (Playwright, svgrft flags, set_content, body screenshot)",
-                    len(svgs), wall, lat, fails, mem, note=f"{len(svgs)} SVGs, sequential; {exe}")
+    return _summary(
+        "b2 new headless shell per SVG (Playwright, svgrft flags, set_content, body screenshot)",
+        len(svgs),
+        wall,
+        lat,
+        fails,
+        mem,
+        note=f"{len(svgs)} SVGs, sequential; {exe}",
+    )
 
 
-_REF_HTML = ("<html><head><style>body {{ margin: 0; padding: 0; }}</style></head>"
-             "<body>{svg}</body></html>")
+_REF_HTML = "<html><head><style>body {{ margin: 0; padding: 0; }}</style></head><body>{svg}</body></html>"
 
 
 def _chrome_descendants():
@@ -351,11 +384,19 @@ def bench_reference_selenium(svgs, ref, drv: str, out_dir: Path, timeout_s: floa
     note = f"{len(svgs)} SVGs, sequential; driver {drv}; peak memory includes chromedriver"
     if leaked:
         note += f"; {leaked} leaked browser processes killed"
-    return _summary("b3 literal original render_svg_to_png (Selenium + chromedriver + full Chromium, file://)",
-                    len(svgs), wall, lat, fails, mem, note=note)
+    return _summary(
+        "b3 literal original render_svg_to_png (Selenium + chromedriver + full Chromium, file://)",
+        len(svgs),
+        wall,
+        lat,
+        fails,
+        mem,
+        note=note,
+    )
 
 
 # ---------------------------------------------------------------- (c) resvg-py in worker processes
+
 
 def _resvg_render(svg: str, w: int, h: int) -> int:
     import resvg_py
@@ -410,6 +451,7 @@ def bench_resvg(svgs, workers: int):
 
 # ---------------------------------------------------------------- main
 
+
 def _ratio(x, y, nd=1):
     return round(x["renders_per_s"] / y["renders_per_s"], nd) if x and y and y["renders_per_s"] else None
 
@@ -418,10 +460,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default=str(REPO / "tests" / "data" / "svg-corpus"))
     ap.add_argument("--pool", type=int, default=2, help="svgrft pool size (default 2, the production default)")
-    ap.add_argument("--ref-count", type=int, default=20,
-                    help="SVGs (evenly spread over the corpus) for each new-browser-per-SVG variant (default 20)")
-    ap.add_argument("--ref-chromium", help="full Chromium for (b) (default: /usr/lib/chromium/chromium, "
-                                           "else chromium on PATH)")
+    ap.add_argument(
+        "--ref-count",
+        type=int,
+        default=20,
+        help="SVGs (evenly spread over the corpus) for each new-browser-per-SVG variant (default 20)",
+    )
+    ap.add_argument(
+        "--ref-chromium", help="full Chromium for (b) (default: /usr/lib/chromium/chromium, else chromium on PATH)"
+    )
     ap.add_argument("--skip-ref", action="store_true", help="skip b, b2 and b3")
     ap.add_argument("--skip-shell-ref", action="store_true", help="skip b2")
     ap.add_argument("--skip-selenium", action="store_true", help="skip b3")
@@ -510,8 +557,9 @@ def main(argv=None) -> int:
     for r in rows:
         mem = f"{r['peak_rss_mb']}/{r['peak_pss_mb']}" if r["peak_rss_mb"] is not None else "-"
         lat = f"{r['median_ms']} ({r['min_ms']}-{r['max_ms']})"
-        print(f"{r['approach'][:W]:<{W}} {r['n']:>4} {r['renders_per_s']:>9} {lat:>22} {mem:>16} "
-              f"{len(r['failures']):>4}")
+        print(
+            f"{r['approach'][:W]:<{W}} {r['n']:>4} {r['renders_per_s']:>9} {lat:>22} {mem:>16} {len(r['failures']):>4}"
+        )
         if r["note"]:
             print(f"    note: {r['note']}")
         if r["setup_ms"] is not None:
@@ -526,34 +574,48 @@ def main(argv=None) -> int:
     ratios = {}
     print()
     if a2:
-        print(f"a/b* use the mean of the two (a) passes, before and after the references: {a_mean['renders_per_s']} "
-              "renders/s" + ("; a/c uses the 2nd pass (just before c)" if c1 else ""))
+        print(
+            f"a/b* use the mean of the two (a) passes, before and after the references: {a_mean['renders_per_s']} "
+            "renders/s" + ("; a/c uses the 2nd pass (just before c)" if c1 else "")
+        )
     if b:
         ratios["a/b"] = _ratio(a_mean, b)
-        print(f"a/b  (renders/s, vs the original's approach: full Chromium per SVG) = {ratios['a/b']}   "
-              f"target >= 30: {'PASS' if ratios['a/b'] >= 30 else 'FAIL'}")
+        print(
+            f"a/b  (renders/s, vs the original's approach: full Chromium per SVG) = {ratios['a/b']}   "
+            f"target >= 30: {'PASS' if ratios['a/b'] >= 30 else 'FAIL'}"
+        )
     if b2:
         ratios["a/b2"] = _ratio(a_mean, b2)
         print(f"a/b2 (vs a headless shell per SVG, the improved launcher) = {ratios['a/b2']}   (informational)")
     if b3:
         ratios["a/b3"] = _ratio(a_mean, b3)
-        print(f"a/b3 (vs the literal original function, Selenium) = {ratios['a/b3']}   "
-              f"target >= 30: {'PASS' if ratios['a/b3'] >= 30 else 'FAIL'}")
+        print(
+            f"a/b3 (vs the literal original function, Selenium) = {ratios['a/b3']}   "
+            f"target >= 30: {'PASS' if ratios['a/b3'] >= 30 else 'FAIL'}"
+        )
     if c1:
         a_c = a2 or a
         ratios["a/c"] = _ratio(a_c, c1, 2)
         ratios["a/c_2proc"] = _ratio(a_c, c2, 2)
-        print(f"a/c  (renders/s, resvg one at a time) = {ratios['a/c']}   target >= 1.0: "
-              f"{'PASS' if ratios['a/c'] >= 1.0 else 'FAIL'}")
+        print(
+            f"a/c  (renders/s, resvg one at a time) = {ratios['a/c']}   target >= 1.0: "
+            f"{'PASS' if ratios['a/c'] >= 1.0 else 'FAIL'}"
+        )
         print(f"a/c  (resvg with 2 worker processes) = {ratios['a/c_2proc']}   (informational)")
-        print("    resvg renders fewer SVGs (it rejects malformed XML) and differs on CSS/foreignObject/fonts: "
-              "see docs/reference/rendering.md §6")
+        print(
+            "    resvg renders fewer SVGs (it rejects malformed XML) and differs on CSS/foreignObject/fonts: "
+            "see docs/reference/rendering.md §6"
+        )
     peak = max(r["peak_rss_mb"] for r in (a, a2) if r) if a["peak_rss_mb"] is not None else None
     rss_ok = peak is not None and peak <= 600
     print(f"peak RSS (a, pool {args.pool}) = {peak} MB   target <= 600 MB: {'PASS' if rss_ok else 'FAIL'}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "ratios": ratios, "skipped": skipped,
-                                               "a_renders_per_s_mean": a_mean["renders_per_s"]}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"rows": rows, "ratios": ratios, "skipped": skipped, "a_renders_per_s_mean": a_mean["renders_per_s"]},
+                indent=2,
+            )
+        )
     return 0
 
 

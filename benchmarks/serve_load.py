@@ -48,15 +48,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(args: list[str], env: dict[str, str], cwd: str | Path, log_path: str | Path,
-                 timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+def start_server(
+    args: list[str], env: dict[str, str], cwd: str | Path, log_path: str | Path, timeout: float = 120.0
+) -> tuple[subprocess.Popen, str]:
     """``svgrft serve ARGS`` in a subprocess (stderr → log_path); returns once GET / answers."""
     import httpx
 
     port = free_port()
     log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "svgrft", "serve", "--port", str(port), *args], env=env,
-                            cwd=str(cwd), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "svgrft", "serve", "--port", str(port), *args],
+        env=env,
+        cwd=str(cwd),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -85,16 +92,34 @@ def stop_server(proc: subprocess.Popen, timeout: float = 60.0) -> int | None:
     return proc.returncode
 
 
-def init_body(gateway_url: str, rollout_id: str, api_key: str, *, prompt: str = "Draw a red apple on a table.",
-              model: str = "fireworks_ai/accounts/fireworks/models/qwen3-0p6b") -> dict:
+def init_body(
+    gateway_url: str,
+    rollout_id: str,
+    api_key: str,
+    *,
+    prompt: str = "Draw a red apple on a table.",
+    model: str = "fireworks_ai/accounts/fireworks/models/qwen3-0p6b",
+) -> dict:
     """An InitRequest as eval-protocol's RemoteRolloutProcessor builds it (tagged gateway URL)."""
-    meta = {"invocation_id": "inv-load", "experiment_id": "exp-load", "rollout_id": rollout_id,
-            "run_id": "run-0", "row_id": "row-" + rollout_id[-4:]}
-    url = (f"{gateway_url}/rollout_id/{rollout_id}/invocation_id/inv-load/experiment_id/exp-load"
-           f"/run_id/run-0/row_id/{meta['row_id']}")
-    return {"completion_params": {"model": model, "temperature": 0.8, "max_tokens": 4096},
-            "messages": [{"role": "user", "content": prompt}], "tools": None, "model_base_url": url,
-            "metadata": meta, "api_key": api_key}
+    meta = {
+        "invocation_id": "inv-load",
+        "experiment_id": "exp-load",
+        "rollout_id": rollout_id,
+        "run_id": "run-0",
+        "row_id": "row-" + rollout_id[-4:],
+    }
+    url = (
+        f"{gateway_url}/rollout_id/{rollout_id}/invocation_id/inv-load/experiment_id/exp-load"
+        f"/run_id/run-0/row_id/{meta['row_id']}"
+    )
+    return {
+        "completion_params": {"model": model, "temperature": 0.8, "max_tokens": 4096},
+        "messages": [{"role": "user", "content": prompt}],
+        "tools": None,
+        "model_base_url": url,
+        "metadata": meta,
+        "api_key": api_key,
+    }
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -127,25 +152,30 @@ class LoadResult:
         return self.ok / self.wall_s if self.wall_s > 0 else float("nan")
 
     def summary(self) -> str:
-        return (f"{self.n} concurrent /init: {self.ok} ok, statuses {dict(self.statuses)}, "
-                f"wall {self.wall_s:.2f}s, throughput {self.throughput:.1f} rollouts/s, "
-                f"added latency over the policy call p50 {percentile(self.added_s, 50) * 1000:.0f} ms, "
-                f"p95 {percentile(self.added_s, 95) * 1000:.0f} ms, max {max(self.added_s or [0]) * 1000:.0f} ms "
-                f"(inside the /init handler p95 {percentile(self.server_s, 95) * 1000:.0f} ms, "
-                f"of which the gateway status POST p95 {percentile(self.report_s, 95) * 1000:.0f} ms; "
-                f"policy call as the server saw it p50 {percentile(self.policy_s, 50) * 1000:.0f} ms, "
-                f"p95 {percentile(self.policy_s, 95) * 1000:.0f} ms)")
+        return (
+            f"{self.n} concurrent /init: {self.ok} ok, statuses {dict(self.statuses)}, "
+            f"wall {self.wall_s:.2f}s, throughput {self.throughput:.1f} rollouts/s, "
+            f"added latency over the policy call p50 {percentile(self.added_s, 50) * 1000:.0f} ms, "
+            f"p95 {percentile(self.added_s, 95) * 1000:.0f} ms, max {max(self.added_s or [0]) * 1000:.0f} ms "
+            f"(inside the /init handler p95 {percentile(self.server_s, 95) * 1000:.0f} ms, "
+            f"of which the gateway status POST p95 {percentile(self.report_s, 95) * 1000:.0f} ms; "
+            f"policy call as the server saw it p50 {percentile(self.policy_s, 50) * 1000:.0f} ms, "
+            f"p95 {percentile(self.policy_s, 95) * 1000:.0f} ms)"
+        )
 
 
-async def run_load(server_url: str, bodies: list[dict], headers: dict | None = None,
-                   timeout: float = 600.0) -> LoadResult:
+async def run_load(
+    server_url: str, bodies: list[dict], headers: dict | None = None, timeout: float = 600.0
+) -> LoadResult:
     """POST every body at once, with aiohttp like eval-protocol's RemoteRolloutProcessor (one session,
     no connection limit); per request, added = client time − the server's policy-call time."""
     import aiohttp
 
     start = asyncio.Event()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=headers,
-                                     timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as session:
+
         async def one(body: dict):
             await start.wait()
             t0 = time.perf_counter()
@@ -168,8 +198,9 @@ async def run_load(server_url: str, bodies: list[dict], headers: dict | None = N
         start.set()
         results = await asyncio.gather(*tasks)
         wall = time.perf_counter() - t_start
-    res = LoadResult(n=len(bodies), wall_s=wall, statuses=Counter(),
-                     rollout_ids=[b["metadata"]["rollout_id"] for b in bodies])
+    res = LoadResult(
+        n=len(bodies), wall_s=wall, statuses=Counter(), rollout_ids=[b["metadata"]["rollout_id"] for b in bodies]
+    )
     for status, took, data, err in results:
         res.statuses[status] += 1
         if err:
@@ -195,12 +226,12 @@ def lost_rollouts(fake, rollout_ids: list[str], code: int = 100) -> list[str]:
         if st.get("code") == code:
             for tag in entry["tags"]:
                 if tag.startswith("rollout_id:"):
-                    with_status.add(tag[len("rollout_id:"):])
+                    with_status.add(tag[len("rollout_id:") :])
     traced = set()
     for tr in fake.traces:
         for tag in tr["tags"]:
             if tag.startswith("rollout_id:"):
-                traced.add(tag[len("rollout_id:"):])
+                traced.add(tag[len("rollout_id:") :])
     return [rid for rid in rollout_ids if rid not in with_status or rid not in traced]
 
 
@@ -219,8 +250,13 @@ fw.stop()
 def start_fake_process(latency: float, key: str = BENCH_KEY) -> tuple[subprocess.Popen, int]:
     """The fake Fireworks (policy + tracing gateway) in its own process, so it does not share the
     load generator's interpreter lock; returns (process, port)."""
-    proc = subprocess.Popen([sys.executable, "-c", FAKE_RUNNER, str(REPO), key, str(latency)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env(), text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FAKE_RUNNER, str(REPO), key, str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=clean_env(),
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line.strip().isdigit():
         proc.kill()
@@ -235,11 +271,13 @@ async def lost_rollouts_http(gateway_url: str, key: str, rollout_ids: list[str],
     headers = {"Authorization": f"Bearer {key}"}
     sem = asyncio.Semaphore(16)
     async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+
         async def check(rid: str) -> bool:
             async with sem:
                 st = (await client.get(gateway_url + "/v1/status", params={"rollout_id": rid})).json()
-                tr = (await client.get(gateway_url + "/v1/traces/pointwise",
-                                       params={"tags": f"rollout_id:{rid}"})).json()
+                tr = (
+                    await client.get(gateway_url + "/v1/traces/pointwise", params={"tags": f"rollout_id:{rid}"})
+                ).json()
             return (st.get("status") or {}).get("code") == code and bool(tr.get("traces"))
 
         ok = await asyncio.gather(*(check(r) for r in rollout_ids))
@@ -251,12 +289,15 @@ async def direct_baseline(gateway_url: str, key: str, n: int) -> list[float]:
     import aiohttp
 
     bodies = [init_body(gateway_url, f"direct-{i}-{uuid.uuid4().hex[:6]}", key) for i in range(n)]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                     headers={"Authorization": f"Bearer {key}"}) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), headers={"Authorization": f"Bearer {key}"}
+    ) as session:
+
         async def one(b: dict) -> float:
             t0 = time.perf_counter()
-            async with session.post(b["model_base_url"] + "/chat/completions",
-                                    json={**b["completion_params"], "messages": b["messages"]}) as resp:
+            async with session.post(
+                b["model_base_url"] + "/chat/completions", json={**b["completion_params"], "messages": b["messages"]}
+            ) as resp:
                 await resp.read()
                 resp.raise_for_status()
             return time.perf_counter() - t0
@@ -266,6 +307,7 @@ async def direct_baseline(gateway_url: str, key: str, n: int) -> list[float]:
 
 def cpu_seconds(pid: int) -> float:
     """User+system CPU of a process and its direct children (Linux /proc), 0.0 elsewhere."""
+
     def one(p: str) -> tuple[int, float]:
         with open(f"/proc/{p}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -302,16 +344,32 @@ def main() -> None:
     log_path = tmp / "serve.log"
     proc = None
     try:
-        proc, url = start_server(["--allow-model-host", "localhost", "--rate-limit", "0",
-                                  "--max-concurrent", str(max(256, args.n)), "--workers", str(args.workers)],
-                                 clean_env(), tmp, log_path)
+        proc, url = start_server(
+            [
+                "--allow-model-host",
+                "localhost",
+                "--rate-limit",
+                "0",
+                "--max-concurrent",
+                str(max(256, args.n)),
+                "--workers",
+                str(args.workers),
+            ],
+            clean_env(),
+            tmp,
+            log_path,
+        )
         warm = [init_body(gateway, f"warm-{i}-{uuid.uuid4().hex[:6]}", BENCH_KEY) for i in range(8)]
         asyncio.run(run_load(url, warm))
-        print(f"svgrft serve load test: fake policy sleeps {args.policy_latency * 1000:.0f} ms per call, "
-              f"{args.workers} server worker(s), {os.cpu_count()} CPUs shared by client, server and fake")
+        print(
+            f"svgrft serve load test: fake policy sleeps {args.policy_latency * 1000:.0f} ms per call, "
+            f"{args.workers} server worker(s), {os.cpu_count()} CPUs shared by client, server and fake"
+        )
         base = asyncio.run(direct_baseline(gateway, BENCH_KEY, args.n))
-        print(f"baseline: {args.n} concurrent policy calls straight to the fake: p50 {percentile(base, 50) * 1000:.0f} ms, "
-              f"p95 {percentile(base, 95) * 1000:.0f} ms")
+        print(
+            f"baseline: {args.n} concurrent policy calls straight to the fake: p50 {percentile(base, 50) * 1000:.0f} ms, "
+            f"p95 {percentile(base, 95) * 1000:.0f} ms"
+        )
         for rnd in range(args.rounds):
             bodies = [init_body(gateway, f"load-{rnd}-{i}-{uuid.uuid4().hex[:6]}", BENCH_KEY) for i in range(args.n)]
             cpu0 = cpu_seconds(proc.pid)
@@ -319,10 +377,12 @@ def main() -> None:
             cpu = cpu_seconds(proc.pid) - cpu0
             lost = asyncio.run(lost_rollouts_http(gateway, BENCH_KEY, res.rollout_ids))
             print(f"round {rnd + 1}: {res.summary()}; lost rollouts: {len(lost)}")
-            print(f"  end to end /init p50 {percentile(res.total_s, 50) * 1000:.0f} ms, "
-                  f"p95 {percentile(res.total_s, 95) * 1000:.0f} ms = baseline p95 + "
-                  f"{(percentile(res.total_s, 95) - percentile(base, 95)) * 1000:.0f} ms; "
-                  f"server CPU {cpu * 1000 / max(1, res.ok):.1f} ms per rollout")
+            print(
+                f"  end to end /init p50 {percentile(res.total_s, 50) * 1000:.0f} ms, "
+                f"p95 {percentile(res.total_s, 95) * 1000:.0f} ms = baseline p95 + "
+                f"{(percentile(res.total_s, 95) - percentile(base, 95)) * 1000:.0f} ms; "
+                f"server CPU {cpu * 1000 / max(1, res.ok):.1f} ms per rollout"
+            )
             for e in res.errors[:5]:
                 print("  error:", e)
     finally:

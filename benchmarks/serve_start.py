@@ -48,8 +48,14 @@ def time_to_first_health(code: str, cwd: str, timeout: float = 120.0) -> float:
 
     port = free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, str(port)], cwd=cwd, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(port)],
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         while time.perf_counter() - t0 < timeout:
             if proc.poll() is not None:
@@ -87,9 +93,11 @@ def main() -> None:
             before.append(time_to_first_health(f"{OLD_IMPORTS}; {SERVE}", cwd))
             imports.append(import_cost(cwd))
     med = statistics.median
-    print(f"svgrft serve, process start → first GET / answer (median of {len(now)}): "
-          f"now {med(now):.2f} s; with eval_protocol imported as before {med(before):.2f} s "
-          f"(saved {med(before) - med(now):.2f} s; `python -c \"{OLD_IMPORTS}\"` alone takes {med(imports):.2f} s)")
+    print(
+        f"svgrft serve, process start → first GET / answer (median of {len(now)}): "
+        f"now {med(now):.2f} s; with eval_protocol imported as before {med(before):.2f} s "
+        f'(saved {med(before) - med(now):.2f} s; `python -c "{OLD_IMPORTS}"` alone takes {med(imports):.2f} s)'
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ _SECRET_PARAM = re.compile(r"(?i)^(?:[a-z0-9_.\-]*[-_.])?" + _SECRET_WORD + "$")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s?#@'\"<>]*@)")
 _QUERY_SECRET = re.compile(r"(?i)([?&;](?:[a-z0-9_.\-]*[-_.])?" + _SECRET_WORD + r"=)([^&#\s'\"<>]+)")
 # an echoed header: "Authorization: Basic …", 'api-key': '…', x-api-key=…
-_HEADER_SECRET = re.compile(r"(?i)((?:x-api-key|api-key|apikey|authorization)[\"']?\s*[:=]\s*[\"']?"
-                            r"(?:(?:bearer|basic|token)\s+)?)(?!\*\*\*)([^\s\"',}&;…]{8,})")
+_HEADER_SECRET = re.compile(
+    r"(?i)((?:x-api-key|api-key|apikey|authorization)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(?:bearer|basic|token)\s+)?)(?!\*\*\*)([^\s\"',}&;…]{8,})"
+)
 
 
 def url_credentials(url: str | None) -> str | None:

@@ -4,7 +4,6 @@ and the fake servers stand in for Fireworks, the tracing gateway and OpenAI."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,10 @@ def _sigint_deliverable():
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    ):
         yield
         return
     signal.signal(signal.SIGINT, signal.default_int_handler)

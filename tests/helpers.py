@@ -29,8 +29,13 @@ def finishes(code: str, deadline: float = 60.0) -> str:
     """Run ``code`` in a fresh interpreter; fail the test if it does not finish within ``deadline``
     seconds (a hang guard for catastrophic regex backtracking, not a timing assertion). Returns stdout."""
     try:
-        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                              timeout=deadline, cwd=str(REPO))
+        proc = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            timeout=deadline,
+            cwd=str(REPO),
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"did not finish within {deadline} s (catastrophic backtracking?)")
     assert proc.returncode == 0, proc.stderr[-2000:]

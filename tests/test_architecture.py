@@ -103,8 +103,13 @@ def violations(root: Path) -> list[str]:
                 parts = target.split(".")
                 if len(parts) == 1:  # from svgrft import x
                     targets = [f"svgrft.{n}" for n in names]
-                else:
-                    targets = [target]
+                else:  # `from svgrft.pkg import module` names the module itself
+                    targets = sorted(
+                        {
+                            f"{target}.{n}" if pkg_root.joinpath(*parts[1:], n + ".py").is_file() else target
+                            for n in names
+                        }
+                    )
                 for t in targets:
                     t_parts = t.split(".")
                     if len(t_parts) == 1 or t_parts[1] == "__version__":
@@ -126,8 +131,9 @@ def violations(root: Path) -> list[str]:
                     if n.startswith("_") and not n.startswith("__") and len(parts) > 1 and not sibling_module:
                         problems.append(f"{where}:{line}: imports private name {n} from {target}")
             elif top in THIRD_PARTY and layer not in THIRD_PARTY[top]:
-                problems.append(f"{where}:{line}: {layer} may not import {top} "
-                                f"(only {', '.join(sorted(THIRD_PARTY[top]))})")
+                problems.append(
+                    f"{where}:{line}: {layer} may not import {top} (only {', '.join(sorted(THIRD_PARTY[top]))})"
+                )
     problems.extend(_cycles(graph))
     return problems
 
@@ -173,14 +179,17 @@ def test_the_tree_keeps_the_import_rules():
     assert violations(REPO) == []
 
 
-@pytest.mark.parametrize("module, source, expected", [
-    ("core/planted.py", "from svgrft.clients import judge\n", "core may not import svgrft.clients.judge"),
-    ("core/planted.py", "def f():\n    import openai\n", "core may not import openai"),
-    ("workflow/planted.py", "import fireworks\n", "workflow may not import fireworks"),
-    ("clients/planted.py", "from svgrft.cli import main\n", "clients may not import svgrft.cli.main"),
-    ("server/planted.py", "from svgrft.workflow import train\n", "server may not import svgrft.workflow.train"),
-    ("workflow/planted.py", "from svgrft.clients.retry import _private\n", "imports private name _private"),
-])
+@pytest.mark.parametrize(
+    "module, source, expected",
+    [
+        ("core/planted.py", "from svgrft.clients import judge\n", "core may not import svgrft.clients.judge"),
+        ("core/planted.py", "def f():\n    import openai\n", "core may not import openai"),
+        ("workflow/planted.py", "import fireworks\n", "workflow may not import fireworks"),
+        ("clients/planted.py", "from svgrft.cli import main\n", "clients may not import svgrft.cli.main"),
+        ("server/planted.py", "from svgrft.workflow import train\n", "server may not import svgrft.workflow.train"),
+        ("workflow/planted.py", "from svgrft.clients.retry import _private\n", "imports private name _private"),
+    ],
+)
 def test_a_planted_violation_is_reported(tmp_path, module, source, expected):
     shutil.copytree(REPO / "svgrft", tmp_path / "svgrft", ignore=shutil.ignore_patterns("__pycache__"))
     baseline = set(violations(tmp_path))
@@ -194,3 +203,32 @@ def test_a_planted_cycle_is_reported(tmp_path):
     (tmp_path / "svgrft" / "core" / "planted_a.py").write_text("def f():\n    from svgrft.core import planted_b\n")
     (tmp_path / "svgrft" / "core" / "planted_b.py").write_text("from svgrft.core.planted_a import f\n")
     assert any("svgrft.core.planted_a ↔ svgrft.core.planted_b" in v for v in violations(tmp_path))
+
+
+SIZE_LIMIT = 450  # lines (formatted); "~400" in ARCHITECTURE.md
+
+
+def oversized_without_reason(root: Path) -> list[str]:
+    """Modules longer than SIZE_LIMIT lines whose docstring does not say why ("… on purpose: …")."""
+    out = []
+    for path in sorted((root / "svgrft").rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") <= SIZE_LIMIT:
+            continue
+        doc = ast.get_docstring(ast.parse(source)) or ""
+        if "on purpose" not in doc:
+            out.append(
+                f"{path.relative_to(root).as_posix()}: {source.count(chr(10))} lines, no reason in its docstring"
+            )
+    return out
+
+
+def test_a_long_module_states_why_it_is_one_module():
+    assert oversized_without_reason(REPO) == []
+
+
+def test_a_long_module_without_a_reason_is_reported(tmp_path):
+    (tmp_path / "svgrft").mkdir()
+    (tmp_path / "svgrft" / "big.py").write_text('"""A module."""\n' + "x = 1\n" * (SIZE_LIMIT + 5))
+    (tmp_path / "svgrft" / "big_ok.py").write_text('"""A module, long on purpose: one table."""\n' + "x = 1\n" * 500)
+    assert oversized_without_reason(tmp_path) == [f"svgrft/big.py: {SIZE_LIMIT + 6} lines, no reason in its docstring"]

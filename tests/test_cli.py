@@ -47,15 +47,28 @@ def test_version(cli):
 
 def test_every_group_is_registered(cli):
     r = cli("--help")
-    for name in ("secrets", "dataset", "evaluator", "train", "compare-epochs", "jobs", "eval", "render", "serve",
-                 "doctor"):
+    for name in (
+        "secrets",
+        "dataset",
+        "evaluator",
+        "train",
+        "compare-epochs",
+        "jobs",
+        "eval",
+        "render",
+        "serve",
+        "doctor",
+    ):
         assert name in r.stdout, name
 
 
 def test_only_public_typer_api_is_used():
     """typer._click is private (it has broken other CLIs on upgrade): svgrft must not import it."""
-    offenders = [str(p.relative_to(REPO)) for p in (REPO / "svgrft").rglob("*.py")
-                 if "typer._click" in p.read_text(encoding="utf-8")]
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in (REPO / "svgrft").rglob("*.py")
+        if "typer._click" in p.read_text(encoding="utf-8")
+    ]
     assert offenders == []
 
 
@@ -64,7 +77,7 @@ def test_only_public_typer_api_is_used():
 
 def test_quiet_after_the_command_keeps_json_alone_on_stdout(cli):
     r = cli("doctor", "--no-network", "--json", "-q")
-    assert r.exit_code in (0, 1), r          # keys are not set here: doctor may fail, but it ran
+    assert r.exit_code in (0, 1), r  # keys are not set here: doctor may fail, but it ran
     data = json.loads(r.stdout)
     assert {c["check"] for c in data["checks"]} >= {"headless Chromium", "config file"}
 
@@ -91,11 +104,15 @@ def test_verbose_and_env_file_after_the_command(cli, tmp_path):
 
 
 def _run(args, **env):
-    full = {k: v for k, v in os.environ.items()
-            if not k.startswith(("FIREWORKS_", "OPENAI_", "SVGRFT_")) and k not in ("NO_COLOR", "FORCE_COLOR")}
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FIREWORKS_", "OPENAI_", "SVGRFT_")) and k not in ("NO_COLOR", "FORCE_COLOR")
+    }
     full.update({"COLUMNS": "100", **env})
-    return subprocess.run([sys.executable, "-m", "svgrft", *args], capture_output=True, text=True, env=full,
-                          cwd=os.getcwd(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "svgrft", *args], capture_output=True, text=True, env=full, cwd=os.getcwd(), timeout=120
+    )
 
 
 def test_no_color_means_no_escape_codes_even_on_a_forced_terminal(tmp_path):
@@ -104,8 +121,12 @@ def test_no_color_means_no_escape_codes_even_on_a_forced_terminal(tmp_path):
     home = str(tmp_path / "home")
     styled = _run(["dataset", "validate", "missing.jsonl"], FORCE_COLOR="1", SVGRFT_HOME=home)
     assert ANSI in styled.stderr  # the check can see escape codes when they are there
-    for args in (["dataset", "validate", "missing.jsonl"], ["doctor", "--bogus"], ["doctor", "--help"],
-                 ["runs", "list"]):
+    for args in (
+        ["dataset", "validate", "missing.jsonl"],
+        ["doctor", "--bogus"],
+        ["doctor", "--help"],
+        ["runs", "list"],
+    ):
         p = _run(args, FORCE_COLOR="1", NO_COLOR="1", SVGRFT_HOME=home)
         assert ANSI not in p.stdout + p.stderr, (args, p.stdout[:300], p.stderr[:300])
 

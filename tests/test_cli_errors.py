@@ -13,13 +13,16 @@ def test_usage_error_exits_2(cli):
     assert r.exit_code == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (("doctor", "--bogus"), "No such option: --bogus"),
-    (("dataset", "validate"), "Missing argument"),
-    (("render", "x.svg", "--size", "5"), "--size"),
-    (("no-such-command",), "No such command"),
-    (("jobs", "watch", "j1", "--interval", "soon"), "--interval"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("doctor", "--bogus"), "No such option: --bogus"),
+        (("dataset", "validate"), "Missing argument"),
+        (("render", "x.svg", "--size", "5"), "--size"),
+        (("no-such-command",), "No such command"),
+        (("jobs", "watch", "j1", "--interval", "soon"), "--interval"),
+    ],
+)
 def test_usage_errors_are_one_error_line_with_a_usage_hint(cli, args, message):
     r = cli(*args)
     line = one_error(r, code=2)

@@ -15,11 +15,15 @@ NS = 'xmlns="http://www.w3.org/2000/svg"'
 BLUE = f'<svg {NS} width="40" height="30"><rect width="40" height="30" fill="#0000ff"/></svg>'
 GREEN = f'<svg {NS} viewBox="0 0 20 10"><rect width="20" height="10" fill="#00ff00"/></svg>'
 # a prologue and a comment before the root, as an editor writes a file
-WIDE = (f'<?xml version="1.0" encoding="UTF-8"?>\n<!-- made by hand -->\n<svg {NS} width="700" height="500">'
-        '<rect width="700" height="500" fill="#fc0"/><circle cx="350" cy="250" r="200" fill="#036"/></svg>')
-COW = (f'<svg {NS} viewBox="0 0 100 80"><defs><linearGradient id="g"><stop offset="0" stop-color="#8b4"/>'
-       '<stop offset="1" stop-color="#462"/></linearGradient></defs><rect width="100" height="80" fill="url(#g)"/>'
-       '<ellipse cx="50" cy="45" rx="25" ry="15" fill="#fff" stroke="#000"/></svg>')
+WIDE = (
+    f'<?xml version="1.0" encoding="UTF-8"?>\n<!-- made by hand -->\n<svg {NS} width="700" height="500">'
+    '<rect width="700" height="500" fill="#fc0"/><circle cx="350" cy="250" r="200" fill="#036"/></svg>'
+)
+COW = (
+    f'<svg {NS} viewBox="0 0 100 80"><defs><linearGradient id="g"><stop offset="0" stop-color="#8b4"/>'
+    '<stop offset="1" stop-color="#462"/></linearGradient></defs><rect width="100" height="80" fill="url(#g)"/>'
+    '<ellipse cx="50" cy="45" rx="25" ry="15" fill="#fff" stroke="#000"/></svg>'
+)
 
 
 def _replies(path: Path) -> Path:
@@ -27,8 +31,14 @@ def _replies(path: Path) -> Path:
         json.dumps({"reply": f"Here you go:\n```svg\n{BLUE}\n```"}),
         json.dumps({"text": "I cannot draw that."}),
         "{not json",
-        json.dumps({"messages": [{"role": "user", "content": "draw"},
-                                 {"role": "assistant", "content": [{"type": "text", "text": GREEN}]}]}),
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "draw"},
+                    {"role": "assistant", "content": [{"type": "text", "text": GREEN}]},
+                ]
+            }
+        ),
         json.dumps({"something": "else"}),
         "",
         json.dumps([1, 2]),
@@ -59,8 +69,8 @@ def test_render_files_folder_and_jsonl(cli, tmp_path):
     by_name = {x["name"]: x for x in s["results"]}
     # the input tree below tmp_path, mirrored under --out, every input keeping its whole file name
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(
-        ["svgs/gen_000.svg.png", "svgs/hand_cow_plowing.svg.png", "replies.jsonl-00001.png",
-         "replies.jsonl-00004.png"])
+        ["svgs/gen_000.svg.png", "svgs/hand_cow_plowing.svg.png", "replies.jsonl-00001.png", "replies.jsonl-00004.png"]
+    )
     assert by_name["replies.jsonl-00001"]["method"] == "fenced_svg"
     assert by_name["replies.jsonl-00001"]["png"] == str(out / "replies.jsonl-00001.png")
     assert by_name["replies.jsonl-00002"]["error_kind"] == "no_svg"
@@ -97,15 +107,18 @@ def test_render_size_and_table_output(cli, tmp_path):
     junk = tmp_path / "junk.svg"
     junk.write_text("<svg width='10'><rect")
     xxe = tmp_path / "xxe.svg"  # the DOCTYPE before <svg> is dropped (as in a reply): &x; stays inert text
-    xxe.write_text(f'<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg {NS} width="50" height="20">'
-                   '<text y="15">&x;</text></svg>')
+    xxe.write_text(
+        f'<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg {NS} width="50" height="20">'
+        '<text y="15">&x;</text></svg>'
+    )
     out = tmp_path / "o"
     r = cli("render", f, junk, xxe, "-o", out, "--size", "64")
     assert r.exit_code == 1 and "Error: 1 of 3 inputs did not render" in r.stderr, r
     assert decode_png((out / "blue.svg.png").read_bytes())[:2] == (64, 48)
     assert "renders per second" in r.stdout
-    lines = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in r.stdout.splitlines()
-             if line.count("│") >= 3}
+    lines = {
+        line.split("│")[1].strip(): line.split("│")[2].strip() for line in r.stdout.splitlines() if line.count("│") >= 3
+    }
     assert lines["rendered"] == "2"
     assert lines["failed: no_svg"] == "1"
     assert "junk.svg: no_svg: SVG is truncated" in r.stderr
@@ -132,15 +145,30 @@ def test_render_bad_inputs(cli, tmp_path, monkeypatch):
 
 def test_colliding_stems_get_one_png_each(cli, tmp_path):
     """a/inheritance.svg, b/inheritance.svg and c/inheritance-2.svg once shared two PNG names ("-2" dedupe)."""
-    colors = {"a/inheritance.svg": (255, 0, 0), "b/inheritance.svg": (0, 255, 0), "c/inheritance-2.svg": (0, 0, 255),
-              "c/inheritance.txt": (255, 255, 0), "c/inheritance.txt.svg": (0, 255, 255)}
+    colors = {
+        "a/inheritance.svg": (255, 0, 0),
+        "b/inheritance.svg": (0, 255, 0),
+        "c/inheritance-2.svg": (0, 0, 255),
+        "c/inheritance.txt": (255, 255, 0),
+        "c/inheritance.txt.svg": (0, 255, 255),
+    }
     for rel, rgb in colors.items():
         (tmp_path / rel).parent.mkdir(exist_ok=True)
-        (tmp_path / rel).write_text(f'<svg {NS} width="20" height="20"><rect width="20" height="20" '
-                                    f'fill="rgb{rgb}"/></svg>')
+        (tmp_path / rel).write_text(
+            f'<svg {NS} width="20" height="20"><rect width="20" height="20" fill="rgb{rgb}"/></svg>'
+        )
     out = tmp_path / "out"
-    r = cli("render", tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path / "c" / "inheritance.txt",
-            tmp_path / "a" / "inheritance.svg", "-o", out, "--json")  # a file given twice is rendered once
+    r = cli(
+        "render",
+        tmp_path / "a",
+        tmp_path / "b",
+        tmp_path / "c",
+        tmp_path / "c" / "inheritance.txt",
+        tmp_path / "a" / "inheritance.svg",
+        "-o",
+        out,
+        "--json",
+    )  # a file given twice is rendered once
     assert r.exit_code == 0, r
     results = r.json()["results"]
     assert len(results) == 5 and r.json()["rendered"] == 5
@@ -151,7 +179,8 @@ def test_colliding_stems_get_one_png_each(cli, tmp_path):
         assert png == out / (rel + ".png")
         assert pixel(png.read_bytes(), 10, 10) == rgb, rel
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(
-        rel + ".png" for rel in colors)
+        rel + ".png" for rel in colors
+    )
 
     # one input alone: its name does not depend on others (the base is its own folder)
     r = cli("render", tmp_path / "b", "-o", tmp_path / "only-b", "--json")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
-from tests.fakes import job_records as ft
 from tests.conftest import FW_KEY, OPENAI_KEY, free_port
+from tests.fakes import job_records as ft
 
 N_ROWS = 4
 
@@ -72,9 +72,12 @@ def error_lines(r) -> list[str]:
 
 # ----------------------------------------------------------------------------------- tracing client
 def _trace(fake, rid, content, row_id="row_x", t=None):
-    fake.add_trace(tags=[f"rollout_id:{rid}", f"row_id:{row_id}"], messages=[{"role": "user", "content": "u"}],
-                   output={"role": "assistant", "content": content},
-                   timestamp=t or datetime(2025, 1, 1, tzinfo=timezone.utc))
+    fake.add_trace(
+        tags=[f"rollout_id:{rid}", f"row_id:{row_id}"],
+        messages=[{"role": "user", "content": "u"}],
+        output={"role": "assistant", "content": content},
+        timestamp=t or datetime(2025, 1, 1, tzinfo=timezone.utc),
+    )
 
 
 def test_tracing_client_reads_one_rollout_and_an_unknown_one_is_none(fwx):
@@ -123,8 +126,9 @@ def test_the_fake_gateway_refuses_what_the_real_one_refuses(fwx):
     assert r.status_code == 400
 
 
-@pytest.mark.parametrize("kind, expect", [("401", "rejected the API key"), ("503", "answered 503"),
-                                          ("malformed", "not JSON")])
+@pytest.mark.parametrize(
+    "kind, expect", [("401", "rejected the API key"), ("503", "answered 503"), ("malformed", "not JSON")]
+)
 def test_tracing_client_errors_are_typed(fwx, kind, expect):
     from svgrft.clients.tracing import TracingClient
     from svgrft.errors import ApiError
@@ -244,8 +248,9 @@ def test_compare_epochs_end_to_end(cli, fwx, oai, rows, ds, tmp_path):
         try:
             page = browser.new_page()
             page.goto((out / "index.html").as_uri())
-            images = page.evaluate("() => Array.from(document.images).map(i => [i.complete, i.naturalWidth, "
-                                   "i.naturalHeight])")
+            images = page.evaluate(
+                "() => Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+            )
             title = page.title()
             sections = page.evaluate("() => document.querySelectorAll('section.row').length")
             curves = page.evaluate("() => document.querySelectorAll('svg.curve').length")
@@ -309,11 +314,27 @@ def test_records_of_another_job_outside_the_window_are_left_out(cli, fwx, rows, 
     from svgrft.core import records as rec
 
     old = fwx.job_create_time(job) - timedelta(hours=2)  # an earlier job with the same evaluator
-    fwx.add_log(tags=rec.record_tags(ft.EVAL_KEY, rows[0].row_id, "old-1"), program="svgrft", timestamp=old,
-                extras={"svgrft_record": rec.build_record(
-                    row_id=rows[0].row_id, rollout_id="old-1", time_s=old.timestamp(), policy_model="x", svg=None,
-                    score=0.0, is_valid=True, gate="no_svg", reason="no SVG", verdicts=[], judge_model="j",
-                    judge_mode="checklist")})
+    fwx.add_log(
+        tags=rec.record_tags(ft.EVAL_KEY, rows[0].row_id, "old-1"),
+        program="svgrft",
+        timestamp=old,
+        extras={
+            "svgrft_record": rec.build_record(
+                row_id=rows[0].row_id,
+                rollout_id="old-1",
+                time_s=old.timestamp(),
+                policy_model="x",
+                svg=None,
+                score=0.0,
+                is_valid=True,
+                gate="no_svg",
+                reason="no SVG",
+                verdicts=[],
+                judge_model="j",
+                judge_mode="checklist",
+            )
+        },
+    )
     r = cli("compare-epochs", job, "--dataset", ds, "--out", tmp_path / "o", "--json")
     assert r.exit_code == 0, r
     assert "old-1" not in refs(r.json(), "before") | refs(r.json(), "after")
@@ -371,8 +392,7 @@ def test_job_without_records_says_what_works_instead(cli, fwx, rows, ds):
 
 
 def test_job_scored_by_another_tools_evaluator_is_a_one_line_error(cli, fwx, rows, ds):
-    ft.create_job(fwx, "foreign-job", rows, epochs=2, samples=1, api_key=FW_KEY, evaluator_id="ep-eval",
-                  eval_key=None)
+    ft.create_job(fwx, "foreign-job", rows, epochs=2, samples=1, api_key=FW_KEY, evaluator_id="ep-eval", eval_key=None)
     fwx.run_job("foreign-job")
     r = cli("compare-epochs", "foreign-job", "--dataset", ds)
     assert r.exit_code == 1
@@ -418,8 +438,16 @@ def test_jobs_status_shows_the_mean_reward_per_epoch(cli, fwx, rows):
     assert len(fwx.calls("GET", "/logs")) == 1  # one query for the whole evaluator
     r = cli("jobs", "status", job)
     assert r.exit_code == 0 and "mean reward" in r.stdout and "epoch 2: " in r.stdout
-    ft.create_job(fwx, "quiet-job", rows, epochs=2, samples=2, api_key=FW_KEY, evaluator_id="other-eval",
-                  eval_key="fedcba9876543210")
+    ft.create_job(
+        fwx,
+        "quiet-job",
+        rows,
+        epochs=2,
+        samples=2,
+        api_key=FW_KEY,
+        evaluator_id="other-eval",
+        eval_key="fedcba9876543210",
+    )
     fwx.run_job("quiet-job")
     r = cli("jobs", "status", "quiet-job", "--json")
     assert r.exit_code == 0 and r.json()["reward_curve"] is None
@@ -434,14 +462,29 @@ def test_hostile_records_are_dropped_or_escaped_and_never_crash(cli, fwx, oai, r
     windows = fwx.job_epochs(job)
     t = windows[-1]["start"] + (windows[-1]["end"] - windows[-1]["start"]) / 2
     hostile = "<script>alert('x')</script><img src=x onerror=alert(1)>"
-    good = rec.build_record(row_id=rows[0].row_id, rollout_id="evil-1", time_s=t.timestamp(),
-                            policy_model=f"accounts/acct/models/{job}-epoch-1", svg="<svg" + "<g>" * 100_000,
-                            score=0.0, is_valid=True, gate="render_failed", reason=hostile, verdicts=[],
-                            judge_model=hostile, judge_mode="checklist")
+    good = rec.build_record(
+        row_id=rows[0].row_id,
+        rollout_id="evil-1",
+        time_s=t.timestamp(),
+        policy_model=f"accounts/acct/models/{job}-epoch-1",
+        svg="<svg" + "<g>" * 100_000,
+        score=0.0,
+        is_valid=True,
+        gate="render_failed",
+        reason=hostile,
+        verdicts=[],
+        judge_model=hostile,
+        judge_mode="checklist",
+    )
     tags = rec.record_tags(ft.EVAL_KEY, rows[0].row_id, "evil-1")
     fwx.add_log(tags=tags, extras={"svgrft_record": good}, program="svgrft", timestamp=t)
-    for junk in ({"svgrft_record": "nope"}, {"svgrft_record": {**good, "score": 7}},
-                 {"svgrft_record": {**good, "schema": 99}}, {"svgrft_record": {**good, "row_id": ["x"]}}, None):
+    for junk in (
+        {"svgrft_record": "nope"},
+        {"svgrft_record": {**good, "score": 7}},
+        {"svgrft_record": {**good, "schema": 99}},
+        {"svgrft_record": {**good, "row_id": ["x"]}},
+        None,
+    ):
         fwx.add_log(tags=tags, extras=junk, program="svgrft", timestamp=t)
     out = tmp_path / "o"
     r = cli("compare-epochs", job, "--dataset", ds, "--out", out, "--json")
@@ -499,8 +542,10 @@ def test_replay_compares_base_and_output_model(cli, fwx, oai, rows, ds, tmp_path
     assert (data["before_label"], data["after_label"]) == ("base model", "trained model")
     assert data["summary"]["after"]["mean"] > data["summary"]["before"]["mean"]  # "*base*" models draw worse
     gens = [c for c in fwx.calls("POST", re.compile(r"chat/completions$"))]
-    assert {c.json["model"] for c in gens} == {"accounts/fireworks/models/tiny-base-model",
-                                               f"accounts/acct/models/{job}-out"}
+    assert {c.json["model"] for c in gens} == {
+        "accounts/fireworks/models/tiny-base-model",
+        f"accounts/acct/models/{job}-out",
+    }
 
 
 # ----------------------------------------------------------------------------------- report model (pure)
@@ -511,9 +556,15 @@ def _cmp(deltas, samples=1):
     for i, d in enumerate(deltas):
         b = 0.5 - d / 2 if d is not None else 0.5
         a = 0.5 + d / 2 if d is not None else None
-        rows.append(PromptRow(f"row_{i}", f"Write `svg` code to draw an image of thing {i}.", ["r1", "r2"],
-                              before=[Sample(b, True, ref=f"b{i}-{k}") for k in range(samples)],
-                              after=[] if a is None else [Sample(a, True, ref=f"a{i}-{k}") for k in range(samples)]))
+        rows.append(
+            PromptRow(
+                f"row_{i}",
+                f"Write `svg` code to draw an image of thing {i}.",
+                ["r1", "r2"],
+                before=[Sample(b, True, ref=f"b{i}-{k}") for k in range(samples)],
+                after=[] if a is None else [Sample(a, True, ref=f"a{i}-{k}") for k in range(samples)],
+            )
+        )
     return Comparison("t", "tracing", "epoch 0", "epoch 3", rows)
 
 
@@ -531,8 +582,13 @@ def test_stats_count_wins_ties_losses_and_leave_out_unpaired_rows():
 def test_unscored_samples_are_left_out_of_means():
     from svgrft.core.compare_report import PromptRow, Sample
 
-    row = PromptRow("r", "p", ["a"], before=[Sample(0.2, True), Sample(None, False, reason="judge: rate_limit")],
-                    after=[Sample(0.6, True)])
+    row = PromptRow(
+        "r",
+        "p",
+        ["a"],
+        before=[Sample(0.2, True), Sample(None, False, reason="judge: rate_limit")],
+        after=[Sample(0.6, True)],
+    )
     assert row.mean("before") == pytest.approx(0.2) and row.delta == pytest.approx(0.4)
 
 
@@ -554,8 +610,9 @@ def test_pick_rows():
 def test_representative_sample_is_the_one_closest_to_the_mean():
     from svgrft.core.compare_report import PromptRow, Sample
 
-    row = PromptRow("r", "p", ["a"], before=[Sample(0.0, True, ref="x"), Sample(0.4, True, ref="y"),
-                                             Sample(1.0, True, ref="z")])
+    row = PromptRow(
+        "r", "p", ["a"], before=[Sample(0.0, True, ref="x"), Sample(0.4, True, ref="y"), Sample(1.0, True, ref="z")]
+    )
     assert row.representative("before").ref == "y"  # mean 0.47: neither the best nor the worst draw
 
 
@@ -563,9 +620,15 @@ def test_html_escapes_everything_model_written():
     from svgrft.core.compare_report import Comparison, PromptRow, Sample, contact_sheet_html, index_html
 
     evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
-    row = PromptRow(evil, evil, [evil], before=[Sample(0.1, True, svg=evil, reason=evil,
-                                                      verdicts=[{"index": 1, "fulfilled": False, "evidence": evil}])],
-                    after=[Sample(0.9, True, svg=evil, reason=evil)])
+    row = PromptRow(
+        evil,
+        evil,
+        [evil],
+        before=[
+            Sample(0.1, True, svg=evil, reason=evil, verdicts=[{"index": 1, "fulfilled": False, "evidence": evil}])
+        ],
+        after=[Sample(0.9, True, svg=evil, reason=evil)],
+    )
     cmp = Comparison(evil, "tracing", evil, evil, [row], findings=[evil], warnings=[evil])
     for html in (index_html(cmp), contact_sheet_html(cmp, [row])[0]):
         assert "<script>" not in html and "<img src=x" not in html
@@ -584,6 +647,7 @@ def test_contact_sheet_layout_fits_the_screenshot_cap():
 
 # --- 80-column table, collapsed row warnings, hostile tracing bodies (folded from test_qa_cli/test_qa_core) ---
 
+
 def test_compare_runs_table_keeps_scores_at_80_columns(cli, renderer, monkeypatch, tmp_path):
     from svgrft.core.dataset import BUNDLED_DATASET, load_dataset
     from svgrft.core.store import Store
@@ -593,7 +657,9 @@ def test_compare_runs_table_keeps_scores_at_80_columns(cli, renderer, monkeypatc
 
     with Store() as store:
         a = ft.store_run(store, renderer, rows, "accounts/fireworks/models/qwen3-0p6b", ft.BASE_SVG, 0.25)
-        b = ft.store_run(store, renderer, rows, "accounts/acct/models/a-rather-long-fine-tuned-model-name", ft.svg_for(2, 3, 0), 0.75)
+        b = ft.store_run(
+            store, renderer, rows, "accounts/acct/models/a-rather-long-fine-tuned-model-name", ft.svg_for(2, 3, 0), 0.75
+        )
     r = cli("compare-epochs", "--runs", a, b, "--out", tmp_path / "cmp")
     assert r.exit_code == 0, r
     body = [ln for ln in r.stdout.splitlines() if ln.startswith("│")]
@@ -623,7 +689,7 @@ def test_many_row_warnings_are_collapsed(cli, oai, monkeypatch, tmp_path):
         ds.write_bytes(ft.dataset_lines(rows))
         ft.create_job(fake, "svg-job", rows, epochs=3, samples=2, api_key=FW_KEY)
         fake.run_job("svg-job")
-        skip = {(i, 1, 0) for i in range(6)}             # every row lost one rollout in epoch 1
+        skip = {(i, 1, 0) for i in range(6)}  # every row lost one rollout in epoch 1
         ft.seed_job_records(fake, "svg-job", rows, samples=2, skip=skip, policy_model=False)
         r = cli("compare-epochs", "svg-job", "--dataset", ds, "--out", tmp_path / "o", "--json")
     finally:
@@ -632,13 +698,17 @@ def test_many_row_warnings_are_collapsed(cli, oai, monkeypatch, tmp_path):
     per_row = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: row ")]
     assert len(per_row) == 3, r.stderr
     assert "… and 3 more rows like these" in " ".join(r.stderr.split())
-    assert sum(w.startswith("row ") for w in r.json()["warnings"]) == 6      # all of them in the JSON
+    assert sum(w.startswith("row ") for w in r.json()["warnings"]) == 6  # all of them in the JSON
 
 
-@pytest.mark.parametrize("body,fragment", [
-    (b"[" * 100_000, "not JSON"),  # RecursionError escaped the client
-    (b'{"traces": [], "total_traces": ' + b"9" * 5000 + b"}", "not JSON"),
-], ids=["deep", "giant_integer"])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        (b"[" * 100_000, "not JSON"),  # RecursionError escaped the client
+        (b'{"traces": [], "total_traces": ' + b"9" * 5000 + b"}", "not JSON"),
+    ],
+    ids=["deep", "giant_integer"],
+)
 def test_tracing_client_turns_hostile_bodies_into_typed_errors(canned, body, fragment):
     from svgrft.clients.tracing import TracingClient
     from svgrft.errors import ApiError

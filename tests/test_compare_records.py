@@ -29,8 +29,7 @@ def trained(make_fw, oai, cli, tmp_path, monkeypatch):
     write_config("[evaluator]\npoll_interval = 0.01\n[train]\npoll_interval = 0.05\n")
     ds = tmp_path / "six.jsonl"
     six_rows(ds)
-    r = cli("train", "--base-model", "qwen3-0p6b", "--dataset", str(ds), "--epochs", "3", "--n", "2", "--yes",
-            "--json")
+    r = cli("train", "--base-model", "qwen3-0p6b", "--dataset", str(ds), "--epochs", "3", "--n", "2", "--yes", "--json")
     assert r.exit_code == 0, r
     job = r.json()
     runs = fw.epoch_runs[job["job_id"]]
@@ -54,8 +53,9 @@ def test_trained_job_compare_epochs_shows_the_rewards_the_evaluator_gave(trained
     fw, job, runs, ds = trained
     jid = job["job_id"]
     # the launcher called the epoch's policy; local mode leaves no traces on the gateway
-    assert {m for m in fw.inference_models if "-epoch-" in m} >= {f"accounts/acct/models/{jid}-epoch-{e}"
-                                                                 for e in range(3)}
+    assert {m for m in fw.inference_models if "-epoch-" in m} >= {
+        f"accounts/acct/models/{jid}-epoch-{e}" for e in range(3)
+    }
     assert fw.traces == []
     records = [e for e in fw.logs if "svgrft:rollout" in e["tags"]]
     assert len(records) == 36  # 6 rows x 2 samples x 3 epochs, every one recorded
@@ -117,8 +117,23 @@ def test_a_job_trained_in_remote_mode_through_svgrft_serve(make_fw, oai, cli, tm
     six_rows(ds)
     app = create_app(load_settings(), token=SERVE_TOKEN, allow_model_hosts=("localhost",), rate_limit=0)
     with ServeThread(app) as srv:
-        r = cli("train", "--base-model", "qwen3-0p6b", "--dataset", str(ds), "--epochs", "2", "--n", "2", "--yes",
-                "--json", "--rollout-mode", "remote", "--rollout-server-url", srv.url)
+        r = cli(
+            "train",
+            "--base-model",
+            "qwen3-0p6b",
+            "--dataset",
+            str(ds),
+            "--epochs",
+            "2",
+            "--n",
+            "2",
+            "--yes",
+            "--json",
+            "--rollout-mode",
+            "remote",
+            "--rollout-server-url",
+            srv.url,
+        )
         assert r.exit_code == 0, r
         jid = r.json()["job_id"]
         runs = fw.epoch_runs[jid]

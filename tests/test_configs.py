@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import inspect
 import re
-import tomllib
-from typing import List, Optional
+from typing import Optional
 
 import pytest
+import tomllib
 
 from tests.conftest import REPO
 
@@ -123,7 +123,7 @@ def test_every_setting_option_is_declared_by_the_schema():
         where = f"svgrft {' '.join(path)} {opt.opts[0]}"
         assert opt.help == setting_help(spec) or opt.help.endswith(" " + setting_help(spec)), where
         assert opt.default is None, where  # not given = the env, config file or built-in default decides
-        assert annotation == (Optional[List[str]] if spec.kind is tuple else Optional[spec.kind]), where
+        assert annotation == (Optional[list[str]] if spec.kind is tuple else Optional[spec.kind]), where
         assert (spec.kind is bool) == bool(opt.secondary_opts), where  # --x/--no-x
         assert opt.multiple == (spec.kind is tuple), where
         for choice in spec.choices:
@@ -208,8 +208,9 @@ def _write(path, text):
 def test_precedence_flag_env_config_default(tmp_path, monkeypatch):
     from svgrft.config import DEFAULTS, load_settings
 
-    cfg = _write(tmp_path / "configs" / "default.toml", '[judge]\nmodel = "from-config"\nconcurrency = 3\n'
-                                                       '[train]\nepochs = 7\n')
+    cfg = _write(
+        tmp_path / "configs" / "default.toml", '[judge]\nmodel = "from-config"\nconcurrency = 3\n[train]\nepochs = 7\n'
+    )
     s = load_settings()
     assert s.config_path == cfg.relative_to(tmp_path) or s.config_path.resolve() == cfg
     assert s.judge.model == "from-config" and s.source("judge.model").startswith("config")
@@ -243,12 +244,15 @@ def test_explicit_env_file_must_exist(tmp_path):
         load_settings(env_file=tmp_path / "nope.env")
 
 
-@pytest.mark.parametrize("text, key", [
-    ('[train]\nepochs = "many"\n', "train.epochs"),
-    ('[judge]\nmode = "vibes"\n', "judge.mode"),
-    ('[fireworks]\nbase_url = "ftp://x"\n', "fireworks.base_url"),
-    ('[train]\nno_such_knob = 1\n', "train.no_such_knob"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('[train]\nepochs = "many"\n', "train.epochs"),
+        ('[judge]\nmode = "vibes"\n', "judge.mode"),
+        ('[fireworks]\nbase_url = "ftp://x"\n', "fireworks.base_url"),
+        ("[train]\nno_such_knob = 1\n", "train.no_such_knob"),
+    ],
+)
 def test_invalid_config_names_key_and_source(tmp_path, text, key):
     from svgrft.config import load_settings
     from svgrft.errors import ConfigError

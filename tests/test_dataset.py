@@ -36,14 +36,22 @@ def _write_lines(path: Path, lines: list) -> Path:
 
 def _good_row(row_id="r1", reqs=("a red circle", "a blue square")) -> dict:
     prompt = sb.format_prompt("Write `svg` code for shapes.", list(reqs))
-    return {"messages": [{"role": "user", "content": prompt}],
-            "input_metadata": {"row_id": row_id,
-                               "dataset_info": {"original_prompt": "Write `svg` code for shapes.",
-                                                "requirements": list(reqs), "total_requirements": len(reqs),
-                                                "formatted_prompt": prompt}}}
+    return {
+        "messages": [{"role": "user", "content": prompt}],
+        "input_metadata": {
+            "row_id": row_id,
+            "dataset_info": {
+                "original_prompt": "Write `svg` code for shapes.",
+                "requirements": list(reqs),
+                "total_requirements": len(reqs),
+                "formatted_prompt": prompt,
+            },
+        },
+    }
 
 
 # --- build: equal to the real quickstart file ---------------------------------------------------
+
 
 def test_quickstart_prompts_equal_the_quickstart_file():
     rows = _seed_rows()
@@ -54,10 +62,10 @@ def test_quickstart_prompts_equal_the_quickstart_file():
     for line in lines:
         theirs = json.loads(line)
         rid = theirs["input_metadata"]["row_id"]
-        ours = by_id[rid].to_json()       # same id maps to the same prompt
+        ours = by_id[rid].to_json()  # same id maps to the same prompt
         assert ours["messages"] == theirs["messages"], rid
         assert ours["input_metadata"]["dataset_info"] == theirs["input_metadata"]["dataset_info"], rid
-        assert by_id[rid].to_line() == line, rid   # byte for byte, including the non-ASCII '°' row
+        assert by_id[rid].to_line() == line, rid  # byte for byte, including the non-ASCII '°' row
 
 
 def test_prompt_template_structure():
@@ -67,22 +75,32 @@ def test_prompt_template_structure():
 
 
 def test_row_ids_follow_question_index_unless_given():
-    rows = sb.build_rows([{"prompt": "a", "requirements": ["x"]},
-                          {"prompt": "b", "requirements": ["y"], "id": "custom-7"},
-                          {"prompt": "c", "requirements": ["z"], "id": 12}])
+    rows = sb.build_rows(
+        [
+            {"prompt": "a", "requirements": ["x"]},
+            {"prompt": "b", "requirements": ["y"], "id": "custom-7"},
+            {"prompt": "c", "requirements": ["z"], "id": 12},
+        ]
+    )
     assert [r.row_id for r in rows] == ["row_0", "custom-7", "row_12"]
 
 
-@pytest.mark.parametrize("questions, needle", [
-    ([{"prompt": "a"}], "requirements"),
-    ([{"prompt": "", "requirements": ["x"]}], "prompt"),
-    ([{"prompt": "a", "requirements": ["x", 3]}], "requirement 2"),
-    ([{"prompt": "a", "requirements": ["x"] * (ds.MAX_REQUIREMENTS + 1)}], "limit"),
-    (["not an object"], "expected an object"),
-    ([{"prompt": "a", "requirements": ["x"], "id": "a/b"}], "not a valid row id"),
-    ([{"prompt": "a", "requirements": ["x"], "id": "d"}, {"prompt": "b", "requirements": ["y"], "id": "d"}], "duplicate"),
-    ({"prompt": "a"}, "JSON list"),
-])
+@pytest.mark.parametrize(
+    "questions, needle",
+    [
+        ([{"prompt": "a"}], "requirements"),
+        ([{"prompt": "", "requirements": ["x"]}], "prompt"),
+        ([{"prompt": "a", "requirements": ["x", 3]}], "requirement 2"),
+        ([{"prompt": "a", "requirements": ["x"] * (ds.MAX_REQUIREMENTS + 1)}], "limit"),
+        (["not an object"], "expected an object"),
+        ([{"prompt": "a", "requirements": ["x"], "id": "a/b"}], "not a valid row id"),
+        (
+            [{"prompt": "a", "requirements": ["x"], "id": "d"}, {"prompt": "b", "requirements": ["y"], "id": "d"}],
+            "duplicate",
+        ),
+        ({"prompt": "a"}, "JSON list"),
+    ],
+)
 def test_build_rejects_bad_questions(questions, needle):
     with pytest.raises(DatasetError) as e:
         sb.build_rows(questions)
@@ -103,6 +121,7 @@ def test_load_questions_errors(tmp_path):
 
 # --- the committed files are exactly what the command produces ----------------------------------
 
+
 def test_bundled_files_are_generated_and_up_to_date(tmp_path):
     rows = sb.build_rows(sb.load_questions(QUESTIONS))
     train, ev = sb.split_rows(rows, 0.2, seed=0)
@@ -112,7 +131,7 @@ def test_bundled_files_are_generated_and_up_to_date(tmp_path):
     assert hashlib.sha256(QUESTIONS.read_bytes()).hexdigest() == QUESTIONS_SHA256
     assert ds.BUNDLED_DATASET.is_file() and ds.BUNDLED_DATASET.name == "svgbench.jsonl"
     for path in (ds.BUNDLED_DATASET, ds.BUNDLED_QUESTIONS, ds.BUNDLED_TRAIN, ds.BUNDLED_EVAL):
-        assert path.parent == REPO / "datasets", path          # a checkout reads its own datasets/
+        assert path.parent == REPO / "datasets", path  # a checkout reads its own datasets/
 
 
 def test_the_bundled_data_has_one_copy_and_the_package_carries_it():
@@ -129,7 +148,7 @@ def test_the_bundled_data_has_one_copy_and_the_package_carries_it():
     # the package list is explicit (a mapped package cannot be found): every package of the tree is in it
     on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "svgrft").rglob("__init__.py")}
     assert set(setup["packages"]) == on_disk | {"svgrft.data"}
-    assert ds._PKG_DATA == REPO / "svgrft" / "data"           # where the installed package finds them
+    assert ds._PKG_DATA == REPO / "svgrft" / "data"  # where the installed package finds them
 
 
 def test_resolve_path_falls_back_to_bundled_copy(tmp_path):
@@ -144,6 +163,7 @@ def test_resolve_path_falls_back_to_bundled_copy(tmp_path):
 
 
 # --- split ---------------------------------------------------------------------------------------
+
 
 def test_split_is_deterministic_disjoint_and_complete():
     rows = _seed_rows()
@@ -178,6 +198,7 @@ def test_split_rejects_bad_fraction():
 
 # --- validation ----------------------------------------------------------------------------------
 
+
 def test_validate_bundled_and_quickstart_files():
     r = ds.validate_file(ds.BUNDLED_DATASET)
     assert r.ok and r.rows == 105 and len(set(r.row_ids)) == 105 and r.errors == []
@@ -202,21 +223,21 @@ def test_validate_reports_every_problem_with_its_line(tmp_path):
     bool_total = _good_row("r10")
     bool_total["input_metadata"]["dataset_info"]["total_requirements"] = True
     lines = [
-        json.dumps(good),                    # 1 ok
-        "{not json",                         # 2
-        "[1, 2]",                            # 3
-        json.dumps(last_assistant),          # 4
-        json.dumps(no_reqs),                 # 5
-        json.dumps(mismatch),                # 6
-        json.dumps(no_id),                   # 7
-        json.dumps(bad_role),                # 8
-        json.dumps(slash_id),                # 9
-        json.dumps(bool_total),              # 10
-        json.dumps(good),                    # 11 duplicate of line 1
-        "",                                  # 12 blank
-        b"\xff\xfe not utf-8",               # 13
-        json.dumps({"messages": [{"role": "user", "content": "x"}]}),   # 14 no input_metadata
-        json.dumps(_good_row("r15")),        # 15 ok
+        json.dumps(good),  # 1 ok
+        "{not json",  # 2
+        "[1, 2]",  # 3
+        json.dumps(last_assistant),  # 4
+        json.dumps(no_reqs),  # 5
+        json.dumps(mismatch),  # 6
+        json.dumps(no_id),  # 7
+        json.dumps(bad_role),  # 8
+        json.dumps(slash_id),  # 9
+        json.dumps(bool_total),  # 10
+        json.dumps(good),  # 11 duplicate of line 1
+        "",  # 12 blank
+        b"\xff\xfe not utf-8",  # 13
+        json.dumps({"messages": [{"role": "user", "content": "x"}]}),  # 14 no input_metadata
+        json.dumps(_good_row("r15")),  # 15 ok
     ]
     path = _write_lines(tmp_path / "bad.jsonl", lines)
     r = ds.validate_file(path)
@@ -246,10 +267,12 @@ def test_validate_reports_every_problem_with_its_line(tmp_path):
 def test_validate_size_limits(tmp_path, monkeypatch):
     big = _good_row("big")
     big["messages"][0]["content"] += "x" * (ds.MAX_LINE_BYTES + 10)
-    path = _write_lines(tmp_path / "long.jsonl", [json.dumps(_good_row("a")), json.dumps(big), json.dumps(_good_row("b"))])
+    path = _write_lines(
+        tmp_path / "long.jsonl", [json.dumps(_good_row("a")), json.dumps(big), json.dumps(_good_row("b"))]
+    )
     r = ds.validate_file(path)
     assert [ln for ln, _ in r.errors] == [2] and "longer than" in r.errors[0][1]
-    assert r.rows == 2 and r.row_ids == ["a", "b"]   # the line after the long one is read correctly
+    assert r.rows == 2 and r.row_ids == ["a", "b"]  # the line after the long one is read correctly
 
     many = _good_row("many", reqs=[f"req {i}" for i in range(ds.MAX_REQUIREMENTS + 1)])
     r2 = ds.validate_file(_write_lines(tmp_path / "many.jsonl", [json.dumps(many)]))
@@ -289,8 +312,11 @@ def test_content_hash_ignores_formatting_but_not_content(tmp_path):
     rows = [_good_row("a"), _good_row("b")]
     a = _write_lines(tmp_path / "a.jsonl", [json.dumps(r) for r in rows])
     b = tmp_path / "b.jsonl"
-    b.write_bytes(("\r\n".join(json.dumps(r, indent=None, sort_keys=True, separators=(", ", " : ")) for r in rows)
-                   + "\r\n\r\n").encode())
+    b.write_bytes(
+        (
+            "\r\n".join(json.dumps(r, indent=None, sort_keys=True, separators=(", ", " : ")) for r in rows) + "\r\n\r\n"
+        ).encode()
+    )
     assert ds.content_hash(a) == ds.content_hash(b)
     assert len(ds.content_hash(a)) == 64
     rows[1]["input_metadata"]["dataset_info"]["requirements"][0] = "a green circle"
@@ -319,7 +345,7 @@ def test_generated_rows_pass_eval_protocol_and_rejections_agree():
     """ONE run of eval-protocol's real EvaluationRow.model_validate (in a subprocess: importing it
     costs seconds and it rewrites env vars) over a sample of our rows plus broken rows."""
     lines = ds.BUNDLED_DATASET.read_text(encoding="utf-8").splitlines()
-    sample = lines[:5] + lines[-5:] + [lines[43]]      # 43 holds non-ASCII text
+    sample = lines[:5] + lines[-5:] + [lines[43]]  # 43 holds non-ASCII text
     broken = [
         {"messages": "not a list", "input_metadata": {"row_id": "a", "dataset_info": {}}},
         {"messages": [{"content": "no role"}], "input_metadata": {"row_id": "b"}},
@@ -330,25 +356,37 @@ def test_generated_rows_pass_eval_protocol_and_rejections_agree():
     ]
     payload = "\n".join(sample + [json.dumps(b) for b in broken]) + "\n"
     env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", _EP_SCRIPT], input=payload, capture_output=True, text=True,
-                          env=env, cwd=str(REPO), timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", _EP_SCRIPT],
+        input=payload,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     verdicts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(verdicts) == len(sample) + len(broken)
     ours = [not ds.check_row(json.loads(x))[0] for x in sample] + [not ds.check_row(b)[0] for b in broken]
-    assert verdicts[: len(sample)] == [True] * len(sample)          # eval-protocol accepts our rows
-    assert ours[: len(sample)] == [True] * len(sample)              # and so do we
-    assert verdicts[len(sample):] == [False] * len(broken)          # both reject the broken ones
-    assert ours[len(sample):] == [False] * len(broken)
+    assert verdicts[: len(sample)] == [True] * len(sample)  # eval-protocol accepts our rows
+    assert ours[: len(sample)] == [True] * len(sample)  # and so do we
+    assert verdicts[len(sample) :] == [False] * len(broken)  # both reject the broken ones
+    assert ours[len(sample) :] == [False] * len(broken)
 
 
 # --- hostile dataset lines and questions files (folded from test_qa_core.py) ---
 
-@pytest.mark.parametrize("mutate,fragment", [
-    (lambda line: '{"messages": ' + "1" * 5000 + "}", "more than 4300 digits"),  # was an uncaught ValueError
-    (lambda line: line.replace('"row_id": "', '"x": NaN, "row_id": "', 1), "NaN is not a JSON value"),
-    (lambda line: line.replace('"row_id": "', '"x": -Infinity, "row_id": "', 1), "-Infinity is not a JSON value"),
-], ids=["giant_integer", "nan", "infinity"])
+
+@pytest.mark.parametrize(
+    "mutate,fragment",
+    [
+        (lambda line: '{"messages": ' + "1" * 5000 + "}", "more than 4300 digits"),  # was an uncaught ValueError
+        (lambda line: line.replace('"row_id": "', '"x": NaN, "row_id": "', 1), "NaN is not a JSON value"),
+        (lambda line: line.replace('"row_id": "', '"x": -Infinity, "row_id": "', 1), "-Infinity is not a JSON value"),
+    ],
+    ids=["giant_integer", "nan", "infinity"],
+)
 def test_hostile_dataset_lines_are_reported_not_raised(tmp_path, mutate, fragment):
     from svgrft.core.dataset import BUNDLED_DATASET, load_dataset, validate_file
     from svgrft.errors import DatasetError
@@ -362,8 +400,11 @@ def test_hostile_dataset_lines_are_reported_not_raised(tmp_path, mutate, fragmen
         load_dataset(path)
 
 
-@pytest.mark.parametrize("text,fragment", [('{"questions": ' + "7" * 5000 + "}", "4300 digits"),
-                                           ("[" * 100_000, "nested too deeply")], ids=["giant_integer", "deep"])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [('{"questions": ' + "7" * 5000 + "}", "4300 digits"), ("[" * 100_000, "nested too deeply")],
+    ids=["giant_integer", "deep"],
+)
 def test_hostile_questions_file_is_a_dataset_error(tmp_path, text, fragment):
     from svgrft.core.svgbench import load_questions
     from svgrft.errors import DatasetError

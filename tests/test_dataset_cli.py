@@ -11,14 +11,12 @@ from svgrft.core import dataset as ds
 from tests.conftest import FW_KEY, SEED, no_sdk_retries
 
 
-
-
-
 def _dataset_paths(fake):
     return [r.path for r in fake.requests if "/datasets" in r.path]
 
 
 # --- build -----------------------------------------------------------------------------------------
+
 
 def test_build_default_source_with_split_is_deterministic(cli):
     r = cli("dataset", "build", "--out", "out/all.jsonl", "--split", "eval=0.2", "--seed", "3", "--json")
@@ -34,7 +32,7 @@ def test_build_default_source_with_split_is_deterministic(cli):
     r2 = cli("dataset", "build", "--out", "out/all.jsonl", "--split", "eval=0.2", "--seed", "3")
     assert r2.exit_code == 0, r2
     assert "all_train.jsonl" in r2.stdout and "wrote" in r2.stderr
-    assert {n: Path("out", n).read_bytes() for n in first} == first        # same seed → same bytes
+    assert {n: Path("out", n).read_bytes() for n in first} == first  # same seed → same bytes
 
     cli("dataset", "build", "--out", "other/all.jsonl", "--split", "eval=0.2", "--seed", "4")
     assert Path("other/all_eval.jsonl").read_bytes() != first["all_eval.jsonl"]
@@ -69,6 +67,7 @@ def test_build_bad_source(cli, tmp_path):
 
 
 # --- validate --------------------------------------------------------------------------------------
+
 
 def test_validate_ok(cli):
     r = cli("dataset", "validate", ds.BUNDLED_DATASET)
@@ -105,6 +104,7 @@ def test_validate_missing_file(cli):
 
 # --- upload ----------------------------------------------------------------------------------------
 
+
 def test_upload_creates_then_reuses_then_new_id_for_changed_content(cli, fw, tmp_path):
     # relative path, no datasets/ in the cwd: the bundled file is used
     r = cli("dataset", "upload", "datasets/svgbench_eval.jsonl", "--poll-interval", "0")
@@ -121,10 +121,16 @@ def test_upload_creates_then_reuses_then_new_id_for_changed_content(cli, fw, tmp
     fw.clear_requests()
     again = cli("dataset", "upload", ds.BUNDLED_EVAL, "--json")
     assert again.exit_code == 0, again
-    assert again.json() == {"name": name, "dataset_id": name.rsplit("/", 1)[1], "created": False,
-                            "example_count": 21, "content_hash": digest}
+    assert again.json() == {
+        "name": name,
+        "dataset_id": name.rsplit("/", 1)[1],
+        "created": False,
+        "example_count": 21,
+        "content_hash": digest,
+    }
     assert [(q.method, q.path) for q in fw.requests if q.path != "/verifyApiKey"] == [
-        ("GET", f"/v1/accounts/acct/datasets/{name.rsplit('/', 1)[1]}")]     # nothing but one GET
+        ("GET", f"/v1/accounts/acct/datasets/{name.rsplit('/', 1)[1]}")
+    ]  # nothing but one GET
 
     changed = tmp_path / "svgbench_eval.jsonl"
     rows = ds.load_dataset(ds.BUNDLED_EVAL)[:5]
@@ -147,7 +153,7 @@ def test_upload_with_explicit_id_refuses_other_content(cli, fw, tmp_path):
     clash = cli("dataset", "upload", other, "--id", "my-svg-data")
     assert clash.exit_code == 1, clash
     assert "already exists with other content" in clash.stderr and "omit --id" in clash.stderr
-    assert fw.dataset_file("my-svg-data") == ds.BUNDLED_EVAL.read_bytes()   # untouched
+    assert fw.dataset_file("my-svg-data") == ds.BUNDLED_EVAL.read_bytes()  # untouched
     bad = cli("dataset", "upload", other, "--id", "Bad_ID")
     assert bad.exit_code == 2 and "invalid dataset id" in bad.stderr
 
@@ -166,7 +172,7 @@ def test_upload_bad_key_401_hint(cli, fw, monkeypatch):
     r = cli("dataset", "upload", ds.BUNDLED_EVAL)
     assert r.exit_code == 1, r
     assert "401" in r.stderr and "check FIREWORKS_API_KEY" in r.stderr
-    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")      # SDK path (no verifyApiKey)
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")  # SDK path (no verifyApiKey)
     r2 = cli("dataset", "upload", ds.BUNDLED_EVAL)
     assert r2.exit_code == 1 and "401" in r2.stderr and "check FIREWORKS_API_KEY" in r2.stderr
     assert "fw-wrong-key-9876543210" not in r.stderr + r2.stderr + r.stdout + r2.stdout
@@ -189,20 +195,20 @@ def test_upload_5xx_fails_with_hint_then_rerun_resumes(cli, fw):
     assert r.exit_code == 1, r
     assert "server error (500)" in r.stderr and "run the same command again" in r.stderr
     ds_id = f"svgbench-eval-{ds.content_hash(ds.BUNDLED_EVAL)[:10]}"
-    assert fw.resource("datasets", ds_id)["state"] == "UPLOADING"       # created, file missing
+    assert fw.resource("datasets", ds_id)["state"] == "UPLOADING"  # created, file missing
 
     r2 = cli("dataset", "upload", ds.BUNDLED_EVAL, "--poll-interval", "0", "--json")
     assert r2.exit_code == 0, r2
     assert r2.json()["created"] is False and r2.json()["dataset_id"] == ds_id
     assert fw.resource("datasets", ds_id)["state"] == "READY"
     assert fw.dataset_file(ds_id) == ds.BUNDLED_EVAL.read_bytes()
-    assert len(fw.calls("POST", f"/v1/accounts/acct/datasets")) == 1     # not created twice
+    assert len(fw.calls("POST", "/v1/accounts/acct/datasets")) == 1  # not created twice
 
 
 def test_upload_polling_tolerates_transient_errors(make_fw):
     """503/429/malformed answers while polling for READY are retried by our loop (SDK retries off)."""
-    from svgrft.config import load_settings
     from svgrft.clients.fireworks import make_client
+    from svgrft.config import load_settings
     from svgrft.workflow.datasets import ensure_dataset
 
     fake = make_fw(dataset_polls_uploading=3)
@@ -212,7 +218,7 @@ def test_upload_polling_tolerates_transient_errors(make_fw):
 
     def on_status(msg):
         messages.append(msg)
-        if msg.startswith("uploading"):   # from now on every GET is a poll
+        if msg.startswith("uploading"):  # from now on every GET is a poll
             fake.faults.add(method="GET", path=r"/datasets/", kind="503", times=1)
             fake.faults.add(method="GET", path=r"/datasets/", kind="429", times=1, retry_after=0.01)
             fake.faults.add(method="GET", path=r"/datasets/", kind="malformed", times=1)
@@ -225,8 +231,8 @@ def test_upload_polling_tolerates_transient_errors(make_fw):
 
 
 def test_upload_polling_gives_up_after_timeout(make_fw):
-    from svgrft.config import load_settings
     from svgrft.clients.fireworks import make_client
+    from svgrft.config import load_settings
     from svgrft.errors import ApiError
     from svgrft.workflow.datasets import ensure_dataset
 
@@ -257,7 +263,7 @@ def test_dataset_file_that_is_missing_or_a_folder(cli, tmp_path, sub):
     line = one_error(cli("dataset", sub, tmp_path))
     assert "is a folder" in line
     r = cli("dataset", sub, tmp_path / "nope.jsonl", "--json")
-    assert r.stdout == "" and r.exit_code == 1          # no half-result on stdout
+    assert r.stdout == "" and r.exit_code == 1  # no half-result on stdout
 
 
 def test_dataset_build_source_folder_and_out_folder(cli, tmp_path):
@@ -266,4 +272,4 @@ def test_dataset_build_source_folder_and_out_folder(cli, tmp_path):
     (tmp_path / "d_train.jsonl").mkdir()
     line = one_error(cli("dataset", "build", "--out", tmp_path / "d.jsonl", "--split", "eval=0.2"), code=2)
     assert "d_train.jsonl is a folder" in line
-    assert not (tmp_path / "d.jsonl").exists()           # checked before anything was written
+    assert not (tmp_path / "d.jsonl").exists()  # checked before anything was written

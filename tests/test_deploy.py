@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from svgrft.core.dataset import BUNDLED_EVAL, BUNDLED_TRAIN, load_dataset
-from tests.fakes import job_records as ft
 from tests.conftest import FW_KEY, REPO, write_config
+from tests.fakes import job_records as ft
 
 JOB = "svg-job"
 OUT = f"accounts/acct/models/{JOB}-out"
@@ -69,8 +69,11 @@ def test_fake_deployment_lifecycle_is_strict_like_the_api(fw):
     with pytest.raises(fireworks.BadRequestError, match="unknown field"):
         c.deployments.create(base_model="accounts/acct/models/lora", deployment_id="d1", extra_body={"gpus": 1})
     with pytest.raises(fireworks.BadRequestError, match="scaleToZeroWindow"):
-        c.deployments.create(base_model="accounts/acct/models/lora", deployment_id="d1",
-                             autoscaling_policy={"scale_to_zero_window": "60s"})
+        c.deployments.create(
+            base_model="accounts/acct/models/lora",
+            deployment_id="d1",
+            autoscaling_policy={"scale_to_zero_window": "60s"},
+        )
     with pytest.raises(fireworks.BadRequestError, match="expireTime"):
         c.deployments.create(base_model="accounts/acct/models/lora", deployment_id="d1", expire_time="tomorrow")
     with pytest.raises(fireworks.BadRequestError, match="enableAddons"):
@@ -80,14 +83,19 @@ def test_fake_deployment_lifecycle_is_strict_like_the_api(fw):
     v = c.deployments.create(base_model="accounts/acct/models/lora", deployment_id="d1", validate_only=True)
     assert v.name.endswith("/d1") and fw.live_deployments() == []
 
-    d = c.deployments.create(base_model="accounts/acct/models/lora", deployment_id="d1",
-                             expire_time="2030-01-01T00:00:00Z", min_replica_count=0, max_replica_count=1)
+    d = c.deployments.create(
+        base_model="accounts/acct/models/lora",
+        deployment_id="d1",
+        expire_time="2030-01-01T00:00:00Z",
+        min_replica_count=0,
+        max_replica_count=1,
+    )
     assert d.state == "CREATING"
-    assert not fw.servable("accounts/acct/models/lora", "acct")   # not READY yet: inference 404
+    assert not fw.servable("accounts/acct/models/lora", "acct")  # not READY yet: inference 404
     assert c.deployments.get("d1").state == "READY"
     assert fw.servable("accounts/acct/models/lora#accounts/acct/deployments/d1", "acct")
     c.deployments.delete("d1")
-    assert c.deployments.get("d1").state == "DELETED"              # soft-deleted: still readable
+    assert c.deployments.get("d1").state == "DELETED"  # soft-deleted: still readable
     assert [x.name for x in c.deployments.list()] == []
     assert [x.state for x in c.deployments.list(show_deleted=True)] == ["DELETED"]
     with pytest.raises(fireworks.NotFoundError):
@@ -137,8 +145,16 @@ def test_dry_run_needs_no_key_and_no_network(fw, cli, monkeypatch):
     assert body["acceleratorType"] == "NVIDIA_A100_80GB" and "expireTime" in body
     assert "$2.90/hour" in r.stderr and "TTL 1h30m" in r.stderr and "assumed" in r.stderr
 
-    r = cli("deploy", "accounts/acct/models/m", "--dry-run", "--json", "--accelerator", "NVIDIA_H100_80GB",
-            "--accelerator-count", "2")
+    r = cli(
+        "deploy",
+        "accounts/acct/models/m",
+        "--dry-run",
+        "--json",
+        "--accelerator",
+        "NVIDIA_H100_80GB",
+        "--accelerator-count",
+        "2",
+    )
     d = r.json()
     assert d["cost_per_hour"] == 8.0 and d["requests"][0]["body"]["acceleratorCount"] == 2
     assert d["model_string"] == "accounts/acct/models/m#accounts/<account>/deployments/svgrft-m"
@@ -210,7 +226,7 @@ def test_failed_or_slow_deployment_is_deleted_again(fw, cli, job, fast):
     assert fw.live_deployments() == []
 
     fw.deployment_fails_with = None
-    fw.deployment_polls_creating = 10 ** 6
+    fw.deployment_polls_creating = 10**6
     r = cli("deploy", job, "--yes", "--timeout", "1")
     assert r.exit_code == 1 and "not READY after 1s" in error_lines(r)[0]
     assert fw.live_deployments() == []
@@ -221,7 +237,7 @@ def test_interrupt_while_waiting_deletes_the_deployment(fw, job, fast):
     from svgrft.config import load_settings
     from svgrft.workflow import deploy as wf
 
-    fw.deployment_polls_creating = 10 ** 6
+    fw.deployment_polls_creating = 10**6
     settings = load_settings()
     client = make_client(settings)
     plan = wf.plan_deployment(settings, wf.resolve_target(client, job), account=client.account_id)
@@ -262,15 +278,25 @@ def test_expired_deployments_are_flagged_and_deleted(fw, cli, job, fast):
 # ----------------------------------------------------------------------------------- compare --deploy
 def test_train_then_replay_with_deploy_on_held_out_prompts(make_fw, oai, cli, fast, tmp_path, monkeypatch):
     fw = make_fw()
-    write_config("[deploy]\npoll_interval = 0.01\n[evaluator]\npoll_interval = 0.01\n"
-                 "[train]\npoll_interval = 0.01\n")
+    write_config("[deploy]\npoll_interval = 0.01\n[evaluator]\npoll_interval = 0.01\n[train]\npoll_interval = 0.01\n")
     r = cli("train", "--base-model", "qwen3-0p6b", "--yes", "--json")
     assert r.exit_code == 0, r
     job_id, out_model = r.json()["job_id"], r.json()["output_model"]
     held_out = write_rows(tmp_path / "heldout.jsonl", BUNDLED_EVAL, 3)
 
-    r = cli("compare-epochs", job_id, "--source", "replay", "--deploy", "--yes", "--dataset", held_out,
-            "--out", tmp_path / "rep", "--json")
+    r = cli(
+        "compare-epochs",
+        job_id,
+        "--source",
+        "replay",
+        "--deploy",
+        "--yes",
+        "--dataset",
+        held_out,
+        "--out",
+        tmp_path / "rep",
+        "--json",
+    )
     assert r.exit_code == 0, r
     data = r.json()
     creates = [q for q in fw.calls("POST") if q.path.endswith("/deployments")]
@@ -290,8 +316,18 @@ def test_train_then_replay_with_deploy_on_held_out_prompts(make_fw, oai, cli, fa
     assert {"better_rows", "worse_rows"} <= set(data)
 
     trained = write_rows(tmp_path / "trained.jsonl", BUNDLED_TRAIN, 2)
-    r = cli("compare-epochs", job_id, "--source", "replay", "--deploy", "--yes", "--dataset", trained,
-            "--out", tmp_path / "rep2")
+    r = cli(
+        "compare-epochs",
+        job_id,
+        "--source",
+        "replay",
+        "--deploy",
+        "--yes",
+        "--dataset",
+        trained,
+        "--out",
+        tmp_path / "rep2",
+    )
     assert r.exit_code == 0, r
     assert "split: training: all 2 prompts" in r.stdout and re.search(r"^(better|worse)", r.stdout, re.M)
     assert fw.live_deployments() == []
@@ -311,17 +347,21 @@ def test_replay_without_deploy_says_how_to_get_one(fw, oai, cli, job, fast, tmp_
 
 def test_replay_error_and_failed_cleanup_are_reported(fw, oai, cli, job, fast, tmp_path):
     data = write_rows(tmp_path / "d.jsonl", BUNDLED_EVAL, 1)
-    fw.faults.add("POST", r"chat/completions", kind="400", times=None)   # generation fails outright
-    r = cli("compare-epochs", job, "--source", "replay", "--deploy", "--yes", "--dataset", data, "--out", tmp_path / "o")
+    fw.faults.add("POST", r"chat/completions", kind="400", times=None)  # generation fails outright
+    r = cli(
+        "compare-epochs", job, "--source", "replay", "--deploy", "--yes", "--dataset", data, "--out", tmp_path / "o"
+    )
     assert r.exit_code == 1 and fw.live_deployments() == []
     fw.faults.clear()
 
     fw.faults.add("DELETE", r"/deployments/", kind="503", times=None)
-    r = cli("compare-epochs", job, "--source", "replay", "--deploy", "--yes", "--dataset", data, "--out", tmp_path / "o")
+    r = cli(
+        "compare-epochs", job, "--source", "replay", "--deploy", "--yes", "--dataset", data, "--out", tmp_path / "o"
+    )
     assert r.exit_code == 1, r
     err = error_lines(r)
     assert "could not be deleted" in err[0] and "svgrft undeploy svgrft-svg-job-out" in err[1]
-    assert (tmp_path / "o" / "index.html").is_file()        # the report itself was written
+    assert (tmp_path / "o" / "index.html").is_file()  # the report itself was written
     fw.faults.clear()
     assert cli("undeploy", "svgrft-svg-job-out").exit_code == 0 and fw.live_deployments() == []
 
@@ -331,16 +371,35 @@ def test_ctrl_c_mid_replay_leaves_no_deployment(fw, oai, job, tmp_path):
     data = write_rows(tmp_path / "d.jsonl", BUNDLED_EVAL, 2)
     fw.faults.add("POST", r"chat/completions", kind="slow", delay=20, times=None)  # generation hangs
     env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200")
-    proc = subprocess.Popen([sys.executable, "-m", "svgrft", "compare-epochs", job, "--source", "replay", "--deploy",
-                             "--yes", "--dataset", str(data), "--out", str(tmp_path / "o")],
-                            cwd=os.getcwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "svgrft",
+            "compare-epochs",
+            job,
+            "--source",
+            "replay",
+            "--deploy",
+            "--yes",
+            "--dataset",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=os.getcwd(),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None and not chats(fw):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        assert [d["state"] for d in fw.live_deployments()] == ["READY"]   # mid-way: deployed, generating
+        assert [d["state"] for d in fw.live_deployments()] == ["READY"]  # mid-way: deployed, generating
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -367,8 +426,9 @@ def test_undeploy_by_job_only_unloads_from_a_shared_host(fw, cli, job, fast):
     assert [d["name"] for d in fw.live_deployments()] == ["accounts/acct/deployments/shared"]
     assert [d["model"] for d in fw.deployed_models()] == ["accounts/acct/models/other-lora"]
     with pytest.raises(fireworks.NotFoundError):  # the unloaded LoRA is no longer served there
-        c.chat.completions.create(model=f"{OUT}#accounts/acct/deployments/shared",
-                                  messages=[{"role": "user", "content": "x"}])
+        c.chat.completions.create(
+            model=f"{OUT}#accounts/acct/deployments/shared", messages=[{"role": "user", "content": "x"}]
+        )
 
 
 def test_no_wait_returns_at_once_and_list_shows_it_starting(fw, cli, job, fast):

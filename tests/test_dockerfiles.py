@@ -55,9 +55,13 @@ def test_image_runs_as_an_unprivileged_user_after_the_installs(path):
     assert installs, f"no package install found in {path.name}"  # the parse saw the RUN steps
     assert last_user_at > max(installs), f"{path.name}: USER {user} comes before an install"
     # the user is created in the image (useradd/adduser before the USER line), unless it is a bare uid
-    created = [arg for word, arg in steps[:last_user_at] if word == "RUN" and re.search(r"\b(?:useradd|adduser)\b", arg)]
+    created = [
+        arg for word, arg in steps[:last_user_at] if word == "RUN" and re.search(r"\b(?:useradd|adduser)\b", arg)
+    ]
     if not name.isdigit():
-        assert any(name in shlex.split(arg.replace("&&", " ")) for arg in created), f"{path.name}: {name} is never created"
+        assert any(name in shlex.split(arg.replace("&&", " ")) for arg in created), (
+            f"{path.name}: {name} is never created"
+        )
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
@@ -72,5 +76,7 @@ def test_the_user_owns_its_working_directory(path):
         assert re.search(r"(?:useradd|adduser)\b[^&]*(?:--create-home|-m)\b", created), "the home is never created"
         return
     before_user = [arg for word, arg in steps[:last_user_at] if word == "RUN"]
-    assert any(re.search(rf"\bchown\b[^&]*\b{re.escape(name)}\b[^&]*\s{re.escape(workdir)}(?:\s|$)", arg)
-               for arg in before_user), f"{path.name}: {workdir} is not chowned to {name} (it is root's)"
+    assert any(
+        re.search(rf"\bchown\b[^&]*\b{re.escape(name)}\b[^&]*\s{re.escape(workdir)}(?:\s|$)", arg)
+        for arg in before_user
+    ), f"{path.name}: {workdir} is not chowned to {name} (it is root's)"

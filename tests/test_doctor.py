@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tests.conftest import FW_KEY, OPENAI_KEY, free_port
 
 

@@ -17,13 +17,13 @@ CONFIG = PACKAGE / "config.py"
 # modules that may READ the environment themselves
 READERS = {
     "svgrft/evaluator/runtime.py": "runs inside Fireworks' evaluator: reads the secrets Fireworks injects as "
-                                   "env vars (FIREWORKS_API_KEY, ...) and SVGRFT_EVALUATOR_CONFIG",
+    "env vars (FIREWORKS_API_KEY, ...) and SVGRFT_EVALUATOR_CONFIG",
     "svgrft/evaluator/test_svgrft_eval.py": "the Eval Protocol test Fireworks runs (EP_* and library switches)",
 }
 # modules that may SET variables (never read them): library switches and hand-offs to child processes
 WRITERS = {
     "svgrft/server/options.py": "export_options hands the options and the token to uvicorn's worker processes "
-                                "(which read them back through config.process_env)",
+    "(which read them back through config.process_env)",
 }
 _WRITE_METHODS = {"setdefault", "pop", "update", "clear", "__setitem__", "__delitem__"}
 
@@ -41,16 +41,23 @@ def _environ_uses(tree: ast.AST) -> list[tuple[int, str]]:
             parents[child] = node
     uses = []
     for node in ast.walk(tree):
-        hit = (isinstance(node, ast.Attribute) and node.attr in names and isinstance(node.value, ast.Name)
-               and node.value.id == "os") or (isinstance(node, ast.Name) and node.id in local)
+        hit = (
+            isinstance(node, ast.Attribute)
+            and node.attr in names
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ) or (isinstance(node, ast.Name) and node.id in local)
         if not hit:
             continue
         parent = parents.get(node)
         kind = "read"
         if isinstance(parent, ast.Subscript) and isinstance(parent.ctx, (ast.Store, ast.Del)):
             kind = "write"
-        elif (isinstance(parent, ast.Attribute) and parent.attr in _WRITE_METHODS
-              and isinstance(parents.get(parent), ast.Call)):
+        elif (
+            isinstance(parent, ast.Attribute)
+            and parent.attr in _WRITE_METHODS
+            and isinstance(parents.get(parent), ast.Call)
+        ):
             kind = "write"
         uses.append((node.lineno, kind))
     return uses
@@ -63,11 +70,17 @@ def _modules():
 
 
 def test_only_config_reads_the_environment():
-    offenders = [f"{rel}:{line} ({kind})" for path, rel, uses in _modules() if path != CONFIG
-                 for line, kind in uses
-                 if not (rel in READERS or (kind == "write" and rel in WRITERS))]
-    assert not offenders, ("read the environment through svgrft.config (a setting with env=..., "
-                           "config.process_env, config.secret_env): " + ", ".join(offenders))
+    offenders = [
+        f"{rel}:{line} ({kind})"
+        for path, rel, uses in _modules()
+        if path != CONFIG
+        for line, kind in uses
+        if not (rel in READERS or (kind == "write" and rel in WRITERS))
+    ]
+    assert not offenders, (
+        "read the environment through svgrft.config (a setting with env=..., "
+        "config.process_env, config.secret_env): " + ", ".join(offenders)
+    )
 
 
 def test_the_exceptions_are_still_needed():
@@ -80,9 +93,11 @@ def test_the_exceptions_are_still_needed():
 
 def test_the_checker_sees_reads_and_writes():
     """The AST walk itself: every spelling of a read is caught, writes are told apart."""
-    src = ("import os\nfrom os import environ as E, getenv\n"
-           "a = os.environ.get('X')\nb = os.environ['Y']\nc = 'Z' in os.environ\nd = getenv('W')\ne = E.copy()\n"
-           "os.environ['V'] = '1'\nos.environ.setdefault('U', '1')\nos.environ.pop('T', None)\n")
+    src = (
+        "import os\nfrom os import environ as E, getenv\n"
+        "a = os.environ.get('X')\nb = os.environ['Y']\nc = 'Z' in os.environ\nd = getenv('W')\ne = E.copy()\n"
+        "os.environ['V'] = '1'\nos.environ.setdefault('U', '1')\nos.environ.pop('T', None)\n"
+    )
     kinds = [k for _, k in _environ_uses(ast.parse(src))]
     assert kinds.count("read") == 5 and kinds.count("write") == 3, kinds
 

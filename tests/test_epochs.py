@@ -18,8 +18,9 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def make_raw(rows=4, epochs=3, k=2, seed=0, skip=(), extra=(), tags=None, epoch_len=EPOCH_LEN,
-             shuffle_rows=True, reward=False):
+def make_raw(
+    rows=4, epochs=3, k=2, seed=0, skip=(), extra=(), tags=None, epoch_len=EPOCH_LEN, shuffle_rows=True, reward=False
+):
     """Raw gateway trace dicts: each epoch rolls every row out k times, rows in random order.
 
     ``skip`` = {(row, epoch, sample)} left out; ``extra`` = {(row, epoch)} get one more rollout.
@@ -40,8 +41,13 @@ def make_raw(rows=4, epochs=3, k=2, seed=0, skip=(), extra=(), tags=None, epoch_
                     continue
                 rid = f"ro-{r}-{e}-{s}-{rng.randrange(10**6)}"
                 truth[rid] = e
-                t = [f"rollout_id:{rid}", "invocation_id:inv-1", f"experiment_id:exp-{e}",
-                     f"run_id:run-{s}", f"row_id:row_{r}"]
+                t = [
+                    f"rollout_id:{rid}",
+                    "invocation_id:inv-1",
+                    f"experiment_id:exp-{e}",
+                    f"run_id:run-{s}",
+                    f"row_id:row_{r}",
+                ]
                 if tags:
                     t += tags(r, e, s)
                 trace = {
@@ -84,14 +90,26 @@ def test_parse_trace_shapes_and_reply():
     shapes = [
         {"input": {"messages": [{"role": "user", "content": "hi"}]}, "output": {"role": "assistant", "content": "A"}},
         {"input": [{"role": "user", "content": "hi"}], "output": [{"role": "assistant", "content": "A"}]},
-        {"input": {"messages": [{"role": "user", "content": "hi"}]},
-         "output": {"choices": [{"message": {"role": "assistant", "content": [{"type": "text", "text": "A"}]}}]}},
-        {"observations": [{"type": "GENERATION", "start_time": "2025-03-01T12:00:01Z",
-                           "input": [{"role": "user", "content": "hi"}],
-                           "output": {"role": "assistant", "content": "old"}},
-                          {"type": "GENERATION", "start_time": "2025-03-01T12:00:05Z",
-                           "input": [{"role": "user", "content": "hi"}],
-                           "output": {"role": "assistant", "content": "A"}}]},
+        {
+            "input": {"messages": [{"role": "user", "content": "hi"}]},
+            "output": {"choices": [{"message": {"role": "assistant", "content": [{"type": "text", "text": "A"}]}}]},
+        },
+        {
+            "observations": [
+                {
+                    "type": "GENERATION",
+                    "start_time": "2025-03-01T12:00:01Z",
+                    "input": [{"role": "user", "content": "hi"}],
+                    "output": {"role": "assistant", "content": "old"},
+                },
+                {
+                    "type": "GENERATION",
+                    "start_time": "2025-03-01T12:00:05Z",
+                    "input": [{"role": "user", "content": "hi"}],
+                    "output": {"role": "assistant", "content": "A"},
+                },
+            ]
+        },
     ]
     for extra in shapes:
         t, why = ep.parse_trace({**base, **extra})
@@ -100,38 +118,59 @@ def test_parse_trace_shapes_and_reply():
 
 
 def test_parse_trace_takes_the_last_assistant_message():
-    t, _ = ep.parse_trace({"id": "x", "tags": ["row_id:r"], "timestamp": T0,
-                           "input": {"messages": [{"role": "user", "content": "u"},
-                                                  {"role": "assistant", "content": "draft"},
-                                                  {"role": "user", "content": "fix it"}]},
-                           "output": {"role": "assistant", "content": "final"}})
+    t, _ = ep.parse_trace(
+        {
+            "id": "x",
+            "tags": ["row_id:r"],
+            "timestamp": T0,
+            "input": {
+                "messages": [
+                    {"role": "user", "content": "u"},
+                    {"role": "assistant", "content": "draft"},
+                    {"role": "user", "content": "fix it"},
+                ]
+            },
+            "output": {"role": "assistant", "content": "final"},
+        }
+    )
     assert t.reply == "final"
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("not a dict", "not an object"),
-    ({"tags": ["rollout_id:r"], "timestamp": T0}, "no row_id tag"),
-    ({"tags": "row_id:r", "timestamp": T0}, "no row_id tag"),
-    ({"tags": ["row_id:r"], "timestamp": "soon"}, "no usable timestamp"),
-    ({"tags": ["row_id:r"]}, "no usable timestamp"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("not a dict", "not an object"),
+        ({"tags": ["rollout_id:r"], "timestamp": T0}, "no row_id tag"),
+        ({"tags": "row_id:r", "timestamp": T0}, "no row_id tag"),
+        ({"tags": ["row_id:r"], "timestamp": "soon"}, "no usable timestamp"),
+        ({"tags": ["row_id:r"]}, "no usable timestamp"),
+    ],
+)
 def test_hostile_traces_are_dropped_with_a_reason(raw, reason):
     t, why = ep.parse_trace(raw)
     assert t is None and why == reason
 
 
 def test_hostile_fields_do_not_crash():
-    raw = {"id": {"x": 1}, "tags": ["row_id:r", 5, None, "x" * 5000, "epoch:banana"], "timestamp": T0,
-           "input": {"messages": [{"role": "user", "content": None}, "junk", {"content": "no role"}]},
-           "output": {"role": "assistant", "content": {"weird": True}}, "scores": [{"name": "reward", "value": "nan"}]}
+    raw = {
+        "id": {"x": 1},
+        "tags": ["row_id:r", 5, None, "x" * 5000, "epoch:banana"],
+        "timestamp": T0,
+        "input": {"messages": [{"role": "user", "content": None}, "junk", {"content": "no role"}]},
+        "output": {"role": "assistant", "content": {"weird": True}},
+        "scores": [{"name": "reward", "value": "nan"}],
+    }
     t, why = ep.parse_trace(raw)
     assert why is None
     assert t.reply == "" and t.epoch_tag is None and t.reward is None and t.trace_id
 
 
 def test_reward_is_read_when_present():
-    for extra in ({"scores": [{"name": "reward", "value": 0.75}]}, {"metadata": {"reward": 0.75}},
-                  {"output": {"role": "assistant", "content": "x", "evaluation_result": {"score": 0.75}}}):
+    for extra in (
+        {"scores": [{"name": "reward", "value": 0.75}]},
+        {"metadata": {"reward": 0.75}},
+        {"output": {"role": "assistant", "content": "x", "evaluation_result": {"score": 0.75}}},
+    ):
         t, _ = ep.parse_trace({"tags": ["row_id:r"], "timestamp": T0, **extra})
         assert t.reward == 0.75
 
@@ -259,8 +298,13 @@ def test_retries_with_the_same_rollout_id_collapse_to_the_longest():
     dup = dict(raw[0])
     dup["id"] = "retry"
     dup["timestamp"] = iso(ep.parse_time(raw[0]["timestamp"]) + 2)
-    dup["input"] = {"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"},
-                                 {"role": "user", "content": "again"}]}
+    dup["input"] = {
+        "messages": [
+            {"role": "user", "content": "u"},
+            {"role": "assistant", "content": "a"},
+            {"role": "user", "content": "again"},
+        ]
+    }
     dup["output"] = {"role": "assistant", "content": "the longer one"}
     g = group(raw + [dup], epochs=2, per_row=1)
     assert assigned(g) == truth
@@ -285,8 +329,9 @@ def test_one_based_epoch_tag():
 
 def test_epoch_tag_disagreeing_with_timing_wins_and_is_reported():
     # the tag claims one rollout of row_0/epoch 0 belongs to epoch 1
-    raw, truth = make_raw(rows=3, epochs=2, k=2, seed=15,
-                          tags=lambda r, e, s: [f"epoch:{1 if (r, e, s) == (0, 0, 0) else e}"])
+    raw, truth = make_raw(
+        rows=3, epochs=2, k=2, seed=15, tags=lambda r, e, s: [f"epoch:{1 if (r, e, s) == (0, 0, 0) else e}"]
+    )
     g = group(raw, epochs=2, per_row=2)
     assert g.tag_agreement == (11, 12)
     assert any("disagrees with timing for 1 of 12" in w for w in g.warnings)
@@ -295,8 +340,9 @@ def test_epoch_tag_disagreeing_with_timing_wins_and_is_reported():
 
 def test_step_tag_maps_steps_to_epochs():
     # 2 steps per epoch: rows 0-1 in the first step, rows 2-3 in the second
-    raw, truth = make_raw(rows=4, epochs=3, k=2, seed=16, shuffle_rows=False,
-                          tags=lambda r, e, s: [f"step:{e * 2 + (r >= 2)}"])
+    raw, truth = make_raw(
+        rows=4, epochs=3, k=2, seed=16, shuffle_rows=False, tags=lambda r, e, s: [f"step:{e * 2 + (r >= 2)}"]
+    )
     g = group(raw, epochs=3, per_row=2)
     assert g.tag_kind == "step" and g.tag_agreement == (24, 24)
     assert assigned(g) == truth

@@ -31,11 +31,27 @@ ROWS = [
 def write_dataset(path: Path, rows=ROWS) -> Path:
     lines = []
     for rid, prompt, reqs in rows:
-        formatted = prompt + " Wrap the SVG code in an SVG code block.\n\nRequirements:\n" + "\n".join(
-            f"{i}. {r}" for i, r in enumerate(reqs, 1))
-        lines.append(json.dumps({"messages": [{"role": "user", "content": formatted}], "input_metadata": {
-            "row_id": rid, "dataset_info": {"original_prompt": prompt, "requirements": reqs,
-                                            "total_requirements": len(reqs), "formatted_prompt": formatted}}}))
+        formatted = (
+            prompt
+            + " Wrap the SVG code in an SVG code block.\n\nRequirements:\n"
+            + "\n".join(f"{i}. {r}" for i, r in enumerate(reqs, 1))
+        )
+        lines.append(
+            json.dumps(
+                {
+                    "messages": [{"role": "user", "content": formatted}],
+                    "input_metadata": {
+                        "row_id": rid,
+                        "dataset_info": {
+                            "original_prompt": prompt,
+                            "requirements": reqs,
+                            "total_requirements": len(reqs),
+                            "formatted_prompt": formatted,
+                        },
+                    },
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -60,8 +76,7 @@ def test_eval_end_to_end_then_cached_rerun(fw, oai, cli, data):
     assert r.exit_code == 0, r
     s = r.json()
     assert s["status"] == "finished" and s["model"] == "accounts/fireworks/models/qwen3-0p6b"
-    assert s["counts"] == {"expected": 8, "stored": 8, "done": 8, "valid": 8, "invalid": 0, "error": 0,
-                           "missing": 0}
+    assert s["counts"] == {"expected": 8, "stored": 8, "done": 8, "valid": 8, "invalid": 0, "error": 0, "missing": 0}
     # the policy was asked once per sample, with the expanded model name, on Fireworks inference
     calls = policy_calls(fw)
     assert len(calls) == 8
@@ -98,7 +113,8 @@ def test_eval_end_to_end_then_cached_rerun(fw, oai, cli, data):
     shown = cli("runs", "show", run1[:-1], "--samples", "--json").json()
     assert shown["run_id"] == run1 and len(shown["samples"]) == 8
     assert {(x["row_id"], x["sample_index"]) for x in shown["samples"]} == {
-        (rid, i) for rid, _, _ in ROWS for i in (0, 1)}
+        (rid, i) for rid, _, _ in ROWS for i in (0, 1)
+    }
     table = cli("runs", "show", run1)
     assert table.exit_code == 0 and "mean score" in table.stdout and run1 in table.stdout
     assert FW_KEY not in table.stdout + table.stderr and OPENAI_KEY not in r.stdout + r.stderr
@@ -171,9 +187,28 @@ def test_ctrl_c_in_a_real_process_prints_how_to_resume(fw, oai, cli, data, tmp_p
     oai.faults.add("POST", r"chat/completions", kind="slow", delay=0.4, times=None)  # a slow judge
     env = {k: v for k, v in os.environ.items()}
     env.update(PYTHONPATH=str(REPO), COLUMNS="200")
-    proc = subprocess.Popen([sys.executable, "-m", "svgrft", "eval", "--model", "qwen3-0p6b", "--dataset", str(data),
-                             "--samples", "2", "--judge-concurrency", "1", "--no-cache"],
-                            cwd=os.getcwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "svgrft",
+            "eval",
+            "--model",
+            "qwen3-0p6b",
+            "--dataset",
+            str(data),
+            "--samples",
+            "2",
+            "--judge-concurrency",
+            "1",
+            "--no-cache",
+        ],
+        cwd=os.getcwd(),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     db = Path(os.environ["SVGRFT_HOME"]) / "svgrft.db"
     deadline = time.monotonic() + 90
     n = 0
@@ -277,14 +312,37 @@ def test_missing_keys_and_bad_input_are_typed_errors(fw, oai, cli, data, monkeyp
 def test_other_openai_compatible_policy_with_named_key(fw, oai, cli, data, monkeypatch):
     monkeypatch.setenv("MY_POLICY_KEY", OPENAI_KEY)
     monkeypatch.delenv("FIREWORKS_API_KEY")
-    r = cli("eval", "--model", "my-model", "--base-url", oai.url + "/v1", "--api-key-env", "MY_POLICY_KEY",
-            "--dataset", data, "--rows", "1", "--json")
+    r = cli(
+        "eval",
+        "--model",
+        "my-model",
+        "--base-url",
+        oai.url + "/v1",
+        "--api-key-env",
+        "MY_POLICY_KEY",
+        "--dataset",
+        data,
+        "--rows",
+        "1",
+        "--json",
+    )
     assert r.exit_code == 0, r
     assert r.json()["model"] == "my-model"  # not expanded: not a Fireworks endpoint
     assert oai.policy_calls == 1 and policy_calls(fw) == []
     monkeypatch.delenv("MY_POLICY_KEY")
-    r = cli("eval", "--model", "my-model", "--base-url", oai.url + "/v1", "--api-key-env", "MY_POLICY_KEY",
-            "--dataset", data, "--rows", "1")
+    r = cli(
+        "eval",
+        "--model",
+        "my-model",
+        "--base-url",
+        oai.url + "/v1",
+        "--api-key-env",
+        "MY_POLICY_KEY",
+        "--dataset",
+        data,
+        "--rows",
+        "1",
+    )
     assert r.exit_code == 1 and "MY_POLICY_KEY is not set" in r.stderr
 
 
@@ -310,8 +368,9 @@ def test_runs_list_keeps_ids_and_states_whole_at_80_columns(cli, monkeypatch):
     with Store() as store:
         ids = []
         for status in ("interrupted", "finished"):
-            run = store.create_run(model="accounts/fireworks/models/qwen3-0p6b", judge_model="gpt-4.1-2025-04-14",
-                                   judge_mode="checklist")
+            run = store.create_run(
+                model="accounts/fireworks/models/qwen3-0p6b", judge_model="gpt-4.1-2025-04-14", judge_mode="checklist"
+            )
             store.set_run_status(run.id, status)
             ids.append(run.id)
     r = cli("runs", "list")
@@ -326,7 +385,7 @@ def test_runs_list_keeps_ids_and_states_whole_at_80_columns(cli, monkeypatch):
 def test_incomplete_eval_warning_names_the_cause(cli, fw, oai):
     fw.faults.add("POST", r"chat/completions", kind="500", times=None)
     r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--json", "--concurrency", "1")
-    assert r.exit_code == 1, r                       # an outage leaves samples to --resume; CI sees exit 1
+    assert r.exit_code == 1, r  # an outage leaves samples to --resume; CI sees exit 1
     assert json.loads(r.stdout)["status"] == "incomplete"
     warning = " ".join(r.stderr.split())
     assert "1 of 1 sample failed: generation failed" in warning, r.stderr
@@ -339,6 +398,6 @@ def test_eval_summary_keeps_urls_in_failure_reasons(cli, fw, oai, monkeypatch):
     Path("configs/default.toml").write_text("[judge]\nmax_retries = 0\nbackoff_base = 0.0\n", encoding="utf-8")
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{dead}/v1")
     r = cli("eval", "--model", "qwen3-0p6b", "--rows", "1", "--json", "--no-cache")
-    assert r.exit_code == 1, r                       # the judge outage leaves the sample to --resume
+    assert r.exit_code == 1, r  # the judge outage leaves the sample to --resume
     reasons = json.loads(r.stdout)["invalid_reasons"]
     assert any(f"http://127.0.0.1:{dead}/v1" in k for k in reasons), reasons

@@ -16,13 +16,14 @@ import time
 
 import pytest
 
-from tests.conftest import FW_KEY, OPENAI_KEY, write_config, free_port
+from tests.conftest import FW_KEY, OPENAI_KEY, free_port, write_config
 from tests.fakes.health import HealthServer
 
 SERVE_TOKEN = "serve-token-0123456789abcdef"
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
 
 @pytest.fixture
 def fast_config():
@@ -74,7 +75,7 @@ class ServeThread:
         self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "ServeThread":
+    def __enter__(self) -> ServeThread:
         self.thread.start()
         deadline = time.monotonic() + 60
         while not self.server.started:
@@ -90,15 +91,28 @@ class ServeThread:
 
 # ------------------------------------------------------------------------------------------- staging
 
+
 def test_stage_layout_config_and_no_excluded_code(tmp_path):
     from svgrft.workflow.evaluator_bundle import stage
 
-    s = settings(judge__model="gpt-4.1-mini", judge__mode="count", train__temperature=0.3, train__n=3,
-                 train__max_tokens=1234, train__base_model="qwen3-8b")
+    s = settings(
+        judge__model="gpt-4.1-mini",
+        judge__mode="count",
+        train__temperature=0.3,
+        train__n=3,
+        train__max_tokens=1234,
+        train__base_model="qwen3-8b",
+    )
     st = stage(s, tmp_path / "ev")
     files = set(st.files)
-    assert {"test_svgrft_eval.py", "requirements.txt", "Dockerfile", "svgrft_evaluator_config.json",
-            "svgrft/core/scoring.py", "svgrft/evaluator/runtime.py"} <= files
+    assert {
+        "test_svgrft_eval.py",
+        "requirements.txt",
+        "Dockerfile",
+        "svgrft_evaluator_config.json",
+        "svgrft/core/scoring.py",
+        "svgrft/evaluator/runtime.py",
+    } <= files
     assert not [f for f in files if f.startswith(("svgrft/cli/", "svgrft/server/", "svgrft/workflow/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".env"))]
     cfg = json.loads((tmp_path / "ev" / "svgrft_evaluator_config.json").read_text())
@@ -148,9 +162,15 @@ def test_content_hash_and_tarball_are_deterministic_and_track_every_change(tmp_p
     assert tarball_bytes(base) == tarball_bytes(again)
     ids = {evaluator_id_for(settings(), base)}
     hashes = {base.content_hash}
-    for i, change in enumerate([dict(judge__mode="count"), dict(judge__model="gpt-4o"),
-                                dict(train__temperature=0.5), dict(train__max_tokens=2048),
-                                dict(rollout__mode="remote", rollout__server_url="https://rollouts.example.com")]):
+    for i, change in enumerate(
+        [
+            dict(judge__mode="count"),
+            dict(judge__model="gpt-4o"),
+            dict(train__temperature=0.5),
+            dict(train__max_tokens=2048),
+            dict(rollout__mode="remote", rollout__server_url="https://rollouts.example.com"),
+        ]
+    ):
         st = stage(settings(**change), tmp_path / f"c{i}")
         hashes.add(st.content_hash)
         ids.add(evaluator_id_for(settings(**change), st))
@@ -193,6 +213,7 @@ def test_stage_command_writes_the_directory_without_network(fw, cli, tmp_path):
 
 # --------------------------------------------------------------------------------------------- build
 
+
 def test_build_uploads_and_waits_until_active(fw, cli, fast_config, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     r = cli("evaluator", "build", "--json")
@@ -228,7 +249,9 @@ def test_rebuild_is_a_noop_and_any_change_builds_a_new_evaluator(fw, cli, fast_c
     assert changed.exit_code == 0, changed
     assert changed.json()["created"] is True and changed.json()["name"] != first.json()["name"]
     assert len(fw._items("evaluators", "acct")) == 2
-    assert staged_config(fw.evaluator_tarball(changed.json()["evaluator_id"]))["settings"]["judge.model"] == "gpt-4.1-mini"
+    assert (
+        staged_config(fw.evaluator_tarball(changed.json()["evaluator_id"]))["settings"]["judge.model"] == "gpt-4.1-mini"
+    )
 
 
 def test_pinned_id_with_changed_content_needs_force(fw, cli, fast_config, monkeypatch):
@@ -249,8 +272,10 @@ def test_pinned_id_with_changed_content_needs_force(fw, cli, fast_config, monkey
 def test_build_failed_prints_the_build_log(cli, fast_config, monkeypatch):
     from tests.fakes import start_fireworks
 
-    fake = start_fireworks(api_keys={FW_KEY: "acct"},
-                           evaluator_build_fails=lambda blob: "pip: no matching distribution for svgrft-nonexistent")
+    fake = start_fireworks(
+        api_keys={FW_KEY: "acct"},
+        evaluator_build_fails=lambda blob: "pip: no matching distribution for svgrft-nonexistent",
+    )
     try:
         monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
         monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)
@@ -298,8 +323,11 @@ def test_no_wait_returns_while_building(fw, cli, fast_config):
     r = cli("evaluator", "build", "--no-wait", "--json")
     assert r.exit_code == 0, r
     assert r.json()["state"] == "BUILDING"
-    assert not [q for q in fw.requests if q.method == "GET" and "/evaluators/" in q.path
-                and q.path.endswith(r.json()["evaluator_id"])][1:]
+    assert not [
+        q
+        for q in fw.requests
+        if q.method == "GET" and "/evaluators/" in q.path and q.path.endswith(r.json()["evaluator_id"])
+    ][1:]
 
 
 def test_remote_mode_without_server_url_fails_before_any_request(fw, cli):
@@ -337,6 +365,7 @@ def test_remote_build_checks_the_server_then_bakes_url_and_processor(fw, cli, fa
 
 # ------------------------------------------------------------- the staged evaluator, run by eval-protocol
 
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_evaluator_test_local_mode_against_the_fakes(fw, oai, cli, tmp_path):
@@ -367,19 +396,27 @@ def test_evaluator_test_remote_mode_through_svgrft_serve_with_token(fw, oai, cli
     monkeypatch.setenv("SVGRFT_SERVE_TOKEN", SERVE_TOKEN)
     app = create_app(load_settings(), token=SERVE_TOKEN, allow_model_hosts=("localhost",), rate_limit=0)
     with ServeThread(app) as srv:
-        r = cli("evaluator", "test", "--rows", "2", "--rollout-mode", "remote", "--rollout-server-url", srv.url,
-                "--json")
+        r = cli(
+            "evaluator", "test", "--rows", "2", "--rollout-mode", "remote", "--rollout-server-url", srv.url, "--json"
+        )
     assert r.exit_code == 0, r
     data = r.json()
     assert data["ok"] is True and data["rollout_mode"] == "remote"
     assert len(data["rows"]) == 2 and all(row["is_score_valid"] for row in data["rows"])
     # the policy was called through the tagged tracing proxy (not the plain inference route)...
-    proxied = [q for q in fw.calls("POST") if q.path.startswith("/rollout_id/") and q.path.endswith("/chat/completions")]
+    proxied = [
+        q for q in fw.calls("POST") if q.path.startswith("/rollout_id/") and q.path.endswith("/chat/completions")
+    ]
     assert len(proxied) == 2
     assert not fw.calls("POST", "/inference/v1/chat/completions")
     # ...and both rollouts were reported finished (status 100) on the gateway
-    finished = {t for e in fw.logs if (e.get("status") or {}).get("code") == 100
-                for t in e.get("tags", []) if str(t).startswith("rollout_id:")}
+    finished = {
+        t
+        for e in fw.logs
+        if (e.get("status") or {}).get("code") == 100
+        for t in e.get("tags", [])
+        if str(t).startswith("rollout_id:")
+    }
     assert len(finished) == 2
 
 
@@ -395,7 +432,7 @@ def test_staged_config_selects_eval_protocols_processor_for_each_mode(tmp_path):
 
     stage(settings(), tmp_path / "local")
     stage(settings(rollout__mode="remote", rollout__server_url="https://rollouts.example.com"), tmp_path / "remote")
-    script = r'''
+    script = r"""
 import asyncio, json, os, sys
 from svgrft.evaluator import runtime
 out = {}
@@ -413,12 +450,17 @@ for mode in ("local", "remote"):
                 await s.close()
         out[mode]["token_header"], out[mode]["remote_base_url"] = asyncio.run(check())
 print(json.dumps(out))
-'''
+"""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EP_", "FIREWORKS_", "OPENAI_"))}
-    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", SVGRFT_SERVE_TOKEN=SERVE_TOKEN,
-               PYTHONPATH=str(tmp_path / "local"))
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=240, cwd=tmp_path / "local")
+    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", SVGRFT_SERVE_TOKEN=SERVE_TOKEN, PYTHONPATH=str(tmp_path / "local"))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path / "local",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "SingleTurnRolloutProcessor" in out["local"]["classes"]
@@ -432,20 +474,32 @@ print(json.dumps(out))
 def _row(messages, info, status_message=""):
     from types import SimpleNamespace as NS
 
-    return NS(messages=[NS(role=r, content=c) for r, c in messages], input_metadata=NS(dataset_info=info),
-              rollout_status=NS(message=status_message))
+    return NS(
+        messages=[NS(role=r, content=c) for r, c in messages],
+        input_metadata=NS(dataset_info=info),
+        rollout_status=NS(message=status_message),
+    )
 
 
-@pytest.mark.parametrize("messages, info, expect", [
-    ([("user", "draw"), ("assistant", "```svg\n<svg/>\n```")], {"requirements": ["a", "b"], "original_prompt": "p"},
-     ("```svg\n<svg/>\n```", ["a", "b"], "p", None)),
-    ([("user", "draw"), ("assistant", [{"type": "text", "text": "x"}, {"type": "text", "text": "<svg/>"}])],
-     {"requirements": ["a"]}, ("x\n<svg/>", ["a"], "", None)),
-    ([("user", "draw"), ("assistant", None)], {"requirements": ["a"]}, (None, ["a"], "", None)),
-    ([("user", "draw")], {"requirements": ["a"]}, (None, ["a"], "", "no assistant reply (rollout: boom)")),
-    ([], None, (None, [], "", "no assistant reply (rollout: boom)")),
-    ([("user", "draw"), ("assistant", "hi")], {"requirements": "not a list"}, ("hi", [], "", None)),
-])
+@pytest.mark.parametrize(
+    "messages, info, expect",
+    [
+        (
+            [("user", "draw"), ("assistant", "```svg\n<svg/>\n```")],
+            {"requirements": ["a", "b"], "original_prompt": "p"},
+            ("```svg\n<svg/>\n```", ["a", "b"], "p", None),
+        ),
+        (
+            [("user", "draw"), ("assistant", [{"type": "text", "text": "x"}, {"type": "text", "text": "<svg/>"}])],
+            {"requirements": ["a"]},
+            ("x\n<svg/>", ["a"], "", None),
+        ),
+        ([("user", "draw"), ("assistant", None)], {"requirements": ["a"]}, (None, ["a"], "", None)),
+        ([("user", "draw")], {"requirements": ["a"]}, (None, ["a"], "", "no assistant reply (rollout: boom)")),
+        ([], None, (None, [], "", "no assistant reply (rollout: boom)")),
+        ([("user", "draw"), ("assistant", "hi")], {"requirements": "not a list"}, ("hi", [], "", None)),
+    ],
+)
 def test_row_inputs_tolerate_hostile_rows(messages, info, expect):
     from svgrft.evaluator.runtime import row_inputs
 
@@ -474,11 +528,11 @@ def test_stage_refuses_to_wipe_a_folder_that_is_not_a_staged_evaluator(cli, tmp_
     (mine / "notes.txt").write_text("precious", encoding="utf-8")
     line = one_error(cli("evaluator", "stage", mine))
     assert "refusing to write into it or delete" in line
-    line = one_error(cli("evaluator", "stage", mine, "--overwrite"))   # --overwrite replaces a stage only
+    line = one_error(cli("evaluator", "stage", mine, "--overwrite"))  # --overwrite replaces a stage only
     assert "refusing to write into it or delete" in line
     assert (mine / "notes.txt").read_text(encoding="utf-8") == "precious"
 
-    Path("keep.txt").write_text("cwd file", encoding="utf-8")       # the cwd is a temp dir
+    Path("keep.txt").write_text("cwd file", encoding="utf-8")  # the cwd is a temp dir
     one_error(cli("evaluator", "stage", "."))
     assert Path("keep.txt").exists()
 
@@ -496,7 +550,7 @@ def test_stage_refuses_to_wipe_a_folder_that_is_not_a_staged_evaluator(cli, tmp_
     assert "is not a folder" in one_error(cli("evaluator", "stage", afile))
 
 
-_UNPACKED_SCRIPT = r'''
+_UNPACKED_SCRIPT = r"""
 import asyncio, json, os, sys
 root = os.path.realpath(sys.argv[1])
 assert sys.flags.no_site, "must run with -S: the editable install's finder would hide missing modules"
@@ -521,7 +575,7 @@ outside = sorted(name for name, m in list(sys.modules.items())
 print(json.dumps({"score": res.score, "valid": res.is_score_valid, "reason": res.reason,
                   "svgrft_file": svgrft.__file__, "outside": outside,
                   "loaded": sorted(n for n in sys.modules if n.split(".")[0] == "svgrft")}))
-'''
+"""
 
 
 @pytest.mark.browser
@@ -549,15 +603,30 @@ def test_evaluator_tarball_is_self_contained(tmp_path, oai):
     assert not (root / "svgrft" / "cli").exists() and not (root / "svgrft" / "server").exists()
     site = sysconfig.get_paths()["purelib"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EP_", "FIREWORKS_", "PYTHON"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(root), site]), LITELLM_LOCAL_MODEL_COST_MAP="True",
-               SVGRFT_HOME=str(tmp_path / "home"), PYTHONNOUSERSITE="1")
-    proc = subprocess.run([sys.executable, "-S", "-c", _UNPACKED_SCRIPT, str(root), str(CORPUS / "gen_000.svg")],
-                          env=env, cwd=str(root), capture_output=True, text=True, timeout=240)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(root), site]),
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        SVGRFT_HOME=str(tmp_path / "home"),
+        PYTHONNOUSERSITE="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _UNPACKED_SCRIPT, str(root), str(CORPUS / "gen_000.svg")],
+        env=env,
+        cwd=str(root),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["outside"] == [] and out["svgrft_file"].startswith(str(root.resolve()))
     assert {"svgrft.core.scoring", "svgrft.core.render", "svgrft.clients.judge"} <= set(out["loaded"])
-    assert not [m for m in out["loaded"] if m.split(".")[:2] in (["svgrft", "cli"], ["svgrft", "server"],
-                                                                    ["svgrft", "workflow"])], out
+    assert not [
+        m
+        for m in out["loaded"]
+        if m.split(".")[:2] in (["svgrft", "cli"], ["svgrft", "server"], ["svgrft", "workflow"])
+    ], out
     assert out["valid"] is True and 0.0 < out["score"] <= 1.0, out
-    assert oai.judge_calls == 1 and oai.last_judge["fulfilled"] == round(out["score"] * oai.last_judge["n_requirements"])
+    assert oai.judge_calls == 1 and oai.last_judge["fulfilled"] == round(
+        out["score"] * oai.last_judge["n_requirements"]
+    )

@@ -118,15 +118,18 @@ def test_stray_closing_tag_is_ignored():
     assert extract_svg("</svg> junk " + RED).svg == RED
 
 
-@pytest.mark.parametrize("junk", [
-    "a" * 1_000_000,
-    "<svg " * 200_000,  # 1 MB of unclosed openers, no ">"
-    "<svg" * 250_000 + ">",  # one ">" at the very end
-    "```" * 333_333,
-    "<think>" * 150_000,
-    "</svg>" * 170_000,
-    ("<svg>" * 100_000) + ("</svg>" * 1),
-])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "a" * 1_000_000,
+        "<svg " * 200_000,  # 1 MB of unclosed openers, no ">"
+        "<svg" * 250_000 + ">",  # one ">" at the very end
+        "```" * 333_333,
+        "<think>" * 150_000,
+        "</svg>" * 170_000,
+        ("<svg>" * 100_000) + ("</svg>" * 1),
+    ],
+)
 @pytest.mark.timeout(20)  # a quadratic (or catastrophic-regex) scan of 1 MB would take minutes
 def test_one_megabyte_of_junk_ends(junk):
     ex = extract_svg(junk)
@@ -144,11 +147,15 @@ def test_find_svg_spans_reports_truncation():
 from tests.helpers import finishes  # noqa: E402
 
 
-@pytest.mark.parametrize("svg", [
-    '<svg xmlns="http://www.w3.org/2000/svg" width="9"><!-- closes with </svg> --><rect width="9" height="9"/></svg>',
-    '<svg xmlns="http://www.w3.org/2000/svg"><style><![CDATA[ /* </svg> */ rect{fill:red} ]]></style><rect/></svg>',
-    '<svg xmlns="http://www.w3.org/2000/svg"><!-- a --><g><svg><!-- </svg> --></svg><rect/></g></svg>',
-], ids=["comment", "cdata", "nested"])
+@pytest.mark.parametrize(
+    "svg",
+    [
+        '<svg xmlns="http://www.w3.org/2000/svg" width="9"><!-- closes with </svg> --><rect width="9" height="9"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><style><![CDATA[ /* </svg> */ rect{fill:red} ]]></style><rect/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><!-- a --><g><svg><!-- </svg> --></svg><rect/></g></svg>',
+    ],
+    ids=["comment", "cdata", "nested"],
+)
 def test_closing_tag_inside_a_comment_or_cdata_does_not_cut_the_svg(svg):
     # The browser reads "</svg>" in a comment/CDATA as text; extraction ended the SVG there and the
     # drawing after it was lost (rendered blank → a zero for a correct drawing).

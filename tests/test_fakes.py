@@ -43,8 +43,10 @@ OAI_KEY = "sk-test-judge"
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "data" / "svg-corpus"
 CHROMIUM = "/usr/bin/chromium-headless-shell"
-ROWS = b'{"messages":[{"role":"user","content":"draw a cow"}],"input_metadata":{"row_id":"cow"}}\n\n' \
-       b'{"messages":[{"role":"user","content":"draw a horse"}],"input_metadata":{"row_id":"horse"}}\n'
+ROWS = (
+    b'{"messages":[{"role":"user","content":"draw a cow"}],"input_metadata":{"row_id":"cow"}}\n\n'
+    b'{"messages":[{"role":"user","content":"draw a horse"}],"input_metadata":{"row_id":"horse"}}\n'
+)
 
 
 @pytest.fixture
@@ -136,7 +138,9 @@ def test_dataset_create_upload_ready_and_rejections(fake):
     with pytest.raises(fireworks.ConflictError) as e:
         c.datasets.create(dataset_id="svg-ds", dataset={})
     assert e.value.body == {"code": 6, "message": 'dataset "svg-ds" already exists', "details": []}
-    r = httpx.post(f"{fake.url}/v1/accounts/acct/datasets", json={"dataset": {}}, headers={"Authorization": f"Bearer {KEY}"})
+    r = httpx.post(
+        f"{fake.url}/v1/accounts/acct/datasets", json={"dataset": {}}, headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert r.status_code == 400 and r.json()["code"] == 3 and r.headers["x-should-retry"] == "false"
     c.datasets.create(dataset_id="bad-lines", dataset={})
     with pytest.raises(fireworks.BadRequestError, match="line 2"):
@@ -144,8 +148,13 @@ def test_dataset_create_upload_ready_and_rejections(fake):
 
     # signed-URL flow: getUploadEndpoint -> PUT (no auth) -> validateUpload
     c.datasets.create(dataset_id="via-put", dataset={})
-    urls = c.datasets.get_upload_endpoint("via-put", filename_to_size={"a.jsonl": str(len(ROWS))}).filename_to_signed_urls
-    assert httpx.put(urls["a.jsonl"], content=ROWS, headers={"Content-Type": "application/octet-stream"}).status_code == 200
+    urls = c.datasets.get_upload_endpoint(
+        "via-put", filename_to_size={"a.jsonl": str(len(ROWS))}
+    ).filename_to_signed_urls
+    assert (
+        httpx.put(urls["a.jsonl"], content=ROWS, headers={"Content-Type": "application/octet-stream"}).status_code
+        == 200
+    )
     c.datasets.validate_upload("via-put", body={})
     assert c.datasets.get("via-put").state == "READY" and fake.dataset_file("via-put") == ROWS
 
@@ -159,12 +168,17 @@ def test_evaluator_upload_validate_active(fake):
     assert ev.state == "BUILDING" and ev.name == "accounts/acct/evaluators/svg-eval"
     assert c.evaluators.get("svg-eval").state == "BUILDING"  # nothing uploaded: stays BUILDING
     blob = tarball({"requirements.txt": b"svgrft\n", "evaluator/test_svg.py": b"def test_svg(): pass\n"})
-    urls = c.evaluators.get_upload_endpoint("svg-eval", filename_to_size={"proj.tar.gz": str(len(blob))}).filename_to_signed_urls
+    urls = c.evaluators.get_upload_endpoint(
+        "svg-eval", filename_to_size={"proj.tar.gz": str(len(blob))}
+    ).filename_to_signed_urls
     url = urls["proj.tar.gz"]
     assert url.startswith(fake.url + "/upload/evaluators/")
     assert httpx.put(url.split("?")[0], content=blob).status_code == 403  # signature required
-    put = httpx.put(url, content=blob, headers={"Content-Type": "application/octet-stream",
-                                                  "X-Goog-Content-Length-Range": f"{len(blob)},{len(blob)}"})
+    put = httpx.put(
+        url,
+        content=blob,
+        headers={"Content-Type": "application/octet-stream", "X-Goog-Content-Length-Range": f"{len(blob)},{len(blob)}"},
+    )
     assert put.status_code == 200
     c.evaluators.validate_upload("svg-eval", body={})
     assert c.evaluators.get("svg-eval").state == "BUILDING"  # evaluator_polls_building=1
@@ -179,7 +193,9 @@ def test_evaluator_upload_validate_active(fake):
 def test_evaluator_build_failed_with_message_and_log(fake):
     c = sdk(fake)
     c.evaluators.create(evaluator_id="no-entry", evaluator={"entryPoint": "evaluator/test_svg.py::test_svg"})
-    url = c.evaluators.get_upload_endpoint("no-entry", filename_to_size={"p.tar.gz": "1"}).filename_to_signed_urls["p.tar.gz"]
+    url = c.evaluators.get_upload_endpoint("no-entry", filename_to_size={"p.tar.gz": "1"}).filename_to_signed_urls[
+        "p.tar.gz"
+    ]
     httpx.put(url, content=tarball({"requirements.txt": b"x\n", "other.py": b""}))
     c.evaluators.validate_upload("no-entry", body={})
     c.evaluators.get("no-entry")
@@ -194,7 +210,9 @@ def test_evaluator_build_failed_with_message_and_log(fake):
     c.evaluators.get("no-code")
     assert c.evaluators.get("no-code").state == "BUILD_FAILED"
     c.evaluators.create(evaluator_id="garbage", evaluator={})
-    url = c.evaluators.get_upload_endpoint("garbage", filename_to_size={"g.tar.gz": "3"}).filename_to_signed_urls["g.tar.gz"]
+    url = c.evaluators.get_upload_endpoint("garbage", filename_to_size={"g.tar.gz": "3"}).filename_to_signed_urls[
+        "g.tar.gz"
+    ]
     httpx.put(url, content=b"\x1f\x8b not a tarball")
     c.evaluators.validate_upload("garbage", body={})
     c.evaluators.get("garbage")
@@ -211,7 +229,9 @@ def test_evaluator_build_fails_hook_sees_the_tarball():
     with start_fireworks(api_keys={KEY: "acct"}, evaluator_build_fails=judge, evaluator_polls_building=0) as f:
         c = sdk(f)
         c.evaluators.create(evaluator_id="hooked", evaluator={})
-        url = c.evaluators.get_upload_endpoint("hooked", filename_to_size={"p.tar.gz": "1"}).filename_to_signed_urls["p.tar.gz"]
+        url = c.evaluators.get_upload_endpoint("hooked", filename_to_size={"p.tar.gz": "1"}).filename_to_signed_urls[
+            "p.tar.gz"
+        ]
         blob = tarball({"requirements.txt": b"svgrft==99\n"})
         httpx.put(url, content=blob)
         c.evaluators.validate_upload("hooked", body={})
@@ -233,7 +253,11 @@ def test_rft_job_runs_to_completion_with_model_epochs_and_traces(fake):
     )
     assert job.state == "JOB_STATE_PENDING" and job.dataset == "accounts/acct/datasets/svg-ds"
     payload = fake.job_payload("svg-rft-1")
-    assert payload["trainingConfig"] == {"baseModel": "accounts/fireworks/models/qwen3-0p6b", "epochs": 2, "loraRank": 16}
+    assert payload["trainingConfig"] == {
+        "baseModel": "accounts/fireworks/models/qwen3-0p6b",
+        "epochs": 2,
+        "loraRank": 16,
+    }
 
     seen = []
     for _ in range(20):
@@ -256,7 +280,13 @@ def test_rft_job_runs_to_completion_with_model_epochs_and_traces(fake):
 
     windows = fake.job_epochs("svg-rft-1")
     assert [w["epoch"] for w in windows] == [0, 1]
-    assert fake.job_create_time("svg-rft-1") < windows[0]["start"] < windows[0]["end"] <= windows[1]["start"] < windows[1]["end"]
+    assert (
+        fake.job_create_time("svg-rft-1")
+        < windows[0]["start"]
+        < windows[0]["end"]
+        <= windows[1]["start"]
+        < windows[1]["end"]
+    )
     for w in windows:  # rows x responseCandidatesCount traces, inside the epoch window
         traces = [t for t in fake.traces if f"epoch:{w['epoch']}" in t["tags"]]
         assert len(traces) == 2 * 2
@@ -295,10 +325,14 @@ def test_rft_job_validation_and_conflicts(fake):
         c.reinforcement_fine_tuning_jobs.create(dataset="ready", evaluator="ev", training_config={})
     j = c.reinforcement_fine_tuning_jobs.create(dataset="ready", evaluator="ev", training_config=base)
     assert j.name.startswith("accounts/acct/reinforcementFineTuningJobs/")  # random id when none given
-    c.reinforcement_fine_tuning_jobs.create(dataset="ready", evaluator="ev", training_config=base, reinforcement_fine_tuning_job_id="dup")
+    c.reinforcement_fine_tuning_jobs.create(
+        dataset="ready", evaluator="ev", training_config=base, reinforcement_fine_tuning_job_id="dup"
+    )
     before = len(fake.calls("POST", "/v1/accounts/acct/reinforcementFineTuningJobs"))
     with pytest.raises(fireworks.ConflictError):
-        c.reinforcement_fine_tuning_jobs.create(dataset="ready", evaluator="ev", training_config=base, reinforcement_fine_tuning_job_id="dup")
+        c.reinforcement_fine_tuning_jobs.create(
+            dataset="ready", evaluator="ev", training_config=base, reinforcement_fine_tuning_job_id="dup"
+        )
     assert len(fake.calls("POST", "/v1/accounts/acct/reinforcementFineTuningJobs")) == before + 1
     with pytest.raises(fireworks.NotFoundError) as e:
         c.reinforcement_fine_tuning_jobs.get("never-created")
@@ -310,8 +344,11 @@ def test_rft_job_cancel_resume_fail_and_list_filter(fake):
     fake.add_dataset("ds")
     fake.add_evaluator("ev")
     mk = lambda jid: c.reinforcement_fine_tuning_jobs.create(  # noqa: E731
-        dataset="ds", evaluator="ev", reinforcement_fine_tuning_job_id=jid,
-        training_config={"base_model": "accounts/fireworks/models/qwen3-0p6b", "epochs": 3})
+        dataset="ds",
+        evaluator="ev",
+        reinforcement_fine_tuning_job_id=jid,
+        training_config={"base_model": "accounts/fireworks/models/qwen3-0p6b", "epochs": 3},
+    )
     for jid in ("job-a", "job-b", "job-c"):
         mk(jid)
     c.reinforcement_fine_tuning_jobs.cancel("job-a", body={})
@@ -324,7 +361,9 @@ def test_rft_job_cancel_resume_fail_and_list_filter(fake):
     assert (jb.state, jb.job_progress.epoch, jb.job_progress.percent) == ("JOB_STATE_RUNNING", 1, 40)
     assert c.reinforcement_fine_tuning_jobs.get("job-b").job_progress.percent == 40  # held
 
-    running = list(c.reinforcement_fine_tuning_jobs.list(filter='state="JOB_STATE_RUNNING"', order_by="create_time desc"))
+    running = list(
+        c.reinforcement_fine_tuning_jobs.list(filter='state="JOB_STATE_RUNNING"', order_by="create_time desc")
+    )
     assert [j.name.rsplit("/", 1)[1] for j in running] == ["job-b", "job-a"]
 
     fake.fail_job("job-c", "OOM on trainer")
@@ -337,8 +376,12 @@ def test_rft_job_cancel_resume_fail_and_list_filter(fake):
         c2 = sdk(f2)
         f2.add_dataset("ds")
         f2.add_evaluator("ev")
-        c2.reinforcement_fine_tuning_jobs.create(dataset="ds", evaluator="ev", reinforcement_fine_tuning_job_id="doomed",
-                                                 training_config={"base_model": "accounts/fireworks/models/qwen3-0p6b"})
+        c2.reinforcement_fine_tuning_jobs.create(
+            dataset="ds",
+            evaluator="ev",
+            reinforcement_fine_tuning_job_id="doomed",
+            training_config={"base_model": "accounts/fireworks/models/qwen3-0p6b"},
+        )
         states = [c2.reinforcement_fine_tuning_jobs.get("doomed") for _ in range(6)]
         assert states[-1].state == "JOB_STATE_FAILED" and states[-1].status.message == "reward function crashed"
         assert "JOB_STATE_RUNNING" in [s.state for s in states]
@@ -372,7 +415,9 @@ def test_pagination_over_several_pages(fake):
     assert len(lists) == 3 and "pageToken" not in lists[0].query and all(r.query["pageSize"] == "2" for r in lists)
     first = json.loads(c.secrets.with_raw_response.list(page_size=2).http_response.text)
     assert first["totalSize"] == 5 and first["nextPageToken"]
-    last = json.loads(c.secrets.with_raw_response.list(page_size=2, page_token=lists[2].query["pageToken"]).http_response.text)
+    last = json.loads(
+        c.secrets.with_raw_response.list(page_size=2, page_token=lists[2].query["pageToken"]).http_response.text
+    )
     assert "nextPageToken" not in last and len(last["secrets"]) == 1
     big = json.loads(c.secrets.with_raw_response.list(page_size=5000).http_response.text)
     assert len(big["secrets"]) == 5
@@ -415,7 +460,12 @@ def test_faults_429_then_success_drop_500_slow_malformed(fake):
     with pytest.raises(ValueError):
         r.json()
     fake.faults.add(path=r"/secrets/k$", kind="503")
-    assert requests.get(f"{fake.url}/v1/accounts/acct/secrets/k", headers={"Authorization": f"Bearer {KEY}"}).json()["code"] == 14
+    assert (
+        requests.get(f"{fake.url}/v1/accounts/acct/secrets/k", headers={"Authorization": f"Bearer {KEY}"}).json()[
+            "code"
+        ]
+        == 14
+    )
 
 
 def test_inference_serverless_finetuned_and_both_paths(fake):
@@ -423,7 +473,9 @@ def test_inference_serverless_finetuned_and_both_paths(fake):
     import openai
 
     c = sdk(fake)
-    out = c.chat.completions.create(model="accounts/fireworks/models/qwen3-8b", messages=[{"role": "user", "content": "draw a cow"}])
+    out = c.chat.completions.create(
+        model="accounts/fireworks/models/qwen3-8b", messages=[{"role": "user", "content": "draw a cow"}]
+    )
     assert "```svg" in out.choices[0].message.content and out.usage.completion_tokens > 0
     assert fake.calls("POST", "/v1/chat/completions")
 
@@ -432,13 +484,18 @@ def test_inference_serverless_finetuned_and_both_paths(fake):
     o = openai.OpenAI(api_key=KEY, base_url=fake.url + "/inference/v1", max_retries=0)
     with pytest.raises(openai.NotFoundError) as e:
         o.chat.completions.create(model=ft, messages=[{"role": "user", "content": "x"}])
-    assert e.value.body == {"message": "Model not found, inaccessible, and/or not deployed", "param": "model",
-                            "code": "NOT_FOUND", "type": "error"}
+    assert e.value.body == {
+        "message": "Model not found, inaccessible, and/or not deployed",
+        "param": "model",
+        "code": "NOT_FOUND",
+        "type": "error",
+    }
     dep = c.deployments.create(base_model=ft, deployment_id="dep-1")
     assert dep.state == "CREATING"
     assert c.deployments.get("dep-1").state == "READY"
-    reply = o.chat.completions.create(model=ft + "#accounts/acct/deployments/dep-1", n=2,
-                                      messages=[{"role": "user", "content": "draw a horse"}])
+    reply = o.chat.completions.create(
+        model=ft + "#accounts/acct/deployments/dep-1", n=2, messages=[{"role": "user", "content": "draw a horse"}]
+    )
     assert len(reply.choices) == 2 and all("<svg" in ch.message.content for ch in reply.choices)
     with pytest.raises(fireworks.NotFoundError):  # another account's model is inaccessible
         c.chat.completions.create(model="accounts/other/models/x", messages=[{"role": "user", "content": "x"}])
@@ -453,43 +510,67 @@ def test_tracing_proxy_logs_status_and_traces(fake):
     msgs = [{"role": "user", "content": "draw a cow plowing"}]
     reply = o.chat.completions.create(model="fireworks_ai/accounts/fireworks/models/qwen3-8b", messages=msgs)
     enc = base64.urlsafe_b64encode(b"http://127.0.0.1:9/v1").decode()
-    o2 = openai.OpenAI(api_key=KEY, base_url=f"{fake.localhost_url}/v1/rollout_id/r1/invocation_id/inv/experiment_id/exp"
-                       f"/run_id/run/row_id/row-7/encoded_base_url/{enc}", max_retries=0)
-    o2.chat.completions.create(model="any-upstream-model", messages=msgs + [{"role": "assistant", "content": "hm"},
-                                                                             {"role": "user", "content": "again"}])
+    o2 = openai.OpenAI(
+        api_key=KEY,
+        base_url=f"{fake.localhost_url}/v1/rollout_id/r1/invocation_id/inv/experiment_id/exp"
+        f"/run_id/run/row_id/row-7/encoded_base_url/{enc}",
+        max_retries=0,
+    )
+    o2.chat.completions.create(
+        model="any-upstream-model",
+        messages=msgs + [{"role": "assistant", "content": "hm"}, {"role": "user", "content": "again"}],
+    )
     hdr = {"Authorization": f"Bearer {KEY}"}
     r = requests.get(f"{fake.localhost_url}/v1/traces/pointwise", params={"tags": "rollout_id:r1"}, headers=hdr).json()
     assert len(r["traces"]) == 1  # pointwise + rollout_id: only the newest trace
     t = r["traces"][0]
     assert {"rollout_id:r1", "invocation_id:inv", "experiment_id:exp", "run_id:run", "row_id:row-7"} <= set(t["tags"])
     assert len(t["input"]["messages"]) == 3 and t["output"]["role"] == "assistant"
-    allr = requests.get(f"{fake.url}/v1/traces", params={"tags": ["invocation_id:inv", "run_id:run"], "limit": 2},
-                        headers=hdr).json()
+    allr = requests.get(
+        f"{fake.url}/v1/traces", params={"tags": ["invocation_id:inv", "run_id:run"], "limit": 2}, headers=hdr
+    ).json()
     assert allr["total_traces"] == 2 and "meta" not in allr  # limit is a total: no pages (§5.2b)
     assert allr["traces"][1]["output"]["content"] == reply.choices[0].message.content  # newest first
-    assert requests.get(f"{fake.url}/v1/traces", params={"tags": "run_id:run", "page": 2}, headers=hdr).status_code == 400
+    assert (
+        requests.get(f"{fake.url}/v1/traces", params={"tags": "run_id:run", "page": 2}, headers=hdr).status_code == 400
+    )
     # pointwise needs a rollout_id tag, and an unknown rollout is a 500 (the OSS gateway's behaviour)
-    assert requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "row_id:row-7"}, headers=hdr).status_code == 500
-    assert requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "rollout_id:zz"}, headers=hdr).status_code == 500
+    assert (
+        requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "row_id:row-7"}, headers=hdr).status_code == 500
+    )
+    assert (
+        requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "rollout_id:zz"}, headers=hdr).status_code
+        == 500
+    )
     assert requests.get(f"{fake.url}/v1/traces/pointwise", params={"tags": "rollout_id:r1"}).status_code == 401
 
     st = requests.get(f"{fake.url}/v1/status", params={"rollout_id": "r1"}, headers=hdr).json()
     assert st == {"rollout_id": "r1", "status": None, "extras": None}
     for code in (101, 100):
-        body = {"program": "eval_protocol", "status": {"code": code, "message": f"c{code}", "details": []},
-                "message": "m", "tags": ["rollout_id:r1"], "extras": {"level": "INFO", "n": code}}
+        body = {
+            "program": "eval_protocol",
+            "status": {"code": code, "message": f"c{code}", "details": []},
+            "message": "m",
+            "tags": ["rollout_id:r1"],
+            "extras": {"level": "INFO", "n": code},
+        }
         assert requests.post(f"{fake.url}/logs", json=body, headers=hdr).status_code == 200
     assert requests.post(f"{fake.url}/v1/logs", json={"tags": "not-a-list"}, headers=hdr).status_code == 422
     st = requests.get(f"{fake.url}/status", params={"rollout_id": "r1"}, headers=hdr).json()
     assert st["status"] == {"code": 100} and st["extras"]["n"] == 100
-    entries = requests.get(f"{fake.url}/logs", params={"tags": "rollout_id:r1", "program": "eval_protocol", "limit": 5,
-                                                       "hours_back": 24}, headers=hdr).json()["entries"]
+    entries = requests.get(
+        f"{fake.url}/logs",
+        params={"tags": "rollout_id:r1", "program": "eval_protocol", "limit": 5, "hours_back": 24},
+        headers=hdr,
+    ).json()["entries"]
     assert [e["status"]["code"] for e in entries] == [100, 101]  # newest first
     # traces seeded by a test, filtered by a time window
     t0 = fake.clock.peek()
     fake.add_trace(tags=["invocation_id:job", "epoch:0"], messages=msgs + [{"role": "assistant", "content": "<svg/>"}])
     fake.clock.advance(3600)
-    fake.add_trace(tags=["invocation_id:job", "epoch:1"], messages=msgs, output={"role": "assistant", "content": "<svg/>"})
+    fake.add_trace(
+        tags=["invocation_id:job", "epoch:1"], messages=msgs, output={"role": "assistant", "content": "<svg/>"}
+    )
     window = {"tags": "invocation_id:job", "from_timestamp": (t0 + (fake.clock.peek() - t0) / 2).isoformat()}
     got = requests.get(f"{fake.url}/v1/traces", params=window, headers=hdr).json()["traces"]
     assert [x["tags"][1] for x in got] == ["epoch:1"]
@@ -542,13 +623,25 @@ def test_eval_protocol_clients_against_the_fake(fake, tmp_path):
         print("RESULT " + json.dumps(out))
         """
     )
-    fake.add_trace(tags=["rollout_id:r9", "invocation_id:i", "experiment_id:e", "run_id:u", "row_id:row-9"],
-                   messages=[{"role": "user", "content": "draw"}, {"role": "assistant", "content": "```svg\n<svg/>\n```"}])
+    fake.add_trace(
+        tags=["rollout_id:r9", "invocation_id:i", "experiment_id:e", "run_id:u", "row_id:row-9"],
+        messages=[{"role": "user", "content": "draw"}, {"role": "assistant", "content": "```svg\n<svg/>\n```"}],
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREWORKS_", "EP_", "FW_", "OPENAI_"))}
-    env.update(REPO=str(REPO), GATEWAY=fake.localhost_url, API=fake.url, FIREWORKS_API_KEY=KEY, FIREWORKS_API_BASE=fake.url,
-               LITELLM_LOCAL_MODEL_COST_MAP="True", HOME=str(tmp_path), PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        REPO=str(REPO),
+        GATEWAY=fake.localhost_url,
+        API=fake.url,
+        FIREWORKS_API_KEY=KEY,
+        FIREWORKS_API_BASE=fake.url,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        HOME=str(tmp_path),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     for attempt in range(2):  # one retry for litellm's documented intermittent partial-import failure
-        proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        proc = subprocess.run(
+            [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+        )
         known_flake = "partially initialized module" in proc.stderr or "_DeadlockError" in proc.stderr
         if proc.returncode == 0 or not known_flake:
             break
@@ -577,16 +670,38 @@ def _png_url(png: bytes) -> str:
 
 def _judge(client, png: bytes, n: int, mode: str = "count"):
     reqs = "\n".join(f"{i}. requirement number {i}" for i in range(1, n + 1))
-    fmt = ({"type": "json_schema", "json_schema": {"name": "SVGBenchResponse", "schema": {
-        "type": "object", "properties": {"reasoning": {"type": "string"},
-                                         "number_of_fulfilled_requirements": {"type": "integer"}}}}}
-           if mode == "count" else
-           {"type": "json_schema", "json_schema": {"name": "RequirementVerdicts", "schema": {"type": "object"}}})
+    fmt = (
+        {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "SVGBenchResponse",
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "reasoning": {"type": "string"},
+                        "number_of_fulfilled_requirements": {"type": "integer"},
+                    },
+                },
+            },
+        }
+        if mode == "count"
+        else {"type": "json_schema", "json_schema": {"name": "RequirementVerdicts", "schema": {"type": "object"}}}
+    )
     return client.chat.completions.create(
-        model="gpt-4.1", temperature=0, response_format=fmt,
-        messages=[{"role": "system", "content": "1. ignore me: system lines are not requirements"},
-                  {"role": "user", "content": [{"type": "text", "text": f"Requirements:\n{reqs}"},
-                                               {"type": "image_url", "image_url": {"url": _png_url(png)}}]}])
+        model="gpt-4.1",
+        temperature=0,
+        response_format=fmt,
+        messages=[
+            {"role": "system", "content": "1. ignore me: system lines are not requirements"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": f"Requirements:\n{reqs}"},
+                    {"type": "image_url", "image_url": {"url": _png_url(png)}},
+                ],
+            },
+        ],
+    )
 
 
 def test_openai_policy_replies(oai):
@@ -597,7 +712,9 @@ def test_openai_policy_replies(oai):
     a = c.chat.completions.create(model="qwen3-8b", messages=msgs, n=3)
     b = c.chat.completions.create(model="qwen3-8b", messages=msgs)
     assert len(a.choices) == 3 and a.choices[0].message.content == b.choices[0].message.content  # deterministic
-    assert all("```svg" in ch.message.content for ch in a.choices) and a.usage.total_tokens > a.usage.completion_tokens > 0
+    assert (
+        all("```svg" in ch.message.content for ch in a.choices) and a.usage.total_tokens > a.usage.completion_tokens > 0
+    )
     poor = c.chat.completions.create(model="my-base-model", messages=msgs).choices[0].message.content
     assert poor.count("<circle") == 1 and poor != b.choices[0].message.content
     cut = c.chat.completions.create(model="qwen3-8b", messages=msgs, max_tokens=5).choices[0]
@@ -607,15 +724,24 @@ def test_openai_policy_replies(oai):
     prefixed = openai.OpenAI(api_key=OAI_KEY, base_url=oai.url + "/openai/v1", max_retries=0)
     assert prefixed.chat.completions.create(model="m", messages=msgs).choices[0].message.content
     with pytest.raises(openai.AuthenticationError) as e:
-        openai.OpenAI(api_key="sk-wrong-key", base_url=oai.url + "/v1", max_retries=0).chat.completions.create(model="m", messages=msgs)
+        openai.OpenAI(api_key="sk-wrong-key", base_url=oai.url + "/v1", max_retries=0).chat.completions.create(
+            model="m", messages=msgs
+        )
     assert e.value.body["code"] == "invalid_api_key" and "sk-wrong-key" not in str(e.value)
     with pytest.raises(openai.BadRequestError):
         c.chat.completions.create(model="m", messages=[])
-    for name, check in (("blank", lambda s: "<rect" in s and "<circle" not in s), ("text", lambda s: "<svg" not in s),
-                        ("none", lambda s: s is None)):
+    for name, check in (
+        ("blank", lambda s: "<rect" in s and "<circle" not in s),
+        ("text", lambda s: "<svg" not in s),
+        ("none", lambda s: s is None),
+    ):
         with start_openai(api_key=OAI_KEY, policy=name) as f:
-            got = openai.OpenAI(api_key=OAI_KEY, base_url=f.url + "/v1", max_retries=0).chat.completions.create(
-                model="m", messages=msgs).choices[0].message.content
+            got = (
+                openai.OpenAI(api_key=OAI_KEY, base_url=f.url + "/v1", max_retries=0)
+                .chat.completions.create(model="m", messages=msgs)
+                .choices[0]
+                .message.content
+            )
             assert check(got), (name, got)
     assert oai.policy_calls >= 5
 
@@ -625,8 +751,11 @@ def test_judge_counts_blank_zero_and_colourful_positive(oai):
 
     c = openai.OpenAI(api_key=OAI_KEY, base_url=oai.url + "/v1", max_retries=0)
     blank = solid_png(64, 48, (255, 255, 255))
-    colourful = stripes_png(64, 48, [(255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 200, 0), (128, 0, 128),
-                                     (0, 200, 200), (90, 50, 10), (0, 0, 0)])
+    colourful = stripes_png(
+        64,
+        48,
+        [(255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 200, 0), (128, 0, 128), (0, 200, 200), (90, 50, 10), (0, 0, 0)],
+    )
     r0 = json.loads(_judge(c, blank, 6).choices[0].message.content)
     assert r0["number_of_fulfilled_requirements"] == 0
     r1 = json.loads(_judge(c, colourful, 6).choices[0].message.content)
@@ -650,9 +779,20 @@ def test_judge_on_a_real_chromium_screenshot(oai, tmp_path):
     svg = tmp_path / "in.svg"
     shutil.copy(CORPUS / "gen_000.svg", svg)
     png_path = tmp_path / "out.png"
-    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--screenshot={png_path}", "--window-size=400,300", svg.as_uri()],
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={png_path}",
+            "--window-size=400,300",
+            svg.as_uri(),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     assert png_path.exists(), proc.stderr[-2000:]
     png = png_path.read_bytes()
     img = decode_png(png)
@@ -769,12 +909,24 @@ def test_hostile_requests_get_4xx_never_a_crash(fake, oai):
         ("POST", "/v1/accounts/acct/datasets", deep),
         ("POST", "/v1/accounts/acct/datasets", b'{"datasetId":"d","dataset":[1]}'),
         ("POST", "/v1/accounts/acct/evaluatorsV2", b'{"evaluatorId":"e","evaluator":"x"}'),
-        ("POST", "/v1/accounts/acct/reinforcementFineTuningJobs", b'{"dataset":"accounts/acct/datasets/../x","evaluator":1}'),
+        (
+            "POST",
+            "/v1/accounts/acct/reinforcementFineTuningJobs",
+            b'{"dataset":"accounts/acct/datasets/../x","evaluator":1}',
+        ),
         ("POST", "/v1/accounts/acct/datasets/d:upload", b"--zz\r\nbroken"),
         ("GET", "/v1/accounts/acct/secrets?pageSize=abc", b""),
         ("GET", "/v1/accounts/acct/secrets?filter=name%3D%22x%22%20OR%20y", b""),
-        ("POST", "/v1/chat/completions", b'{"model":"accounts/fireworks/models/q","messages":[{"role":"user","content":"hi"}],"n":1000}'),
-        ("POST", "/rollout_id/a/invocation_id/b/experiment_id/c/run_id/d/row_id/e/encoded_base_url/!!!/chat/completions", b"{}"),
+        (
+            "POST",
+            "/v1/chat/completions",
+            b'{"model":"accounts/fireworks/models/q","messages":[{"role":"user","content":"hi"}],"n":1000}',
+        ),
+        (
+            "POST",
+            "/rollout_id/a/invocation_id/b/experiment_id/c/run_id/d/row_id/e/encoded_base_url/!!!/chat/completions",
+            b"{}",
+        ),
         ("POST", "/logs", b'{"tags":[1,2],"status":{"code":"x"}}'),
         ("GET", "/v1/traces/pointwise?tags=a&from_timestamp=garbage", b""),
         ("GET", "/v1/status", b""),
@@ -783,11 +935,27 @@ def test_hostile_requests_get_4xx_never_a_crash(fake, oai):
     with httpx.Client() as client:
         for method, path, body in cases:
             for base, key in ((fake.url, KEY), (oai.url, OAI_KEY)):
-                r = client.request(method, base + path, content=body, headers={
-                    "Authorization": f"Bearer {key}", "Content-Type": "multipart/form-data; boundary=zz" if ":upload" in path
-                    else "application/json"})
+                r = client.request(
+                    method,
+                    base + path,
+                    content=body,
+                    headers={
+                        "Authorization": f"Bearer {key}",
+                        "Content-Type": "multipart/form-data; boundary=zz" if ":upload" in path else "application/json",
+                    },
+                )
                 assert 400 <= r.status_code < 500, (base, method, path, r.status_code, r.text[:200])
-        judge = {"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "1. a"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,####"}}]}]}
+        judge = {
+            "model": "m",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "1. a"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,####"}},
+                    ],
+                }
+            ],
+        }
         r = client.post(oai.url + "/v1/chat/completions", json=judge, headers={"Authorization": f"Bearer {OAI_KEY}"})
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_image_format"

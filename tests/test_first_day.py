@@ -51,8 +51,10 @@ def test_wide_terminals_keep_the_rich_panels(cli, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- exit codes
 
-@pytest.mark.parametrize("args", [["--epochs", "0"], ["--epochs", "abc"], ["--n", "-1"], ["--temperature", "9"],
-                                  ["--max-tokens", "x"]])
+
+@pytest.mark.parametrize(
+    "args", [["--epochs", "0"], ["--epochs", "abc"], ["--n", "-1"], ["--temperature", "9"], ["--max-tokens", "x"]]
+)
 def test_a_bad_train_flag_is_a_usage_error(cli, args):
     """`--epochs abc` exited 2 but `--epochs 0` exited 1: both are usage errors (README: exit 2)."""
     r = cli("train", "--base-model", "qwen3-0p6b", "--dry-run", *args)
@@ -70,7 +72,9 @@ def test_a_bad_value_in_the_config_file_stays_a_config_error(cli, tmp_path):
 @pytest.mark.browser
 def test_render_exits_1_when_some_inputs_fail(cli, tmp_path):
     """2 of 5 inputs failing exited 0: CI could not notice. The PNGs of the others are still written."""
-    good = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="red"/></svg>'
+    good = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="red"/></svg>'
+    )
     files = []
     for i in range(3):
         files.append(tmp_path / f"ok{i}.svg")
@@ -81,7 +85,10 @@ def test_render_exits_1_when_some_inputs_fail(cli, tmp_path):
     r = cli("render", *files, "-o", tmp_path / "out", "--json")
     assert r.exit_code == 1, r
     assert r.json()["rendered"] == 3 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "ok0.svg.png", "ok1.svg.png", "ok2.svg.png"]
+        "ok0.svg.png",
+        "ok1.svg.png",
+        "ok2.svg.png",
+    ]
     assert "Error: 2 of 5 inputs did not render" in r.stderr
     ok = cli("render", *files[:3], "-o", tmp_path / "out2")
     assert ok.exit_code == 0, ok

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO
 
 # ------------------------------------------------------------------------ progress lines are never wrapped
@@ -28,9 +26,14 @@ def test_progress_lines_are_not_wrapped_when_stderr_is_piped(tmp_path):
     out = tmp_path / LONG_DIR / "svgbench.jsonl"
     env = {**os.environ, "COLUMNS": "40"}
     env.pop("TERMINAL_WIDTH", None)
-    proc = subprocess.run([sys.executable, "-m", "svgrft", "dataset", "build", "--out", str(out)],
-                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "svgrft", "dataset", "build", "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = _whole_lines(proc.stderr, str(out))
     assert len(lines) == 1 and lines[0].startswith("wrote ") and lines[0].endswith(" rows)"), proc.stderr
@@ -48,6 +51,7 @@ def test_warnings_and_plan_lines_are_not_wrapped(cli, monkeypatch, tmp_path):
 
 # ------------------------------------------------------------------------------------ counted words agree
 
+
 def test_plural_helper():
     from svgrft.core.plural import plural, plural_word
 
@@ -59,18 +63,64 @@ def test_plural_helper():
     assert plural_word(2, "is", "are") == "are"
 
 
-COUNTED = ("rows", "rollouts", "bytes", "requirements", "prompts", "samples", "epochs", "characters", "chars",
-           "verdicts", "elements", "records", "inputs", "files", "errors", "words", "traces", "shapes", "replies",
-           "questions", "problems", "models", "lines", "examples", "deployments", "attempts", "PNGs", "SVGs",
-           "images", "jobs", "runs", "checks", "workers", "replicas", "entries", "calls", "requests", "datasets",
-           "secrets", "keys", "hits", "tokens", "items", "points", "pictures", "drawings", "failures")
+COUNTED = (
+    "rows",
+    "rollouts",
+    "bytes",
+    "requirements",
+    "prompts",
+    "samples",
+    "epochs",
+    "characters",
+    "chars",
+    "verdicts",
+    "elements",
+    "records",
+    "inputs",
+    "files",
+    "errors",
+    "words",
+    "traces",
+    "shapes",
+    "replies",
+    "questions",
+    "problems",
+    "models",
+    "lines",
+    "examples",
+    "deployments",
+    "attempts",
+    "PNGs",
+    "SVGs",
+    "images",
+    "jobs",
+    "runs",
+    "checks",
+    "workers",
+    "replicas",
+    "entries",
+    "calls",
+    "requests",
+    "datasets",
+    "secrets",
+    "keys",
+    "hits",
+    "tokens",
+    "items",
+    "points",
+    "pictures",
+    "drawings",
+    "failures",
+)
 # model prompts are not output (and the count prompt is SVGBench's own, verbatim); a word is not a count
-NOT_COUNTS = {("svgrft/core/judge.py", "with exactly {n} verdicts"),
-              ("svgrft/workflow/compare.py", "{split['split']} ")}
+NOT_COUNTS = {
+    ("svgrft/core/judge.py", "with exactly {n} verdicts"),
+    ("svgrft/workflow/compare_sources.py", "{split['split']} "),
+}
 
 
 def _hand_pluralised() -> list[str]:
-    """``f"{expr} rows"`` and ``f"… run(s)"`` in svgrft's f-strings (svgrft/server/ has its own owner)."""
+    """``f"{expr} rows"`` and ``f"… run(s)"`` in svgrft's f-strings."""
     import ast
     import re
 
@@ -78,8 +128,6 @@ def _hand_pluralised() -> list[str]:
     found = []
     for path in sorted((REPO / "svgrft").rglob("*.py")):
         rel = path.relative_to(REPO).as_posix()
-        if rel.startswith("svgrft/server/"):
-            continue
         source = path.read_text(encoding="utf-8")
         for node in ast.walk(ast.parse(source)):
             if not isinstance(node, ast.JoinedStr):
@@ -95,12 +143,18 @@ def _hand_pluralised() -> list[str]:
                     continue
                 nxt = parts[i + 1] if i + 1 < len(parts) else None
                 expr = ast.get_source_segment(source, part.value) or ""
-                if re.search(r"""^['"]e?s['"] if """, expr):                # problem{'s' if n != 1 else ''}
+                if re.search(r"""^['"]e?s['"] if """, expr):  # problem{'s' if n != 1 else ''}
                     found.append(f"{rel}:{node.lineno}: {text}")
-                if re.fullmatch(r"(?:\w+\.)*[A-Z][A-Z0-9_]*|.*mode['\]]*", expr):   # a constant limit, or "local rollouts"
+                if re.fullmatch(
+                    r"(?:\w+\.)*[A-Z][A-Z0-9_]*|.*mode['\]]*", expr
+                ):  # a constant limit, or "local rollouts"
                     continue
-                if nxt is not None and isinstance(nxt, ast.Constant) and isinstance(nxt.value, str) \
-                        and word.match(nxt.value):
+                if (
+                    nxt is not None
+                    and isinstance(nxt, ast.Constant)
+                    and isinstance(nxt.value, str)
+                    and word.match(nxt.value)
+                ):
                     found.append(f"{rel}:{node.lineno}: {text}")
     return found
 
@@ -131,6 +185,7 @@ def test_one_row_is_one_row(cli, tmp_path):
 
 
 # ------------------------------------------------------------- a failed command leaves no SVGRFT_HOME behind
+
 
 def test_a_failed_eval_creates_no_svgrft_home(cli, fw, oai, monkeypatch, tmp_path):
     """`svgrft eval` with a bad dataset or a missing key made ~/.svgrft (an empty database) before failing."""
@@ -168,6 +223,7 @@ def test_a_finished_eval_stores_its_run(cli, fw, oai, monkeypatch, tmp_path):
 
 # ------------------------------------------------------------ `evaluator stage DIR` never writes silently
 
+
 def test_stage_asks_before_replacing_and_never_makes_a_path(cli, tmp_path):
     """`svgrft evaluator stage PATH` made every missing folder of PATH and silently replaced what it found."""
     out = tmp_path / "stage"
@@ -176,7 +232,7 @@ def test_stage_asks_before_replacing_and_never_makes_a_path(cli, tmp_path):
     assert f"in {out}, content sha256" in first.stderr
     entry = out / "test_svgrft_eval.py"
     entry.write_text("# edited by the user\n", encoding="utf-8")
-    r = cli("evaluator", "stage", out)                               # an earlier stage: only with --overwrite
+    r = cli("evaluator", "stage", out)  # an earlier stage: only with --overwrite
     assert r.exit_code == 1 and "already holds a staged evaluator" in r.stderr and "--overwrite" in r.stderr, r
     assert entry.read_text(encoding="utf-8") == "# edited by the user\n"
     r = cli("evaluator", "stage", out, "--overwrite")
@@ -194,6 +250,7 @@ def test_stage_asks_before_replacing_and_never_makes_a_path(cli, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ README tells the truth
+
 
 def _registered_commands() -> set[str]:
     from typer.main import get_command
@@ -242,6 +299,7 @@ def test_readme_command_table_lists_every_command():
 def test_readme_names_the_pinned_judge_model():
     """README said `gpt-4.1` while the configs pin `gpt-4.1-2025-04-14`."""
     import re
+
     import tomllib
 
     from svgrft.config import DEFAULTS

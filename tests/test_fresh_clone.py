@@ -14,17 +14,27 @@ _OUTSIDE = re.compile(r"""\.\./shared\b|["']shared["']\s*/|/\s*["']shared["']|\b
 
 
 def _sources() -> list[Path]:
-    files = [p for top in ("svgrft", "tests", "benchmarks", "configs", ".ci") for p in (REPO / top).rglob("*")
-             if p.is_file() and p.suffix in (".py", ".toml", ".txt", ".md", "") and "__pycache__" not in p.parts
-             and "data" not in p.relative_to(REPO).parts[:2]]
+    files = [
+        p
+        for top in ("svgrft", "tests", "benchmarks", "configs", ".ci")
+        for p in (REPO / top).rglob("*")
+        if p.is_file()
+        and p.suffix in (".py", ".toml", ".txt", ".md", "")
+        and "__pycache__" not in p.parts
+        and "data" not in p.relative_to(REPO).parts[:2]
+    ]
     return files + [REPO / "pyproject.toml", REPO / "README.md", REPO / "Dockerfile.serve"]
 
 
 def test_nothing_reads_outside_the_repository():
     here = Path(__file__).resolve()
-    hits = [f"{p.relative_to(REPO)}:{n}: {line.strip()[:100]}" for p in _sources() if p.resolve() != here
-            for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
-            if _OUTSIDE.search(line)]
+    hits = [
+        f"{p.relative_to(REPO)}:{n}: {line.strip()[:100]}"
+        for p in _sources()
+        if p.resolve() != here
+        for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+        if _OUTSIDE.search(line)
+    ]
     assert hits == []
 
 
@@ -38,7 +48,7 @@ def test_test_data_is_in_the_repository_and_small():
 
 def _readme_blocks() -> list[str]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    quick = text[text.index("## Quick start"):text.index("## Installing the browser")]
+    quick = text[text.index("## Quick start") : text.index("## Installing the browser")]
     return [b.strip() for b in re.findall(r"```bash\n(.*?)```", quick, re.S)]
 
 
@@ -54,7 +64,7 @@ def test_readme_setup_makes_and_uses_a_virtual_environment():
 
 def test_ci_runs_exactly_the_readme_test_command_in_the_venv():
     test_cmd = next(b for b in _readme_blocks() if "pytest" in b)
-    assert test_cmd == ".venv/bin/python -m pytest"
+    assert test_cmd == ".venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/python -m pytest"
     lines = [ln.strip() for ln in (REPO / ".ci/run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert lines[-1] == test_cmd
     assert "python3 -m venv .venv" in "\n".join(lines) and not any(ln.startswith("python3 -m pip") for ln in lines)
@@ -83,10 +93,17 @@ def test_ctrl_c_tests_pass_when_the_runner_ignores_sigint():
     import subprocess
     import sys
 
-    tests = ["tests/test_jobs.py::test_watch_ctrl_c_detaches_and_job_keeps_running",
-             "tests/test_eval_cli.py::test_ctrl_c_in_a_real_process_prints_how_to_resume"]
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--timeout=90", *tests],
-                          cwd=REPO, capture_output=True, text=True, timeout=240,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    tests = [
+        "tests/test_jobs.py::test_watch_ctrl_c_detaches_and_job_keeps_running",
+        "tests/test_eval_cli.py::test_ctrl_c_in_a_real_process_prints_how_to_resume",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--timeout=90", *tests],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "2 passed" in proc.stdout

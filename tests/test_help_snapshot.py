@@ -14,10 +14,31 @@ import pytest
 SNAPSHOT = Path(__file__).parent / "snapshots" / "help.txt"
 UPDATE = os.environ.get("SVGRFT_UPDATE_SNAPSHOTS") == "1"  # read at import: the autouse fixture clears SVGRFT_*
 COMMANDS = [
-    [], ["doctor"], ["secrets", "push"], ["dataset", "build"], ["dataset", "validate"], ["dataset", "upload"],
-    ["render"], ["eval"], ["runs", "list"], ["runs", "show"], ["report"], ["evaluator", "build"], ["evaluator", "stage"],
-    ["evaluator", "test"], ["train"], ["jobs", "list"], ["jobs", "status"], ["jobs", "watch"], ["jobs", "cancel"],
-    ["jobs", "resume"], ["compare-epochs"], ["serve"], ["deploy"], ["deployments", "list"], ["undeploy"],
+    [],
+    ["doctor"],
+    ["secrets", "push"],
+    ["dataset", "build"],
+    ["dataset", "validate"],
+    ["dataset", "upload"],
+    ["render"],
+    ["eval"],
+    ["runs", "list"],
+    ["runs", "show"],
+    ["report"],
+    ["evaluator", "build"],
+    ["evaluator", "stage"],
+    ["evaluator", "test"],
+    ["train"],
+    ["jobs", "list"],
+    ["jobs", "status"],
+    ["jobs", "watch"],
+    ["jobs", "cancel"],
+    ["jobs", "resume"],
+    ["compare-epochs"],
+    ["serve"],
+    ["deploy"],
+    ["deployments", "list"],
+    ["undeploy"],
 ]
 
 
@@ -42,4 +63,5 @@ def test_help_matches_snapshot(cli, monkeypatch):
             pytest.fail(f"snapshot {SNAPSHOT} was missing and has been written; review and commit it")
     assert text == SNAPSHOT.read_text(encoding="utf-8"), (
         "`--help` output changed; if intended, regenerate: SVGRFT_UPDATE_SNAPSHOTS=1 python -m pytest "
-        "tests/test_help_snapshot.py")
+        "tests/test_help_snapshot.py"
+    )

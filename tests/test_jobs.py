@@ -10,10 +10,7 @@ import time
 import httpx
 
 from svgrft.workflow.jobs import TERMINAL_STATES, job_summary
-from tests.conftest import FW_KEY, no_sdk_retries, free_port
-
-
-
+from tests.conftest import FW_KEY, free_port, no_sdk_retries
 
 
 def create_job(fake, job_id: str = "svg-job-1", epochs: int = 2) -> str:
@@ -21,11 +18,16 @@ def create_job(fake, job_id: str = "svg-job-1", epochs: int = 2) -> str:
     if fake.resource("datasets", "svg-ds") is None:
         fake.add_dataset("svg-ds")
         fake.add_evaluator("svg-eval")
-    r = httpx.post(f"{fake.url}/v1/accounts/acct/reinforcementFineTuningJobs",
-                   params={"reinforcementFineTuningJobId": job_id},
-                   headers={"Authorization": f"Bearer {FW_KEY}"},
-                   json={"dataset": "accounts/acct/datasets/svg-ds", "evaluator": "accounts/acct/evaluators/svg-eval",
-                         "trainingConfig": {"baseModel": "accounts/fireworks/models/qwen3-0p6b", "epochs": epochs}})
+    r = httpx.post(
+        f"{fake.url}/v1/accounts/acct/reinforcementFineTuningJobs",
+        params={"reinforcementFineTuningJobId": job_id},
+        headers={"Authorization": f"Bearer {FW_KEY}"},
+        json={
+            "dataset": "accounts/acct/datasets/svg-ds",
+            "evaluator": "accounts/acct/evaluators/svg-eval",
+            "trainingConfig": {"baseModel": "accounts/fireworks/models/qwen3-0p6b", "epochs": epochs},
+        },
+    )
     assert r.status_code == 200, r.text
     return job_id
 
@@ -36,13 +38,25 @@ def _job_gets(fake, job_id):
 
 # --- summary (pure) --------------------------------------------------------------------------------
 
+
 def test_job_summary_fields_from_wire_dict():
-    s = job_summary({"name": "accounts/acct/reinforcementFineTuningJobs/j1", "state": "JOB_STATE_FAILED",
-                     "status": {"code": "INTERNAL", "message": "boom"}, "jobProgress": {"epoch": 1, "percent": "40"},
-                     "trainingConfig": {"epochs": 3, "baseModel": "accounts/fireworks/models/qwen3-0p6b",
-                                        "outputModel": "accounts/acct/models/out"},
-                     "dataset": "accounts/acct/datasets/d", "evaluator": "accounts/acct/evaluators/e",
-                     "createTime": "2025-01-01T00:00:00Z"}, "acct")
+    s = job_summary(
+        {
+            "name": "accounts/acct/reinforcementFineTuningJobs/j1",
+            "state": "JOB_STATE_FAILED",
+            "status": {"code": "INTERNAL", "message": "boom"},
+            "jobProgress": {"epoch": 1, "percent": "40"},
+            "trainingConfig": {
+                "epochs": 3,
+                "baseModel": "accounts/fireworks/models/qwen3-0p6b",
+                "outputModel": "accounts/acct/models/out",
+            },
+            "dataset": "accounts/acct/datasets/d",
+            "evaluator": "accounts/acct/evaluators/e",
+            "createTime": "2025-01-01T00:00:00Z",
+        },
+        "acct",
+    )
     assert s["id"] == "j1" and s["state_label"] == "FAILED" and s["terminal"] and not s["succeeded"]
     assert (s["epoch"], s["epochs"], s["percent"]) == (1, 3, 40.0)
     assert s["status_message"] == "boom" and s["status_code"] == "INTERNAL"
@@ -52,13 +66,18 @@ def test_job_summary_fields_from_wire_dict():
 
 
 def test_job_summary_tolerates_hostile_payloads():
-    for junk in ({"jobProgress": "x", "trainingConfig": [1], "status": 5},
-                 {"jobProgress": {"epoch": float("nan"), "percent": "inf"}, "state": {"a": 1}}, None, "junk"):
+    for junk in (
+        {"jobProgress": "x", "trainingConfig": [1], "status": 5},
+        {"jobProgress": {"epoch": float("nan"), "percent": "inf"}, "state": {"a": 1}},
+        None,
+        "junk",
+    ):
         s = job_summary(junk, "acct")
         assert s["state"] == "JOB_STATE_UNSPECIFIED" and s["epoch"] is None and s["percent"] is None
 
 
 # --- list / status ---------------------------------------------------------------------------------
+
 
 def test_list_table_json_and_state_filter(cli, fw):
     create_job(fw, "job-a")
@@ -113,7 +132,7 @@ def test_status_unknown_job_404(cli, fw):
     r = cli("jobs", "status", "no-such-job")
     assert r.exit_code == 1, r
     assert "not found" in r.stderr and "svgrft jobs list" in r.stderr
-    assert len(_job_gets(fw, "no-such-job")) == 1           # 404 is not retried
+    assert len(_job_gets(fw, "no-such-job")) == 1  # 404 is not retried
 
 
 def test_invalid_job_id_is_rejected_before_any_request(cli, fw):
@@ -143,6 +162,7 @@ def test_unreachable_fireworks(cli, monkeypatch):
 
 
 # --- watch -----------------------------------------------------------------------------------------
+
 
 def test_watch_until_completed(cli, fw):
     create_job(fw, "job-w", epochs=2)
@@ -191,7 +211,7 @@ def test_watch_gives_up_after_persistent_server_errors(cli, fw):
     r = cli("jobs", "watch", "job-p", "--interval", "0")
     assert r.exit_code == 1, r
     assert "server error (500)" in r.stderr and "hint:" in r.stderr
-    assert len(_job_gets(fw, "job-p")) == 6          # MAX_POLL_ERRORS + 1 polls, then it stops
+    assert len(_job_gets(fw, "job-p")) == 6  # MAX_POLL_ERRORS + 1 polls, then it stops
 
 
 def test_watch_unknown_job(cli, fw):
@@ -215,7 +235,7 @@ def test_watch_ctrl_c_detaches_and_job_keeps_running(cli, fw):
 
     def interrupt_after_polls():
         while not stop.is_set():
-            if len(_job_gets(fw, "job-c")) >= 3:    # the watch loop is running
+            if len(_job_gets(fw, "job-c")) >= 3:  # the watch loop is running
                 _thread.interrupt_main()
                 return
             time.sleep(0.01)
@@ -235,6 +255,7 @@ def test_watch_ctrl_c_detaches_and_job_keeps_running(cli, fw):
 
 # --- cancel / resume -------------------------------------------------------------------------------
 
+
 def test_cancel_needs_confirmation_then_cancels(cli, fw):
     create_job(fw, "job-k")
     fw.set_job_state("job-k", "RUNNING", epoch=0, percent=20)
@@ -246,7 +267,7 @@ def test_cancel_needs_confirmation_then_cancels(cli, fw):
     assert ok.stdout.strip() == "accounts/acct/reinforcementFineTuningJobs/job-k"
     assert len(fw.calls("POST", re.compile(r"job-k:cancel$"))) == 1
     assert fw.job("job-k")["state"] in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
-    again = cli("jobs", "cancel", "job-k", "--yes", "--json")          # idempotent, no second :cancel
+    again = cli("jobs", "cancel", "job-k", "--yes", "--json")  # idempotent, no second :cancel
     assert again.exit_code == 0 and again.json()["state"] == "JOB_STATE_CANCELLED"
     assert len(fw.calls("POST", re.compile(r"job-k:cancel$"))) == 1
     w = cli("jobs", "watch", "job-k", "--interval", "0")
@@ -304,6 +325,7 @@ def test_render_watch_is_reusable(fw):
 
 
 # --- jobs table at 80 columns, a declined confirmation (folded from test_qa_cli.py) ---
+
 
 def test_jobs_list_keeps_the_job_id_on_one_line_at_80_columns(cli, fw, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")

@@ -12,8 +12,16 @@ import pytest
 
 from svgrft.clients.judge import JudgeClient, call_with_retries, judge_from_settings, retry_after_seconds
 from svgrft.config import load_settings
-from svgrft.core.judge import (COUNT_SCHEMA, JudgeReplyError, build_messages, checklist_prompt, count_prompt,
-                               parse_reply, request_summary, response_format)
+from svgrft.core.judge import (
+    COUNT_SCHEMA,
+    JudgeReplyError,
+    build_messages,
+    checklist_prompt,
+    count_prompt,
+    parse_reply,
+    request_summary,
+    response_format,
+)
 from tests.conftest import OPENAI_KEY
 from tests.fakes import judge_rule, stripes_png
 
@@ -26,8 +34,14 @@ def run(coro):
 
 
 def client(oai, **kw) -> JudgeClient:
-    opts = dict(model="gpt-4.1-2025-04-14", api_key=OPENAI_KEY, base_url=oai.url + "/v1", backoff_base=0.01,
-                max_retries=3, timeout=5.0)
+    opts = dict(
+        model="gpt-4.1-2025-04-14",
+        api_key=OPENAI_KEY,
+        base_url=oai.url + "/v1",
+        backoff_base=0.01,
+        max_retries=3,
+        timeout=5.0,
+    )
     opts.update(kw)
     return JudgeClient(**opts)
 
@@ -37,6 +51,7 @@ def judge_bodies(oai):
 
 
 # -- prompts ---------------------------------------------------------------------------------
+
 
 def test_count_prompt_is_the_original_svgbench_prompt():
     expected = (
@@ -53,8 +68,10 @@ def test_count_prompt_is_the_original_svgbench_prompt():
 
 
 def test_checklist_prompt_lists_requirements_once_without_the_answer_boilerplate():
-    formatted = ("Write `svg` code to draw an image of a barn. Wrap the SVG code in an SVG code block following "
-                 "the example below.\n\nExample:\n```svg\n<svg/>\n```\n\nRequirements:\n1. A red barn.\n2. A sun.")
+    formatted = (
+        "Write `svg` code to draw an image of a barn. Wrap the SVG code in an SVG code block following "
+        "the example below.\n\nExample:\n```svg\n<svg/>\n```\n\nRequirements:\n1. A red barn.\n2. A sun."
+    )
     assert request_summary(formatted) == "Write `svg` code to draw an image of a barn."
     text = checklist_prompt(REQS, formatted)
     assert text.count("A red barn.") == 1
@@ -68,16 +85,22 @@ def test_checklist_prompt_lists_requirements_once_without_the_answer_boilerplate
 
 # -- strict parsing --------------------------------------------------------------------------
 
+
 def verdicts(n, k, base=1):
     return json.dumps({"verdicts": [{"index": i + base, "fulfilled": i < k, "evidence": f"e{i}"} for i in range(n)]})
 
 
 def test_parse_checklist_orders_by_index_and_counts_in_code():
-    shuffled = json.dumps({"verdicts": [
-        {"index": 3, "fulfilled": True, "evidence": "three trees"},
-        {"index": 1, "fulfilled": False, "evidence": "no barn"},
-        {"index": 4, "fulfilled": True, "evidence": "sky"},
-        {"index": 2, "fulfilled": True, "evidence": "sun"}]})
+    shuffled = json.dumps(
+        {
+            "verdicts": [
+                {"index": 3, "fulfilled": True, "evidence": "three trees"},
+                {"index": 1, "fulfilled": False, "evidence": "no barn"},
+                {"index": 4, "fulfilled": True, "evidence": "sky"},
+                {"index": 2, "fulfilled": True, "evidence": "sun"},
+            ]
+        }
+    )
     rep = parse_reply("checklist", shuffled, REQS)
     assert [v.index for v in rep.verdicts] == [1, 2, 3, 4]
     assert [v.fulfilled for v in rep.verdicts] == [False, True, True, True]
@@ -88,30 +111,51 @@ def test_parse_checklist_orders_by_index_and_counts_in_code():
     assert [v.fulfilled for v in rep0.verdicts] == [True, False, False, False]
 
 
-@pytest.mark.parametrize("reply, fragment", [
-    ("", "empty"),
-    (None, "empty"),
-    ("The image shows a barn.", "not JSON"),
-    ("[1, 2]", "expected an object"),
-    ('{"verdicts": "yes"}', "'verdicts' list"),
-    (verdicts(3, 3), "3 verdicts for 4"),
-    (verdicts(5, 3), "5 verdicts for 4"),
-    (json.dumps({"verdicts": [{"index": 1, "fulfilled": True, "evidence": ""}] * 4}), "not 1..4"),
-    (json.dumps({"verdicts": [{"index": i, "fulfilled": "yes", "evidence": ""} for i in range(1, 5)]}),
-     "expected true/false"),
-    (json.dumps({"verdicts": [{"index": i, "evidence": ""} for i in range(1, 5)]}), "lacks"),
-    (json.dumps({"verdicts": [{"index": i + 10, "fulfilled": True, "evidence": ""} for i in range(4)]}), "not 1..4"),
-    ("[" * 100_000, "not JSON"),
-    ("x" * 300_000, "too long"),
-])
+@pytest.mark.parametrize(
+    "reply, fragment",
+    [
+        ("", "empty"),
+        (None, "empty"),
+        ("The image shows a barn.", "not JSON"),
+        ("[1, 2]", "expected an object"),
+        ('{"verdicts": "yes"}', "'verdicts' list"),
+        (verdicts(3, 3), "3 verdicts for 4"),
+        (verdicts(5, 3), "5 verdicts for 4"),
+        (json.dumps({"verdicts": [{"index": 1, "fulfilled": True, "evidence": ""}] * 4}), "not 1..4"),
+        (
+            json.dumps({"verdicts": [{"index": i, "fulfilled": "yes", "evidence": ""} for i in range(1, 5)]}),
+            "expected true/false",
+        ),
+        (json.dumps({"verdicts": [{"index": i, "evidence": ""} for i in range(1, 5)]}), "lacks"),
+        (
+            json.dumps({"verdicts": [{"index": i + 10, "fulfilled": True, "evidence": ""} for i in range(4)]}),
+            "not 1..4",
+        ),
+        ("[" * 100_000, "not JSON"),
+        ("x" * 300_000, "too long"),
+    ],
+)
 def test_parse_checklist_rejects_bad_replies(reply, fragment):
     with pytest.raises(JudgeReplyError) as ei:
         parse_reply("checklist", reply, REQS)
     assert fragment in ei.value.reason
 
 
-@pytest.mark.parametrize("value, ok", [(0, 0), (4, 4), (2.0, 2), ("3", 3), (5, None), (-1, None), (True, None),
-                                       (2.5, None), ("many", None), (None, None)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (0, 0),
+        (4, 4),
+        (2.0, 2),
+        ("3", 3),
+        (5, None),
+        (-1, None),
+        (True, None),
+        (2.5, None),
+        ("many", None),
+        (None, None),
+    ],
+)
 def test_parse_count_range(value, ok):
     text = json.dumps({"reasoning": "r", "number_of_fulfilled_requirements": value})
     if ok is None:
@@ -132,6 +176,7 @@ def test_retry_after_parsing():
 
 
 # -- the client against the fake judge --------------------------------------------------------
+
 
 def test_checklist_mode_against_fake_judge(oai):
     j = client(oai)
@@ -163,8 +208,7 @@ def test_count_mode_against_fake_judge(oai):
     assert "How many of the following 4 requirements" in body["messages"][0]["content"][0]["text"]
 
 
-@pytest.mark.parametrize("bad", ["this is not json", {"refusal": "I can't help with that."}, None,
-                                 verdicts(2, 1)])
+@pytest.mark.parametrize("bad", ["this is not json", {"refusal": "I can't help with that."}, None, verdicts(2, 1)])
 def test_one_repair_retry_then_valid(oai, bad):
     oai.script_judge([bad])
     j = client(oai)
@@ -176,11 +220,14 @@ def test_one_repair_retry_then_valid(oai, bad):
     assert "could not be used" in repair[-1]["content"]
 
 
-@pytest.mark.parametrize("mode, bad, fragment", [
-    ("checklist", "not json at all", "not JSON"),
-    ("count", json.dumps({"reasoning": "r", "number_of_fulfilled_requirements": 9}), "out of range 0..4"),
-    ("count", {"refusal": "I cannot evaluate images."}, "judge refused"),
-])
+@pytest.mark.parametrize(
+    "mode, bad, fragment",
+    [
+        ("checklist", "not json at all", "not JSON"),
+        ("count", json.dumps({"reasoning": "r", "number_of_fulfilled_requirements": 9}), "out of range 0..4"),
+        ("count", {"refusal": "I cannot evaluate images."}, "judge refused"),
+    ],
+)
 def test_invalid_after_repair_is_marked_invalid_with_reason(oai, mode, bad, fragment):
     oai.script_judge([bad, bad])
     out = run(client(oai, mode=mode).judge(COLOURFUL, REQS))
@@ -215,6 +262,7 @@ def test_429_honours_retry_after_instead_of_backoff(oai):
             async def sleep(d):
                 delays.append(d)
                 await asyncio.sleep(d)
+
             return await real(fn, **{**kw, "sleep": sleep})
 
         mod.call_with_retries = spy
@@ -270,6 +318,7 @@ def test_missing_key_is_a_config_error(monkeypatch):
 
 # -- concurrency limit (a tiny real server that counts requests in flight) ------------------------
 
+
 class _Counting(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     lock = threading.Lock()
@@ -291,10 +340,18 @@ class _Counting(BaseHTTPRequestHandler):
         with cls.lock:
             cls.inflight -= 1
         content = json.dumps({"reasoning": "ok", "number_of_fulfilled_requirements": 1})
-        body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": content}}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+        body = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -308,8 +365,13 @@ def test_semaphore_bounds_requests_in_flight():
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
-        j = JudgeClient(model="m", api_key="k-123456789", mode="count", concurrency=2,
-                        base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1")
+        j = JudgeClient(
+            model="m",
+            api_key="k-123456789",
+            mode="count",
+            concurrency=2,
+            base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1",
+        )
 
         async def many():
             return await asyncio.gather(*(j.judge(COLOURFUL, REQS) for _ in range(6)))
@@ -340,8 +402,11 @@ def test_a_fireworks_hosted_judge_uses_the_fireworks_key(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.fireworks.ai/inference/v1")
     monkeypatch.setenv("SVGRFT_JUDGE_MODEL", "accounts/fireworks/models/qwen2p5-vl-32b-instruct")
     j = judge_from_settings(load_settings())
-    assert (j.key_name, j.base_url, j.model) == ("FIREWORKS_API_KEY", "https://api.fireworks.ai/inference/v1",
-                                                 "accounts/fireworks/models/qwen2p5-vl-32b-instruct")
+    assert (j.key_name, j.base_url, j.model) == (
+        "FIREWORKS_API_KEY",
+        "https://api.fireworks.ai/inference/v1",
+        "accounts/fireworks/models/qwen2p5-vl-32b-instruct",
+    )
     assert "fw-judge-key" not in repr(j)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)  # an explicit OpenAI key still wins
     assert judge_from_settings(load_settings()).key_name == "OPENAI_API_KEY"
@@ -373,21 +438,30 @@ def test_judge_reply_of_newlines_does_not_hang_the_parser():
 
 def test_fenced_judge_reply_is_still_accepted():
     body = {"verdicts": [{"index": i, "fulfilled": i != 2, "evidence": "seen"} for i in (1, 2, 3)]}
-    for text in (f"```json\n{json.dumps(body)}\n```", f"  ```\n{json.dumps(body)}```  ",
-                 f"```JSON \n\n{json.dumps(body, indent=2)}\n\n```"):
+    for text in (
+        f"```json\n{json.dumps(body)}\n```",
+        f"  ```\n{json.dumps(body)}```  ",
+        f"```JSON \n\n{json.dumps(body, indent=2)}\n\n```",
+    ):
         reply = parse_reply("checklist", text, THREE_REQS)
         assert (reply.fulfilled, reply.total) == (2, 3)
-    for text in (f"```json {json.dumps(body)}```",  # no newline after the info string
-                 f"Here you go:\n```json\n{json.dumps(body)}\n```",  # prose around the fence
-                 f"```json\n{json.dumps(body)}\n```\nanything else?"):
+    for text in (
+        f"```json {json.dumps(body)}```",  # no newline after the info string
+        f"Here you go:\n```json\n{json.dumps(body)}\n```",  # prose around the fence
+        f"```json\n{json.dumps(body)}\n```\nanything else?",
+    ):
         with pytest.raises(JudgeReplyError):
             parse_reply("checklist", text, THREE_REQS)
 
 
-@pytest.mark.parametrize("mode,text", [
-    ("count", '{"reasoning": "x", "number_of_fulfilled_requirements": ' + "1" * 5000 + "}"),
-    ("checklist", '{"verdicts": [{"index": ' + "9" * 4400 + ', "fulfilled": true, "evidence": ""}]}'),
-], ids=["count", "checklist"])
+@pytest.mark.parametrize(
+    "mode,text",
+    [
+        ("count", '{"reasoning": "x", "number_of_fulfilled_requirements": ' + "1" * 5000 + "}"),
+        ("checklist", '{"verdicts": [{"index": ' + "9" * 4400 + ', "fulfilled": true, "evidence": ""}]}'),
+    ],
+    ids=["count", "checklist"],
+)
 def test_judge_reply_with_a_giant_integer_literal_is_an_invalid_reply(mode, text):
     # json.loads raises a plain ValueError (not JSONDecodeError) past Python's 4300-digit limit:
     # it escaped the parser, and the client filed the sample as an infrastructure error.
@@ -404,8 +478,14 @@ def _judge(canned):
     from svgrft.clients.judge import JudgeClient
 
     async def run():
-        j = JudgeClient(model="m", api_key="sk-test-canned-0123456789", base_url=canned.url, max_retries=1,
-                        backoff_base=0.01, timeout=10)
+        j = JudgeClient(
+            model="m",
+            api_key="sk-test-canned-0123456789",
+            base_url=canned.url,
+            max_retries=1,
+            backoff_base=0.01,
+            timeout=10,
+        )
         try:
             return await j.judge(b"\x89PNG\r\n\x1a\n", THREE_REQS, "")
         finally:
@@ -414,11 +494,16 @@ def _judge(canned):
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize("usage", [{"prompt_tokens": "NaN-ish", "completion_tokens": 7},
-                                   {"prompt_tokens": -50, "completion_tokens": 7},
-                                   {"prompt_tokens": 1e300, "completion_tokens": 7},
-                                   {"prompt_tokens": None, "completion_tokens": 7}],
-                         ids=["string", "negative", "huge_float", "null"])
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": "NaN-ish", "completion_tokens": 7},
+        {"prompt_tokens": -50, "completion_tokens": 7},
+        {"prompt_tokens": 1e300, "completion_tokens": 7},
+        {"prompt_tokens": None, "completion_tokens": 7},
+    ],
+    ids=["string", "negative", "huge_float", "null"],
+)
 def test_garbage_usage_counts_do_not_cost_a_valid_verdict(canned, usage):
     # int(usage.prompt_tokens) raised on NaN/strings: the verdict was dropped as an infrastructure error.
     canned.answer(completion(json.dumps(GOOD_VERDICTS), usage))
@@ -434,8 +519,9 @@ def test_nan_usage_from_a_raw_body(canned):
     assert out.ok and out.usage == {"prompt_tokens": 0, "completion_tokens": 2}, out.reason
 
 
-@pytest.mark.parametrize("content", [GOOD_VERDICTS, [{"type": "text", "text": json.dumps(GOOD_VERDICTS)}]],
-                         ids=["object", "content_parts"])
+@pytest.mark.parametrize(
+    "content", [GOOD_VERDICTS, [{"type": "text", "text": json.dumps(GOOD_VERDICTS)}]], ids=["object", "content_parts"]
+)
 def test_structured_content_shapes_are_read(canned, content):
     # a dict content crashed with "unhashable type: 'slice'" (an infra error); content parts were not JSON
     canned.answer(completion(content))
@@ -443,12 +529,16 @@ def test_structured_content_shapes_are_read(canned, content):
     assert out.ok and out.reply.fulfilled == 2, out.reason
 
 
-@pytest.mark.parametrize("body,ctype", [
-    ({"choices": "nope"}, "application/json"),
-    ({"choices": [1]}, "application/json"),
-    (b"[" * 100_000, "application/json"),
-    (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
-], ids=["choices_string", "choices_ints", "deep_json", "html_200"])
+@pytest.mark.parametrize(
+    "body,ctype",
+    [
+        ({"choices": "nope"}, "application/json"),
+        ({"choices": [1]}, "application/json"),
+        (b"[" * 100_000, "application/json"),
+        (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+    ],
+    ids=["choices_string", "choices_ints", "deep_json", "html_200"],
+)
 def test_a_body_that_is_not_a_completion_is_retried_then_malformed(canned, body, ctype):
     # these raised AttributeError/RecursionError inside the client: kind "error", never retried
     canned.answer(body, ctype)

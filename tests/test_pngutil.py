@@ -11,8 +11,17 @@ import zlib
 
 import pytest
 
-from svgrft.core.pngutil import (PngError, background_color, count_color, decode_png, is_near_uniform,
-                                 mean_abs_diff, non_background_fraction, pixel, png_size)
+from svgrft.core.pngutil import (
+    PngError,
+    background_color,
+    count_color,
+    decode_png,
+    is_near_uniform,
+    mean_abs_diff,
+    non_background_fraction,
+    pixel,
+    png_size,
+)
 
 
 def _chunk(t: bytes, body: bytes) -> bytes:
@@ -51,7 +60,7 @@ def encode(w, h, raw_rows, color_type, depth=8, filters=(0,), palette=None, trns
     if trns:
         png += _chunk(b"tRNS", trns)
     data = zlib.compress(bytes(out))
-    png += _chunk(b"IDAT", data[: len(data) // 2]) + _chunk(b"IDAT", data[len(data) // 2:])  # split IDAT
+    png += _chunk(b"IDAT", data[: len(data) // 2]) + _chunk(b"IDAT", data[len(data) // 2 :])  # split IDAT
     return png + _chunk(b"IEND", b"")
 
 
@@ -127,7 +136,7 @@ def test_uniform_and_fraction_stats():
     # 10 red pixels on white: 5 %
     rows = [bytearray(r) for r in white]
     for x in range(10):
-        rows[3][3 * x:3 * x + 3] = bytes([255, 0, 0])
+        rows[3][3 * x : 3 * x + 3] = bytes([255, 0, 0])
     png = encode(w, h, [bytes(r) for r in rows], 2, filters=(1, 2, 4))
     assert background_color(png) == (255, 255, 255)
     assert non_background_fraction(png) == pytest.approx(10 / 200)

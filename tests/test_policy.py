@@ -17,8 +17,14 @@ def test_policy_client_survives_the_same_bodies(canned):
     from svgrft.errors import SvgrftError
 
     async def gen():
-        p = PolicyClient(model="m", base_url=canned.url, api_key="fw-test-canned-0123456789", max_retries=0,
-                         backoff_base=0.01, timeout=10)
+        p = PolicyClient(
+            model="m",
+            base_url=canned.url,
+            api_key="fw-test-canned-0123456789",
+            max_retries=0,
+            backoff_base=0.01,
+            timeout=10,
+        )
         try:
             return await p.generate([{"role": "user", "content": "draw"}])
         finally:
@@ -41,10 +47,22 @@ def test_a_trickling_judge_or_policy_times_out_instead_of_hanging(trickle):
     from svgrft.errors import SvgrftError
 
     async def run():
-        j = JudgeClient(model="m", api_key="sk-test-trickle-0123456789", base_url=trickle.url, timeout=0.5,
-                        max_retries=1, backoff_base=0.01)
-        p = PolicyClient(model="m", base_url=trickle.url, api_key="fw-test-trickle-0123456789", timeout=0.5,
-                         max_retries=0, backoff_base=0.01)
+        j = JudgeClient(
+            model="m",
+            api_key="sk-test-trickle-0123456789",
+            base_url=trickle.url,
+            timeout=0.5,
+            max_retries=1,
+            backoff_base=0.01,
+        )
+        p = PolicyClient(
+            model="m",
+            base_url=trickle.url,
+            api_key="fw-test-trickle-0123456789",
+            timeout=0.5,
+            max_retries=0,
+            backoff_base=0.01,
+        )
         try:
             out = await j.judge(b"\x89PNG\r\n\x1a\n", REQS, "")
             try:

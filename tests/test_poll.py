@@ -29,7 +29,7 @@ def flaky(n: int) -> list:
 
 def test_transient_is_decided_by_type_not_by_status():
     assert is_transient(TransientApiError("x", status=429)) and is_transient(NetworkError("down"))
-    assert not is_transient(ApiError("x", status=503))          # a status code alone decides nothing
+    assert not is_transient(ApiError("x", status=503))  # a status code alone decides nothing
     assert not is_transient(NotFoundError("gone", status=404)) and not is_transient(AuthError("no", status=401))
 
 
@@ -55,8 +55,15 @@ def test_a_success_resets_the_budget():
     assert seen == ["BUILDING", "ACTIVE"] and len(calls) == 2 * MAX_POLL_ERRORS + 2
 
 
-@pytest.mark.parametrize("error", [ApiError("bad request", status=400), NotFoundError("gone", status=404),
-                                   AuthError("bad key", status=401), ApiError("no status")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError("bad request", status=400),
+        NotFoundError("gone", status=404),
+        AuthError("bad key", status=401),
+        ApiError("no status"),
+    ],
+)
 def test_other_errors_end_the_poll_at_once(error):
     fetch, calls = script(error, "READY")
     with pytest.raises(type(error)):
@@ -84,5 +91,5 @@ def test_out_of_time_hands_the_last_value_to_on_timeout():
 
 
 def test_a_single_read_survives_a_passing_failure():
-    fetch, calls = script(NetworkError("reset"), None)      # e.g. a lookup answering "does not exist"
+    fetch, calls = script(NetworkError("reset"), None)  # e.g. a lookup answering "does not exist"
     assert poll(fetch, done=lambda _v: True, interval=0) is None and len(calls) == 2

@@ -4,7 +4,6 @@ against the fake gateway, and the evaluator's recording hook (never changes a re
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
@@ -15,10 +14,20 @@ from tests.conftest import FW_KEY, OPENAI_KEY
 def _record(**kw):
     from svgrft.core import records as rec
 
-    base = dict(row_id="row_1", rollout_id="r-1", time_s=1_700_000_000.0, policy_model="accounts/a/models/m",
-                svg="<svg/>", score=0.5, is_valid=True, gate=None, reason="1/2 fulfilled",
-                verdicts=[{"index": 1, "fulfilled": True, "evidence": "ok"}], judge_model="gpt-4.1",
-                judge_mode="checklist")
+    base = dict(
+        row_id="row_1",
+        rollout_id="r-1",
+        time_s=1_700_000_000.0,
+        policy_model="accounts/a/models/m",
+        svg="<svg/>",
+        score=0.5,
+        is_valid=True,
+        gate=None,
+        reason="1/2 fulfilled",
+        verdicts=[{"index": 1, "fulfilled": True, "evidence": "ok"}],
+        judge_model="gpt-4.1",
+        judge_mode="checklist",
+    )
     base.update(kw)
     return rec.build_record(**base)
 
@@ -31,8 +40,11 @@ def test_a_record_round_trips_and_a_long_svg_is_cut_and_says_so():
     body = _record(svg=big, ids={"invocation_id": "inv", "run_id": "run", "password": "nope"})
     assert body["svg_cut"] is True and body["svg_chars"] == len(big) and len(body["svg"]) == rec.SVG_CAP
     assert "password" not in body
-    entry = {"timestamp": "2026-01-01T00:00:00.000Z", "tags": rec.record_tags("0" * 16, "row_1", "r-1"),
-             "extras": {"svgrft_record": body}}
+    entry = {
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "tags": rec.record_tags("0" * 16, "row_1", "r-1"),
+        "extras": {"svgrft_record": body},
+    }
     r, why = rec.parse_entry(entry, key="0" * 16)
     assert why is None and r.row_id == "row_1" and r.rollout_id == "r-1" and r.score == 0.5
     assert r.svg_cut and r.invocation_id == "inv" and r.run_id == "run"
@@ -40,15 +52,19 @@ def test_a_record_round_trips_and_a_long_svg_is_cut_and_says_so():
     assert rec.parse_entry(entry, key="1" * 16) == (None, "another evaluator")
 
 
-@pytest.mark.parametrize("extras, why", [
-    (None, "no svgrft record"), ({"svgrft_record": []}, "no svgrft record"),
-    ({"svgrft_record": {"schema": 2}}, "unknown record schema"),
-    ({"svgrft_record": {"schema": 1, "row_id": None, "score": 0.5}}, "no row id"),
-    ({"svgrft_record": {"schema": 1, "row_id": "r", "score": float("nan")}}, "no usable score"),
-    ({"svgrft_record": {"schema": 1, "row_id": "r", "score": True}}, "no usable score"),
-    ({"svgrft_record": {"schema": 1, "row_id": "r", "score": 1.5}}, "no usable score"),
-    ({"svgrft_record": {"schema": 1, "row_id": "r", "score": 0.5, "time": "x"}}, "no usable time"),
-])
+@pytest.mark.parametrize(
+    "extras, why",
+    [
+        (None, "no svgrft record"),
+        ({"svgrft_record": []}, "no svgrft record"),
+        ({"svgrft_record": {"schema": 2}}, "unknown record schema"),
+        ({"svgrft_record": {"schema": 1, "row_id": None, "score": 0.5}}, "no row id"),
+        ({"svgrft_record": {"schema": 1, "row_id": "r", "score": float("nan")}}, "no usable score"),
+        ({"svgrft_record": {"schema": 1, "row_id": "r", "score": True}}, "no usable score"),
+        ({"svgrft_record": {"schema": 1, "row_id": "r", "score": 1.5}}, "no usable score"),
+        ({"svgrft_record": {"schema": 1, "row_id": "r", "score": 0.5, "time": "x"}}, "no usable time"),
+    ],
+)
 def test_hostile_entries_are_dropped_with_a_reason(extras, why):
     from svgrft.core import records as rec
 
@@ -135,8 +151,9 @@ def test_recorder_never_blocks_and_its_wait_at_exit_is_bounded():
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)  # accepts connections, never answers
     try:
-        rec = LogRecorder(f"http://127.0.0.1:{srv.getsockname()[1]}", FW_KEY, timeout=30.0, max_queue=3,
-                          flush_timeout=0.5, workers=1)
+        rec = LogRecorder(
+            f"http://127.0.0.1:{srv.getsockname()[1]}", FW_KEY, timeout=30.0, max_queue=3, flush_timeout=0.5, workers=1
+        )
         t0 = time.monotonic()
         results = [rec.submit(["t"], "m", _record()) for _ in range(10)]
         assert time.monotonic() - t0 < 1.0
@@ -155,8 +172,9 @@ class _Row:
     def __init__(self, row_id="row_1"):
         from types import SimpleNamespace as NS
 
-        self.input_metadata = NS(row_id=row_id, completion_params={"model": "accounts/a/models/m-epoch-1"},
-                                 dataset_info={})
+        self.input_metadata = NS(
+            row_id=row_id, completion_params={"model": "accounts/a/models/m-epoch-1"}, dataset_info={}
+        )
         self.execution_metadata = NS(rollout_id="ro-1", invocation_id="inv", experiment_id="exp", run_id="run")
 
 
@@ -180,8 +198,16 @@ def test_record_rollout_tags_with_the_manifest_key(fw, monkeypatch, tmp_path):
     monkeypatch.setattr(runtime, "_RECORDER", [])
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     cfg = {"record": {"enabled": True, "gateway": fw.localhost_url}, "settings": {"judge.model": "gpt-4.1"}}
-    runtime.record_rollout(_Row(), cfg, score=0.75, is_valid=True, reason="3/4", svg="<svg/>", gate=None,
-                           verdicts=[{"index": 1, "fulfilled": True, "evidence": "e"}])
+    runtime.record_rollout(
+        _Row(),
+        cfg,
+        score=0.75,
+        is_valid=True,
+        reason="3/4",
+        svg="<svg/>",
+        gate=None,
+        verdicts=[{"index": 1, "fulfilled": True, "evidence": "e"}],
+    )
     runtime._RECORDER[0].close()
     entries = [e for e in fw.logs if "svgrft:rollout" in e["tags"]]
     assert len(entries) == 1

@@ -22,14 +22,17 @@ def _leaks(text: str) -> list[str]:
     return [s for s in (UNREGISTERED, "s3cr3t-pass-word", FW_KEY, OPENAI_KEY) if s in text]
 
 
-@pytest.mark.parametrize("text", [
-    f"upstream 400: {{'headers': {{'Authorization': 'Bearer {UNREGISTERED}'}}}}",
-    f'{{"request": {{"headers": {{"authorization": "Basic {UNREGISTERED}"}}}}}}',
-    f"error calling {CRED_URLS[0]}",
-    f"error calling {CRED_URLS[1]}",
-    f"POST {CRED_URLS[2]} failed",
-    f"'x-api-key': '{UNREGISTERED}'",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"upstream 400: {{'headers': {{'Authorization': 'Bearer {UNREGISTERED}'}}}}",
+        f'{{"request": {{"headers": {{"authorization": "Basic {UNREGISTERED}"}}}}}}',
+        f"error calling {CRED_URLS[0]}",
+        f"error calling {CRED_URLS[1]}",
+        f"POST {CRED_URLS[2]} failed",
+        f"'x-api-key': '{UNREGISTERED}'",
+    ],
+)
 def test_debug_tracebacks_are_redacted(text):
     from svgrft.redact import format_exception
 
@@ -61,8 +64,10 @@ def test_uncaught_exception_hook_redacts(capsys):
 def test_redaction_keeps_ordinary_text():
     from svgrft.redact import redact
 
-    text = ("max_tokens=4096 token_budget=10 basic settings https://api.fireworks.ai/inference/v1?api-version=2 "
-            "user@example.com")
+    text = (
+        "max_tokens=4096 token_budget=10 basic settings https://api.fireworks.ai/inference/v1?api-version=2 "
+        "user@example.com"
+    )
     assert redact(text) == text
 
 
@@ -106,6 +111,7 @@ def test_printed_urls_lose_their_credentials():
 
 
 # --- mask and redact (folded from test_foundation.py) ---
+
 
 def test_mask_and_redact():
     from svgrft import redact

@@ -38,8 +38,12 @@ def _png(w: int, h: int, rgb: tuple[int, int, int]) -> bytes:
         return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xFFFFFFFF)
 
     raw = b"".join(b"\0" + bytes(rgb) * w for _ in range(h))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 MAGENTA_PNG = _png(8, 8, MAGENTA)
@@ -58,9 +62,11 @@ class Canary:
                 if self.path.endswith(".css"):
                     body, ctype = b"*{fill:magenta!important;background:magenta!important}", "text/css"
                 elif ".svg" in self.path:
-                    body = (f'<svg {NS}><rect id="a" width="500" height="500" fill="magenta"/>'
-                            '<pattern id="p" width="9" height="9"><rect width="9" height="9" fill="magenta"/></pattern>'
-                            '</svg>').encode()
+                    body = (
+                        f'<svg {NS}><rect id="a" width="500" height="500" fill="magenta"/>'
+                        '<pattern id="p" width="9" height="9"><rect width="9" height="9" fill="magenta"/></pattern>'
+                        "</svg>"
+                    ).encode()
                     ctype = "image/svg+xml"
                 elif "frame" in self.path or "html" in self.path:
                     body, ctype = b"<body style='background:magenta'>CANARY</body>", "text/html"
@@ -121,6 +127,7 @@ def _healthy(r, baseline):
 
 
 # ---------------------------------------------------------------- browser discovery
+
 
 def test_find_chromium_and_version():
     path = find_chromium()
@@ -183,9 +190,12 @@ def test_broken_chromium_gives_render_error(tmp_path):
 
 # ---------------------------------------------------------------- validation (no browser)
 
+
 def test_validate_rejects_dtd_and_entities():
-    laughs = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-              f'<svg {NS}><text>&lol2;</text></svg>')
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        f"<svg {NS}><text>&lol2;</text></svg>"
+    )
     xxe = f'<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg {NS}><text>&x;</text></svg>'
     for s in (laughs, xxe, f"<svg {NS}><!ENTITY x 'y'></svg>"):
         with pytest.raises(SvgRejected) as ei:
@@ -208,9 +218,11 @@ def test_validate_tolerates_llm_malformed_xml_but_keeps_caps():
 
 
 def test_validate_removes_external_image_hrefs():
-    s = (f'<svg {NS}><image href="http://127.0.0.1:1/a.png"/><image xlink:href=" FILE:///etc/passwd"/>'
-         '<image href="&#104;ttp://x/y.png"/><image href="data:image/png;base64,AAAA"/>'
-         '<filter id="f"><feImage xlink:href="https://x/y.svg"/></filter><a href="http://ok/link">t</a></svg>')
+    s = (
+        f'<svg {NS}><image href="http://127.0.0.1:1/a.png"/><image xlink:href=" FILE:///etc/passwd"/>'
+        '<image href="&#104;ttp://x/y.png"/><image href="data:image/png;base64,AAAA"/>'
+        '<filter id="f"><feImage xlink:href="https://x/y.svg"/></filter><a href="http://ok/link">t</a></svg>'
+    )
     safe = validate_svg(s)
     assert len(safe.warnings) == 1 and safe.warnings[0].startswith("removed 4 external image hrefs (")
     assert "http://127" not in safe.svg and "file:" not in safe.svg.lower() and "https://x" not in safe.svg
@@ -233,21 +245,24 @@ def test_validate_byte_cap_and_no_svg():
     assert ei.value.kind == "invalid" and "truncated" in ei.value.reason
 
 
-@pytest.mark.parametrize("attrs,expected", [
-    ({"width": "300", "height": "200"}, (300, 200)),
-    ({"width": "300px", "height": "150.4"}, (300, 150)),
-    ({"width": "2in", "height": "1in"}, (192, 96)),
-    ({"viewbox": "0 0 800 500"}, (512, 320)),
-    ({"width": "100%", "height": "100%", "viewbox": "0,0,400,800"}, (256, 512)),
-    ({"width": "400", "viewbox": "0 0 800 200"}, (400, 100)),
-    ({"width": "50em", "height": "auto"}, (512, 512)),
-    ({}, (512, 512)),
-    ({"width": "-5", "height": "NaN", "viewbox": "0 0 0 0"}, (512, 512)),
-    ({"width": "100000", "height": "100000"}, (2048, 2048)),
-    ({"width": "100000", "height": "10"}, (2048, 16)),
-    ({"width": "1", "height": "1"}, (16, 16)),
-    ({"width": "1e400", "height": "20"}, (512, 20)),
-])
+@pytest.mark.parametrize(
+    "attrs,expected",
+    [
+        ({"width": "300", "height": "200"}, (300, 200)),
+        ({"width": "300px", "height": "150.4"}, (300, 150)),
+        ({"width": "2in", "height": "1in"}, (192, 96)),
+        ({"viewbox": "0 0 800 500"}, (512, 320)),
+        ({"width": "100%", "height": "100%", "viewbox": "0,0,400,800"}, (256, 512)),
+        ({"width": "400", "viewbox": "0 0 800 200"}, (400, 100)),
+        ({"width": "50em", "height": "auto"}, (512, 512)),
+        ({}, (512, 512)),
+        ({"width": "-5", "height": "NaN", "viewbox": "0 0 0 0"}, (512, 512)),
+        ({"width": "100000", "height": "100000"}, (2048, 2048)),
+        ({"width": "100000", "height": "10"}, (2048, 16)),
+        ({"width": "1", "height": "1"}, (16, 16)),
+        ({"width": "1e400", "height": "20"}, (512, 20)),
+    ],
+)
 def test_canvas_size(attrs, expected):
     w, h, _, _ = canvas_size(attrs)
     assert (w, h) == expected
@@ -260,6 +275,7 @@ def test_canvas_size_scaling_and_warning():
 
 
 # ---------------------------------------------------------------- rendering basics
+
 
 @pytest.mark.browser
 def test_normal_render(r):
@@ -299,8 +315,10 @@ def test_size_option_scales_svg_without_viewbox(r):
 
 @pytest.mark.browser
 def test_malformed_llm_svg_still_renders(r):
-    svg = (f'<svg {NS} width="100" height="50"><rect width="100" height="50" fill="#0a0"/>'
-           '<text x="5" y="30">Tom & Jerry&nbsp;&copy;</text></svg>')
+    svg = (
+        f'<svg {NS} width="100" height="50"><rect width="100" height="50" fill="#0a0"/>'
+        '<text x="5" y="30">Tom & Jerry&nbsp;&copy;</text></svg>'
+    )
     res = r.render(svg)
     assert res.ok and pixel(res.png, 95, 45) == (0, 0xAA, 0)
     truncated = f'<svg {NS} width="40" height="40"><rect width="40" height="40" fill="blue"/><circle'
@@ -345,26 +363,27 @@ def test_corpus_renders_deterministically(r):
 
 # ---------------------------------------------------------------- hostile inputs (rendering.md §7)
 
+
 def _hostile_cases(u: str, files: Path) -> dict[str, str]:
     fill_red = "<rect width='300' height='200' fill='red'/>"
     return {
         "script_rewrites_dom": f'<svg {NS} width="300" height="200"><script>document.documentElement.innerHTML='
-                               f'"{fill_red}";document.body.style.background="red"</script><circle r="5"/></svg>',
+        f'"{fill_red}";document.body.style.background="red"</script><circle r="5"/></svg>',
         "onload_handler": f'<svg {NS} width="300" height="200" onload="document.body.innerHTML=\'{fill_red}\'">'
-                          f'<rect width="10" height="10" fill="blue" onclick="x()"/>'
-                          f'<image href="data:," onerror="document.body.style.background=\'red\'"/></svg>',
+        f'<rect width="10" height="10" fill="blue" onclick="x()"/>'
+        f'<image href="data:," onerror="document.body.style.background=\'red\'"/></svg>',
         "js_beacon": f'<svg {NS} width="100" height="100"><script>new Image().src="{u}/beacon.png";'
-                     f'fetch("{u}/fetch");navigator.sendBeacon("{u}/sb","x")</script></svg>',
+        f'fetch("{u}/fetch");navigator.sendBeacon("{u}/sb","x")</script></svg>',
         "js_infinite_loop": f'<svg {NS} width="100" height="100"><script>while(true){{}}</script></svg>',
         "js_loop_after_load": f'<svg {NS} width="100" height="100"><script>setTimeout(()=>{{while(true){{}}}},0)'
-                              '</script></svg>',
+        "</script></svg>",
         "js_memory_bomb": f'<svg {NS} width="100" height="100"><script>let a=[];while(true)a.push(new Array(1e7)'
-                          '.fill(1))</script></svg>',
+        ".fill(1))</script></svg>",
         "file_image": f'<svg {NS} width="100" height="100"><image href="file://{files}/canary.png" width="100" '
-                      f'height="100"/><image href="{files}/canary.png" width="100" height="100"/></svg>',
+        f'height="100"/><image href="{files}/canary.png" width="100" height="100"/></svg>',
         "file_iframe": f'<svg {NS} width="300" height="200"><foreignObject width="300" height="200">'
-                       f'<iframe xmlns="http://www.w3.org/1999/xhtml" src="file://{files}/canary.html" width="300" '
-                       'height="200"></iframe></foreignObject></svg>',
+        f'<iframe xmlns="http://www.w3.org/1999/xhtml" src="file://{files}/canary.html" width="300" '
+        'height="200"></iframe></foreignObject></svg>',
         "loopback_everything": f'''<svg {NS} width="300" height="200">
 <style>@import url("{u}/import.css"); @font-face {{font-family: X; src: url("{u}/font.woff");}}
 text {{font-family: X}} .c {{fill: url({u}/paint.svg#p); cursor: url({u}/cursor.png), auto}}</style>
@@ -377,7 +396,7 @@ text {{font-family: X}} .c {{fill: url({u}/paint.svg#p); cursor: url({u}/cursor.
 <object data="{u}/object.html"></object><video poster="{u}/poster.png"></video>
 <div style="background:url({u}/bg.png);width:50px;height:50px"></div></div></foreignObject></svg>''',
         "stalling_server": f'<svg {NS} width="100" height="100"><image href="{u}/stall.png" width="100" '
-                           f'height="100"/><style>@import url("{u}/stall.css");</style></svg>',
+        f'height="100"/><style>@import url("{u}/stall.css");</style></svg>',
     }
 
 
@@ -396,9 +415,11 @@ def test_hostile_probes_are_neutralised(r, baseline, canary, file_canaries):
 
 @pytest.mark.browser
 def test_foreign_object_html_still_renders(r, baseline):
-    res = r.render(f'<svg {NS} width="100" height="100"><foreignObject width="100" height="100">'
-                   '<div xmlns="http://www.w3.org/1999/xhtml" style="width:100px;height:100px;background:#0f0">'
-                   'hi</div></foreignObject></svg>')
+    res = r.render(
+        f'<svg {NS} width="100" height="100"><foreignObject width="100" height="100">'
+        '<div xmlns="http://www.w3.org/1999/xhtml" style="width:100px;height:100px;background:#0f0">'
+        "hi</div></foreignObject></svg>"
+    )
     assert res.ok and pixel(res.png, 90, 90) == (0, 255, 0)
     _healthy(r, baseline)
 
@@ -416,27 +437,32 @@ def test_huge_canvas_is_clamped(r, baseline):
 
 @pytest.mark.browser
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("case,kind", [
-    ("deep_nesting", "invalid"),
-    ("twenty_mb", "too_large"),
-    ("many_elements", "too_large"),
-    ("billion_laughs", "invalid"),
-    ("quadratic_blowup", "invalid"),
-    ("xxe", "invalid"),
-])
+@pytest.mark.parametrize(
+    "case,kind",
+    [
+        ("deep_nesting", "invalid"),
+        ("twenty_mb", "too_large"),
+        ("many_elements", "too_large"),
+        ("billion_laughs", "invalid"),
+        ("quadratic_blowup", "invalid"),
+        ("xxe", "invalid"),
+    ],
+)
 def test_rejected_before_the_browser(r, baseline, case, kind):
     svgs = {
         "deep_nesting": f"<svg {NS}>" + "<g>" * 10_000 + "<rect/>" + "</g>" * 10_000 + "</svg>",
-        "twenty_mb": f'<svg {NS}>' + '<rect x="1" y="1" width="1" height="1" fill="#123456"/>' * 400_000 + "</svg>",
+        "twenty_mb": f"<svg {NS}>" + '<rect x="1" y="1" width="1" height="1" fill="#123456"/>' * 400_000 + "</svg>",
         "many_elements": f"<svg {NS}>" + "<rect/>" * 25_000 + "</svg>",
         "billion_laughs": '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-                          + "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'
-                                    for i in range(1, 10))
-                          + f']><svg {NS}><text>&lol9;</text></svg>',
-        "quadratic_blowup": f'<!DOCTYPE svg [<!ENTITY a "{"x" * 50_000}">]><svg {NS}><text>' + "&a;" * 1000
-                            + "</text></svg>",
+        + "".join(
+            f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">' for i in range(1, 10)
+        )
+        + f"]><svg {NS}><text>&lol9;</text></svg>",
+        "quadratic_blowup": f'<!DOCTYPE svg [<!ENTITY a "{"x" * 50_000}">]><svg {NS}><text>'
+        + "&a;" * 1000
+        + "</text></svg>",
         "xxe": f'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><svg {NS}>'
-               "<text>&xxe;</text></svg>",
+        "<text>&xxe;</text></svg>",
     }
     res = r.render(svgs[case])
     assert not res.ok and res.error_kind == kind and res.png is None and res.reason
@@ -445,16 +471,19 @@ def test_rejected_before_the_browser(r, baseline, case, kind):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("anim", [
-    '<rect width="10" height="10" fill="red"><animate attributeName="x" from="0" to="90" dur="0.2s" '
-    'repeatCount="indefinite"/></rect>',
-    '<style>@keyframes k{from{transform:translateX(0)}to{transform:translateX(90px)}}'
-    'rect{animation:k .2s linear infinite}</style><rect width="10" height="10" fill="red"/>',
-    '<style>svg{animation:k .2s infinite}@keyframes k{from{opacity:1}to{opacity:0}}</style>'
-    '<rect width="10" height="10" fill="red"/>',
-    '<rect width="10" height="10" fill="red" style="transition:fill .2s"/>'
-    '<rect x="50" width="10" height="10" fill="blue"><set attributeName="fill" to="red" begin="0.1s"/></rect>',
-])
+@pytest.mark.parametrize(
+    "anim",
+    [
+        '<rect width="10" height="10" fill="red"><animate attributeName="x" from="0" to="90" dur="0.2s" '
+        'repeatCount="indefinite"/></rect>',
+        "<style>@keyframes k{from{transform:translateX(0)}to{transform:translateX(90px)}}"
+        'rect{animation:k .2s linear infinite}</style><rect width="10" height="10" fill="red"/>',
+        "<style>svg{animation:k .2s infinite}@keyframes k{from{opacity:1}to{opacity:0}}</style>"
+        '<rect width="10" height="10" fill="red"/>',
+        '<rect width="10" height="10" fill="red" style="transition:fill .2s"/>'
+        '<rect x="50" width="10" height="10" fill="blue"><set attributeName="fill" to="red" begin="0.1s"/></rect>',
+    ],
+)
 def test_infinite_animations_are_frozen_at_t0(r, anim):
     svg = f'<svg {NS} width="100" height="20">{anim}</svg>'
     shas = set()
@@ -471,8 +500,10 @@ def test_infinite_animations_are_frozen_at_t0(r, anim):
 
 @pytest.mark.browser
 def test_focused_input_caret_is_hidden(r):
-    svg = (f'<svg {NS} width="120" height="40"><foreignObject width="120" height="40">'
-           '<input xmlns="http://www.w3.org/1999/xhtml" autofocus="autofocus" value="abc"/></foreignObject></svg>')
+    svg = (
+        f'<svg {NS} width="120" height="40"><foreignObject width="120" height="40">'
+        '<input xmlns="http://www.w3.org/1999/xhtml" autofocus="autofocus" value="abc"/></foreignObject></svg>'
+    )
     results = [r.render(svg) for _ in range(4)]
     assert len({x.sha256 for x in results}) == 1
     assert results[0].warnings == ["removed 1 autofocus attribute"]
@@ -480,9 +511,11 @@ def test_focused_input_caret_is_hidden(r):
 
 @pytest.mark.browser
 def test_meta_refresh_is_neutralised(r):
-    svg = (f'<svg {NS} width="100" height="100"><rect width="100" height="100" fill="#00f"/>'
-           '<foreignObject width="10" height="10"><meta xmlns="http://www.w3.org/1999/xhtml" '
-           'http-equiv="refresh" content="0;url=about:blank"/></foreignObject></svg>')
+    svg = (
+        f'<svg {NS} width="100" height="100"><rect width="100" height="100" fill="#00f"/>'
+        '<foreignObject width="10" height="10"><meta xmlns="http://www.w3.org/1999/xhtml" '
+        'http-equiv="refresh" content="0;url=about:blank"/></foreignObject></svg>'
+    )
     res = r.render(svg)
     assert res.ok and pixel(res.png, 50, 50) == (0, 0, 255)  # not navigated away to a blank page
     assert "removed 1 http-equiv attribute" in res.warnings
@@ -490,9 +523,14 @@ def test_meta_refresh_is_neutralised(r):
 
 @pytest.mark.browser
 def test_tiny_timeout_gives_timeout_and_recovers(r, baseline):
-    big = f'<svg {NS} width="500" height="500">' + "".join(
-        f'<circle cx="{i % 500}" cy="{i // 2 % 500}" r="30" fill="#{i % 4096:03x}" filter="url(#b)"/>'
-        for i in range(2000)) + '<filter id="b"><feGaussianBlur stdDeviation="5"/></filter></svg>'
+    big = (
+        f'<svg {NS} width="500" height="500">'
+        + "".join(
+            f'<circle cx="{i % 500}" cy="{i // 2 % 500}" r="30" fill="#{i % 4096:03x}" filter="url(#b)"/>'
+            for i in range(2000)
+        )
+        + '<filter id="b"><feGaussianBlur stdDeviation="5"/></filter></svg>'
+    )
     r.renderer.timeout_ms = 1
     try:
         res = r.render(big)
@@ -504,6 +542,7 @@ def test_tiny_timeout_gives_timeout_and_recovers(r, baseline):
 
 
 # ---------------------------------------------------------------- lifecycle: crash, recycle, close
+
 
 def _gone(pid: int) -> bool:
     try:
@@ -603,16 +642,19 @@ def test_sync_renderer_inside_a_running_event_loop(r, baseline):
 
 # ---------------------------------------------------------------- screenshot_html
 
+
 @pytest.mark.browser
 def test_screenshot_html_is_hardened(r, canary):
     import base64
 
     canary.hits.clear()
     data_uri = "data:image/png;base64," + base64.b64encode(_png(10, 10, (0, 0, 255))).decode()
-    html = (f"<html><body style='margin:0;background:#fff'><img src='{data_uri}' width='100' height='100'>"
-            f"<img src='{canary.url}/x.png' width='50' height='50'>"
-            "<script>document.body.style.background='red'</script>"
-            "<div style='height:1400px'></div></body></html>")
+    html = (
+        f"<html><body style='margin:0;background:#fff'><img src='{data_uri}' width='100' height='100'>"
+        f"<img src='{canary.url}/x.png' width='50' height='50'>"
+        "<script>document.body.style.background='red'</script>"
+        "<div style='height:1400px'></div></body></html>"
+    )
     png = r.screenshot_html(html, 300)
     w, h, rows = decode_png(png)
     assert w == 300 and h > 1400  # full page height
@@ -624,6 +666,7 @@ def test_screenshot_html_is_hardened(r, canary):
 
 
 # ---------------------------------------------------------------- control: the probes do fire unhardened
+
 
 @pytest.mark.browser
 @pytest.mark.timeout(120)
@@ -653,8 +696,10 @@ def test_control_probes_fire_in_an_unhardened_page(canary, file_canaries):
 
 def test_extract_then_validate_keeps_hostile_prologue_out():
     # the DOCTYPE before the root is dropped by extraction, so the entity refs are inert text
-    text = ('<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-            f'<svg {NS} width="10" height="10"><text>&x;</text></svg>')
+    text = (
+        '<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        f'<svg {NS} width="10" height="10"><text>&x;</text></svg>'
+    )
     ex = extract_svg(text)
     safe = validate_svg(ex.svg)
     assert "DOCTYPE" not in safe.svg and safe.parser == "tolerant"
@@ -678,10 +723,23 @@ def test_hostile_width_attribute_does_not_hang_canvas_sizing():
     assert out.split("\n")[:3] == ["(512, 70)"] * 3  # garbage width: the default, like before
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("100", 100.0), (" 100 px ", 100.0), ("1.5in", 144.0), ("1.e3", 1000.0), ("+3mm", 96 * 3 / 25.4),
-    ("10%", None), ("-5", None), ("0", None), ("1e999", None), ("12em", None), ("1 00", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("100", 100.0),
+        (" 100 px ", 100.0),
+        ("1.5in", 144.0),
+        ("1.e3", 1000.0),
+        ("+3mm", 96 * 3 / 25.4),
+        ("10%", None),
+        ("-5", None),
+        ("0", None),
+        ("1e999", None),
+        ("12em", None),
+        ("1 00", None),
+        ("", None),
+    ],
+)
 def test_parse_length_semantics_unchanged(value, expected):
     from svgrft.core.svgsafe import parse_length
 
@@ -706,21 +764,22 @@ DIFFERENTIALS = {
     "attribute_name_quote": f'<svg {SVG_NS} width="100" height="100"><rect "a=\'b/>{IMG}<rect y=\'z\'/></svg>',
     # CDATA inside HTML content (foreignObject) is a bogus comment that ends at the first ">"
     "cdata_in_html": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100"><div {XH}>'
-                     f'<![CDATA[>{HIMG}]]></div></foreignObject></svg>',
+    f"<![CDATA[>{HIMG}]]></div></foreignObject></svg>",
     # <style>/<title> in HTML content are raw text: a fake tag inside them swallowed the real <img> after them
     "style_raw_text": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100"><div {XH}>'
-                      f'<style><b a="</style>{HIMG}<i b="</style></div></foreignObject></svg>',
+    f'<style><b a="</style>{HIMG}<i b="</style></div></foreignObject></svg>',
     "title_raw_text": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100"><div {XH}>'
-                      f'<title><b a="</title>{HIMG}<i b="</title></div></foreignObject></svg>',
+    f'<title><b a="</title>{HIMG}<i b="</title></div></foreignObject></svg>',
     # an HTML tag in SVG content breaks out to HTML content, where <style> is raw text
     "breakout_then_style": f'<svg {SVG_NS} width="100" height="100"><p></p><style><b a="</style>{IMG}<i b="</style></svg>',
     # "/>" after an unquoted value is not self-closing; "<div/>" in HTML content is not self-closing either
     "unquoted_slash_nesting": f'<svg {SVG_NS} width="100" height="100">' + "<g x=a/>" * 30 + "<rect/></svg>",
     "html_self_closing_nesting": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100">'
-                                 + f"<div {XH}/>" * 30 + "</foreignObject></svg>",
+    + f"<div {XH}/>" * 30
+    + "</foreignObject></svg>",
     # <img> (and <image>, which HTML turns into <img>) in foreignObject draw broken-image icons too
     "img_in_foreign_object": f'<svg {SVG_NS} width="100" height="100"><foreignObject width="100" height="100">'
-                             f'<img {XH} src="{U}" width="50" height="50"/><image {XH} src="{U}"/></foreignObject></svg>',
+    f'<img {XH} src="{U}" width="50" height="50"/><image {XH} src="{U}"/></foreignObject></svg>',
 }
 
 
@@ -778,12 +837,16 @@ def test_validator_sees_every_element_and_href_that_chromium_builds(dom_of):
     assert doms[0]["n"] == 5  # the differential is real: Chromium did build the elements behind "<!-->"
 
 
-@pytest.mark.parametrize("svg,kind", [
-    # caps were enforced on the XML reading alone when the SVG was well-formed XML
-    (f'<svg {SVG_NS}><!-->' + "<g/>" * 25_000 + "--></svg>", "too_large"),
-    (f'<svg {SVG_NS}><!-->' + "<g>" * 100 + "</g>" * 100 + "--></svg>", "invalid"),
-    (f'<svg {SVG_NS}><foreignObject>' + f"<div {XH}/>" * 100 + "</foreignObject></svg>", "invalid"),
-], ids=["count_behind_empty_comment", "depth_behind_empty_comment", "depth_of_html_self_closing"])
+@pytest.mark.parametrize(
+    "svg,kind",
+    [
+        # caps were enforced on the XML reading alone when the SVG was well-formed XML
+        (f"<svg {SVG_NS}><!-->" + "<g/>" * 25_000 + "--></svg>", "too_large"),
+        (f"<svg {SVG_NS}><!-->" + "<g>" * 100 + "</g>" * 100 + "--></svg>", "invalid"),
+        (f"<svg {SVG_NS}><foreignObject>" + f"<div {XH}/>" * 100 + "</foreignObject></svg>", "invalid"),
+    ],
+    ids=["count_behind_empty_comment", "depth_behind_empty_comment", "depth_of_html_self_closing"],
+)
 def test_caps_apply_to_what_the_html_parser_builds(svg, kind):
     with pytest.raises(SvgRejected) as e:
         validate_svg(svg)

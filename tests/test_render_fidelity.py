@@ -9,7 +9,6 @@ an XML document understands) and the validator's href rules.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
 import pytest
@@ -71,8 +70,11 @@ height="5" fill="#909"/></svg></svg>''',
 <use href="#row" x="50" y="40" transform="rotate(10 60 45)"/><use href="#row" x="60" style="opacity:.5"/></svg>''',
     "style_sheet_and_data_image": f'''<svg {NS} width="{W}" height="{H}"><style>.a{{fill:#0cc}} g > .b{{stroke:#333;
 stroke-width:3}}</style><rect class="a" width="50" height="50"/><g><circle class="b" cx="80" cy="40" r="20"
-fill="none"/></g><image x="10" y="60" width="24" height="24" href="data:image/svg+xml;base64,{base64.b64encode(
-    f'<svg {NS} width="8" height="8"><rect width="8" height="8" fill="#f0f"/></svg>'.encode()).decode()}"/></svg>''',
+fill="none"/></g><image x="10" y="60" width="24" height="24" href="data:image/svg+xml;base64,{
+        base64.b64encode(
+            f'<svg {NS} width="8" height="8"><rect width="8" height="8" fill="#f0f"/></svg>'.encode()
+        ).decode()
+    }"/></svg>''',
     "foreign_object_and_links": f'''<svg {NS} width="{W}" height="{H}"><foreignObject x="5" y="5" width="110"
 height="40"><div xmlns="http://www.w3.org/1999/xhtml" style="font:12px sans-serif;color:#036;background:#eef">HTML
 <b>inside</b> SVG</div></foreignObject><a href="https://example.com/"><rect y="50" width="40" height="40"
@@ -108,20 +110,29 @@ def _raw_shots(renderer, pages: list[tuple[str, str]], w: int, h: int) -> list[b
     r = renderer.renderer
 
     async def shoot() -> list[bytes]:
-        ctx = await r._browser.new_context(java_script_enabled=False, offline=True, device_scale_factor=1,
-                                           viewport={"width": w, "height": h}, color_scheme="light")
+        ctx = await r._browser.new_context(
+            java_script_enabled=False,
+            offline=True,
+            device_scale_factor=1,
+            viewport={"width": w, "height": h},
+            color_scheme="light",
+        )
         try:
             await ctx.route("**/*", lambda route: route.abort())
             page = await ctx.new_page()
             out = []
             for kind, markup in pages:
                 if kind == "html":
-                    await page.set_content('<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
-                                           f'<body style="margin:0"><div style="width:{w}px;height:{h}px;'
-                                           f'overflow:hidden">{markup}</div></body></html>', timeout=10_000)
+                    await page.set_content(
+                        '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+                        f'<body style="margin:0"><div style="width:{w}px;height:{h}px;'
+                        f'overflow:hidden">{markup}</div></body></html>',
+                        timeout=10_000,
+                    )
                 else:
-                    await page.goto("data:image/svg+xml;base64," + base64.b64encode(markup.encode()).decode(),
-                                    timeout=10_000)
+                    await page.goto(
+                        "data:image/svg+xml;base64," + base64.b64encode(markup.encode()).decode(), timeout=10_000
+                    )
                 out.append(await page.screenshot(clip={"x": 0, "y": 0, "width": w, "height": h}, timeout=10_000))
             return out
         finally:
@@ -171,17 +182,23 @@ def test_pictures_match_the_svg_as_a_document_of_its_own(renderer):
 
 @pytest.mark.browser
 def test_only_references_that_leave_the_document_differ(renderer):
-    ext = (f'<svg {NS} width="{W}" height="{H}"><rect width="40" height="40" fill="#c0c"/>'
-           '<image x="40" width="80" height="90" href="http://127.0.0.1:9/x.png"/>'
-           '<image x="0" y="40" width="40" height="50" xlink:href="elsewhere.png"/>'
-           '<filter id="f"><feImage href="http://127.0.0.1:9/y.png"/></filter>'
-           '<rect x="0" y="60" width="30" height="30" filter="url(#f)"/></svg>')
-    without = ext.replace(' href="http://127.0.0.1:9/x.png"', "").replace(' xlink:href="elsewhere.png"', "") \
+    ext = (
+        f'<svg {NS} width="{W}" height="{H}"><rect width="40" height="40" fill="#c0c"/>'
+        '<image x="40" width="80" height="90" href="http://127.0.0.1:9/x.png"/>'
+        '<image x="0" y="40" width="40" height="50" xlink:href="elsewhere.png"/>'
+        '<filter id="f"><feImage href="http://127.0.0.1:9/y.png"/></filter>'
+        '<rect x="0" y="60" width="30" height="30" filter="url(#f)"/></svg>'
+    )
+    without = (
+        ext.replace(' href="http://127.0.0.1:9/x.png"', "")
+        .replace(' xlink:href="elsewhere.png"', "")
         .replace(' href="http://127.0.0.1:9/y.png"', "")
+    )
     res = renderer.render(ext)
     assert res.ok and res.warnings == [
         "removed 3 external image hrefs (a reference that leaves the document is not fetched and would draw a "
-        "broken-image icon; only data: URIs and #id on feImage are kept)"]
+        "broken-image icon; only data: URIs and #id on feImage are kept)"
+    ]
     raw_ext, raw_without = _raw_shots(renderer, [("html", ext), ("html", without)], W, H)
     assert _pixels(res.png) == _pixels(raw_without)
     assert _pixels(raw_ext) != _pixels(raw_without)  # the raw page draws broken-image icons
@@ -189,9 +206,11 @@ def test_only_references_that_leave_the_document_differ(renderer):
 
 @pytest.mark.browser
 def test_switch_system_language_matches_like_an_english_browser(renderer):
-    svg = (f'<svg {NS} width="40" height="40"><switch><rect systemLanguage="de" width="40" height="40" fill="#f00"/>'
-           '<rect systemLanguage="en" width="40" height="40" fill="#0f0"/><rect width="40" height="40" fill="#00f"/>'
-           '</switch><switch><rect systemLanguage="en-US" width="10" height="10" fill="#ff0"/></switch></svg>')
+    svg = (
+        f'<svg {NS} width="40" height="40"><switch><rect systemLanguage="de" width="40" height="40" fill="#f00"/>'
+        '<rect systemLanguage="en" width="40" height="40" fill="#0f0"/><rect width="40" height="40" fill="#00f"/>'
+        '</switch><switch><rect systemLanguage="en-US" width="10" height="10" fill="#ff0"/></switch></svg>'
+    )
     png = renderer.render(svg).png
     assert pixel(png, 30, 30) == (0, 255, 0) and pixel(png, 5, 5) == (255, 255, 0)
 
@@ -209,13 +228,15 @@ def test_root_display_none_draws_nothing(renderer):
     assert pixel(png, 0, 0) == pixel(png, 39, 39) == (255, 0, 0)
 
 
-PREFIXED = ('<?xml version="1.0"?>\n<svg:svg xmlns:svg="http://www.w3.org/2000/svg" '
-            'xmlns:l="http://www.w3.org/1999/xlink" width="60" height="40" viewBox="0 0 30 20"><svg:defs>'
-            '<svg:linearGradient id="g"><svg:stop offset="0" stop-color="#f00"/>'
-            '<svg:stop offset="1" stop-color="#00f"/>'
-            '</svg:linearGradient><svg:rect id="r" width="10" height="10"/></svg:defs>'
-            '<svg:rect width="30" height="20" fill="url(#g)"/><svg:use l:href="#r" x="10" y="5" fill="#0f0"/>'
-            '</svg:svg>')
+PREFIXED = (
+    '<?xml version="1.0"?>\n<svg:svg xmlns:svg="http://www.w3.org/2000/svg" '
+    'xmlns:l="http://www.w3.org/1999/xlink" width="60" height="40" viewBox="0 0 30 20"><svg:defs>'
+    '<svg:linearGradient id="g"><svg:stop offset="0" stop-color="#f00"/>'
+    '<svg:stop offset="1" stop-color="#00f"/>'
+    '</svg:linearGradient><svg:rect id="r" width="10" height="10"/></svg:defs>'
+    '<svg:rect width="30" height="20" fill="url(#g)"/><svg:use l:href="#r" x="10" y="5" fill="#0f0"/>'
+    "</svg:svg>"
+)
 
 
 def test_prefixed_root_is_extracted_and_unprefixed():
@@ -223,7 +244,7 @@ def test_prefixed_root_is_extracted_and_unprefixed():
     assert ex.ok and ex.method == "bare" and ex.svg.startswith("<svg:svg") and ex.svg.endswith("</svg:svg>")
     safe = validate_svg(ex.svg)
     assert safe.parser == "xml" and safe.warnings == []
-    assert "<svg:" not in safe.svg and "</svg:" not in safe.svg and "<use xlink:href=\"#r\"" in safe.svg
+    assert "<svg:" not in safe.svg and "</svg:" not in safe.svg and '<use xlink:href="#r"' in safe.svg
     assert safe.svg.startswith("<svg xmlns:svg=") and safe.svg.endswith("</svg>")
     assert safe.root_attrs["width"] == "60" and safe.root_attrs["viewbox"] == "0 0 30 20"
     # nested in a fence, and next to an ordinary root: the last complete one wins, as for <svg>
@@ -235,9 +256,11 @@ def test_prefixed_root_is_extracted_and_unprefixed():
 
 
 # an unprefixed root with prefixed children and an XLink prefix of its own: also XML-only spellings
-MIXED = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:s="http://www.w3.org/2000/svg" '
-         'xmlns:xl="http://www.w3.org/1999/xlink" width="60" height="40"><s:defs><s:circle id="c" r="8"/>'
-         '</s:defs><s:rect width="30" height="40" fill="#00f"/><use xl:href="#c" x="45" y="20" fill="#f0f"/></svg>')
+MIXED = (
+    '<svg xmlns="http://www.w3.org/2000/svg" xmlns:s="http://www.w3.org/2000/svg" '
+    'xmlns:xl="http://www.w3.org/1999/xlink" width="60" height="40"><s:defs><s:circle id="c" r="8"/>'
+    '</s:defs><s:rect width="30" height="40" fill="#00f"/><use xl:href="#c" x="45" y="20" fill="#f0f"/></svg>'
+)
 
 
 @pytest.mark.browser
@@ -252,14 +275,17 @@ def test_prefixed_root_renders_like_the_svg_document(renderer):
 
 
 def test_validator_keeps_in_document_feimage_refs_and_says_why_it_removes():
-    s = (f'<svg {NS}><rect id="a" width="5" height="5"/><filter id="f"><feImage xlink:href="#a"/>'
-         '<feImage href=" #a"/><feImage href="http://x/y.png"/></filter>'
-         '<image href="#a"/><image href="data:image/png;base64,AAAA"/><image xlink:href="y.png"/></svg>')
+    s = (
+        f'<svg {NS}><rect id="a" width="5" height="5"/><filter id="f"><feImage xlink:href="#a"/>'
+        '<feImage href=" #a"/><feImage href="http://x/y.png"/></filter>'
+        '<image href="#a"/><image href="data:image/png;base64,AAAA"/><image xlink:href="y.png"/></svg>'
+    )
     safe = validate_svg(s)
     assert safe.svg.count('href="#a"') == 1 and 'href=" #a"' in safe.svg and "data:image/png" in safe.svg
-    assert "http://x" not in safe.svg and "y.png" not in safe.svg and '<image/>' in safe.svg.replace(" ", "")
+    assert "http://x" not in safe.svg and "y.png" not in safe.svg and "<image/>" in safe.svg.replace(" ", "")
     assert safe.warnings == [
         "removed 2 external image hrefs (a reference that leaves the document is not fetched and would draw a "
         "broken-image icon; only data: URIs and #id on feImage are kept)",
         "removed 1 #id href on <image>/<img> (an image element cannot show an element; the browser would load "
-        "the page itself and draw a broken-image icon)"]
+        "the page itself and draw a broken-image icon)",
+    ]

@@ -14,7 +14,9 @@ from svgrft.core import render
 from svgrft.core.render import Renderer, SyncRenderer, unsandboxed_reason
 from tests.conftest import TEST_RENDER_TIMEOUT_MS
 
-NORMAL = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="#36c"/></svg>'
+NORMAL = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="#36c"/></svg>'
+)
 
 
 def sandbox_lines(caplog) -> list[str]:
@@ -29,14 +31,17 @@ def fresh_guard(monkeypatch, caplog):
     return caplog
 
 
-@pytest.mark.parametrize("euid, env, expect", [
-    (0, {}, "root"),
-    (0, {"SVGRFT_NO_SANDBOX": "1"}, "root"),
-    (1000, {"SVGRFT_NO_SANDBOX": "1"}, "SVGRFT_NO_SANDBOX"),
-    (1000, {}, None),
-    (1000, {"SVGRFT_NO_SANDBOX": ""}, None),  # set but empty: not asked for
-    (None, {}, None),  # no POSIX user ids (Windows): try the sandbox, fall back if it cannot start
-])
+@pytest.mark.parametrize(
+    "euid, env, expect",
+    [
+        (0, {}, "root"),
+        (0, {"SVGRFT_NO_SANDBOX": "1"}, "root"),
+        (1000, {"SVGRFT_NO_SANDBOX": "1"}, "SVGRFT_NO_SANDBOX"),
+        (1000, {}, None),
+        (1000, {"SVGRFT_NO_SANDBOX": ""}, None),  # set but empty: not asked for
+        (None, {}, None),  # no POSIX user ids (Windows): try the sandbox, fall back if it cannot start
+    ],
+)
 def test_sandbox_decision(euid, env, expect):
     why = unsandboxed_reason(euid, env)
     if expect is None:
@@ -75,6 +80,7 @@ def test_unsandboxed_renderers_log_one_line_per_process(fresh_guard, monkeypatch
 
 # A stand-in for Playwright's browser launcher, so that the real Renderer._launch runs with a sandboxed decision
 # (this suite may run as root, where no real Chromium starts sandboxed).
+
 
 class _FakeBrowser:
     version = "fake"
@@ -142,10 +148,20 @@ def test_the_cli_shows_the_note_as_one_warning_line(tmp_path):
 
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.svg").write_text(NORMAL, encoding="utf-8")
-    env = {**os.environ, "SVGRFT_NO_SANDBOX": "1", "SVGRFT_RENDER_TIMEOUT_MS": str(TEST_RENDER_TIMEOUT_MS),
-           "COLUMNS": "200"}
-    r = subprocess.run([sys.executable, "-m", "svgrft", "render", "a.svg", "b.svg", "c.svg", "--out", "png"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    env = {
+        **os.environ,
+        "SVGRFT_NO_SANDBOX": "1",
+        "SVGRFT_RENDER_TIMEOUT_MS": str(TEST_RENDER_TIMEOUT_MS),
+        "COLUMNS": "200",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "svgrft", "render", "a.svg", "b.svg", "c.svg", "--out", "png"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "sandbox" in ln]
     assert len(lines) == 1 and lines[0].startswith("warning: Chromium renders without its sandbox ("), r.stderr

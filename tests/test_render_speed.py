@@ -62,15 +62,18 @@ def test_corpus_deterministic_across_renderers():
             assert a.png == b.png, f"corpus file #{i} rendered differently"
 
 
-@pytest.mark.parametrize("markup", [
-    # CSS animation: Playwright's animations="disabled" cancels an infinite one (the rect's own fill, black);
-    # never a frame captured mid-way (a red/blue mix)
-    '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><style>@keyframes k{from{fill:#f00}'
-    'to{fill:#00f}} rect{animation:k 0.2s linear infinite}</style><rect width="64" height="64"/></svg>',
-    # SMIL: paused at t=0 → red
-    '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="#f00">'
-    '<animate attributeName="fill" from="#f00" to="#00f" dur="0.2s" repeatCount="indefinite"/></rect></svg>',
-])
+@pytest.mark.parametrize(
+    "markup",
+    [
+        # CSS animation: Playwright's animations="disabled" cancels an infinite one (the rect's own fill, black);
+        # never a frame captured mid-way (a red/blue mix)
+        '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><style>@keyframes k{from{fill:#f00}'
+        'to{fill:#00f}} rect{animation:k 0.2s linear infinite}</style><rect width="64" height="64"/></svg>',
+        # SMIL: paused at t=0 → red
+        '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="#f00">'
+        '<animate attributeName="fill" from="#f00" to="#00f" dur="0.2s" repeatCount="indefinite"/></rect></svg>',
+    ],
+)
 def test_animated_markup_still_frozen(markup):
     async def go():
         async with Renderer(pool_size=1, timeout_ms=TEST_RENDER_TIMEOUT_MS) as r:
@@ -90,5 +93,5 @@ def test_animated_markup_still_frozen(markup):
 def test_fast_path_only_for_static_markup():
     assert render_mod._PW_SHOT.search("<style>rect{animation:k 1s}</style>")
     assert render_mod._PW_SHOT.search("<style>@font-face{font-family:x;src:url(data:font/woff2;base64,AA)}</style>")
-    assert render_mod._PW_SHOT.search('<foreignObject><input autofocus/></foreignObject>')
+    assert render_mod._PW_SHOT.search("<foreignObject><input autofocus/></foreignObject>")
     assert not render_mod._PW_SHOT.search('<svg><rect width="4" height="4" fill="red"/></svg>')

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tests.conftest import FW_KEY, OPENAI_KEY, free_port
 
 
@@ -15,8 +14,10 @@ def test_push_creates_then_updates(cli, fw, oai):
     assert r.exit_code == 0, r
     data = r.json()
     assert [row["action"] for row in data["secrets"]] == ["created", "created"]
-    assert {row["secret"] for row in data["secrets"]} == {"accounts/acct/secrets/openai-api-key",
-                                                          "accounts/acct/secrets/fireworks-api-key"}
+    assert {row["secret"] for row in data["secrets"]} == {
+        "accounts/acct/secrets/openai-api-key",
+        "accounts/acct/secrets/fireworks-api-key",
+    }
     assert fw.secret_value("openai-api-key") == OPENAI_KEY
     assert fw.secret_value("fireworks-api-key") == FW_KEY
     # values never printed, not even in JSON

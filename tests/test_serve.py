@@ -22,8 +22,8 @@ import pytest
 from tests.conftest import FW_KEY, free_port
 from tests.fakes import key_fingerprint
 
-
 # ------------------------------------------------------------------------------------------ helpers
+
 
 class ServeThread:
     """A real uvicorn server for an app, on 127.0.0.1, in a daemon thread, with the settings `svgrft serve`
@@ -40,12 +40,17 @@ class ServeThread:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False,
-                                **{**uvicorn_options(app.state.options), "timeout_graceful_shutdown": 60})
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            **{**uvicorn_options(app.state.options), "timeout_graceful_shutdown": 60},
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def start(self) -> "ServeThread":
+    def start(self) -> ServeThread:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -79,19 +84,31 @@ def serve():
         st.stop()
 
 
-def init_body(fw, rollout_id: str | None = None, *, model: str = "fireworks_ai/accounts/fireworks/models/qwen3-0p6b",
-              api_key: str | None = FW_KEY, prompt: str = "Draw a red apple on a wooden table.",
-              base: str | None = None, **params) -> dict:
+def init_body(
+    fw,
+    rollout_id: str | None = None,
+    *,
+    model: str = "fireworks_ai/accounts/fireworks/models/qwen3-0p6b",
+    api_key: str | None = FW_KEY,
+    prompt: str = "Draw a red apple on a wooden table.",
+    base: str | None = None,
+    **params,
+) -> dict:
     """An InitRequest exactly as eval-protocol's build_init_request makes it (tagged gateway URL)."""
     rid = rollout_id or "r-" + uuid.uuid4().hex[:10]
-    meta = {"invocation_id": "inv-1", "experiment_id": "exp-1", "rollout_id": rid, "run_id": "run-0",
-            "row_id": "row-1"}
+    meta = {"invocation_id": "inv-1", "experiment_id": "exp-1", "rollout_id": rid, "run_id": "run-0", "row_id": "row-1"}
     base = base if base is not None else fw.localhost_url
-    url = (f"{base}/rollout_id/{rid}/invocation_id/inv-1/experiment_id/exp-1/run_id/run-0/row_id/row-1")
+    url = f"{base}/rollout_id/{rid}/invocation_id/inv-1/experiment_id/exp-1/run_id/run-0/row_id/row-1"
     cp = {"model": model, "temperature": 0.8, "max_tokens": 4096}
     cp.update(params)
-    return {"completion_params": cp, "messages": [{"role": "user", "content": prompt}], "tools": None,
-            "model_base_url": url, "metadata": meta, "api_key": api_key}
+    return {
+        "completion_params": cp,
+        "messages": [{"role": "user", "content": prompt}],
+        "tools": None,
+        "model_base_url": url,
+        "metadata": meta,
+        "api_key": api_key,
+    }
 
 
 def chat_calls(fw, rollout_id: str | None = None):
@@ -107,13 +124,15 @@ def gateway_logs(fw, rollout_id: str) -> list[dict]:
 
 
 def gateway_status(fw, rollout_id: str) -> dict:
-    r = httpx.get(fw.url + "/v1/status", params={"rollout_id": rollout_id},
-                  headers={"Authorization": f"Bearer {FW_KEY}"})
+    r = httpx.get(
+        fw.url + "/v1/status", params={"rollout_id": rollout_id}, headers={"Authorization": f"Bearer {FW_KEY}"}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
 
 # ------------------------------------------------------------------------------------------ health
+
 
 def test_health_reports_service_and_versions(fw, serve):
     st = serve()
@@ -133,12 +152,23 @@ def test_health_reports_service_and_versions(fw, serve):
 
 # ------------------------------------------------------------------------------------------ happy path
 
+
 def test_init_calls_policy_through_gateway_and_reports_finished(fw, serve):
     st = serve()
-    body = init_body(fw, top_p=0.9, stop=["</svg>x"], top_k=40, api_base="http://evil.invalid", base_url="x",
-                     seed=7, extra_body={"reasoning_effort": "low"})
-    body["messages"] = [{"role": "system", "content": "You draw SVG.", "weight": 0},
-                        {"role": "user", "content": "Draw a red apple.", "reasoning_content": "hidden"}]
+    body = init_body(
+        fw,
+        top_p=0.9,
+        stop=["</svg>x"],
+        top_k=40,
+        api_base="http://evil.invalid",
+        base_url="x",
+        seed=7,
+        extra_body={"reasoning_effort": "low"},
+    )
+    body["messages"] = [
+        {"role": "system", "content": "You draw SVG.", "weight": 0},
+        {"role": "user", "content": "Draw a red apple.", "reasoning_content": "hidden"},
+    ]
     rid = body["metadata"]["rollout_id"]
     r = httpx.post(st.url + "/init", json=body, timeout=60)
     assert r.status_code == 200, r.text
@@ -157,8 +187,10 @@ def test_init_calls_policy_through_gateway_and_reports_finished(fw, serve):
     assert sent["stop"] == ["</svg>x"] and sent["seed"] == 7
     assert sent["top_k"] == 40 and sent["reasoning_effort"] == "low"  # extra_body params arrive top-level
     assert "api_base" not in sent and "base_url" not in sent and sent.get("stream") in (None, False)
-    assert sent["messages"] == [{"role": "system", "content": "You draw SVG."},
-                                {"role": "user", "content": "Draw a red apple."}]
+    assert sent["messages"] == [
+        {"role": "system", "content": "You draw SVG."},
+        {"role": "user", "content": "Draw a red apple."},
+    ]
 
     # the trace is tagged with the rollout and the terminal status is on the gateway
     traces = [t for t in fw.traces if f"rollout_id:{rid}" in t["tags"]]
@@ -199,13 +231,17 @@ def test_missing_model_base_url_uses_configured_inference(fw, serve, monkeypatch
 
 # ------------------------------------------------------------------------------------------ error mapping
 
-@pytest.mark.parametrize("fault, http_status, grpc_code, kind", [
-    ("429", 429, 8, "rate_limited"),
-    ("500", 502, 14, "upstream_error"),
-    ("503", 502, 14, "upstream_error"),
-    ("drop", 502, 14, "upstream_unreachable"),
-    ("malformed", 502, 14, "upstream_malformed"),
-])
+
+@pytest.mark.parametrize(
+    "fault, http_status, grpc_code, kind",
+    [
+        ("429", 429, 8, "rate_limited"),
+        ("500", 502, 14, "upstream_error"),
+        ("503", 502, 14, "upstream_error"),
+        ("drop", 502, 14, "upstream_unreachable"),
+        ("malformed", 502, 14, "upstream_malformed"),
+    ],
+)
 def test_policy_failures_map_to_http_status_and_gateway_status(fw, serve, fault, http_status, grpc_code, kind):
     st = serve(policy_retries=0)
     body = init_body(fw)
@@ -279,13 +315,17 @@ def test_gateway_down_after_success_is_502(fw, serve):
 
 # ------------------------------------------------------------------------------------------ malformed requests
 
-@pytest.mark.parametrize("mutate, expect_rid, fragment", [
-    (lambda b: b.pop("metadata"), False, "metadata: Field required"),
-    (lambda b: b["metadata"].pop("row_id"), True, "metadata.row_id"),
-    (lambda b: b.__setitem__("messages", "draw"), True, "messages"),
-    (lambda b: b["metadata"].__setitem__("rollout_id", "a b"), False, "rollout_id"),
-    (lambda b: b.__setitem__("completion_params", {"temperature": 0.2}), True, "completion_params.model"),
-])
+
+@pytest.mark.parametrize(
+    "mutate, expect_rid, fragment",
+    [
+        (lambda b: b.pop("metadata"), False, "metadata: Field required"),
+        (lambda b: b["metadata"].pop("row_id"), True, "metadata.row_id"),
+        (lambda b: b.__setitem__("messages", "draw"), True, "messages"),
+        (lambda b: b["metadata"].__setitem__("rollout_id", "a b"), False, "rollout_id"),
+        (lambda b: b.__setitem__("completion_params", {"temperature": 0.2}), True, "completion_params.model"),
+    ],
+)
 def test_malformed_init_requests_are_400_without_policy_call(fw, serve, mutate, expect_rid, fragment):
     st = serve()
     body = init_body(fw)
@@ -339,7 +379,7 @@ def test_body_size_is_capped(fw, serve):
     def chunks():  # no Content-Length: the cap applies while reading
         raw = json.dumps(body).encode()
         for i in range(0, len(raw), 1000):
-            yield raw[i:i + 1000]
+            yield raw[i : i + 1000]
 
     r = httpx.post(st.url + "/init", content=chunks(), timeout=30)
     assert r.status_code == 413
@@ -372,6 +412,7 @@ def test_hostile_field_values_never_crash(fw, serve):
 
 
 # ------------------------------------------------------------------------------------------ concurrency & lifecycle
+
 
 def gated_policy(fw, *, barrier: threading.Barrier | None = None, gate: threading.Event | None = None):
     """Make the fake policy wait (at a barrier, or until ``gate`` is set) before answering."""
@@ -450,8 +491,7 @@ def test_background_mode_answers_then_reports(fw, serve):
     st = serve(background=True)
     good = init_body(fw)
     bad = init_body(fw)
-    fw.faults.add("POST", rf"/rollout_id/{bad['metadata']['rollout_id']}/.*chat/completions$", kind="429",
-                  times=None)
+    fw.faults.add("POST", rf"/rollout_id/{bad['metadata']['rollout_id']}/.*chat/completions$", kind="429", times=None)
     for body in (good, bad):
         r = httpx.post(st.url + "/init", json=body, timeout=30)
         assert r.status_code == 200 and r.json()["status"] == "accepted"
@@ -474,17 +514,35 @@ def test_background_mode_answers_then_reports(fw, serve):
 
 # ------------------------------------------------------------------------------------------ pure helpers
 
+
 def test_build_completion_kwargs_filters_params_and_messages():
-    from svgrft.clients.policy import RequestInvalid, build_completion_kwargs
+    from svgrft.clients.policy_call import RequestInvalid, build_completion_kwargs
 
     kw = build_completion_kwargs(
-        {"model": "fireworks_ai/accounts/a/models/m", "temperature": 0.5, "max_tokens": 10, "top_k": 5,
-         "api_key": "k", "headers": {"x": 1}, "stream": True, "litellm_logging": 1,
-         "extra_body": {"min_p": 0.1, "api_key": "k2"}},
-        [{"role": "user", "content": "hi", "weight": 3}], [{"type": "function"}], via_gateway=False)
-    assert kw == {"model": "accounts/a/models/m", "messages": [{"role": "user", "content": "hi"}],
-                  "stream": False, "temperature": 0.5, "max_tokens": 10,
-                  "extra_body": {"top_k": 5, "min_p": 0.1}, "tools": [{"type": "function"}]}
+        {
+            "model": "fireworks_ai/accounts/a/models/m",
+            "temperature": 0.5,
+            "max_tokens": 10,
+            "top_k": 5,
+            "api_key": "k",
+            "headers": {"x": 1},
+            "stream": True,
+            "litellm_logging": 1,
+            "extra_body": {"min_p": 0.1, "api_key": "k2"},
+        },
+        [{"role": "user", "content": "hi", "weight": 3}],
+        [{"type": "function"}],
+        via_gateway=False,
+    )
+    assert kw == {
+        "model": "accounts/a/models/m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": False,
+        "temperature": 0.5,
+        "max_tokens": 10,
+        "extra_body": {"top_k": 5, "min_p": 0.1},
+        "tools": [{"type": "function"}],
+    }
     with pytest.raises(RequestInvalid):
         build_completion_kwargs({"model": "m"}, [], None, via_gateway=True)
     with pytest.raises(RequestInvalid):
@@ -510,6 +568,7 @@ def test_scrub_masks_keys_and_bearer_tokens():
 
 
 # ------------------------------------------------------------------------------------------ CLI
+
 
 def test_cli_check_reports_a_running_server(fw, serve, cli):
     st = serve()
@@ -575,7 +634,7 @@ def test_serve_on_a_busy_port_is_one_error(cli):
         r = cli("serve", "--port", port)
     line = one_error(r)
     assert f"port {port} on 127.0.0.1 is already in use" in line
-    assert "svgrft serve on" not in r.stderr          # nothing claimed to be serving
+    assert "svgrft serve on" not in r.stderr  # nothing claimed to be serving
 
 
 def test_serve_bad_port_in_config_or_flag(cli, tmp_path):
@@ -593,8 +652,14 @@ def test_serve_starts_without_a_pydantic_deprecation_warning(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREWORKS_", "OPENAI_", "SVGRFT_"))}
     env["SVGRFT_HOME"] = str(tmp_path / "home")
-    p = subprocess.Popen([sys.executable, "-m", "svgrft", "serve", "--port", str(port)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "svgrft", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         for _ in range(600):
             if p.poll() is not None:
@@ -635,8 +700,7 @@ def test_deeply_nested_or_non_finite_json_is_400_not_a_retried_500(fw, serve):
     nan["completion_params"]["temperature"] = float("nan")  # json.dumps writes NaN; the policy call broke (502)
     inf = init_body(fw)
     inf["completion_params"]["top_p"] = float("inf")
-    for content in (deep_list, deep_obj, json.dumps(body).encode(), json.dumps(nan).encode(),
-                    json.dumps(inf).encode()):
+    for content in (deep_list, deep_obj, json.dumps(body).encode(), json.dumps(nan).encode(), json.dumps(inf).encode()):
         r = _post(st, content=content, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, r.text
         assert r.json()["kind"] == "bad_request"
@@ -646,8 +710,11 @@ def test_deeply_nested_or_non_finite_json_is_400_not_a_retried_500(fw, serve):
     assert _post(st, json=ok).status_code == 200
 
 
-@pytest.mark.parametrize("key", ["fw-key\r\nX-Injected: 1", "fw-ключ-0123456789", "fw key with spaces",
-                                 "k" * 5000, "fw-key\x00nul"], ids=["crlf", "non_ascii", "spaces", "huge", "nul"])
+@pytest.mark.parametrize(
+    "key",
+    ["fw-key\r\nX-Injected: 1", "fw-ключ-0123456789", "fw key with spaces", "k" * 5000, "fw-key\x00nul"],
+    ids=["crlf", "non_ascii", "spaces", "huge", "nul"],
+)
 def test_malformed_api_key_is_400_without_outbound_call_or_echo(fw, serve, caplog, key):
     # Such keys failed inside the HTTP client as 502 "unreachable"/"malformed" (retried by
     # eval-protocol) after a policy attempt, and the gateway report was attempted with them too.
@@ -664,8 +731,9 @@ def test_malformed_api_key_is_400_without_outbound_call_or_echo(fw, serve, caplo
     assert all(fragment not in rec.getMessage() for rec in caplog.records)
 
 
-@pytest.mark.parametrize("rid", ["r\u2028forged", "r\x85forged", "r\u202eevil", "r\u00e9"],
-                         ids=["u2028", "nel", "rtl_override", "latin1"])
+@pytest.mark.parametrize(
+    "rid", ["r\u2028forged", "r\x85forged", "r\u202eevil", "r\u00e9"], ids=["u2028", "nel", "rtl_override", "latin1"]
+)
 def test_non_ascii_ids_are_400(fw, serve, caplog, rid):
     # U+2028 / NEL passed the old check (ord >= 0x21) and were written into log lines.
     import logging
@@ -742,9 +810,15 @@ def test_status_report_to_a_trickling_gateway_is_bounded(trickle):
 
     async def go():
         return await asyncio.wait_for(
-            reporter.report(gateway=trickle.url, api_key="fw-test-trickle-0123456789", rollout_id="r-1",
-                            code=100, message="Rollout r-1 finished"),
-            timeout=60)  # a hang detector, not a timing assertion
+            reporter.report(
+                gateway=trickle.url,
+                api_key="fw-test-trickle-0123456789",
+                rollout_id="r-1",
+                code=100,
+                message="Rollout r-1 finished",
+            ),
+            timeout=60,
+        )  # a hang detector, not a timing assertion
 
     try:
         ok = asyncio.run(go())

@@ -63,8 +63,11 @@ def test_idle_and_slow_connections_do_not_lock_out_a_valid_init(fw, serve):
         # 10 authenticated requests whose body trickles (one byte of 1000)
         slow = [connect(st.port, "127.0.0.13") for _ in range(10)]
         for s in slow:
-            s.sendall(b"POST /init HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
-                      + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            s.sendall(
+                b"POST /init HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + TOKEN.encode()
+                + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            )
 
         r = httpx.post(st.url + "/init", json=init_body(fw), headers=AUTH, timeout=60)
         assert r.status_code == 200, r.text
@@ -114,8 +117,13 @@ def test_keep_alive_connection_is_reused_then_closed_when_idle(fw, serve):
                 buf += s.recv(65536)
             head, _, buf = buf.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
-            length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:")))
+            length = int(
+                next(
+                    line.split(b":", 1)[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
             while len(buf) < length:
                 buf += s.recv(65536)
             buf = buf[length:]
@@ -125,6 +133,7 @@ def test_keep_alive_connection_is_reused_then_closed_when_idle(fw, serve):
 
 
 # ------------------------------------------------------------------------------------------ finding 4
+
 
 def _xff_burst(st, fw, n: int, rotate: bool) -> list[int]:
     codes = []
@@ -149,8 +158,9 @@ def test_spoofed_client_labels_are_sanitised_in_logs(fw, serve, caplog):
     caplog.set_level(logging.INFO, logger="svgrft")
     st = serve(options=options(token=TOKEN, trust_proxy_headers=True))
     forged = "1.2.3.4 rollout=forged\u2028INFO fake line"
-    r = httpx.post(st.url + "/init", json=init_body(fw), headers={"X-Forwarded-For": forged.encode("utf-8")},
-                   timeout=60)
+    r = httpx.post(
+        st.url + "/init", json=init_body(fw), headers={"X-Forwarded-For": forged.encode("utf-8")}, timeout=60
+    )
     assert r.status_code == 401
     lines = [rec.getMessage() for rec in caplog.records if "rejected /init" in rec.getMessage()]
     assert lines and all("forged" not in line and "fake" not in line for line in lines)
@@ -159,9 +169,12 @@ def test_spoofed_client_labels_are_sanitised_in_logs(fw, serve, caplog):
 
 def test_failed_auth_spends_its_own_budget(fw, serve):
     st = serve(options=options(token=TOKEN, rate_limit=0.001, rate_burst=5))
-    wrong = [httpx.post(st.url + "/init", json=init_body(fw), headers={"Authorization": "Bearer nope-nope-nope"},
-                        timeout=60).status_code for _ in range(8)]
+    wrong = [
+        httpx.post(
+            st.url + "/init", json=init_body(fw), headers={"Authorization": "Bearer nope-nope-nope"}, timeout=60
+        ).status_code
+        for _ in range(8)
+    ]
     assert wrong == [401] * 5 + [429] * 3  # the flood is rate limited …
-    valid = [httpx.post(st.url + "/init", json=init_body(fw), headers=AUTH, timeout=60).status_code
-             for _ in range(5)]
+    valid = [httpx.post(st.url + "/init", json=init_body(fw), headers=AUTH, timeout=60).status_code for _ in range(5)]
     assert valid == [200] * 5  # … and did not spend the valid requests' budget

@@ -49,8 +49,9 @@ def stack(tmp_path_factory):
     oai = start_openai(api_key=OPENAI_KEY, corpus_dir=CORPUS)
     log_path = tmp / "serve.log"
     env = bench.clean_env(SVGRFT_SERVE_TOKEN=TOKEN)
-    proc, url = bench.start_server(["--allow-model-host", "localhost", "--policy-retries", "0",
-                                    "--rollout-timeout", "60"], env, tmp, log_path)
+    proc, url = bench.start_server(
+        ["--allow-model-host", "localhost", "--policy-retries", "0", "--rollout-timeout", "60"], env, tmp, log_path
+    )
     ns = types.SimpleNamespace(fw=fw, oai=oai, proc=proc, url=url, log_path=log_path, tmp=tmp)
     yield ns
     bench.stop_server(proc)
@@ -71,8 +72,15 @@ def ep_env(stack, monkeypatch):
 
 
 def evaluator_cfg(stack) -> dict:
-    return {"rollout": {"mode": "remote", "server_url": stack.url, "model_base_url": stack.fw.localhost_url,
-                        "poll_interval": 0.05, "timeout_seconds": 30}}
+    return {
+        "rollout": {
+            "mode": "remote",
+            "server_url": stack.url,
+            "model_base_url": stack.fw.localhost_url,
+            "poll_interval": 0.05,
+            "timeout_seconds": 30,
+        }
+    }
 
 
 def make_rows(n: int, tag: str):
@@ -84,8 +92,12 @@ def make_rows(n: int, tag: str):
     rows = []
     for i, d in enumerate(load_dataset(SEED / "quickstart_svgbench_dataset.jsonl")[:n]):
         row = EvaluationRow(**d.to_json())
-        row.execution_metadata = ExecutionMetadata(invocation_id="inv-e2e", experiment_id=f"exp-{tag}",
-                                                   rollout_id=f"{tag}-{i}-{uuid.uuid4().hex[:8]}", run_id="run-0")
+        row.execution_metadata = ExecutionMetadata(
+            invocation_id="inv-e2e",
+            experiment_id=f"exp-{tag}",
+            rollout_id=f"{tag}-{i}-{uuid.uuid4().hex[:8]}",
+            run_id="run-0",
+        )
         rows.append(row)
     return rows
 
@@ -106,11 +118,14 @@ def run_processor(processor, rows, max_tries: int = 3):
 
     async def go():
         config = RolloutProcessorConfig(
-            completion_params={"model": "accounts/fireworks/models/qwen3-0p6b", "temperature": 0.8,
-                               "max_tokens": 4096},
-            mcp_config_path="", semaphore=asyncio.Semaphore(16), logger=NullLogger(),
+            completion_params={"model": "accounts/fireworks/models/qwen3-0p6b", "temperature": 0.8, "max_tokens": 4096},
+            mcp_config_path="",
+            semaphore=asyncio.Semaphore(16),
+            logger=NullLogger(),
             exception_handler_config=ExceptionHandlerConfig(
-                backoff_config=BackoffConfig(base_delay=0.05, max_delay=0.2, max_tries=max_tries)))
+                backoff_config=BackoffConfig(base_delay=0.05, max_delay=0.2, max_tries=max_tries)
+            ),
+        )
         try:
             return [r async for r in rollout_processor_with_retry(processor, rows, config, disable_tqdm=True)]
         finally:
@@ -130,6 +145,7 @@ def server_log(stack) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the happy path
+
 
 def test_remote_processor_gets_svg_rows_and_the_evaluator_scores_them(ep_env):
     from eval_protocol.models import Status
@@ -193,6 +209,7 @@ def test_without_the_token_the_server_refuses(ep_env, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ error paths
 
+
 def test_policy_errors_through_the_processor(ep_env):
     from eval_protocol.models import Status
 
@@ -233,13 +250,13 @@ def test_policy_errors_through_the_processor(ep_env):
 
 # ------------------------------------------------------------------------------------------ load
 
+
 def test_load_200_concurrent_inits_lose_no_rollout(ep_env, capsys):
     stack = ep_env
     n = 200
     stack.fw.latency = 0.2  # the fake policy's own latency
     try:
-        bodies = [bench.init_body(stack.fw.localhost_url, f"load-{i}-{uuid.uuid4().hex[:8]}", FW_KEY)
-                  for i in range(n)]
+        bodies = [bench.init_body(stack.fw.localhost_url, f"load-{i}-{uuid.uuid4().hex[:8]}", FW_KEY) for i in range(n)]
         health0 = httpx.get(stack.url + "/").json()["rollouts"]
         res = asyncio.run(bench.run_load(stack.url, bodies, headers={"Authorization": f"Bearer {TOKEN}"}))
     finally:
@@ -259,6 +276,7 @@ def test_load_200_concurrent_inits_lose_no_rollout(ep_env, capsys):
 
 # ------------------------------------------------------------------------------------------ shutdown
 
+
 def test_sigterm_finishes_in_flight_rollouts(ep_env):
     """Runs last: it stops the module's server."""
     stack = ep_env
@@ -270,8 +288,7 @@ def test_sigterm_finishes_in_flight_rollouts(ep_env):
     out: dict = {}
 
     def call():
-        out["r"] = httpx.post(stack.url + "/init", json=body, headers={"Authorization": f"Bearer {TOKEN}"},
-                              timeout=60)
+        out["r"] = httpx.post(stack.url + "/init", json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 
     def refuses() -> bool:
         try:

@@ -19,11 +19,12 @@ _LOADED = f"sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})"
 
 
 def _run(code: str, *args: str, timeout: float = 180) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")]
     assert lines, f"no result (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    return json.loads(lines[-1][len("RESULT="):])
+    return json.loads(lines[-1][len("RESULT=") :])
 
 
 def test_building_the_app_and_answering_health_loads_no_eval_protocol():
@@ -70,8 +71,9 @@ def test_svgrft_serve_answers_its_first_health_check_without_eval_protocol():
     assert out["loaded"] == [], f"`svgrft serve` imported {out['loaded'][:10]} before answering GET /"
 
 
-@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["render", "{svg}", "-o", "{out}"]],
-                         ids=["help", "serve-help", "render"])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["serve", "--help"], ["render", "{svg}", "-o", "{out}"]], ids=["help", "serve-help", "render"]
+)
 def test_cli_paths_load_no_eval_protocol(args, tmp_path):
     argv = [a.format(svg=CORPUS / "gen_000.svg", out=tmp_path / "png") for a in args]
     code = (

@@ -53,8 +53,15 @@ def test_status_report_does_not_follow_redirects(fw, status):
     redirector = Redirector(fw.localhost_url, status)  # "elsewhere": the fake gateway on another port
     reporter = GatewayReporter(threads=2, deadline=30)
     try:
-        ok = asyncio.run(reporter.report(gateway=redirector.url, api_key=FW_KEY, rollout_id="r-redir", code=100,
-                                         message="Rollout r-redir finished"))
+        ok = asyncio.run(
+            reporter.report(
+                gateway=redirector.url,
+                api_key=FW_KEY,
+                rollout_id="r-redir",
+                code=100,
+                message="Rollout r-redir finished",
+            )
+        )
     finally:
         reporter.close()
         redirector.stop()

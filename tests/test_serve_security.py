@@ -20,6 +20,7 @@ TOKEN = "serve-token-0123456789abcdefXYZ"
 
 # ------------------------------------------------------------------------------------------ token
 
+
 def test_token_required_when_set(fw, serve, caplog):
     caplog.set_level(logging.INFO, logger="svgrft")
     st = serve(token=TOKEN)
@@ -62,6 +63,7 @@ def test_unauthenticated_server_warns_once_at_startup(fw, serve, caplog):
 
 # ------------------------------------------------------------------------------------------ server key
 
+
 def test_request_without_api_key_is_401_and_makes_no_outbound_call(fw, serve):
     st = serve()
     body = init_body(fw, api_key=None)
@@ -100,10 +102,12 @@ def test_request_key_never_in_answers_or_logs(fw, serve, caplog):
     st = serve()
     key = "fw-leaky-key-ZZZZ0123456789"
     answers = []
-    for body in (init_body(fw, api_key=key),  # refused upstream: 403
-                 {**init_body(fw, api_key=key), "messages": []},  # 400
-                 {**init_body(fw, api_key=key), "model_base_url": "https://evil.example/v1"},  # 400 host
-                 {"api_key": key, "metadata": {"rollout_id": "x"}}):  # 400 invalid
+    for body in (
+        init_body(fw, api_key=key),  # refused upstream: 403
+        {**init_body(fw, api_key=key), "messages": []},  # 400
+        {**init_body(fw, api_key=key), "model_base_url": "https://evil.example/v1"},  # 400 host
+        {"api_key": key, "metadata": {"rollout_id": "x"}},
+    ):  # 400 invalid
         answers.append(httpx.post(st.url + "/init", json=body, timeout=60))
     assert [a.status_code for a in answers] == [403, 400, 400, 400]
     for a in answers:
@@ -117,17 +121,21 @@ def test_request_key_never_in_answers_or_logs(fw, serve, caplog):
 
 # ------------------------------------------------------------------------------------------ model host allow-list
 
-@pytest.mark.parametrize("url", [
-    "{oai}/v1",                                   # a loopback host:port that is not allowed
-    "https://evil.example.com/v1",                # an arbitrary host
-    "http://localhost:{dead}/rollout_id/r/x",     # right host name, other port
-    "http://localhost:1@evil.example.com/v1",     # credentials trick
-    "ftp://tracing.fireworks.ai/x",               # wrong scheme
-    "http://tracing.fireworks.ai/rollout_id/r/x",  # allowed host but plain http
-    "https://tracing.fireworks.ai.evil.com/x",    # suffix trick
-    "https://tracing.fireworks.ai/x?redirect=1",  # query
-    "https://tracing.fireworks.ai\r\n/x",         # header injection attempt
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "{oai}/v1",  # a loopback host:port that is not allowed
+        "https://evil.example.com/v1",  # an arbitrary host
+        "http://localhost:{dead}/rollout_id/r/x",  # right host name, other port
+        "http://localhost:1@evil.example.com/v1",  # credentials trick
+        "ftp://tracing.fireworks.ai/x",  # wrong scheme
+        "http://tracing.fireworks.ai/rollout_id/r/x",  # allowed host but plain http
+        "https://tracing.fireworks.ai.evil.com/x",  # suffix trick
+        "https://tracing.fireworks.ai/x?redirect=1",  # query
+        "https://tracing.fireworks.ai\r\n/x",  # header injection attempt
+    ],
+)
 def test_model_base_url_outside_allow_list_is_400_without_outbound_call(fw, oai, serve, url):
     st = serve()
     body = init_body(fw)
@@ -156,11 +164,26 @@ def test_host_allow_list_rules():
     from svgrft.server.guard import HostAllowList
 
     allow = HostAllowList(["tracing.fireworks.ai", "*.example.org", "localhost:8080", "http://10.0.0.5"])
-    ok = ["https://tracing.fireworks.ai/rollout_id/r", "https://a.example.org/v1", "https://a.b.example.org",
-          "http://localhost:8080/x", "https://10.0.0.5/v1", "https://TRACING.fireworks.ai./x"]
-    bad = ["https://example.org/v1", "http://localhost:8081/x", "http://localhost/x", "http://10.0.0.5/v1",
-           "https://u:p@tracing.fireworks.ai/x", "https://tracing.fireworks.ai:99999/x", "tracing.fireworks.ai",
-           "https://tracing.fireworks.ai/x#frag", "", "https:///x"]
+    ok = [
+        "https://tracing.fireworks.ai/rollout_id/r",
+        "https://a.example.org/v1",
+        "https://a.b.example.org",
+        "http://localhost:8080/x",
+        "https://10.0.0.5/v1",
+        "https://TRACING.fireworks.ai./x",
+    ]
+    bad = [
+        "https://example.org/v1",
+        "http://localhost:8081/x",
+        "http://localhost/x",
+        "http://10.0.0.5/v1",
+        "https://u:p@tracing.fireworks.ai/x",
+        "https://tracing.fireworks.ai:99999/x",
+        "tracing.fireworks.ai",
+        "https://tracing.fireworks.ai/x#frag",
+        "",
+        "https:///x",
+    ]
     assert [u for u in ok if allow.check(u) is not None] == []
     assert [u for u in bad if allow.check(u) is None] == []
     for entry in ("", "a b", "x/y", "user@host"):
@@ -169,6 +192,7 @@ def test_host_allow_list_rules():
 
 
 # ------------------------------------------------------------------------------------------ rate limit & cap
+
 
 def test_rate_limit_per_client_is_429_with_retry_after(fw, serve):
     st = serve(rate_limit=0.01, rate_burst=2)  # 2 at once, then one per 100 s
@@ -223,21 +247,29 @@ def test_concurrency_cap_is_429_with_retry_after(fw, serve):
 
 # --- the allow-list compares only plain hosts (folded from test_qa_core.py) ---
 
-@pytest.mark.parametrize("url", [
-    "https://evil.com\\.fireworks.ai/v1",      # "\\" is a path separator to WHATWG parsers; yarl refuses it (502)
-    "https://evil.com%2f.fireworks.ai/v1",     # percent-escapes in a host
-    "https://evil.com;.fireworks.ai/v1",
-    "https://evil.com\uff0e.fireworks.ai/v1",  # fullwidth dot: IDNA maps it to "."
-    "https://evil\u3002x.fireworks.ai/v1",     # ideographic full stop
-    "https://\uff54racing.fireworks.ai/v1",    # fullwidth letter
-    "https://a..fireworks.ai/v1",              # empty label
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.com\\.fireworks.ai/v1",  # "\\" is a path separator to WHATWG parsers; yarl refuses it (502)
+        "https://evil.com%2f.fireworks.ai/v1",  # percent-escapes in a host
+        "https://evil.com;.fireworks.ai/v1",
+        "https://evil.com\uff0e.fireworks.ai/v1",  # fullwidth dot: IDNA maps it to "."
+        "https://evil\u3002x.fireworks.ai/v1",  # ideographic full stop
+        "https://\uff54racing.fireworks.ai/v1",  # fullwidth letter
+        "https://a..fireworks.ai/v1",  # empty label
+    ],
+)
 def test_allow_list_compares_only_plain_hosts(url):
     from svgrft.server.guard import HostAllowList
 
     allow = HostAllowList(["tracing.fireworks.ai", "*.fireworks.ai"])
     assert allow.check(url) is not None
-    for ok in ("https://tracing.fireworks.ai/v1", "https://TRACING.fireworks.ai./v1", "https://a-b.c_d.fireworks.ai",
-               "https://xn--e1afmkfd.fireworks.ai/v1"):
+    for ok in (
+        "https://tracing.fireworks.ai/v1",
+        "https://TRACING.fireworks.ai./v1",
+        "https://a-b.c_d.fireworks.ai",
+        "https://xn--e1afmkfd.fireworks.ai/v1",
+    ):
         assert allow.check(ok) is None, ok
     assert HostAllowList(["127.0.0.1", "::1"]).check("http://[0:0::1]:9/v1") is None  # a bare IPv6 rule works

@@ -17,21 +17,38 @@ def _ep_request(**over):
     from eval_protocol.models import Message
     from eval_protocol.types.remote_rollout_processor import InitRequest, RolloutMetadata
 
-    meta = RolloutMetadata(invocation_id="inv-1", experiment_id="exp-1", rollout_id="r-wire", run_id="run-0",
-                           row_id="row-1")
+    meta = RolloutMetadata(
+        invocation_id="inv-1", experiment_id="exp-1", rollout_id="r-wire", run_id="run-0", row_id="row-1"
+    )
     messages = [
         Message(role="system", content="You draw SVG."),
-        Message(role="user", content=[{"type": "text", "text": "Draw a barn."},
-                                      {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]),
-        Message(role="assistant", content=None, tool_calls=[{"id": "call-1", "type": "function",
-                                                             "function": {"name": "draw", "arguments": "{}"}}]),
+        Message(
+            role="user",
+            content=[
+                {"type": "text", "text": "Draw a barn."},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+            ],
+        ),
+        Message(
+            role="assistant",
+            content=None,
+            tool_calls=[{"id": "call-1", "type": "function", "function": {"name": "draw", "arguments": "{}"}}],
+        ),
         Message(role="tool", content="ok", tool_call_id="call-1", name="draw", weight=1),
     ]
-    args = dict(completion_params={"model": "fireworks_ai/accounts/fireworks/models/qwen3-0p6b", "temperature": 0.8,
-                                   "max_tokens": 4096, "extra_body": {"top_k": 40}},
-                messages=messages, tools=[{"type": "function", "function": {"name": "draw", "parameters": {}}}],
-                model_base_url="https://tracing.fireworks.ai/rollout_id/r-wire/invocation_id/inv-1",
-                metadata=meta, api_key="fw-wire-key-0123456789")
+    args = dict(
+        completion_params={
+            "model": "fireworks_ai/accounts/fireworks/models/qwen3-0p6b",
+            "temperature": 0.8,
+            "max_tokens": 4096,
+            "extra_body": {"top_k": 40},
+        },
+        messages=messages,
+        tools=[{"type": "function", "function": {"name": "draw", "parameters": {}}}],
+        model_base_url="https://tracing.fireworks.ai/rollout_id/r-wire/invocation_id/inv-1",
+        metadata=meta,
+        api_key="fw-wire-key-0123456789",
+    )
     args.update(over)
     return InitRequest(**args)
 
@@ -41,26 +58,41 @@ def test_an_eval_protocol_init_request_parses_with_ours_to_the_same_data():
 
     from svgrft.server.wire import InitRequest
 
-    for ep in (_ep_request(), _ep_request(messages=None, tools=None, model_base_url=None, api_key=None,
-                                          completion_params={})):
+    for ep in (
+        _ep_request(),
+        _ep_request(messages=None, tools=None, model_base_url=None, api_key=None, completion_params={}),
+    ):
         payload = json.loads(json.dumps(ep.model_dump()))  # what RemoteRolloutProcessor POSTs (as JSON)
         ours = InitRequest.model_validate(payload)
         assert json.loads(ours.model_dump_json()) == json.loads(ep.model_dump_json())
         assert set(InitRequest.model_fields) == set(type(ep).model_fields)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda d: d["metadata"].pop("row_id"),
-    lambda d: d.pop("metadata"),
-    lambda d: d["messages"][0].pop("role"),
-    lambda d: d["messages"][1]["content"].append({"type": "input_audio", "input_audio": {}}),
-    lambda d: d["messages"][2]["tool_calls"][0].pop("id"),
-    lambda d: d["messages"][2]["tool_calls"][0].update(type="custom"),
-    lambda d: d["messages"][3].update(weight="heavy"),
-    lambda d: d.update(tools={"not": "a list"}),
-    lambda d: d["metadata"].update(rollout_id=7),
-], ids=["no-row-id", "no-metadata", "no-role", "bad-part", "tool-call-no-id", "tool-call-type", "bad-weight",
-        "tools-not-list", "int-rollout-id"])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["metadata"].pop("row_id"),
+        lambda d: d.pop("metadata"),
+        lambda d: d["messages"][0].pop("role"),
+        lambda d: d["messages"][1]["content"].append({"type": "input_audio", "input_audio": {}}),
+        lambda d: d["messages"][2]["tool_calls"][0].pop("id"),
+        lambda d: d["messages"][2]["tool_calls"][0].update(type="custom"),
+        lambda d: d["messages"][3].update(weight="heavy"),
+        lambda d: d.update(tools={"not": "a list"}),
+        lambda d: d["metadata"].update(rollout_id=7),
+    ],
+    ids=[
+        "no-row-id",
+        "no-metadata",
+        "no-role",
+        "bad-part",
+        "tool-call-no-id",
+        "tool-call-type",
+        "bad-weight",
+        "tools-not-list",
+        "int-rollout-id",
+    ],
+)
 def test_invalid_requests_fail_in_the_same_places(mutate):
     from eval_protocol.types.remote_rollout_processor import InitRequest as EPInitRequest
     from pydantic import ValidationError
@@ -81,10 +113,16 @@ def _ep_status(code: int, message: str):
 
     if code == 100:
         return Status.rollout_finished()
-    makers = {3: Status.rollout_invalid_argument_error, 4: Status.rollout_deadline_exceeded_error,
-              5: Status.rollout_not_found_error, 7: Status.rollout_permission_denied_error,
-              8: Status.rollout_resource_exhausted_error, 13: Status.rollout_internal_error,
-              14: Status.rollout_unavailable_error, 16: Status.rollout_unauthenticated_error}
+    makers = {
+        3: Status.rollout_invalid_argument_error,
+        4: Status.rollout_deadline_exceeded_error,
+        5: Status.rollout_not_found_error,
+        7: Status.rollout_permission_denied_error,
+        8: Status.rollout_resource_exhausted_error,
+        13: Status.rollout_internal_error,
+        14: Status.rollout_unavailable_error,
+        16: Status.rollout_unauthenticated_error,
+    }
     return makers.get(code, Status.rollout_internal_error)(message)
 
 
@@ -99,13 +137,31 @@ def test_status_entry_is_the_one_eval_protocols_handler_builds(code):
     extras = {"svgrft_server": "x", "usage": {"prompt_tokens": 3}, "level": "overridden"}
     level = logging.INFO if code == 100 else logging.ERROR
     record = logging.getLogger(GATEWAY_LOGGER).makeRecord(
-        GATEWAY_LOGGER, level, __file__, 0, message, (), None,
-        extra={"status": _ep_status(code, message), "extras": dict(extras), "experiment_id": "exp-1",
-               "run_id": "run-0"})
+        GATEWAY_LOGGER,
+        level,
+        __file__,
+        0,
+        message,
+        (),
+        None,
+        extra={
+            "status": _ep_status(code, message),
+            "extras": dict(extras),
+            "experiment_id": "exp-1",
+            "run_id": "run-0",
+        },
+    )
     RolloutIdFilter("r-7").filter(record)
     theirs = FireworksTracingHttpHandler(gateway_base_url="http://127.0.0.1:9")._build_payload(record, "r-7")
-    ours = status_entry(rollout_id="r-7", code=code, message=message, extras=extras, experiment_id="exp-1",
-                        run_id="run-0", created=record.created)
+    ours = status_entry(
+        rollout_id="r-7",
+        code=code,
+        message=message,
+        extras=extras,
+        experiment_id="exp-1",
+        run_id="run-0",
+        created=record.created,
+    )
     assert ours == theirs
 
 
@@ -124,8 +180,16 @@ def test_what_our_reporter_posts_is_read_as_terminal_by_eval_protocol(fw, code, 
     reporter = GatewayReporter(threads=2, deadline=30)
 
     async def go():
-        ok = await reporter.report(gateway=fw.localhost_url, api_key=FW_KEY, rollout_id=rid, code=code,
-                                   message=message, extras={"svg_found": True}, experiment_id="exp-1", run_id="run-0")
+        ok = await reporter.report(
+            gateway=fw.localhost_url,
+            api_key=FW_KEY,
+            rollout_id=rid,
+            code=code,
+            message=message,
+            extras={"svg_found": True},
+            experiment_id="exp-1",
+            run_id="run-0",
+        )
         adapter = FireworksTracingAdapter(base_url=fw.localhost_url, api_key=FW_KEY)
         async with aiohttp.ClientSession() as session:
             status = await adapter.async_get_status(session, rollout_id=rid)

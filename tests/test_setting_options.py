@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
+from typing import Optional
 
 import pytest
 import typer
@@ -23,15 +23,25 @@ def _app():
         epochs: Optional[int] = c.setting_option("train.epochs", "-e"),
         wandb: Optional[bool] = c.setting_option("wandb.enabled"),
         mode: Optional[str] = c.setting_option("judge.mode"),
-        keys: Optional[List[str]] = c.setting_option("secrets.keys"),
-        hosts: Optional[List[str]] = c.setting_option("serve.allow_model_hosts", extend=True),
+        keys: Optional[list[str]] = c.setting_option("secrets.keys"),
+        hosts: Optional[list[str]] = c.setting_option("serve.allow_model_hosts", extend=True),
         model=c.setting_option("judge.model"),  # no annotation: the schema's type is used
     ) -> None:
         s = c.settings()
-        print(json.dumps({"epochs": s.train.epochs, "epochs_from": s.source("train.epochs"),
-                          "wandb": s.wandb.enabled, "mode": s.judge.mode, "keys": list(s.secrets.keys),
-                          "hosts": list(s.serve.allow_model_hosts), "model": s.judge.model,
-                          "model_from": s.source("judge.model")}))
+        print(
+            json.dumps(
+                {
+                    "epochs": s.train.epochs,
+                    "epochs_from": s.source("train.epochs"),
+                    "wandb": s.wandb.enabled,
+                    "mode": s.judge.mode,
+                    "keys": list(s.secrets.keys),
+                    "hosts": list(s.serve.allow_model_hosts),
+                    "model": s.judge.model,
+                    "model_from": s.source("judge.model"),
+                }
+            )
+        )
 
     return app
 
@@ -64,8 +74,9 @@ def test_a_list_flag_replaces_the_list_and_an_extending_one_adds_to_it():
     write_config('[secrets]\nkeys = ["A_KEY"]\n[serve]\nallow_model_hosts = ["a.example"]\n')
     _, d = _run()
     assert d["keys"] == ["A_KEY"] and d["hosts"] == ["a.example"]
-    _, d = _run("--key", "B_KEY", "--key", "C_KEY", "--allow-model-host", "b.example",
-                "--allow-model-host", "a.example")
+    _, d = _run(
+        "--key", "B_KEY", "--key", "C_KEY", "--allow-model-host", "b.example", "--allow-model-host", "a.example"
+    )
     assert d["keys"] == ["B_KEY", "C_KEY"]
     assert d["hosts"] == ["a.example", "b.example"]  # the configured list, then the flag's new items
 
@@ -84,6 +95,7 @@ def test_flags_do_not_leak_into_the_next_command():
 
 def test_a_parameter_annotated_against_the_schema_is_refused():
     with pytest.raises(TypeError, match="train.epochs"):
+
         @c.command
         def bad(epochs: Optional[str] = c.setting_option("train.epochs")) -> None:
             pass

@@ -16,10 +16,23 @@ from tests.conftest import REPO
 
 
 def sample(row, idx, score=0.5, **kw):
-    base = dict(row_id=row, sample_index=idx, prompt="p", requirements=["a", "b"], reply="r", svg="<svg/>",
-                png=b"\x89PNG fake", score=score, is_valid=True, reason="1/2", fulfilled=1, total=2,
-                verdicts=[{"index": 1, "requirement": "a", "fulfilled": True, "evidence": "e"}],
-                timings={"render": 1.5}, usage={"policy": {"prompt_tokens": 3}})
+    base = dict(
+        row_id=row,
+        sample_index=idx,
+        prompt="p",
+        requirements=["a", "b"],
+        reply="r",
+        svg="<svg/>",
+        png=b"\x89PNG fake",
+        score=score,
+        is_valid=True,
+        reason="1/2",
+        fulfilled=1,
+        total=2,
+        verdicts=[{"index": 1, "requirement": "a", "fulfilled": True, "evidence": "e"}],
+        timings={"render": 1.5},
+        usage={"policy": {"prompt_tokens": 3}},
+    )
     base.update(kw)
     return SampleRecord(**base)
 
@@ -29,17 +42,23 @@ def test_location_follows_svgrft_home(tmp_path):
     with Store() as s:
         assert s.path == default_db_path()
         assert s.list_runs() == [] and s.cache_get("k") is None and s.cache_stats() == {"entries": 0, "hits": 0}
-        assert not (tmp_path / "svgrft-home").exists()          # reading creates nothing
+        assert not (tmp_path / "svgrft-home").exists()  # reading creates nothing
         s.create_run(model="m", run_id="r1")
-        assert s.path.exists()                                   # the first write does
+        assert s.path.exists()  # the first write does
         mode = s._conn.execute("PRAGMA journal_mode").fetchone()[0]
         assert mode.lower() == "wal"
 
 
 def test_runs_and_samples_round_trip():
     with Store() as s:
-        run = s.create_run(model="m", base_url="u", dataset="d.jsonl", judge_model="j", judge_mode="checklist",
-                           config={"samples": 2, "rows": 3})
+        run = s.create_run(
+            model="m",
+            base_url="u",
+            dataset="d.jsonl",
+            judge_model="j",
+            judge_mode="checklist",
+            config={"samples": 2, "rows": 3},
+        )
         assert run.status == "running" and run.config == {"samples": 2, "rows": 3}
         for row, idx, score in (("row_10", 0, 1.0), ("row_2", 1, 0.0), ("row_2", 0, 0.5)):
             s.add_sample(run.id, sample(row, idx, score))
@@ -49,7 +68,12 @@ def test_runs_and_samples_round_trip():
         assert [(x.row_id, x.sample_index) for x in got] == [("row_2", 0), ("row_2", 1), ("row_3", 0), ("row_10", 0)]
         x = got[0]
         assert (x.png, x.score, x.verdicts[0]["evidence"], x.timings, x.requirements) == (
-            b"\x89PNG fake", 0.5, "e", {"render": 1.5}, ["a", "b"])
+            b"\x89PNG fake",
+            0.5,
+            "e",
+            {"render": 1.5},
+            ["a", "b"],
+        )
         assert x.png_sha256 and len(x.png_sha256) == 64
         assert s.samples(run.id)[0].png is None  # PNGs only when asked for
         info = s.get_run(run.id)
@@ -128,13 +152,19 @@ def test_readers_do_not_block_a_writer():
 def test_judge_cache_keys_on_every_component():
     with Store() as s:
         cache = JudgeCache(s)
-        key = dict(png_sha256="abc", requirements_hash="r1", judge_model="gpt-4.1", mode="checklist",
-                   prompt_version="v1")
+        key = dict(
+            png_sha256="abc", requirements_hash="r1", judge_model="gpt-4.1", mode="checklist", prompt_version="v1"
+        )
         assert cache.get(**key) is None
         cache.put({"mode": "checklist", "fulfilled": 1, "total": 2, "verdicts": []}, **key)
         assert cache.get(**key)["fulfilled"] == 1
-        for field, other in (("png_sha256", "abd"), ("requirements_hash", "r2"), ("judge_model", "gpt-4o"),
-                             ("mode", "count"), ("prompt_version", "v2")):
+        for field, other in (
+            ("png_sha256", "abd"),
+            ("requirements_hash", "r2"),
+            ("judge_model", "gpt-4o"),
+            ("mode", "count"),
+            ("prompt_version", "v2"),
+        ):
             assert cache.get(**{**key, field: other}) is None, field
         assert s.cache_stats() == {"entries": 1, "hits": 1}
         assert judge_cache_key("a", "b", "c", "d", "e") != judge_cache_key("a", "b", "c", "de", "")

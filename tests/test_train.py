@@ -46,30 +46,65 @@ def creates(fw) -> list[str]:
     """Resource-creating requests (not secret updates, not uploads of an existing resource)."""
     out = []
     for q in fw.requests:
-        if q.method == "POST" and (q.path.endswith(("/datasets", "/evaluatorsV2", "/reinforcementFineTuningJobs",
-                                                     "/secrets"))):
+        if q.method == "POST" and (
+            q.path.endswith(("/datasets", "/evaluatorsV2", "/reinforcementFineTuningJobs", "/secrets"))
+        ):
             out.append(q.path.rsplit("/", 1)[-1])
     return out
 
 
 # ------------------------------------------------------------------------------------------- dry run
 
+
 def test_dry_run_needs_no_keys_and_makes_no_network_call(fw, cli, monkeypatch):
     monkeypatch.delenv("FIREWORKS_API_KEY")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    r = cli("train", "--base-model", "qwen3-0p6b", "--dry-run", "--epochs", "3", "--n", "2", "--learning-rate", "3e-5",
-            "--lora-rank", "8", "--batch-size", "32768", "--max-context-length", "6000", "--chunk-size", "20",
-            "--temperature", "0.6", "--max-tokens", "2500", "--output-model", "svg-qwen", "--json")
+    r = cli(
+        "train",
+        "--base-model",
+        "qwen3-0p6b",
+        "--dry-run",
+        "--epochs",
+        "3",
+        "--n",
+        "2",
+        "--learning-rate",
+        "3e-5",
+        "--lora-rank",
+        "8",
+        "--batch-size",
+        "32768",
+        "--max-context-length",
+        "6000",
+        "--chunk-size",
+        "20",
+        "--temperature",
+        "0.6",
+        "--max-tokens",
+        "2500",
+        "--output-model",
+        "svg-qwen",
+        "--json",
+    )
     assert r.exit_code == 0, r
     assert fw.requests == []  # not even the account lookup
     d = r.json()
     p = d["payload"]
-    assert p["trainingConfig"] == {"baseModel": "accounts/fireworks/models/qwen3-0p6b", "epochs": 3,
-                                   "learningRate": 3e-5, "loraRank": 8, "batchSize": 32768,
-                                   "maxContextLength": 6000,
-                                   "outputModel": "accounts/<account>/models/svg-qwen"}
-    assert p["inferenceParameters"] == {"temperature": 0.6, "topP": 1.0, "maxOutputTokens": 2500,
-                                        "responseCandidatesCount": 2}
+    assert p["trainingConfig"] == {
+        "baseModel": "accounts/fireworks/models/qwen3-0p6b",
+        "epochs": 3,
+        "learningRate": 3e-5,
+        "loraRank": 8,
+        "batchSize": 32768,
+        "maxContextLength": 6000,
+        "outputModel": "accounts/<account>/models/svg-qwen",
+    }
+    assert p["inferenceParameters"] == {
+        "temperature": 0.6,
+        "topP": 1.0,
+        "maxOutputTokens": 2500,
+        "responseCandidatesCount": 2,
+    }
     assert p["chunkSize"] == 20 and p["evalAutoCarveout"] is False and p["wandbConfig"] == {"enabled": False}
     assert p["dataset"].startswith("accounts/<account>/datasets/svgbench-train-")
     rows = dataset_lines(train_dataset())
@@ -94,7 +129,9 @@ def test_dry_run_human_output_shows_plan_payload_and_estimate(fw, cli, monkeypat
 
 def test_dry_run_remote_shows_server_url_and_missing_url_fails(fw, cli, monkeypatch):
     monkeypatch.delenv("FIREWORKS_API_KEY")
-    r = cli("train", "--dry-run", "--rollout-mode", "remote", "--rollout-server-url", "https://svg.example.com", "--json")
+    r = cli(
+        "train", "--dry-run", "--rollout-mode", "remote", "--rollout-server-url", "https://svg.example.com", "--json"
+    )
     assert r.exit_code == 0, r
     assert r.json()["rollout"]["mode"] == "remote"
     assert r.json()["rollout"]["server_url"] == "https://svg.example.com"
@@ -130,6 +167,7 @@ def test_without_yes_and_without_terminal_nothing_happens(fw, cli, keys):
 
 
 # ------------------------------------------------------------------------------------------ end to end
+
 
 def test_train_end_to_end_local_mode_then_rerun_creates_nothing(fw, cli, fast, keys):
     r = cli("train", "--base-model", "qwen3-0p6b", "--yes", "--json")
@@ -169,9 +207,13 @@ def test_train_end_to_end_local_mode_then_rerun_creates_nothing(fw, cli, fast, k
     assert cfg["rollout"] == {"mode": "local"}
     ip = payload["inferenceParameters"]
     cp = cfg["completion_params"]
-    assert (cp["model"], cp["temperature"], cp["top_p"], cp["max_tokens"], cfg["num_runs"]) == \
-        (payload["trainingConfig"]["baseModel"], ip["temperature"], ip["topP"], ip["maxOutputTokens"],
-         ip["responseCandidatesCount"])
+    assert (cp["model"], cp["temperature"], cp["top_p"], cp["max_tokens"], cfg["num_runs"]) == (
+        payload["trainingConfig"]["baseModel"],
+        ip["temperature"],
+        ip["topP"],
+        ip["maxOutputTokens"],
+        ip["responseCandidatesCount"],
+    )
 
     # a second identical run creates nothing new
     before = creates(fw)
@@ -188,8 +230,20 @@ def test_train_end_to_end_remote_mode_with_token(fw, cli, fast, keys, monkeypatc
     monkeypatch.setenv("SVGRFT_SERVE_TOKEN", SERVE_TOKEN)
     server = HealthServer()
     try:
-        r = cli("train", "--yes", "--json", "--no-watch", "--rollout-mode", "remote", "--rollout-server-url", server.url,
-                "--temperature", "0.7", "--max-tokens", "3000")
+        r = cli(
+            "train",
+            "--yes",
+            "--json",
+            "--no-watch",
+            "--rollout-mode",
+            "remote",
+            "--rollout-server-url",
+            server.url,
+            "--temperature",
+            "0.7",
+            "--max-tokens",
+            "3000",
+        )
     finally:
         server.stop()
     assert r.exit_code == 0, r
@@ -221,12 +275,37 @@ def test_remote_mode_with_unhealthy_server_stops_before_any_change(fw, cli, fast
 def test_flags_and_config_file_values_reach_the_job(fw, cli, fast, keys, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", WANDB_KEY)
     cfg = tmp_path / "mine.toml"
-    cfg.write_text('[train]\nepochs = 2\nlora_rank = 32\ndisplay_name = "from config"\n'
-                   '[evaluator]\npoll_interval = 0.01\n', encoding="utf-8")
-    r = cli("train", "--config", str(cfg), "--base-model", "llama-v3p1-8b-instruct", "--learning-rate", "2e-5",
-            "--n", "2", "--chunk-size", "10", "--output-model", "svg-llama", "--job-id", "my-svg-job",
-            "--eval-auto-carveout", "--wandb", "--wandb-project", "svg", "--wandb-entity", "me",
-            "--poll-interval", "0.01", "--yes", "--json")
+    cfg.write_text(
+        '[train]\nepochs = 2\nlora_rank = 32\ndisplay_name = "from config"\n[evaluator]\npoll_interval = 0.01\n',
+        encoding="utf-8",
+    )
+    r = cli(
+        "train",
+        "--config",
+        str(cfg),
+        "--base-model",
+        "llama-v3p1-8b-instruct",
+        "--learning-rate",
+        "2e-5",
+        "--n",
+        "2",
+        "--chunk-size",
+        "10",
+        "--output-model",
+        "svg-llama",
+        "--job-id",
+        "my-svg-job",
+        "--eval-auto-carveout",
+        "--wandb",
+        "--wandb-project",
+        "svg",
+        "--wandb-entity",
+        "me",
+        "--poll-interval",
+        "0.01",
+        "--yes",
+        "--json",
+    )
     assert r.exit_code == 0, r
     assert r.json()["job_id"] == "my-svg-job"
     p = fw.job_payload("my-svg-job")
@@ -245,9 +324,22 @@ def test_flags_and_config_file_values_reach_the_job(fw, cli, fast, keys, tmp_pat
 def test_the_job_is_sent_exactly_as_the_dry_run_shows_it(fw, cli, fast, keys, monkeypatch):
     """One payload shape: the body Fireworks receives is the dry run's payload (W&B key unmasked), key for key."""
     monkeypatch.setenv("WANDB_API_KEY", WANDB_KEY)
-    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")   # the dry run names resources in this account
-    args = ("train", "--base-model", "qwen3-0p6b", "--epochs", "1", "--output-model", "svg-out", "--wandb",
-            "--wandb-project", "svg", "--wandb-run-id", "run-7", "--json")
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acct")  # the dry run names resources in this account
+    args = (
+        "train",
+        "--base-model",
+        "qwen3-0p6b",
+        "--epochs",
+        "1",
+        "--output-model",
+        "svg-out",
+        "--wandb",
+        "--wandb-project",
+        "svg",
+        "--wandb-run-id",
+        "run-7",
+        "--json",
+    )
     dry = cli(*args, "--dry-run")
     assert dry.exit_code == 0, dry
     shown = dry.json()["payload"]
@@ -274,6 +366,7 @@ def test_eval_dataset_file_is_uploaded_and_referenced(fw, cli, fast, keys):
 
 
 # ------------------------------------------------------------------------------------------ failures
+
 
 def test_bad_fireworks_key_is_401_with_hint(fw, cli, fast, keys, monkeypatch):
     monkeypatch.setenv("FIREWORKS_API_KEY", "fw-bogus-key-000000000000")
@@ -339,8 +432,9 @@ def test_transient_errors_during_upload_and_polling(fw, cli, fast, keys):
 def test_build_failed_shows_the_log_and_creates_no_job(cli, fast, keys, monkeypatch):
     from tests.fakes import start_fireworks
 
-    fake = start_fireworks(api_keys={FW_KEY: "acct"},
-                           evaluator_build_fails=lambda blob: "ImportError: libnss3.so missing in image")
+    fake = start_fireworks(
+        api_keys={FW_KEY: "acct"}, evaluator_build_fails=lambda blob: "ImportError: libnss3.so missing in image"
+    )
     try:
         monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
         monkeypatch.setenv("FIREWORKS_BASE_URL", fake.url)

@@ -20,7 +20,8 @@ import json
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -53,8 +54,7 @@ def _console(stderr: bool) -> Console:
     # Rich's own NO_COLOR support drops colours but keeps bold/italic codes; color_system=None drops all styling.
     # soft_wrap: a printed line is never broken at the console width (80 columns when piped), on stdout (data)
     # nor on stderr (progress: paths, URLs and ids must survive copy and paste and grep); tables still fit.
-    return Console(stderr=stderr, highlight=False, soft_wrap=True,
-                   color_system=None if no_color() else "auto")
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, color_system=None if no_color() else "auto")
 
 
 # Created lazily so CliRunner's captured streams are used in tests.
@@ -134,8 +134,7 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not is_interactive():
-        raise SvgrftError(f"refusing to {question} without confirmation",
-                          hint="pass --yes (no terminal to ask on)")
+        raise SvgrftError(f"refusing to {question} without confirmation", hint="pass --yes (no terminal to ask on)")
     if not typer.confirm(question[0].upper() + question[1:] + "?", default=False, err=True):
         err_console().print("Not confirmed: nothing was done.")
         raise typer.Exit(1)
@@ -172,15 +171,16 @@ def _with_global_options(func: Callable[..., Any], wrapper: Callable[..., Any], 
     taken = _declared_flags(sig)
     params = list(sig.parameters.values())
     added: list[str] = []
-    annotations = {**getattr(func, "__annotations__", {}),
-                   **{p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty}}
+    annotations = {
+        **getattr(func, "__annotations__", {}),
+        **{p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty},
+    }
     for name, annotation, decls in _GLOBAL_OPTIONS:
         decls = tuple(d for d in decls if d not in taken)
         if not decls or not decls[0].startswith("--"):
             continue
         default = typer.Option(False if annotation is bool else None, *decls, hidden=True)
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=annotation))
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
         annotations[name] = annotation
         added.append(name)
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
@@ -205,8 +205,10 @@ def os_error(e: OSError) -> SvgrftError:
     what = e.strerror or type(e).__name__
     if e.filename is not None:
         where = str(e.filename) + (f" → {e.filename2}" if e.filename2 is not None else "")
-        return SvgrftError(f"{where}: {what}", hint="check the path, that it is the right kind (file or folder) "
-                                                     "and that you may read/write it")
+        return SvgrftError(
+            f"{where}: {what}",
+            hint="check the path, that it is the right kind (file or folder) and that you may read/write it",
+        )
     return SvgrftError(f"system error: {what}", hint="run again with SVGRFT_DEBUG=1 for the details")
 
 
@@ -282,7 +284,7 @@ def setting_help(spec: Any, note: str = "") -> str:
 
 
 def _setting_annotation(kind: type) -> Any:
-    return Optional[List[str]] if kind is tuple else Optional[kind]
+    return Optional[list[str]] if kind is tuple else Optional[kind]
 
 
 def _setting_params(sig: inspect.Signature) -> tuple[dict[str, str], frozenset[str], inspect.Signature]:
@@ -351,7 +353,7 @@ def command(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settings(config: str | None = None) -> "Settings":
+def settings(config: str | None = None) -> Settings:
     """Resolve settings: the running command's setting options > env > config file (``config`` or the global
     --config) > defaults. A bad flag value is a usage error (exit 2), a bad config value a config error."""
     from svgrft.config import load_settings
@@ -366,7 +368,7 @@ def settings(config: str | None = None) -> "Settings":
     return s
 
 
-def check_chromium_setting(settings: "Settings") -> None:
+def check_chromium_setting(settings: Settings) -> None:
     """A configured Chromium path (--chromium, SVGRFT_CHROMIUM or render.chromium) must be an executable; the
     error names where the path came from (the renderer itself would call every explicit path '--chromium')."""
     import shutil
@@ -381,10 +383,11 @@ def check_chromium_setting(settings: "Settings") -> None:
     if os.path.isfile(path) and os.access(path, os.X_OK):
         return
     source = settings.source("render.chromium")
-    where = {"flag": "--chromium"}.get(source, source.replace("config ", "render.chromium in ")
-                                       .replace("env ", ""))
-    raise BrowserNotFoundError(f"{where} names {value!r}, which is not an executable file",
-                               hint=f"fix or unset {where} to let svgrft find a browser by itself; {INSTALL_HINT}")
+    where = {"flag": "--chromium"}.get(source, source.replace("config ", "render.chromium in ").replace("env ", ""))
+    raise BrowserNotFoundError(
+        f"{where} names {value!r}, which is not an executable file",
+        hint=f"fix or unset {where} to let svgrft find a browser by itself; {INSTALL_HINT}",
+    )
 
 
 def not_built(name: str, issue: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import typer
 
@@ -23,7 +23,9 @@ def _parse_epochs(raw: str | None) -> list[int] | None:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise UsageError(f"--epochs {raw!r} is not two numbers", hint="e.g. --epochs 0,3 (0-based; -1 = last)") from None
+        raise UsageError(
+            f"--epochs {raw!r} is not two numbers", hint="e.g. --epochs 0,3 (0-based; -1 = last)"
+        ) from None
     if len(values) != 2:
         raise UsageError(f"--epochs takes two epochs, got {len(values)}", hint="e.g. --epochs 0,3 (0-based; -1 = last)")
     return values
@@ -38,14 +40,22 @@ def _summary_rows(st: dict, before: str, after: str) -> list[tuple[str, str, str
     def ci(d):  # mean on one line, the interval under it: the table fits 80 columns
         return fmt_ci(d).replace(" [", "\n[")
 
-    rows = [("mean score", ci(st["before"]), ci(st["after"]), ci(st["delta"])),
-            ("wins / ties / losses", "", "", f"{st['wins']} / {st['ties']} / {st['losses']}"),
-            ("valid SVG", pct(st["valid_before"]), pct(st["valid_after"]), ""),
-            ("samples", str(st["samples_before"]), str(st["samples_after"]), "")]
+    rows = [
+        ("mean score", ci(st["before"]), ci(st["after"]), ci(st["delta"])),
+        ("wins / ties / losses", "", "", f"{st['wins']} / {st['ties']} / {st['losses']}"),
+        ("valid SVG", pct(st["valid_before"]), pct(st["valid_after"]), ""),
+        ("samples", str(st["samples_before"]), str(st["samples_after"]), ""),
+    ]
     if st["training_reward_before"] is not None or st["training_reward_after"] is not None:
         b, a = st["training_reward_before"], st["training_reward_after"]
-        rows.append(("training reward (recorded)", fmt_score(b, 3), fmt_score(a, 3),
-                     fmt_delta(a - b, 3) if a is not None and b is not None else ""))
+        rows.append(
+            (
+                "training reward (recorded)",
+                fmt_score(b, 3),
+                fmt_score(a, 3),
+                fmt_delta(a - b, 3) if a is not None and b is not None else "",
+            )
+        )
     return rows
 
 
@@ -75,8 +85,14 @@ def _print_tables(cmp, files: dict) -> None:
         t.add_column("reward", justify="right", no_wrap=True, min_width=fixed[5])
     for r, outcome in zip(cmp.rows, outcomes):
         style = {"win": "green", "loss": "red"}.get(outcome, "")
-        cells = [r.row_id, short_prompt(r.prompt, 40), fmt_score(r.mean("before")), fmt_score(r.mean("after")),
-                 fmt_delta(r.delta), f"[{style}]{outcome}[/{style}]" if style else outcome]
+        cells = [
+            r.row_id,
+            short_prompt(r.prompt, 40),
+            fmt_score(r.mean("before")),
+            fmt_score(r.mean("after")),
+            fmt_delta(r.delta),
+            f"[{style}]{outcome}[/{style}]" if style else outcome,
+        ]
         if has_reward:
             rb, ra = r.reward_mean("before"), r.reward_mean("after")
             cells.append(f"{fmt_score(rb)} → {fmt_score(ra)}" if rb is not None or ra is not None else "")
@@ -92,8 +108,13 @@ def _print_tables(cmp, files: dict) -> None:
     curve = cmp.meta.get("reward_curve")
     if curve:
         t2 = Table(title="training reward per epoch (every recorded rollout)")
-        for col, just in (("epoch", "right"), ("rollouts", "right"), ("mean", "right"), ("std", "right"),
-                          ("min – max", "right")):
+        for col, just in (
+            ("epoch", "right"),
+            ("rollouts", "right"),
+            ("mean", "right"),
+            ("std", "right"),
+            ("min – max", "right"),
+        ):
             t2.add_column(col, justify=just, no_wrap=True)
         for e in curve:
             rng = "" if e.get("min") is None else f"{e['min']:.3f} – {e['max']:.3f}"
@@ -118,7 +139,7 @@ def _replay_deployment(settings, job_id: str, source_obj, *, yes: bool, problems
 
     @contextlib.contextmanager
     def run():
-        shown: list = []   # the live status line, once the deployment is confirmed
+        shown: list = []  # the live status line, once the deployment is confirmed
 
         def stop() -> None:
             for d in shown:
@@ -143,8 +164,9 @@ def _replay_deployment(settings, job_id: str, source_obj, *, yes: bool, problems
             c.info(msg)
 
         try:
-            with deployment_for(settings, job_id, confirm=confirm, progress=say, on_update=on_update,
-                                on_cleanup_failed=failed) as served:
+            with deployment_for(
+                settings, job_id, confirm=confirm, progress=say, on_update=on_update, on_cleanup_failed=failed
+            ) as served:
                 stop()
                 source_obj.after_model = served
                 yield served
@@ -159,8 +181,10 @@ def _better_worse(cmp) -> dict:
     paired = [r for r in cmp.rows if r.delta is not None]
     better = sorted((r for r in paired if r.outcome == "win"), key=lambda r: -r.delta)
     worse = sorted((r for r in paired if r.outcome == "loss"), key=lambda r: r.delta)
-    return {"better_rows": [{"row_id": r.row_id, "delta": r.delta} for r in better],
-            "worse_rows": [{"row_id": r.row_id, "delta": r.delta} for r in worse]}
+    return {
+        "better_rows": [{"row_id": r.row_id, "delta": r.delta} for r in better],
+        "worse_rows": [{"row_id": r.row_id, "delta": r.delta} for r in worse],
+    }
 
 
 def _print_changed(cmp, changed: dict) -> None:
@@ -178,33 +202,56 @@ def _print_changed(cmp, changed: dict) -> None:
 
 @c.command
 def cmd(
-    job_id: Optional[str] = typer.Argument(None, metavar="JOB_ID", help="RFT job id (or full resource name). Not needed with --runs."),
-    source: Optional[str] = typer.Option(None, "--source", "-s",
-                                         help="Where the rollouts come from: records (the rollouts the job's "
-                                              "evaluator recorded while it trained, with their rewards; default), "
-                                              "replay (fresh replies from the base and the output model), "
-                                              "runs (two local runs, with --runs)."),
-    runs: Optional[Tuple[str, str]] = typer.Option(None, "--runs", metavar="RUN_A RUN_B",
-                                                    help="Compare two local runs of `svgrft eval` instead of a job."),
-    epochs: Optional[str] = typer.Option(None, "--epochs", metavar="A,B",
-                                         help="Epochs to compare, 0-based (-1 = last finished). "
-                                              "Default: first vs last finished."),
-    rejudge: bool = typer.Option(False, "--rejudge",
-                                 help="Score the recorded replies again with the configured judge (default: show "
-                                      "the rewards the job trained on, no judge call)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset",
-                                          help="The job's dataset JSONL (row ids → prompts and requirements). "
-                                               "Default: the job's dataset, downloaded from Fireworks "
-                                               "(--source replay: dataset.train, then the bundled file)."),
+    job_id: Optional[str] = typer.Argument(
+        None, metavar="JOB_ID", help="RFT job id (or full resource name). Not needed with --runs."
+    ),
+    source: Optional[str] = typer.Option(
+        None,
+        "--source",
+        "-s",
+        help="Where the rollouts come from: records (the rollouts the job's "
+        "evaluator recorded while it trained, with their rewards; default), "
+        "replay (fresh replies from the base and the output model), "
+        "runs (two local runs, with --runs).",
+    ),
+    runs: Optional[tuple[str, str]] = typer.Option(
+        None, "--runs", metavar="RUN_A RUN_B", help="Compare two local runs of `svgrft eval` instead of a job."
+    ),
+    epochs: Optional[str] = typer.Option(
+        None,
+        "--epochs",
+        metavar="A,B",
+        help="Epochs to compare, 0-based (-1 = last finished). Default: first vs last finished.",
+    ),
+    rejudge: bool = typer.Option(
+        False,
+        "--rejudge",
+        help="Score the recorded replies again with the configured judge (default: show "
+        "the rewards the job trained on, no judge call).",
+    ),
+    dataset: Optional[str] = typer.Option(
+        None,
+        "--dataset",
+        help="The job's dataset JSONL (row ids → prompts and requirements). "
+        "Default: the job's dataset, downloaded from Fireworks "
+        "(--source replay: dataset.train, then the bundled file).",
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory. Default: reports/<job>/."),
     rows: int = typer.Option(6, "--rows", min=1, help="Prompts on the contact sheet (before_after.png)."),
-    pick: str = typer.Option("best", "--pick", help="Which prompts go on the contact sheet: best (biggest gains), "
-                                                    "worst (biggest regressions), random, all."),
+    pick: str = typer.Option(
+        "best",
+        "--pick",
+        help="Which prompts go on the contact sheet: best (biggest gains), worst (biggest regressions), random, all.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for --pick random."),
     samples: int = typer.Option(1, "--samples", min=1, max=16, help="Replies per prompt and model (--source replay)."),
     cache: Optional[bool] = c.setting_option("judge.cache"),
-    deploy: bool = typer.Option(False, "--deploy", help="--source replay: deploy the output model for the replay "
-                                                        "and delete it afterwards (also on Ctrl-C or an error)."),
+    deploy: bool = typer.Option(
+        False,
+        "--deploy",
+        help="--source replay: deploy the output model for the replay "
+        "and delete it afterwards (also on Ctrl-C or an error).",
+    ),
     ttl: Optional[str] = c.setting_option("deploy.ttl", note="With --deploy:"),
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
@@ -240,8 +287,9 @@ def cmd(
         if requested or rejudge:
             raise UsageError("--epochs and --rejudge apply to a job, not to --runs", hint="drop them")
     elif not job_id:
-        raise UsageError("missing JOB_ID", hint="svgrft compare-epochs JOB_ID (see `svgrft jobs list`), "
-                                                "or --runs RUN_A RUN_B")
+        raise UsageError(
+            "missing JOB_ID", hint="svgrft compare-epochs JOB_ID (see `svgrft jobs list`), or --runs RUN_A RUN_B"
+        )
     elif runs:
         raise UsageError("--runs only works with --source runs", hint="drop --source, or drop --runs")
 
@@ -277,8 +325,9 @@ def cmd(
             if shown > ROW_WARNINGS_SHOWN:
                 continue
         c.warn(w)
-    cmp, files = wf.finish(settings, col, out_dir, use_cache=settings.judge.cache, rows=rows, pick=pick, seed=seed,
-                           progress=c.info)
+    cmp, files = wf.finish(
+        settings, col, out_dir, use_cache=settings.judge.cache, rows=rows, pick=pick, seed=seed, progress=c.info
+    )
     changed = _better_worse(cmp)
     if json_out:
         data = cmp.to_json()
@@ -293,5 +342,7 @@ def cmd(
             _print_changed(cmp, changed)
     if problems:
         message, command = problems[0]
-        raise c.SvgrftError(f"the report is written, but the deployment could not be deleted: {message}",
-                            hint=f"it bills until deleted: run `{command}`")
+        raise c.SvgrftError(
+            f"the report is written, but the deployment could not be deleted: {message}",
+            hint=f"it bills until deleted: run `{command}`",
+        )

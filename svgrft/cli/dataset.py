@@ -45,11 +45,13 @@ def split_paths(out: Path) -> tuple[Path, Path]:
 @app.command("build")
 @c.command
 def build(
-    source: Optional[Path] = typer.Option(None, "--source", "-s",
-                                          help="SVGBench questions JSON (default: the bundled svgbench_questions.json)."),
+    source: Optional[Path] = typer.Option(
+        None, "--source", "-s", help="SVGBench questions JSON (default: the bundled svgbench_questions.json)."
+    ),
     out: Path = typer.Option(Path("datasets/svgbench.jsonl"), "--out", "-o", help="JSONL file to write (all rows)."),
-    split: Optional[str] = typer.Option(None, "--split",
-                                        help="Also write <out>_train/<out>_eval files, e.g. eval=0.2."),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Also write <out>_train/<out>_eval files, e.g. eval=0.2."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the deterministic train/eval split."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -58,7 +60,6 @@ def build(
     Row ids are row_<index in the questions file>, the numbering of the Fireworks quickstart dataset."""
     from svgrft.core.dataset import BUNDLED_QUESTIONS, content_hash, write_rows
     from svgrft.core.svgbench import build_rows, load_questions, split_rows
-
     from svgrft.errors import UsageError
 
     fraction = parse_split(split) if split else None
@@ -68,7 +69,9 @@ def build(
     targets = [out, *split_paths(out)] if fraction is not None else [out]
     for t in targets:
         if t.is_dir():
-            raise UsageError(f"--out {out}: {t} is a folder", hint="give a file path, e.g. --out datasets/svgbench.jsonl")
+            raise UsageError(
+                f"--out {out}: {t} is a folder", hint="give a file path, e.g. --out datasets/svgbench.jsonl"
+            )
     rows = build_rows(load_questions(src))
     outputs = [(out, rows)]
     if fraction is not None:
@@ -80,8 +83,11 @@ def build(
         write_rows(rs, path)
         files.append({"path": str(path), "rows": len(rs), "sha256": content_hash(path)})
         c.info(f"wrote {path} ({plural(len(rs), 'row')})")
-    result = {"source": str(src), "files": files,
-              "split": None if fraction is None else {"eval_fraction": fraction, "seed": seed}}
+    result = {
+        "source": str(src),
+        "files": files,
+        "split": None if fraction is None else {"eval_fraction": fraction, "seed": seed},
+    }
     if json_out:
         c.emit_json(result)
         return
@@ -125,9 +131,11 @@ def validate(
         for ln, msg in report.warnings[:max_errors]:
             c.warn(f"{path}:{ln}: {msg}")
     if not report.ok:
-        raise DatasetError(f"{plural(report.error_count, 'problem')} in {path} "
-                           f"({report.rows} valid of {plural(report.lines, 'line')})",
-                           hint="fix the lines listed above (rebuild SVGBench files with `svgrft dataset build`)")
+        raise DatasetError(
+            f"{plural(report.error_count, 'problem')} in {path} "
+            f"({report.rows} valid of {plural(report.lines, 'line')})",
+            hint="fix the lines listed above (rebuild SVGBench files with `svgrft dataset build`)",
+        )
     if not json_out:
         c.out(f"{path}: OK, {plural(report.rows, 'row')}, {plural(report.size_bytes, 'byte')}")
 
@@ -136,9 +144,11 @@ def validate(
 @c.command
 def upload(
     file: Path = typer.Argument(..., metavar="FILE", help="JSONL dataset to upload (validated first)."),
-    dataset_id: Optional[str] = typer.Option(None, "--id",
-                                             help="Dataset id (default: <file stem>-<content hash>, reused if "
-                                                  "the same content was uploaded before)."),
+    dataset_id: Optional[str] = typer.Option(
+        None,
+        "--id",
+        help="Dataset id (default: <file stem>-<content hash>, reused if the same content was uploaded before).",
+    ),
     timeout: float = typer.Option(600.0, "--timeout", min=0.0, help="Seconds to wait for the dataset to be READY."),
     poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.0, help="Seconds between status polls."),
     json_out: bool = c.JSON_OPT,
@@ -159,14 +169,19 @@ def upload(
     if not report.ok:
         for line in report.format_errors(10):
             c.err_console().print(_e(line), soft_wrap=True)
-        raise DatasetError(f"{path} is not a valid dataset ({plural(report.error_count, 'problem')}); nothing was uploaded",
-                           hint=f"run `svgrft dataset validate {path}` and fix the lines it lists")
+        raise DatasetError(
+            f"{path} is not a valid dataset ({plural(report.error_count, 'problem')}); nothing was uploaded",
+            hint=f"run `svgrft dataset validate {path}` and fix the lines it lists",
+        )
     client = make_client(s)
-    result = ensure_dataset(client, path, ds_id, timeout=timeout, poll_interval=poll_interval,
-                            on_status=lambda m: c.info(m))
+    result = ensure_dataset(
+        client, path, ds_id, timeout=timeout, poll_interval=poll_interval, on_status=lambda m: c.info(m)
+    )
     if json_out:
         c.emit_json(result.to_json())
         return
-    c.info(("created" if result.created else "reused") + f" dataset {result.dataset_id} "
-           f"({plural(result.example_count, 'row')})")
+    c.info(
+        ("created" if result.created else "reused") + f" dataset {result.dataset_id} "
+        f"({plural(result.example_count, 'row')})"
+    )
     c.out(result.name)

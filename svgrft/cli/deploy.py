@@ -15,7 +15,6 @@ from svgrft.core.plural import plural, plural_word
 deployments_app = typer.Typer(no_args_is_help=True, help="List on-demand deployments (and svgrft's TTLs).")
 
 
-
 def _e(value) -> str:
     from rich.markup import escape
 
@@ -55,8 +54,11 @@ def print_plan(plan, *, dry_run: bool) -> None:
     from svgrft.workflow.deploy import cost_line
 
     head = "Would create" if dry_run else "Creating"
-    where = f"a deployment of {plan.target.model}" if plan.mode == "merge" else \
-        f"a deployment of {plan.deployed_base} with addons, then load {plan.target.model} onto it"
+    where = (
+        f"a deployment of {plan.target.model}"
+        if plan.mode == "merge"
+        else f"a deployment of {plan.deployed_base} with addons, then load {plan.target.model} onto it"
+    )
     c.info(f"{head} {where} as {plan.deployment_id}")
     c.info(cost_line(plan))
     for note in plan.notes:
@@ -70,8 +72,9 @@ def print_plan(plan, *, dry_run: bool) -> None:
 
 @c.command
 def deploy_cmd(
-    ref: str = typer.Argument(..., metavar="JOB_ID|MODEL",
-                              help="An RFT job id (its output model is deployed) or a model name."),
+    ref: str = typer.Argument(
+        ..., metavar="JOB_ID|MODEL", help="An RFT job id (its output model is deployed) or a model name."
+    ),
     ttl: Optional[str] = c.setting_option("deploy.ttl"),
     mode: Optional[str] = c.setting_option("deploy.mode"),
     accelerator: Optional[str] = c.setting_option("deploy.accelerator_type"),
@@ -95,8 +98,7 @@ def deploy_cmd(
 
     settings = c.settings()  # --ttl, --mode, --accelerator, --accelerator-count and --timeout are in here
     if dry_run:
-        plan = wf.plan_deployment(settings, wf.assumed_target(settings, ref), deployment_id=deployment_id,
-                                  shape=shape)
+        plan = wf.plan_deployment(settings, wf.assumed_target(settings, ref), deployment_id=deployment_id, shape=shape)
         if json_out:
             c.emit_json({"dry_run": True, **plan.describe()})
             return
@@ -120,17 +122,30 @@ def deploy_cmd(
     c.confirm(f"start an on-demand deployment {plan.deployment_id}{cost}", yes)
     display = StateDisplay(f"deployment {plan.deployment_id}")
     try:  # on an error or Ctrl-C the workflow deletes what it created and says so
-        dep = wf.deploy(fw, plan, timeout=settings.deploy.timeout, poll_interval=settings.deploy.poll_interval,
-                        wait=wait, on_update=display,
-                        progress=lambda m: (display.stop(), c.info(m)))
+        dep = wf.deploy(
+            fw,
+            plan,
+            timeout=settings.deploy.timeout,
+            poll_interval=settings.deploy.poll_interval,
+            wait=wait,
+            on_update=display,
+            progress=lambda m: (display.stop(), c.info(m)),
+        )
     finally:
         display.stop()
-    extra = {"created": dep.created, "model": target.model, "deployment": dep.deployment.name,
-             "state": dep.deployment.state, "expires": (dep.record or {}).get("expires"),
-             "ttl": wf.fmt_duration(plan.ttl_seconds)}
+    extra = {
+        "created": dep.created,
+        "model": target.model,
+        "deployment": dep.deployment.name,
+        "state": dep.deployment.state,
+        "expires": (dep.record or {}).get("expires"),
+        "ttl": wf.fmt_duration(plan.ttl_seconds),
+    }
     if dep.record:
-        c.info(f"TTL {wf.fmt_duration(plan.ttl_seconds)}: it expires at {dep.record['expires']} (`svgrft undeploy "
-               f"--expired` then deletes it); remove it now with `svgrft undeploy {plan.deployment_id}`")
+        c.info(
+            f"TTL {wf.fmt_duration(plan.ttl_seconds)}: it expires at {dep.record['expires']} (`svgrft undeploy "
+            f"--expired` then deletes it); remove it now with `svgrft undeploy {plan.deployment_id}`"
+        )
     if not wait:
         c.info(f"not waiting: watch it with `svgrft deployments list` (state {dep.deployment.state})")
     _print_served(dep.model_string, settings, json_out, extra)
@@ -191,18 +206,22 @@ def list_cmd(json_out: bool = c.JSON_OPT) -> None:
                 exp = f"in {wf.fmt_duration(d['expires_in'])}"
             else:
                 exp = "-"
-            t.add_row(_e(d["id"]), _e(d["state"]), _e(d["replicas"] if d["replicas"] is not None else "-"),
-                      _e(serves), exp)
+            t.add_row(
+                _e(d["id"]), _e(d["state"]), _e(d["replicas"] if d["replicas"] is not None else "-"), _e(serves), exp
+            )
         c.print_table(t)
     if expired:
-        c.warn(f"{plural(len(expired), 'deployment')} past their svgrft TTL ({', '.join(d['id'] for d in expired)}): "
-               f"delete them with `svgrft undeploy --expired`")
+        c.warn(
+            f"{plural(len(expired), 'deployment')} past their svgrft TTL ({', '.join(d['id'] for d in expired)}): "
+            f"delete them with `svgrft undeploy --expired`"
+        )
 
 
 @c.command
 def undeploy_cmd(
-    ref: Optional[str] = typer.Argument(None, metavar="NAME|JOB_ID",
-                                        help="A deployment id/name, or a job id or model (every deployment of it)."),
+    ref: Optional[str] = typer.Argument(
+        None, metavar="NAME|JOB_ID", help="A deployment id/name, or a job id or model (every deployment of it)."
+    ),
     expired: bool = typer.Option(False, "--expired", help="Delete every svgrft deployment past its TTL."),
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
@@ -238,6 +257,8 @@ def undeploy_cmd(
             c.out(name)
     if failed:
         name, msg = failed[0]
-        raise c.SvgrftError(f"{len(failed)} of {plural(len(items), 'deployment')} could not be deleted: {msg}",
-                            hint=f"run `svgrft undeploy {name.rsplit('/', 1)[-1]}` again, or delete it in the "
-                                 f"dashboard (https://app.fireworks.ai/dashboard/deployments)")
+        raise c.SvgrftError(
+            f"{len(failed)} of {plural(len(items), 'deployment')} could not be deleted: {msg}",
+            hint=f"run `svgrft undeploy {name.rsplit('/', 1)[-1]}` again, or delete it in the "
+            f"dashboard (https://app.fireworks.ai/dashboard/deployments)",
+        )

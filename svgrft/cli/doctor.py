@@ -48,14 +48,14 @@ def _keys(settings: Settings) -> list[dict[str, str]]:
     from svgrft.redact import mask
 
     rows = []
-    for name, why in (("FIREWORKS_API_KEY", "Fireworks control plane and policy"),
-                      ("OPENAI_API_KEY", "vision judge")):
+    for name, why in (("FIREWORKS_API_KEY", "Fireworks control plane and policy"), ("OPENAI_API_KEY", "vision judge")):
         value = settings.secret(name)
         if value:
             rows.append(_row(f"key {name}", "ok", mask(value)))
         else:
-            rows.append(_row(f"key {name}", "fail", f"not set (needed for the {why})",
-                             f"export {name}=... or add it to .env"))
+            rows.append(
+                _row(f"key {name}", "fail", f"not set (needed for the {why})", f"export {name}=... or add it to .env")
+            )
     return rows
 
 
@@ -64,8 +64,9 @@ def _probe(name: str, url: str, key: str | None, timeout: float) -> dict[str, st
 
     r = reach(url, key, timeout)
     if r.status is None:
-        return _row(name, "fail", f"unreachable: {url} ({r.error})",
-                    "check the network, a proxy, or the base URL setting")
+        return _row(
+            name, "fail", f"unreachable: {url} ({r.error})", "check the network, a proxy, or the base URL setting"
+        )
     if r.status in (401, 403):
         return _row(name, "fail", f"{url} rejected the key (HTTP {r.status})", "check the API key")
     if r.status >= 500:
@@ -79,9 +80,14 @@ def run_checks(settings: Settings, network: bool = True, timeout: float = 3.0) -
     cfg = settings.config_path
     rows.append(_row("config file", "ok", str(cfg) if cfg else "none (built-in defaults)"))
     env = settings.env_file
-    rows.append(_row(".env file", "ok" if settings.env_file_loaded else "warn",
-                     f"{env} loaded" if settings.env_file_loaded else f"{env} not found",
-                     "" if settings.env_file_loaded else "optional: put FIREWORKS_API_KEY and OPENAI_API_KEY in .env"))
+    rows.append(
+        _row(
+            ".env file",
+            "ok" if settings.env_file_loaded else "warn",
+            f"{env} loaded" if settings.env_file_loaded else f"{env} not found",
+            "" if settings.env_file_loaded else "optional: put FIREWORKS_API_KEY and OPENAI_API_KEY in .env",
+        )
+    )
     rows.extend(_keys(settings))
     if network:
         fw_key = settings.secret("FIREWORKS_API_KEY")
@@ -122,5 +128,7 @@ def cmd(
         c.print_table(t)
     if failed:
         first = failed[0]
-        raise c.SvgrftError(f"{plural(len(failed), 'check')} failed: {', '.join(r['check'] for r in failed)}",
-                            hint=first["hint"] or "see the table above")
+        raise c.SvgrftError(
+            f"{plural(len(failed), 'check')} failed: {', '.join(r['check'] for r in failed)}",
+            hint=first["hint"] or "see the table above",
+        )

@@ -13,12 +13,17 @@ from svgrft.core.plural import plural, plural_word
 @c.command
 def cmd(
     model: Optional[str] = c.setting_option("eval.model", "-m"),
-    base_url: Optional[str] = typer.Option(None, "--base-url",
-                                           help="OpenAI-compatible endpoint of the policy "
-                                                "(default: Fireworks inference, fireworks.inference_base_url)."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
-                                              help="Environment variable holding the policy's key (default: "
-                                                   "FIREWORKS_API_KEY on Fireworks, else OPENAI_API_KEY)."),
+    base_url: Optional[str] = typer.Option(
+        None,
+        "--base-url",
+        help="OpenAI-compatible endpoint of the policy (default: Fireworks inference, fireworks.inference_base_url).",
+    ),
+    api_key_env: Optional[str] = typer.Option(
+        None,
+        "--api-key-env",
+        help="Environment variable holding the policy's key (default: "
+        "FIREWORKS_API_KEY on Fireworks, else OPENAI_API_KEY).",
+    ),
     dataset: Optional[str] = c.setting_option("eval.dataset", "-d"),
     rows: Optional[int] = c.setting_option("eval.rows", "-n", min=0),
     samples: Optional[int] = c.setting_option("eval.samples", "-s", min=1),
@@ -30,9 +35,11 @@ def cmd(
     judge_base_url: Optional[str] = c.setting_option("judge.base_url"),
     judge_concurrency: Optional[int] = c.setting_option("judge.concurrency", min=1),
     cache: Optional[bool] = c.setting_option("judge.cache"),
-    resume: Optional[str] = typer.Option(None, "--resume",
-                                         help="Continue run RUN_ID: finished samples are skipped; model, dataset "
-                                              "and judge are taken from the run."),
+    resume: Optional[str] = typer.Option(
+        None,
+        "--resume",
+        help="Continue run RUN_ID: finished samples are skipped; model, dataset and judge are taken from the run.",
+    ),
     note: str = typer.Option("", "--note", help="A note stored with the run."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -43,10 +50,21 @@ def cmd(
 
     settings = c.settings()
     if resume:
-        given = [name for name, v in (("--model", model), ("--base-url", base_url), ("--dataset", dataset),
-                                      ("--rows", rows), ("--samples", samples), ("--temperature", temperature),
-                                      ("--max-tokens", max_tokens), ("--judge-model", judge_model),
-                                      ("--judge-mode", judge_mode)) if v is not None]
+        given = [
+            name
+            for name, v in (
+                ("--model", model),
+                ("--base-url", base_url),
+                ("--dataset", dataset),
+                ("--rows", rows),
+                ("--samples", samples),
+                ("--temperature", temperature),
+                ("--max-tokens", max_tokens),
+                ("--judge-model", judge_model),
+                ("--judge-mode", judge_mode),
+            )
+            if v is not None
+        ]
         if given:
             c.warn(f"--resume uses the run's own settings; ignoring {', '.join(given)}")
     if model and not resume:
@@ -57,8 +75,14 @@ def cmd(
 
             model = resolve_eval_model(settings, model, progress=c.info)  # trained model / JOB_ID → its deployment
     # every other option is in ``settings``; the options carry what is not a setting
-    opts = EvalOptions(model=model, base_url=base_url, use_cache=settings.judge.cache, resume=resume,
-                       api_key_env=api_key_env, note=note)
+    opts = EvalOptions(
+        model=model,
+        base_url=base_url,
+        use_cache=settings.judge.cache,
+        resume=resume,
+        api_key_env=api_key_env,
+        note=note,
+    )
 
     state = {"run_id": None, "done": 0, "total": 0}
     progress = None
@@ -68,13 +92,22 @@ def cmd(
     def on_start(run_id: str, total: int, already: int) -> None:
         nonlocal progress, task
         state.update(run_id=run_id, total=total, done=already)
-        c.info(f"Run {run_id}: {plural(total - already, 'sample')} to do" + (f" ({already} already done)" if already else ""))
+        c.info(
+            f"Run {run_id}: {plural(total - already, 'sample')} to do"
+            + (f" ({already} already done)" if already else "")
+        )
         if show_bar and total - already > 0:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            progress = Progress(TextColumn("[bold]eval[/bold]"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                console=c.err_console(), transient=True)
+            progress = Progress(
+                TextColumn("[bold]eval[/bold]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=c.err_console(),
+                transient=True,
+            )
             progress.start()
             task = progress.add_task("eval", total=total, completed=already, info="")
 
@@ -98,8 +131,10 @@ def cmd(
             progress.stop()
         rid = state["run_id"]
         if rid:
-            c.err_console().print(f"Interrupted: {state['done']} of {plural(state['total'], 'sample')} "
-                                  f"{plural_word(state['done'], 'is', 'are')} saved in run {rid}.")
+            c.err_console().print(
+                f"Interrupted: {state['done']} of {plural(state['total'], 'sample')} "
+                f"{plural_word(state['done'], 'is', 'are')} saved in run {rid}."
+            )
             c.err_console().print(f"Resume with: svgrft eval --resume {rid}")
         else:
             c.err_console().print("Interrupted before the run started; nothing was saved.")
@@ -123,6 +158,7 @@ def cmd(
             reason, count = max(errors.items(), key=lambda kv: kv[1])
             why = reason + (f" (×{count})" if count > 1 else "") + (", and others" if len(errors) > 1 else "")
         # The data above is complete for what finished; the exit code tells CI that the run is not.
-        raise c.SvgrftError(f"{n_err} of {plural(summary['counts'].get('expected', n_err), 'sample')} failed: {why}",
-                            hint=f"the finished samples are saved; retry the rest with: svgrft eval --resume "
-                                 f"{outcome.run_id}")
+        raise c.SvgrftError(
+            f"{n_err} of {plural(summary['counts'].get('expected', n_err), 'sample')} failed: {why}",
+            hint=f"the finished samples are saved; retry the rest with: svgrft eval --resume {outcome.run_id}",
+        )

@@ -45,8 +45,9 @@ def print_build_log(log: str) -> None:
 @app.command("build")
 @c.command
 def build(
-    evaluator_id: Optional[str] = typer.Option(None, "--id",
-                                               help="Exact evaluator id (default: evaluator.id + content hash)."),
+    evaluator_id: Optional[str] = typer.Option(
+        None, "--id", help="Exact evaluator id (default: evaluator.id + content hash)."
+    ),
     force: bool = typer.Option(False, "--force", help="Delete and rebuild even if an evaluator with this id exists."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return after the upload; do not wait for ACTIVE."),
     timeout: Optional[float] = c.setting_option("evaluator.timeout"),
@@ -73,9 +74,16 @@ def build(
     client = make_client(s)
     c.info(f"evaluator: {s.rollout.mode} rollouts, judge {s.judge.model} ({s.judge.mode})")
     try:
-        built = evw.ensure_evaluator(client, s, evaluator_id=evaluator_id, force=force, wait=not no_wait,
-                                     timeout=s.evaluator.timeout, on_status=lambda m: c.info(f"  {m}"),
-                                     on_state=state_printer())
+        built = evw.ensure_evaluator(
+            client,
+            s,
+            evaluator_id=evaluator_id,
+            force=force,
+            wait=not no_wait,
+            timeout=s.evaluator.timeout,
+            on_status=lambda m: c.info(f"  {m}"),
+            on_state=state_printer(),
+        )
     except evw.EvaluatorBuildError as e:
         print_build_log(e.build_log)
         raise
@@ -90,11 +98,15 @@ def build(
 @app.command("stage")
 @c.command
 def stage_cmd(
-    directory: str = typer.Argument(..., metavar="DIR",
-                                    help="New folder (inside an existing one) or empty folder to write the "
-                                         "evaluator into; a folder holding anything else is refused."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace an earlier staged evaluator in DIR (nothing else is ever deleted)."),
+    directory: str = typer.Argument(
+        ...,
+        metavar="DIR",
+        help="New folder (inside an existing one) or empty folder to write the "
+        "evaluator into; a folder holding anything else is refused.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier staged evaluator in DIR (nothing else is ever deleted)."
+    ),
     rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
     rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
     config: Optional[str] = CONFIG_OPT,
@@ -105,9 +117,14 @@ def stage_cmd(
 
     s = c.settings(config=config)
     staged = evw.stage(s, directory, overwrite=overwrite)
-    info = {"path": str(staged.path), "files": staged.files, "content_hash": staged.content_hash,
-            "evaluator_id": evw.evaluator_id_for(s, staged), "entry_point": staged.config["entry_point"],
-            "rollout_mode": staged.mode}
+    info = {
+        "path": str(staged.path),
+        "files": staged.files,
+        "content_hash": staged.content_hash,
+        "evaluator_id": evw.evaluator_id_for(s, staged),
+        "entry_point": staged.config["entry_point"],
+        "rollout_mode": staged.mode,
+    }
     if json_out:
         c.emit_json(info)
         return
@@ -122,14 +139,17 @@ def test_cmd(
     rows: int = typer.Option(2, "--rows", "-n", help="Dataset rows to roll out and score (0 = all)."),
     runs: int = typer.Option(1, "--runs", help="Rollouts per row (the job uses train.n)."),
     dataset: Optional[str] = c.setting_option("dataset.train", note="Rows to roll out and score:"),
-    min_score: float = typer.Option(0.0, "--min-score",
-                                    help="Fail when the mean score is below this (0 = only require valid scores)."),
+    min_score: float = typer.Option(
+        0.0, "--min-score", help="Fail when the mean score is below this (0 = only require valid scores)."
+    ),
     rollout_mode: Optional[str] = c.setting_option("rollout.mode"),
     rollout_server_url: Optional[str] = c.setting_option("rollout.server_url"),
     base_model: Optional[str] = c.setting_option("train.base_model", note="Policy model of the rollouts."),
-    keep: Optional[str] = typer.Option(None, "--keep",
-                                       help="Keep the staged evaluator in this new or empty directory (an "
-                                            "evaluator kept there before is replaced)."),
+    keep: Optional[str] = typer.Option(
+        None,
+        "--keep",
+        help="Keep the staged evaluator in this new or empty directory (an evaluator kept there before is replaced).",
+    ),
     timeout: Optional[float] = c.setting_option("evaluator.timeout"),
     config: Optional[str] = CONFIG_OPT,
     json_out: bool = c.JSON_OPT,
@@ -147,12 +167,20 @@ def test_cmd(
     s = c.settings(config=config)
     require_server_url(s)
     where = s.rollout.server_url if s.rollout.mode == "remote" else s.fireworks.inference_base_url
-    c.info(f"evaluator test: {s.rollout.mode} rollouts via {where}, "
-           f"{plural(rows, 'row') if rows else 'all rows'} × {plural(runs, 'run')}, "
-           f"judge {s.judge.model} ({s.judge.mode})")
-    result = evw.run_local_test(s, rows=rows, runs=runs, dataset=s.dataset.train, timeout=s.evaluator.timeout,
-                                keep_dir=keep,
-                                threshold=min_score if min_score > 0 else None)
+    c.info(
+        f"evaluator test: {s.rollout.mode} rollouts via {where}, "
+        f"{plural(rows, 'row') if rows else 'all rows'} × {plural(runs, 'run')}, "
+        f"judge {s.judge.model} ({s.judge.mode})"
+    )
+    result = evw.run_local_test(
+        s,
+        rows=rows,
+        runs=runs,
+        dataset=s.dataset.train,
+        timeout=s.evaluator.timeout,
+        keep_dir=keep,
+        threshold=min_score if min_score > 0 else None,
+    )
     valid = [r for r in result.rows if r.get("is_score_valid")]
     problem = None
     if not result.ok:
@@ -160,7 +188,9 @@ def test_cmd(
     elif not result.rows:
         problem = "the evaluator test produced no scored rows"
     elif not valid:
-        problem = "no rollout got a valid score: " + "; ".join(sorted({str(r.get('reason')) for r in result.rows}))[:300]
+        problem = (
+            "no rollout got a valid score: " + "; ".join(sorted({str(r.get("reason")) for r in result.rows}))[:300]
+        )
     if json_out:
         data = result.to_json()
         data["ok"] = problem is None
@@ -175,11 +205,17 @@ def test_cmd(
             c.err_console().print(_e(tail), highlight=False)
         from svgrft.errors import SvgrftError
 
-        raise SvgrftError(problem, hint="fix the cause shown above; `--keep DIR` keeps the staged evaluator to rerun "
-                                        "`python -m pytest test_svgrft_eval.py` there")
+        raise SvgrftError(
+            problem,
+            hint="fix the cause shown above; `--keep DIR` keeps the staged evaluator to rerun "
+            "`python -m pytest test_svgrft_eval.py` there",
+        )
     agg = (result.summary or {}).get("agg_score")
-    c.info(f"✓ evaluator test passed: {len(valid)}/{len(result.rows)} valid scores"
-           + (f", mean {agg:.3f}" if isinstance(agg, (int, float)) else "") + f" ({result.duration_s:.1f}s)")
+    c.info(
+        f"✓ evaluator test passed: {len(valid)}/{len(result.rows)} valid scores"
+        + (f", mean {agg:.3f}" if isinstance(agg, (int, float)) else "")
+        + f" ({result.duration_s:.1f}s)"
+    )
 
 
 def _print_rows(result) -> None:
@@ -190,7 +226,11 @@ def _print_rows(result) -> None:
         t.add_column(col, overflow="fold")
     for r in result.rows:
         score = r.get("score")
-        t.add_row(_e(r.get("row_id") or "-"), _e(r.get("run_id") or "-"),
-                  f"{score:.3f}" if isinstance(score, (int, float)) else "-",
-                  "yes" if r.get("is_score_valid") else "no", _e(r.get("reason") or ""))
+        t.add_row(
+            _e(r.get("row_id") or "-"),
+            _e(r.get("run_id") or "-"),
+            f"{score:.3f}" if isinstance(score, (int, float)) else "-",
+            "yes" if r.get("is_score_valid") else "no",
+            _e(r.get("reason") or ""),
+        )
     c.print_table(t)

@@ -18,6 +18,7 @@ def _e(value) -> str:
 
     return escape(str(value))
 
+
 app = typer.Typer(no_args_is_help=True, help="List, inspect, watch, cancel and resume RFT jobs.")
 
 JOB_ARG = typer.Argument(..., metavar="JOB_ID", help="Job id (or accounts/…/reinforcementFineTuningJobs/<id>).")
@@ -70,8 +71,9 @@ def _line(s: dict) -> str:
     return ", ".join(parts)
 
 
-def render_watch(client, job_id: str, poll_interval: float = 10.0, json_out: bool = False,
-                 timeout: float | None = None) -> dict:
+def render_watch(
+    client, job_id: str, poll_interval: float = 10.0, json_out: bool = False, timeout: float | None = None
+) -> dict:
     """Watch a job with a Rich progress bar on stderr until it ends; returns the final summary.
 
     With ``json_out`` (or -q) there is no live bar, only one stderr line per state change; the caller
@@ -98,19 +100,28 @@ def render_watch(client, job_id: str, poll_interval: float = 10.0, json_out: boo
 
     try:
         if not live:
+
             def quiet_update(s: dict) -> None:
                 last.update(s)
                 log_change(s, c.info)
 
             c.info(f"watching job {jid} (Ctrl-C detaches; the job keeps running)")
-            return watch_job(client, jid, poll_interval=poll_interval, timeout=timeout, on_update=quiet_update,
-                             on_error=on_error)
+            return watch_job(
+                client, jid, poll_interval=poll_interval, timeout=timeout, on_update=quiet_update, on_error=on_error
+            )
 
         from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         console = c.err_console()
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                            TimeElapsedColumn(), console=console, transient=False)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         task = progress.add_task(f"job {jid}", total=100.0, start=True)
         console.print(f"Watching RFT job [bold]{jid}[/bold] (Ctrl-C detaches; the job keeps running)")
 
@@ -122,8 +133,9 @@ def render_watch(client, job_id: str, poll_interval: float = 10.0, json_out: boo
             progress.update(task, description=desc, completed=overall if overall is not None else 0.0)
 
         with progress:
-            return watch_job(client, jid, poll_interval=poll_interval, timeout=timeout, on_update=update,
-                             on_error=on_error)
+            return watch_job(
+                client, jid, poll_interval=poll_interval, timeout=timeout, on_update=update, on_error=on_error
+            )
     except KeyboardInterrupt:
         c.err_console().print(f"Detached: job keeps running; re-attach with: svgrft jobs watch {jid}")
         out = dict(last)
@@ -144,13 +156,20 @@ def finish_watch(summary: dict, json_out: bool = False) -> int:
         return EXIT_DETACHED
     if summary.get("succeeded"):
         model = summary.get("output_model")
-        c.info(f"[green]job {jid} {_e(summary['state_label'])}[/green]" + (f": output model {_e(model)}" if model else ""), markup=True)
+        c.info(
+            f"[green]job {jid} {_e(summary['state_label'])}[/green]" + (f": output model {_e(model)}" if model else ""),
+            markup=True,
+        )
         if not json_out and model:
             c.out(model)
         return 0
     if not summary.get("terminal"):
-        c.report_error(SvgrftError(f"stopped watching: job {jid} is still {_e(summary.get('state_label'))}",
-                                   hint=f"re-attach with: svgrft jobs watch {jid}"))
+        c.report_error(
+            SvgrftError(
+                f"stopped watching: job {jid} is still {_e(summary.get('state_label'))}",
+                hint=f"re-attach with: svgrft jobs watch {jid}",
+            )
+        )
         return 1
     msg = f"job {jid} {summary.get('state_label')}"
     if summary.get("status_message"):
@@ -200,9 +219,13 @@ def list_cmd(
         pct = _fmt_pct(s)
         progress = _epoch_text(s) + ("" if pct == "-" or s.get("succeeded") else f" {pct}")
         created = str(s.get("create_time") or "-").replace("T", " ")
-        cells = [_e(s["id"]), f"[{_state_style(s['state'])}]{_e(s['state_label'])}[/]", progress,
-                 _e((s.get("base_model") or "-").removeprefix("accounts/fireworks/models/")),
-                 _e(created[5:16] if len(created) >= 16 else created)]
+        cells = [
+            _e(s["id"]),
+            f"[{_state_style(s['state'])}]{_e(s['state_label'])}[/]",
+            progress,
+            _e((s.get("base_model") or "-").removeprefix("accounts/fireworks/models/")),
+            _e(created[5:16] if len(created) >= 16 else created),
+        ]
         if with_message:
             cells.append(_e((s.get("status_message") or "")[:80]))
         t.add_row(*cells)
@@ -227,8 +250,10 @@ def _reward_curve(client, job: dict) -> tuple[list | None, str | None]:
 def _curve_text(curve: list | None) -> str:
     if not curve:
         return ""
-    return " · ".join(f"epoch {e['epoch']}: {e['mean']:.3f} (n={e['n']})" if e.get("mean") is not None
-                      else f"epoch {e['epoch']}: -" for e in curve)
+    return " · ".join(
+        f"epoch {e['epoch']}: {e['mean']:.3f} (n={e['n']})" if e.get("mean") is not None else f"epoch {e['epoch']}: -"
+        for e in curve
+    )
 
 
 @app.command("status")
@@ -250,14 +275,21 @@ def status_cmd(job_id: str = JOB_ARG, json_out: bool = c.JSON_OPT) -> None:
     t = Table(title=f"RFT job {s['id']}", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
-    rows = [("state", f"[{_state_style(s['state'])}]{_e(s['state_label'])}[/]"),
-            ("epoch", _epoch_text(s)), ("progress", _fmt_pct(s)),
-            ("status", s.get("status_message") or "-"),
-            ("base model", s.get("base_model")), ("output model", s.get("output_model")),
-            ("dataset", s.get("dataset")), ("eval dataset", s.get("evaluation_dataset")),
-            ("evaluator", s.get("evaluator")), ("created", s.get("create_time")),
-            ("completed", s.get("completed_time")), ("dashboard", s.get("dashboard_url")),
-            ("mean reward", _curve_text(s["reward_curve"]) or s["reward_curve_note"])]
+    rows = [
+        ("state", f"[{_state_style(s['state'])}]{_e(s['state_label'])}[/]"),
+        ("epoch", _epoch_text(s)),
+        ("progress", _fmt_pct(s)),
+        ("status", s.get("status_message") or "-"),
+        ("base model", s.get("base_model")),
+        ("output model", s.get("output_model")),
+        ("dataset", s.get("dataset")),
+        ("eval dataset", s.get("evaluation_dataset")),
+        ("evaluator", s.get("evaluator")),
+        ("created", s.get("create_time")),
+        ("completed", s.get("completed_time")),
+        ("dashboard", s.get("dashboard_url")),
+        ("mean reward", _curve_text(s["reward_curve"]) or s["reward_curve_note"]),
+    ]
     for k, v in rows:
         if v:
             t.add_row(k, v if k == "state" else _e(v))
@@ -311,8 +343,9 @@ def cancel_cmd(job_id: str = JOB_ARG, yes: bool = c.YES_OPT, json_out: bool = c.
 def resume_cmd(
     job_id: str = JOB_ARG,
     watch: bool = typer.Option(False, "--watch", "-w", help="Watch the job after resuming it."),
-    interval: Optional[float] = c.setting_option("train.poll_interval", "--interval", "-i", min=0.0,
-                                                 note="With --watch:"),
+    interval: Optional[float] = c.setting_option(
+        "train.poll_interval", "--interval", "-i", min=0.0, note="With --watch:"
+    ),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Resume a FAILED, CANCELLED or PAUSED job."""
@@ -324,8 +357,7 @@ def resume_cmd(
     client = make_client(s)
     summary = resume_job(client, job_id)
     if watch:
-        summary = render_watch(client, summary["id"] or job_id, poll_interval=s.train.poll_interval,
-                               json_out=json_out)
+        summary = render_watch(client, summary["id"] or job_id, poll_interval=s.train.poll_interval, json_out=json_out)
         code = finish_watch(summary, json_out=json_out)
         if code:
             raise typer.Exit(code)

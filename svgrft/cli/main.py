@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from typing import Any, Optional
 
@@ -18,7 +17,7 @@ def _usage_hint(ctx: Any) -> str:
     if ctx is None:
         return "see `svgrft --help`"
     usage = ctx.get_usage().strip()
-    usage = usage[len("Usage:"):].strip() if usage.startswith("Usage:") else usage
+    usage = usage[len("Usage:") :].strip() if usage.startswith("Usage:") else usage
     return f"usage: {usage} (see `{ctx.command_path} --help`)"
 
 
@@ -55,8 +54,14 @@ class SvgrftGroup(TyperGroup):
     """The root command: usage errors come out like every other error (``Error:`` + ``hint:``, exit 2)
     instead of Typer's boxed panel, and NO_COLOR also strips the styling of ``--help``."""
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         from typer import rich_utils
 
         rich_utils.COLOR_SYSTEM = None if _common.no_color() else "auto"
@@ -75,8 +80,9 @@ class SvgrftGroup(TyperGroup):
             if type(e).__name__ == "NoArgsIsHelpError":  # the help was printed already
                 sys.exit(code)
             message = (e.format_message() if hasattr(e, "format_message") else str(e)).strip()
-            _common.report_error(_common.SvgrftError(message[:1].upper() + message[1:],
-                                                     hint=_usage_hint(getattr(e, "ctx", None))))
+            _common.report_error(
+                _common.SvgrftError(message[:1].upper() + message[1:], hint=_usage_hint(getattr(e, "ctx", None)))
+            )
             sys.exit(code)
         # without standalone mode Typer returns the code of a typer.Exit (or the command's None)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -86,7 +92,7 @@ app = typer.Typer(
     name="svgrft",
     cls=SvgrftGroup,
     help="Reinforcement fine-tuning of SVG-drawing models on Fireworks AI, with Eval Protocol.\n\n"
-         "Typical flow: svgrft doctor → svgrft train --base-model qwen3-0p6b → svgrft compare-epochs JOB_ID.",
+    "Typical flow: svgrft doctor → svgrft train --base-model qwen3-0p6b → svgrft compare-epochs JOB_ID.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -102,15 +108,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                           help="Show the version and exit."),
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print data and errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print more detail on stderr."),
-    config: Optional[str] = typer.Option(None, "--config", "-c",
-                                         help="Config file (default: $SVGRFT_CONFIG, else configs/default.toml if "
-                                              "present)."),
-    env_file: Optional[str] = typer.Option(None, "--env-file",
-                                           help="Load keys from this .env file (default: ./.env if present)."),
+    config: Optional[str] = typer.Option(
+        None, "--config", "-c", help="Config file (default: $SVGRFT_CONFIG, else configs/default.toml if present)."
+    ),
+    env_file: Optional[str] = typer.Option(
+        None, "--env-file", help="Load keys from this .env file (default: ./.env if present)."
+    ),
 ) -> None:
     _common.state.quiet = quiet
     _common.state.verbose = verbose
@@ -140,8 +148,11 @@ COMMANDS: list[tuple[str, str, str, str, str]] = [
 
 def _stub(name: str, help_text: str):
     def stub(ctx: typer.Context) -> None:
-        _common.report_error(_common.SvgrftError(
-            f"'svgrft {name}' is not built yet", hint="nothing was done; see README.md for what works today"))
+        _common.report_error(
+            _common.SvgrftError(
+                f"'svgrft {name}' is not built yet", hint="nothing was done; see README.md for what works today"
+            )
+        )
         raise typer.Exit(1)
 
     stub.__doc__ = help_text + " (not built yet)"
@@ -156,9 +167,11 @@ def _register() -> None:
         except ModuleNotFoundError as e:
             if e.name != module_name:
                 raise
-            app.command(name, help=help_text + " (not built yet)",
-                        context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-                _stub(name, help_text))
+            app.command(
+                name,
+                help=help_text + " (not built yet)",
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            )(_stub(name, help_text))
             continue
         if kind == "group":
             app.add_typer(obj, name=name, help=help_text)

@@ -7,7 +7,7 @@ Parses options and prints; collecting the inputs, naming the outputs and renderi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -17,18 +17,25 @@ from svgrft.core.plural import plural, plural_word
 
 @c.command
 def cmd(
-    inputs: List[Path] = typer.Argument(..., help="SVG files, folders of SVG files, or JSONL files of model replies "
-                                                  "(reply/text/content field or EvaluationRow messages).",
-                                        show_default=False),
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="SVG files, folders of SVG files, or JSONL files of model replies "
+        "(reply/text/content field or EvaluationRow messages).",
+        show_default=False,
+    ),
     out: Path = typer.Option(Path("renders"), "--out", "-o", help="Output folder for the PNG files."),
-    size: Optional[int] = typer.Option(None, "--size", min=16, max=4096,
-                                       help="Scale so the longest side is SIZE px (default: the SVG's own size, "
-                                            "clamped to render.max_side)."),
+    size: Optional[int] = typer.Option(
+        None,
+        "--size",
+        min=16,
+        max=4096,
+        help="Scale so the longest side is SIZE px (default: the SVG's own size, clamped to render.max_side).",
+    ),
     concurrency: Optional[int] = c.setting_option("render.pool_size", "-j", min=1, max=16),
     chromium: Optional[str] = c.setting_option("render.chromium"),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace PNGs left in --out by an earlier run (default: stop if any "
-                                        "target exists)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace PNGs left in --out by an earlier run (default: stop if any target exists)."
+    ),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Render SVG files or model replies to PNG with the same hardened renderer the reward uses.
@@ -54,8 +61,14 @@ def cmd(
     out.mkdir(parents=True, exist_ok=True)
     r = settings.render
     pool = r.pool_size
-    renderer = Renderer(pool_size=pool, size=size, default_size=r.size, max_side=r.max_side,
-                        timeout_ms=r.timeout_ms, chromium_path=r.chromium or None)
+    renderer = Renderer(
+        pool_size=pool,
+        size=size,
+        default_size=r.size,
+        max_side=r.max_side,
+        timeout_ms=r.timeout_ms,
+        chromium_path=r.chromium or None,
+    )
     total = len(targets)
 
     progress = None
@@ -63,9 +76,15 @@ def cmd(
     if not c.state.quiet:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        progress = Progress(TextColumn("[bold]render[/bold]"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                            console=c.err_console(), transient=True)
+        progress = Progress(
+            TextColumn("[bold]render[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=c.err_console(),
+            transient=True,
+        )
     counts = {"ok": 0, "failed": 0}
 
     def on_done(row: dict) -> None:
@@ -81,8 +100,9 @@ def cmd(
         await renderer.start()
         try:
             t0 = time.perf_counter()
-            rows = await rf.render_items(rf.read_items(files, renderer.max_bytes), out, renderer, pool, on_done,
-                                         overwrite)
+            rows = await rf.render_items(
+                rf.read_items(files, renderer.max_bytes), out, renderer, pool, on_done, overwrite
+            )
             return rows, time.perf_counter() - t0
         finally:
             await renderer.close()
@@ -118,13 +138,16 @@ def cmd(
     if rows and summary["rendered"] == 0:
         from svgrft.errors import SvgrftError
 
-        raise SvgrftError("the input did not render" if len(rows) == 1 else
-                          f"none of the {plural(len(rows), 'input')} rendered",
-                          hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
+        raise SvgrftError(
+            "the input did not render" if len(rows) == 1 else f"none of the {plural(len(rows), 'input')} rendered",
+            hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)",
+        )
     failed = sum(1 for r in rows if not r["ok"])
     if failed:  # a partial failure exits 1 (as `svgrft eval` does), after the results are out
         from svgrft.errors import SvgrftError
 
-        raise SvgrftError(f"{failed} of {plural(len(rows), 'input')} did not render; "
-                          f"{plural(summary['rendered'], 'PNG')} {plural_word(summary['rendered'], 'is', 'are')} in {out}",
-                          hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)")
+        raise SvgrftError(
+            f"{failed} of {plural(len(rows), 'input')} did not render; "
+            f"{plural(summary['rendered'], 'PNG')} {plural_word(summary['rendered'], 'is', 'are')} in {out}",
+            hint="see the reasons above (no_svg: the reply has no complete <svg>…</svg>)",
+        )

@@ -13,8 +13,9 @@ from svgrft.core.plural import plural
 @c.command
 def cmd(
     run_id: str = typer.Argument(..., help="Run id (a unique prefix or 'latest' works)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
-                                         help="HTML file (or directory) to write. Default: reports/RUN_ID.html."),
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o", help="HTML file (or directory) to write. Default: reports/RUN_ID.html."
+    ),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Write a self-contained HTML report (images inline, sortable by score, verdicts and SVG source)."""

@@ -43,11 +43,17 @@ def print_summary(summary: dict[str, Any], *, title: str | None = None) -> None:
     t.add_row("dataset", str(summary.get("dataset")))
     t.add_row("judge", f"{summary.get('judge_model')} ({summary.get('judge_mode')})")
     t.add_row("status", str(summary.get("status")))
-    t.add_row("mean score", f"{_f(sc['mean'])}  95% CI [{_f(sc['ci95_low'])}, {_f(sc['ci95_high'])}]  "
-                            f"(n={sc['n']} valid {plural_word(sc['n'], 'sample')})")
+    t.add_row(
+        "mean score",
+        f"{_f(sc['mean'])}  95% CI [{_f(sc['ci95_low'])}, {_f(sc['ci95_high'])}]  "
+        f"(n={sc['n']} valid {plural_word(sc['n'], 'sample')})",
+    )
     expected = n.get("expected")
-    t.add_row("samples", f"{n['done']} done{f' of {expected}' if expected is not None else ''}: "
-                         f"{n['valid']} valid, {n['invalid']} invalid; {plural(n['error'], 'error')}")
+    t.add_row(
+        "samples",
+        f"{n['done']} done{f' of {expected}' if expected is not None else ''}: "
+        f"{n['valid']} valid, {n['invalid']} invalid; {plural(n['error'], 'error')}",
+    )
     stops = summary.get("gate_stops")
     if stops:
         t.add_row("stopped by gate", gate_stops_text(stops))
@@ -59,10 +65,15 @@ def print_summary(summary: dict[str, Any], *, title: str | None = None) -> None:
         t.add_row("flags", ", ".join(f"{k} {v}" for k, v in sorted(flags.items())))
     if summary.get("invalid_reasons"):
         t.add_row("invalid", "; ".join(f"{k} ×{v}" for k, v in summary["invalid_reasons"].items()))
-    t.add_row("judge calls", f"{j['judged']} judged, {j['cached']} from cache, {j['gated']} gated "
-                             f"({j['requests']} HTTP requests)")
-    t.add_row("tokens", f"policy {tk['policy_prompt']:,} in / {tk['policy_completion']:,} out; "
-                        f"judge {tk['judge_prompt']:,} in / {tk['judge_completion']:,} out")
+    t.add_row(
+        "judge calls",
+        f"{j['judged']} judged, {j['cached']} from cache, {j['gated']} gated ({j['requests']} HTTP requests)",
+    )
+    t.add_row(
+        "tokens",
+        f"policy {tk['policy_prompt']:,} in / {tk['policy_completion']:,} out; "
+        f"judge {tk['judge_prompt']:,} in / {tk['judge_completion']:,} out",
+    )
     inv = summary.get("invocation")
     if inv:
         t.add_row("this run", f"{plural(inv.get('processed', 0), 'sample')} in {inv.get('wall_s', 0):.1f} s")
@@ -100,8 +111,9 @@ def list_runs(
     # ids, dates, states and numbers are never cut (a user copies the run id); the model name folds instead.
     # The judge column only shows when the runs used different judges (it is in `svgrft runs show`).
     judges = {f"{r.judge_model} ({r.judge_mode})" for r in runs}
-    t = Table(title="Local evaluation runs" + (f" (judge {next(iter(judges))})" if len(judges) == 1 else ""),
-              pad_edge=False)
+    t = Table(
+        title="Local evaluation runs" + (f" (judge {next(iter(judges))})" if len(judges) == 1 else ""), pad_edge=False
+    )
     t.add_column("run", no_wrap=True, min_width=max(len(r.id) for r in runs))
     t.add_column("created", no_wrap=True, min_width=11)
     t.add_column("status", no_wrap=True, min_width=max(len(r.status) for r in runs))
@@ -111,8 +123,12 @@ def list_runs(
     t.add_column("valid", no_wrap=True, justify="right", min_width=5)
     t.add_column("mean", no_wrap=True, justify="right", min_width=5)
     for r in runs:
-        cells = [r.id, _dt.datetime.fromtimestamp(r.created_at).strftime("%m-%d %H:%M") if r.created_at else "",
-                 r.status, r.model.removeprefix("accounts/fireworks/models/")]
+        cells = [
+            r.id,
+            _dt.datetime.fromtimestamp(r.created_at).strftime("%m-%d %H:%M") if r.created_at else "",
+            r.status,
+            r.model.removeprefix("accounts/fireworks/models/"),
+        ]
         if len(judges) > 1:
             cells.append(f"{r.judge_model} ({r.judge_mode})")
         t.add_row(*cells, f"{r.n_valid}/{r.n_done}", _f(r.mean_score))
@@ -149,6 +165,14 @@ def show(
             t.add_column(col)
         for s in rows:
             reason = s.reason if len(s.reason) <= 80 else s.reason[:79] + "…"
-            t.add_row(s.row_id, str(s.sample_index), s.status, _f(s.score, 2), "yes" if s.is_valid else "no",
-                      s.gate or "", ",".join(s.flags), reason)
+            t.add_row(
+                s.row_id,
+                str(s.sample_index),
+                s.status,
+                _f(s.score, 2),
+                "yes" if s.is_valid else "no",
+                s.gate or "",
+                ",".join(s.flags),
+                reason,
+            )
         c.print_table(t)

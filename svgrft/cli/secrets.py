@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -25,17 +26,33 @@ def push_secrets(settings: Settings, keys: Sequence[str], dry_run: bool = False,
         raise ConfigError("no secret names to push", hint="pass --key NAME or set secrets.keys in the config")
     missing = [k for k in names if not settings.secret(k)]
     if missing and dry_run:  # the plan is still shown: what would be pushed, and what is not set
-        return [{"key": k, "secret": secret_id_for(k), "value": mask(settings.secret(k)) if k not in missing
-                 else "(not set)", "action": "create or update (dry run: nothing sent)" if k not in missing
-                 else "not set: a real push would stop here"} for k in names]
+        return [
+            {
+                "key": k,
+                "secret": secret_id_for(k),
+                "value": mask(settings.secret(k)) if k not in missing else "(not set)",
+                "action": "create or update (dry run: nothing sent)"
+                if k not in missing
+                else "not set: a real push would stop here",
+            }
+            for k in names
+        ]
     if missing:
-        raise ConfigError(f"{', '.join(missing)} not set, nothing was pushed",
-                          hint=f"set {missing[0]} in the environment or .env, or choose keys with --key")
+        raise ConfigError(
+            f"{', '.join(missing)} not set, nothing was pushed",
+            hint=f"set {missing[0]} in the environment or .env, or choose keys with --key",
+        )
     rows = []
     if dry_run:
         for k in names:
-            rows.append({"key": k, "secret": secret_id_for(k), "value": mask(settings.secret(k)),
-                         "action": "create or update (dry run: nothing sent)"})
+            rows.append(
+                {
+                    "key": k,
+                    "secret": secret_id_for(k),
+                    "value": mask(settings.secret(k)),
+                    "action": "create or update (dry run: nothing sent)",
+                }
+            )
         return rows
     client = client or make_client(settings)
     for k in names:
@@ -47,8 +64,9 @@ def push_secrets(settings: Settings, keys: Sequence[str], dry_run: bool = False,
 @app.command("push")
 @c.command
 def push(
-    key: Optional[List[str]] = c.setting_option("secrets.keys", "-k", metavar="NAME",
-                                                note="Secret to push (repeatable):"),
+    key: Optional[list[str]] = c.setting_option(
+        "secrets.keys", "-k", metavar="NAME", note="Secret to push (repeatable):"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan with masked values; send nothing."),
     json_out: bool = c.JSON_OPT,
 ) -> None:
@@ -57,8 +75,10 @@ def push(
     rows = push_secrets(s, s.secrets.keys, dry_run=dry_run)
     unset = [r["key"] for r in rows if r["value"] == "(not set)"]
     if unset:
-        c.warn(f"{', '.join(unset)} not set: `secrets push` without --dry-run would stop; set them in the "
-               "environment or .env")
+        c.warn(
+            f"{', '.join(unset)} not set: `secrets push` without --dry-run would stop; set them in the "
+            "environment or .env"
+        )
     if json_out:
         c.emit_json({"dry_run": dry_run, "secrets": rows})
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Optional
 
 import typer
 
@@ -24,8 +24,10 @@ def check_bindable(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as e:
-        raise ConfigError(f"cannot listen on {host!r}: {getattr(e, 'strerror', None) or e}",
-                          hint="pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (all interfaces)") from None
+        raise ConfigError(
+            f"cannot listen on {host!r}: {getattr(e, 'strerror', None) or e}",
+            hint="pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (all interfaces)",
+        ) from None
     family, kind, proto, _, addr = infos[0]
     with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
@@ -33,18 +35,23 @@ def check_bindable(host: str, port: int) -> None:
             sock.bind(addr)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise SvgrftError(f"port {port} on {host} is already in use",
-                                  hint="stop the process listening there (another `svgrft serve`?) or pass "
-                                       "--port N") from None
+                raise SvgrftError(
+                    f"port {port} on {host} is already in use",
+                    hint="stop the process listening there (another `svgrft serve`?) or pass --port N",
+                ) from None
             if e.errno == errno.EADDRNOTAVAIL:
-                raise ConfigError(f"cannot listen on {host}: this machine has no such address",
-                                  hint="pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (all "
-                                       "interfaces)") from None
+                raise ConfigError(
+                    f"cannot listen on {host}: this machine has no such address",
+                    hint="pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (all interfaces)",
+                ) from None
             if e.errno == errno.EACCES:
-                raise SvgrftError(f"not allowed to listen on port {port} on {host}",
-                                  hint="ports below 1024 need privileges; pass e.g. --port 8000") from None
-            raise SvgrftError(f"cannot listen on {host}:{port}: {e.strerror or e}",
-                              hint="check --host and --port") from None
+                raise SvgrftError(
+                    f"not allowed to listen on port {port} on {host}",
+                    hint="ports below 1024 need privileges; pass e.g. --port 8000",
+                ) from None
+            raise SvgrftError(
+                f"cannot listen on {host}:{port}: {e.strerror or e}", hint="check --host and --port"
+            ) from None
 
 
 @c.command
@@ -52,12 +59,16 @@ def cmd(
     host: Optional[str] = c.setting_option("serve.host"),
     port: Optional[int] = c.setting_option("serve.port", min=0, max=65535),
     workers: Optional[int] = c.setting_option("serve.workers", min=1),
-    token: Optional[str] = typer.Option(None, "--token",
-                                        help="Shared secret: /init then needs 'Authorization: Bearer <token>'. "
-                                             "Default: SVGRFT_SERVE_TOKEN (prefer the env var: flags show in ps)."),
-    allow_server_key: bool = typer.Option(False, "--allow-server-key",
-                                          help="Use this server's FIREWORKS_API_KEY for requests without api_key."),
-    allow_model_host: Optional[List[str]] = c.setting_option("serve.allow_model_hosts", metavar="HOST", extend=True),
+    token: Optional[str] = typer.Option(
+        None,
+        "--token",
+        help="Shared secret: /init then needs 'Authorization: Bearer <token>'. "
+        "Default: SVGRFT_SERVE_TOKEN (prefer the env var: flags show in ps).",
+    ),
+    allow_server_key: bool = typer.Option(
+        False, "--allow-server-key", help="Use this server's FIREWORKS_API_KEY for requests without api_key."
+    ),
+    allow_model_host: Optional[list[str]] = c.setting_option("serve.allow_model_hosts", metavar="HOST", extend=True),
     max_concurrent: Optional[int] = c.setting_option("serve.max_concurrent", min=0),
     rate_limit: Optional[float] = c.setting_option("serve.rate_limit", min=0),
     rate_burst: Optional[int] = c.setting_option("serve.rate_burst", min=1),
@@ -69,8 +80,9 @@ def cmd(
     max_conns_per_client: Optional[int] = c.setting_option("serve.max_connections_per_client", min=0),
     trust_proxy_headers: Optional[bool] = c.setting_option("serve.trust_proxy_headers"),
     access_log: bool = typer.Option(False, "--access-log", help="Also log every HTTP request line."),
-    check: Optional[str] = typer.Option(None, "--check", metavar="URL",
-                                        help="Do not serve: check the health of a running server at URL."),
+    check: Optional[str] = typer.Option(
+        None, "--check", metavar="URL", help="Do not serve: check the health of a running server at URL."
+    ),
     json_out: bool = c.JSON_OPT,
 ) -> None:
     """Run the rollout server: POST /init (Eval Protocol InitRequest) asks the policy model for an SVG through
@@ -86,9 +98,11 @@ def cmd(
             c.emit_json(result)
         else:
             r = result.get("rollouts") or {}
-            c.out(f"{result['url']}: ok (svgrft {result['version']}, eval-protocol {result['eval_protocol']}, "
-                  f"mode {result['mode']}, auth {result['auth']}, in flight {r.get('in_flight', '?')}, "
-                  f"{result['latency_ms']} ms)")
+            c.out(
+                f"{result['url']}: ok (svgrft {result['version']}, eval-protocol {result['eval_protocol']}, "
+                f"mode {result['mode']}, auth {result['auth']}, in flight {r.get('in_flight', '?')}, "
+                f"{result['latency_ms']} ms)"
+            )
         return
 
     register(token)
@@ -103,25 +117,39 @@ def cmd(
         raise ConfigError(f"--allow-model-host: {e}", hint="pass a host name, host:port or *.domain") from None
     bind = s.serve.host
     if opts.allow_server_key and not opts.token and not is_loopback(bind):
-        raise ConfigError(f"--allow-server-key on {bind} without a token would let anyone spend this server's "
-                          "FIREWORKS_API_KEY", hint="set SVGRFT_SERVE_TOKEN (or --token), or bind 127.0.0.1")
+        raise ConfigError(
+            f"--allow-server-key on {bind} without a token would let anyone spend this server's FIREWORKS_API_KEY",
+            hint="set SVGRFT_SERVE_TOKEN (or --token), or bind 127.0.0.1",
+        )
     if opts.allow_server_key and not s.secret("FIREWORKS_API_KEY"):
-        raise ConfigError("--allow-server-key needs FIREWORKS_API_KEY on the server",
-                          hint="export FIREWORKS_API_KEY=... or drop --allow-server-key")
+        raise ConfigError(
+            "--allow-server-key needs FIREWORKS_API_KEY on the server",
+            hint="export FIREWORKS_API_KEY=... or drop --allow-server-key",
+        )
     if opts.token and len(opts.token) < 16:
-        c.warn("the serve token is shorter than 16 characters; use a long random one "
-               "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        c.warn(
+            "the serve token is shorter than 16 characters; use a long random one "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     n_workers, port = s.serve.workers, s.serve.port
     check_bindable(bind, port)
     url = f"http://{bind}:{port}"
     if not opts.token and n_workers > 1:
-        c.warn("/init is unauthenticated (no SVGRFT_SERVE_TOKEN / --token): anyone who can reach it can start "
-               "rollouts")
+        c.warn("/init is unauthenticated (no SVGRFT_SERVE_TOKEN / --token): anyone who can reach it can start rollouts")
     if json_out:
         c.emit_json({"url": url, "workers": n_workers, "options": opts.public()})
-    c.info(f"svgrft serve on {url} (POST /init, GET /), {plural(n_workers, 'worker')}; Ctrl-C stops after in-flight rollouts")
+    c.info(
+        f"svgrft serve on {url} (POST /init, GET /), {plural(n_workers, 'worker')}; Ctrl-C stops after in-flight rollouts"
+    )
     sys.stdout.flush()
     from svgrft.server.runner import serve
 
-    serve(s, opts, host=bind, port=port, workers=n_workers, access_log=access_log,
-          log_level="info" if not c.state.quiet else "warning")
+    serve(
+        s,
+        opts,
+        host=bind,
+        port=port,
+        workers=n_workers,
+        access_log=access_log,
+        log_level="info" if not c.state.quiet else "warning",
+    )

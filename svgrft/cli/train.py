@@ -60,9 +60,12 @@ def cmd(
     wandb_run_id: Optional[str] = c.setting_option("wandb.run_id"),
     poll_interval: Optional[float] = c.setting_option("train.poll_interval"),
     force_evaluator: bool = typer.Option(False, "--force-evaluator", help="Rebuild the evaluator even if it exists."),
-    dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Validate locally, render sample SVGs, print the plan, payload and cost estimate. "
-                                      "No network call, no keys needed."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Validate locally, render sample SVGs, print the plan, payload and cost estimate. "
+        "No network call, no keys needed.",
+    ),
     no_watch: bool = typer.Option(False, "--no-watch", help="Return once the job is created (CI)."),
     yes: bool = c.YES_OPT,
     json_out: bool = c.JSON_OPT,
@@ -80,19 +83,23 @@ def cmd(
         return
 
     tw.require_keys(plan)
-    c.confirm(f"launch RFT job {plan.job_id} on {plan.base_model} ({plural(plan.dataset_rows, 'row')} × n "
-              f"{s.train.n} × {plural(s.train.epochs, 'epoch')}; this costs money)", yes)
-    from svgrft.clients.fireworks import make_client
+    c.confirm(
+        f"launch RFT job {plan.job_id} on {plan.base_model} ({plural(plan.dataset_rows, 'row')} × n "
+        f"{s.train.n} × {plural(s.train.epochs, 'epoch')}; this costs money)",
+        yes,
+    )
     from svgrft.cli.evaluator import state_printer
+    from svgrft.clients.fireworks import make_client
 
-    _say(f"✓ validated: {plan.dataset_path} ({plural(plan.dataset_rows, 'row')}), {plan.mode} rollouts"
-           + (f" via {plan.server_url}" if plan.server_url else ""))
+    _say(
+        f"✓ validated: {plan.dataset_path} ({plural(plan.dataset_rows, 'row')}), {plan.mode} rollouts"
+        + (f" via {plan.server_url}" if plan.server_url else "")
+    )
     client = make_client(s)
     from svgrft.workflow.evaluator_build import EvaluatorBuildError
 
     try:
-        result = tw.run(plan, client, on_step=_say, on_evaluator_state=state_printer(),
-                        force_evaluator=force_evaluator)
+        result = tw.run(plan, client, on_step=_say, on_evaluator_state=state_printer(), force_evaluator=force_evaluator)
     except EvaluatorBuildError as e:
         from svgrft.cli.evaluator import print_build_log
 
@@ -110,10 +117,19 @@ def cmd(
     output_model = summary.get("output_model") or result.output_model
     links = result.links()
     data = {
-        "job": result.job_name, "job_id": result.job_id, "state": state, "created": result.created,
-        "dashboard_url": links.get("job"), "output_model": output_model, "dataset": result.dataset,
-        "evaluator": result.evaluator, "eval_dataset": result.eval_dataset, "rollout_mode": result.mode,
-        "links": links, "watched": not no_watch, "detached": detached,
+        "job": result.job_name,
+        "job_id": result.job_id,
+        "state": state,
+        "created": result.created,
+        "dashboard_url": links.get("job"),
+        "output_model": output_model,
+        "dataset": result.dataset,
+        "evaluator": result.evaluator,
+        "eval_dataset": result.eval_dataset,
+        "rollout_mode": result.mode,
+        "links": links,
+        "watched": not no_watch,
+        "detached": detached,
     }
     if result.server_url:
         data["rollout_server_url"] = result.server_url
@@ -135,8 +151,10 @@ def cmd(
         from svgrft.workflow.jobs import failure_hint
 
         msg = summary.get("status_message")
-        raise ApiError(f"job {result.job_id} ended {str(state).removeprefix('JOB_STATE_')}" + (f": {msg}" if msg else ""),
-                       hint=failure_hint({**summary, "id": result.job_id, "dashboard_url": links.get("job")}))
+        raise ApiError(
+            f"job {result.job_id} ended {str(state).removeprefix('JOB_STATE_')}" + (f": {msg}" if msg else ""),
+            hint=failure_hint({**summary, "id": result.job_id, "dashboard_url": links.get("job")}),
+        )
     if no_watch:
         _say(f"not watching; follow it with: svgrft jobs watch {result.job_id}")
 
@@ -154,8 +172,10 @@ def _dry_run(plan: Any, json_out: bool) -> None:
     if bad:
         from svgrft.errors import RenderError
 
-        raise RenderError(f"the renderer failed on {plural(len(bad), 'sample SVG')}: {bad[0]['error']}",
-                          hint="run `svgrft doctor`; check Chromium (SVGRFT_CHROMIUM / render.chromium)")
+        raise RenderError(
+            f"the renderer failed on {plural(len(bad), 'sample SVG')}: {bad[0]['error']}",
+            hint="run `svgrft doctor`; check Chromium (SVGRFT_CHROMIUM / render.chromium)",
+        )
 
 
 def _print_dry_run(r: dict) -> None:
@@ -163,8 +183,10 @@ def _print_dry_run(r: dict) -> None:
 
     from rich.table import Table
 
-    c.out(f"Dry run: nothing was sent. Base model {r['base_model']}, rollout mode {r['rollout']['mode']}"
-          + (f" (server {r['rollout']['server_url']})" if r["rollout"].get("server_url") else ""))
+    c.out(
+        f"Dry run: nothing was sent. Base model {r['base_model']}, rollout mode {r['rollout']['mode']}"
+        + (f" (server {r['rollout']['server_url']})" if r["rollout"].get("server_url") else "")
+    )
     t = Table(title="plan")
     t.add_column("step")
     t.add_column("what would happen", overflow="fold")
@@ -183,8 +205,13 @@ def _print_dry_run(r: dict) -> None:
     for col in ("svg", "ok", "size", "png bytes", "ms"):
         rt.add_column(col)
     for x in r["renders"]:
-        rt.add_row(x["name"], "yes" if x["ok"] else _e(x["error"] or "no"), f"{x['width']}×{x['height']}",
-                   str(x["png_bytes"]), str(x["ms"]))
+        rt.add_row(
+            x["name"],
+            "yes" if x["ok"] else _e(x["error"] or "no"),
+            f"{x['width']}×{x['height']}",
+            str(x["png_bytes"]),
+            str(x["ms"]),
+        )
     c.print_table(rt)
 
     c.out(r["request"])
@@ -192,8 +219,13 @@ def _print_dry_run(r: dict) -> None:
 
     e = r["estimate"]
     cost = f"≈ ${e['usd_estimate']:.2f}" if e["usd_estimate"] is not None else "price unknown for this model"
-    c.out(f"judge calls: {e['judge_calls']:,} ({e['formula']}"
-          + (f" + eval {e['judge_calls_eval']:,}" if e["judge_calls_eval"] else "") + ")")
-    c.out(f"judge tokens: {e['tokens_total']['input']:,} in + {e['tokens_total']['output']:,} out "
-          f"({e['tokens_per_call']['input']} + {e['tokens_per_call']['output']} per call), {cost} "
-          f"with {e['judge_model']} ({e['judge_mode']}); {e['note']}")
+    c.out(
+        f"judge calls: {e['judge_calls']:,} ({e['formula']}"
+        + (f" + eval {e['judge_calls_eval']:,}" if e["judge_calls_eval"] else "")
+        + ")"
+    )
+    c.out(
+        f"judge tokens: {e['tokens_total']['input']:,} in + {e['tokens_total']['output']:,} out "
+        f"({e['tokens_per_call']['input']} + {e['tokens_per_call']['output']} per call), {cost} "
+        f"with {e['judge_model']} ({e['judge_mode']}); {e['note']}"
+    )

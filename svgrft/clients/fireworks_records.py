@@ -8,8 +8,9 @@ wrong type reads as missing), so no caller probes ``commit_hash`` and ``commitHa
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 def wire(obj: Any) -> dict:
@@ -50,9 +51,9 @@ def _last(name: str) -> str:
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    name: str                     # accounts/<a>/datasets/<id>
+    name: str  # accounts/<a>/datasets/<id>
     dataset_id: str
-    state: str                    # READY, UPLOADING, … (STATE_UNSPECIFIED when absent)
+    state: str  # READY, UPLOADING, … (STATE_UNSPECIFIED when absent)
     example_count: int | None
     display_name: str = ""
     status_code: str | None = None
@@ -64,30 +65,40 @@ class DatasetRecord:
         return self.status_code not in (None, "OK", "0")
 
     @classmethod
-    def from_wire(cls, obj: Any) -> "DatasetRecord":
+    def from_wire(cls, obj: Any) -> DatasetRecord:
         d = wire(obj)
         status = _obj(d.get("status"))
         name = _str(d.get("name")) or ""
-        return cls(name=name, dataset_id=_last(name), state=_str(d.get("state")) or "STATE_UNSPECIFIED",
-                   example_count=_int(d.get("exampleCount")), display_name=_str(d.get("displayName")) or "",
-                   status_code=_str(status.get("code")), status_message=_str(status.get("message")) or "")
+        return cls(
+            name=name,
+            dataset_id=_last(name),
+            state=_str(d.get("state")) or "STATE_UNSPECIFIED",
+            example_count=_int(d.get("exampleCount")),
+            display_name=_str(d.get("displayName")) or "",
+            status_code=_str(status.get("code")),
+            status_message=_str(status.get("message")) or "",
+        )
 
 
 @dataclass(frozen=True)
 class EvaluatorRecord:
     name: str
     evaluator_id: str
-    state: str                    # ACTIVE, BUILDING, BUILD_FAILED, … (STATE_UNSPECIFIED when absent)
-    commit_hash: str = ""         # svgrft writes ``svgrft-<version>+sha256.<hash>`` here
+    state: str  # ACTIVE, BUILDING, BUILD_FAILED, … (STATE_UNSPECIFIED when absent)
+    commit_hash: str = ""  # svgrft writes ``svgrft-<version>+sha256.<hash>`` here
     status_message: str = ""
 
     @classmethod
-    def from_wire(cls, obj: Any) -> "EvaluatorRecord":
+    def from_wire(cls, obj: Any) -> EvaluatorRecord:
         d = wire(obj)
         name = _str(d.get("name")) or ""
-        return cls(name=name, evaluator_id=_last(name), state=_str(d.get("state")) or "STATE_UNSPECIFIED",
-                   commit_hash=_str(d.get("commitHash")) or "",
-                   status_message=_str(_obj(d.get("status")).get("message")) or "")
+        return cls(
+            name=name,
+            evaluator_id=_last(name),
+            state=_str(d.get("state")) or "STATE_UNSPECIFIED",
+            commit_hash=_str(d.get("commitHash")) or "",
+            status_message=_str(_obj(d.get("status")).get("message")) or "",
+        )
 
 
 @dataclass(frozen=True)
@@ -95,11 +106,11 @@ class JobRecord:
     """A reinforcement fine-tuning job. ``wire`` keeps the job as the API sent it, to compare it field by
     field with a payload (svgrft.workflow.train); everything else reads the typed fields."""
 
-    name: str                     # accounts/<a>/reinforcementFineTuningJobs/<id>, or "" when absent
+    name: str  # accounts/<a>/reinforcementFineTuningJobs/<id>, or "" when absent
     job_id: str
-    state: str                    # JOB_STATE_… (JOB_STATE_UNSPECIFIED when absent)
+    state: str  # JOB_STATE_… (JOB_STATE_UNSPECIFIED when absent)
     display_name: str = ""
-    epoch: int | None = None      # 0-based, as the API reports it
+    epoch: int | None = None  # 0-based, as the API reports it
     epochs: int | None = None
     percent: float | None = None
     status_code: str | None = None
@@ -116,42 +127,57 @@ class JobRecord:
     wire: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_wire(cls, obj: Any, account_id: str) -> "JobRecord":
+    def from_wire(cls, obj: Any, account_id: str) -> JobRecord:
         d = wire(obj)
         name = _str(d.get("name")) or ""
         if name and not name.startswith("accounts/"):
             name = f"accounts/{account_id}/reinforcementFineTuningJobs/{name}"
         tc, prog, status = _obj(d.get("trainingConfig")), _obj(d.get("jobProgress")), _obj(d.get("status"))
         return cls(
-            name=name, job_id=_last(name), state=_str(d.get("state")) or "JOB_STATE_UNSPECIFIED",
-            display_name=_str(d.get("displayName")) or "", epoch=_int(prog.get("epoch")),
-            epochs=_int(tc.get("epochs")), percent=_num(prog.get("percent")), status_code=_str(status.get("code")),
-            status_message=_str(status.get("message")), base_model=_str(tc.get("baseModel")) or _str(tc.get("warmStartFrom")),
-            output_model=_str(tc.get("outputModel")), dataset=_str(d.get("dataset")),
-            evaluation_dataset=_str(d.get("evaluationDataset")), evaluator=_str(d.get("evaluator")),
-            create_time=_str(d.get("createTime")), completed_time=_str(d.get("completedTime")),
+            name=name,
+            job_id=_last(name),
+            state=_str(d.get("state")) or "JOB_STATE_UNSPECIFIED",
+            display_name=_str(d.get("displayName")) or "",
+            epoch=_int(prog.get("epoch")),
+            epochs=_int(tc.get("epochs")),
+            percent=_num(prog.get("percent")),
+            status_code=_str(status.get("code")),
+            status_message=_str(status.get("message")),
+            base_model=_str(tc.get("baseModel")) or _str(tc.get("warmStartFrom")),
+            output_model=_str(tc.get("outputModel")),
+            dataset=_str(d.get("dataset")),
+            evaluation_dataset=_str(d.get("evaluationDataset")),
+            evaluator=_str(d.get("evaluator")),
+            create_time=_str(d.get("createTime")),
+            completed_time=_str(d.get("completedTime")),
             eval_auto_carveout=bool(d.get("evalAutoCarveout")),
-            candidates=_int(_obj(d.get("inferenceParameters")).get("responseCandidatesCount")), wire=d)
+            candidates=_int(_obj(d.get("inferenceParameters")).get("responseCandidatesCount")),
+            wire=d,
+        )
 
 
 @dataclass(frozen=True)
 class ModelRecord:
     name: str
-    state: str | None             # READY, … (None when absent)
-    kind: str | None = None       # HF_PEFT_ADDON for a LoRA
+    state: str | None  # READY, … (None when absent)
+    kind: str | None = None  # HF_PEFT_ADDON for a LoRA
     base_model: str | None = None  # peftDetails.baseModel of a LoRA
 
     @classmethod
-    def from_wire(cls, obj: Any) -> "ModelRecord":
+    def from_wire(cls, obj: Any) -> ModelRecord:
         d = wire(obj)
-        return cls(name=_str(d.get("name")) or "", state=_str(d.get("state")), kind=_str(d.get("kind")),
-                   base_model=_str(_obj(d.get("peftDetails")).get("baseModel")))
+        return cls(
+            name=_str(d.get("name")) or "",
+            state=_str(d.get("state")),
+            kind=_str(d.get("kind")),
+            base_model=_str(_obj(d.get("peftDetails")).get("baseModel")),
+        )
 
 
 @dataclass(frozen=True)
 class DeploymentRecord:
-    name: str                     # accounts/<a>/deployments/<id>
-    state: str                    # CREATING, READY, FAILED, DELETED, … (STATE_UNSPECIFIED when absent)
+    name: str  # accounts/<a>/deployments/<id>
+    state: str  # CREATING, READY, FAILED, DELETED, … (STATE_UNSPECIFIED when absent)
     base_model: str | None = None
     replica_count: int | None = None
     accelerator: str | None = None  # acceleratorType, else deploymentShape
@@ -163,25 +189,34 @@ class DeploymentRecord:
         return _last(self.name)
 
     @classmethod
-    def from_wire(cls, obj: Any) -> "DeploymentRecord":
+    def from_wire(cls, obj: Any) -> DeploymentRecord:
         d = wire(obj)
-        return cls(name=_str(d.get("name")) or "", state=_str(d.get("state")) or "STATE_UNSPECIFIED",
-                   base_model=_str(d.get("baseModel")), replica_count=_int(d.get("replicaCount")),
-                   accelerator=_str(d.get("acceleratorType")) or _str(d.get("deploymentShape")),
-                   create_time=_str(d.get("createTime")), status_message=_str(_obj(d.get("status")).get("message")))
+        return cls(
+            name=_str(d.get("name")) or "",
+            state=_str(d.get("state")) or "STATE_UNSPECIFIED",
+            base_model=_str(d.get("baseModel")),
+            replica_count=_int(d.get("replicaCount")),
+            accelerator=_str(d.get("acceleratorType")) or _str(d.get("deploymentShape")),
+            create_time=_str(d.get("createTime")),
+            status_message=_str(_obj(d.get("status")).get("message")),
+        )
 
 
 @dataclass(frozen=True)
 class DeployedModelRecord:
     """A LoRA loaded onto a deployment (``lora.load``)."""
 
-    name: str                     # accounts/<a>/deployedModels/<id>
+    name: str  # accounts/<a>/deployedModels/<id>
     model: str | None
     deployment: str | None
-    state: str | None             # DEPLOYING, DEPLOYED, …
+    state: str | None  # DEPLOYING, DEPLOYED, …
 
     @classmethod
-    def from_wire(cls, obj: Any) -> "DeployedModelRecord":
+    def from_wire(cls, obj: Any) -> DeployedModelRecord:
         d = wire(obj)
-        return cls(name=_str(d.get("name")) or "", model=_str(d.get("model")), deployment=_str(d.get("deployment")),
-                   state=_str(d.get("state")))
+        return cls(
+            name=_str(d.get("name")) or "",
+            model=_str(d.get("model")),
+            deployment=_str(d.get("deployment")),
+            state=_str(d.get("state")),
+        )

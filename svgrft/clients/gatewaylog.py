@@ -31,7 +31,9 @@ import json
 import queue
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
+
 from svgrft.core.plural import plural
 
 __all__ = ["LogRecorder", "GatewayLogSender", "post_entry"]
@@ -40,8 +42,9 @@ _STOP = object()
 _JSON = {"Content-Type": "application/json"}
 
 
-def post_entry(http: Any, url: str, data: bytes, *, headers: dict[str, str] | None = None,
-               path: str = "/logs") -> tuple[Any, str]:
+def post_entry(
+    http: Any, url: str, data: bytes, *, headers: dict[str, str] | None = None, path: str = "/logs"
+) -> tuple[Any, str]:
     """POST serialised ``data`` to ``url + path`` with ``http`` (an ``httpx.Client``); a 404 at ``/logs`` is
     sent once more to ``/v1/logs``. Returns (the last response, the path that answered it); httpx errors
     propagate."""
@@ -59,9 +62,14 @@ class GatewayLogSender:
     def __init__(self, *, timeout: float = 5.0, max_connections: int = 64, user_agent: str = "svgrft-serve"):
         import httpx
 
-        self._http = httpx.Client(timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent},
-                                  limits=httpx.Limits(max_connections=max(1, max_connections),
-                                                      max_keepalive_connections=max(1, max_connections)))
+        self._http = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": user_agent},
+            limits=httpx.Limits(
+                max_connections=max(1, max_connections), max_keepalive_connections=max(1, max_connections)
+            ),
+        )
 
     def send(self, gateway: str, api_key: str, entry: dict[str, Any]) -> bool:
         """POST ``entry`` to ``gateway``'s log endpoint with ``Authorization: Bearer api_key``; True on 2xx."""
@@ -79,9 +87,20 @@ class GatewayLogSender:
 
 
 class LogRecorder:
-    def __init__(self, base_url: str, api_key: str, *, secrets: Iterable[str] = (), timeout: float = 5.0,
-                 workers: int = 2, max_queue: int = 10_000, flush_timeout: float = 30.0, retries: int = 1,
-                 backoff: float = 0.2, program: str = "svgrft"):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        secrets: Iterable[str] = (),
+        timeout: float = 5.0,
+        workers: int = 2,
+        max_queue: int = 10_000,
+        flush_timeout: float = 30.0,
+        retries: int = 1,
+        backoff: float = 0.2,
+        program: str = "svgrft",
+    ):
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         self._secrets = sorted({s for s in [api_key, *secrets] if s and len(s) >= 6}, key=len, reverse=True)
@@ -111,9 +130,18 @@ class LogRecorder:
                     return False
                 self.submitted += 1
                 self._start()
-            body = {"program": self.program, "status": None, "message": message, "tags": list(tags),
-                    "extras": {"logger_name": "svgrft.records", "level": "INFO", "timestamp": time.time(),
-                               "svgrft_record": record}}
+            body = {
+                "program": self.program,
+                "status": None,
+                "message": message,
+                "tags": list(tags),
+                "extras": {
+                    "logger_name": "svgrft.records",
+                    "level": "INFO",
+                    "timestamp": time.time(),
+                    "svgrft_record": record,
+                },
+            }
             self._q.put_nowait(body)
             return True
         except queue.Full:
@@ -174,8 +202,11 @@ class LogRecorder:
             return
         import httpx
 
-        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
-                                  headers={"Authorization": f"Bearer {self._key}", "User-Agent": "svgrft-evaluator"})
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=self.timeout,
+            headers={"Authorization": f"Bearer {self._key}", "User-Agent": "svgrft-evaluator"},
+        )
         for i in range(self._n_workers):
             t = threading.Thread(target=self._work, name=f"svgrft-records-{i}", daemon=True)
             t.start()

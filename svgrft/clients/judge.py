@@ -21,21 +21,42 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from svgrft.clients.openai_base import (LoopBoundOpenAI, Malformed, bounded, call_with_retries, map_openai_error,
-                                        message_of, token_count)
+from svgrft.clients.openai_base import (
+    LoopBoundOpenAI,
+    Malformed,
+    bounded,
+    call_with_retries,
+    map_openai_error,
+    message_of,
+    token_count,
+)
 from svgrft.clients.openai_base import field as field_of
 from svgrft.clients.retry import retry_after_seconds
 from svgrft.config import JudgeSettings
 from svgrft.core.failure import FailureKind
-from svgrft.core.judge import (JudgeOutcome, JudgeReplyError, build_messages, parse_reply, repair_messages,
-                               response_format)
+from svgrft.core.judge import (
+    JudgeOutcome,
+    JudgeReplyError,
+    build_messages,
+    parse_reply,
+    repair_messages,
+    response_format,
+)
 from svgrft.errors import ConfigError, SvgrftError
 
 if TYPE_CHECKING:
     from svgrft.config import Settings
 
-__all__ = ["JudgeClient", "JudgeOutcome", "judge_from_settings", "judge_api_key", "call_with_retries",
-           "retry_after_seconds", "map_openai_error", "OPENAI_DEFAULT_BASE"]
+__all__ = [
+    "JudgeClient",
+    "JudgeOutcome",
+    "judge_from_settings",
+    "judge_api_key",
+    "call_with_retries",
+    "retry_after_seconds",
+    "map_openai_error",
+    "OPENAI_DEFAULT_BASE",
+]
 
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 _D = JudgeSettings()  # the schema's defaults: declared once, in svgrft.config
@@ -47,10 +68,22 @@ class JudgeClient(LoopBoundOpenAI):
     ``mode`` is one of :data:`svgrft.core.judge.MODES` (checked where settings are read: the schema's
     choices). Defaults are the schema's (:class:`svgrft.config.JudgeSettings`)."""
 
-    def __init__(self, *, model: str, api_key: str, mode: str = _D.mode, base_url: str | None = None,
-                 timeout: float = _D.timeout, max_retries: int = _D.max_retries, concurrency: int = _D.concurrency,
-                 backoff_base: float = _D.backoff_base, backoff_max: float = 30.0, temperature: float = 0.0,
-                 max_tokens: int | None = None, key_name: str = "OPENAI_API_KEY"):
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str,
+        mode: str = _D.mode,
+        base_url: str | None = None,
+        timeout: float = _D.timeout,
+        max_retries: int = _D.max_retries,
+        concurrency: int = _D.concurrency,
+        backoff_base: float = _D.backoff_base,
+        backoff_max: float = 30.0,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        key_name: str = "OPENAI_API_KEY",
+    ):
         if not model:
             raise ConfigError("no judge model configured", hint="pass --judge-model or set judge.model")
         self.model = model
@@ -73,8 +106,12 @@ class JudgeClient(LoopBoundOpenAI):
     async def _complete(self, messages: list[dict[str, Any]], outcome: JudgeOutcome) -> tuple[str | None, str | None]:
         """One logical request (with transport retries) → (content, refusal)."""
         client, sem = self._bind()
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature,
-                                  "response_format": response_format(self.mode)}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "response_format": response_format(self.mode),
+        }
         if self.max_tokens:
             kwargs["max_tokens"] = self.max_tokens
 
@@ -90,8 +127,13 @@ class JudgeClient(LoopBoundOpenAI):
             self.requests_sent += 1
 
         resp, (content, refusal) = await call_with_retries(
-            once, max_retries=self.max_retries, backoff_base=self.backoff_base, backoff_max=self.backoff_max,
-            semaphore=sem, on_attempt=count)
+            once,
+            max_retries=self.max_retries,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            semaphore=sem,
+            on_attempt=count,
+        )
         usage = field_of(resp, "usage")
         if usage is not None:  # token counts are bookkeeping: garbage there must not cost the verdict
             outcome.usage["prompt_tokens"] += token_count(field_of(usage, "prompt_tokens"))
@@ -128,9 +170,18 @@ class JudgeClient(LoopBoundOpenAI):
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            err = e if isinstance(e, SvgrftError) else map_openai_error(
-                e, service="judge", what="judging an image", base_url=self.base_url, key_name=self.key_name,
-                model=self.model)
+            err = (
+                e
+                if isinstance(e, SvgrftError)
+                else map_openai_error(
+                    e,
+                    service="judge",
+                    what="judging an image",
+                    base_url=self.base_url,
+                    key_name=self.key_name,
+                    model=self.model,
+                )
+            )
             outcome.error_kind = FailureKind.parse(getattr(err, "kind", None)) or FailureKind.ERROR
             outcome.reason = err.message
             outcome.ok = False
@@ -138,16 +189,23 @@ class JudgeClient(LoopBoundOpenAI):
         finally:
             outcome.latency_ms = (time.perf_counter() - t0) * 1000
 
-
     @classmethod
-    def from_section(cls, judge: JudgeSettings, *, api_key: str, key_name: str) -> "JudgeClient":
+    def from_section(cls, judge: JudgeSettings, *, api_key: str, key_name: str) -> JudgeClient:
         """The client the ``[judge]`` settings describe (``base_url`` empty = OpenAI)."""
-        return cls(model=judge.model, mode=judge.mode, base_url=judge.base_url or None, api_key=api_key,
-                   timeout=judge.timeout, max_retries=judge.max_retries, concurrency=judge.concurrency,
-                   backoff_base=judge.backoff_base, key_name=key_name)
+        return cls(
+            model=judge.model,
+            mode=judge.mode,
+            base_url=judge.base_url or None,
+            api_key=api_key,
+            timeout=judge.timeout,
+            max_retries=judge.max_retries,
+            concurrency=judge.concurrency,
+            backoff_base=judge.backoff_base,
+            key_name=key_name,
+        )
 
 
-def judge_api_key(settings: "Settings", base_url: str) -> tuple[str, str]:
+def judge_api_key(settings: Settings, base_url: str) -> tuple[str, str]:
     """(key, its env name) for the judge endpoint; raises ConfigError when none is set."""
     key = settings.secret("OPENAI_API_KEY")
     if key:
@@ -156,12 +214,14 @@ def judge_api_key(settings: "Settings", base_url: str) -> tuple[str, str]:
         fw = settings.secret("FIREWORKS_API_KEY")
         if fw:
             return fw, "FIREWORKS_API_KEY"
-    raise ConfigError("OPENAI_API_KEY is not set (the vision judge needs it)",
-                      hint="export OPENAI_API_KEY=... or put it in .env; for a judge on Fireworks set "
-                           "OPENAI_BASE_URL=https://api.fireworks.ai/inference/v1 and FIREWORKS_API_KEY")
+    raise ConfigError(
+        "OPENAI_API_KEY is not set (the vision judge needs it)",
+        hint="export OPENAI_API_KEY=... or put it in .env; for a judge on Fireworks set "
+        "OPENAI_BASE_URL=https://api.fireworks.ai/inference/v1 and FIREWORKS_API_KEY",
+    )
 
 
-def judge_from_settings(settings: "Settings", judge: JudgeSettings | None = None) -> JudgeClient:
+def judge_from_settings(settings: Settings, judge: JudgeSettings | None = None) -> JudgeClient:
     """The judge client of ``judge`` (default ``settings.judge``), with its key from ``settings``' environment."""
     judge = judge or settings.judge
     key, key_name = judge_api_key(settings, (judge.base_url or OPENAI_DEFAULT_BASE).rstrip("/"))

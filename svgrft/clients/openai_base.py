@@ -25,15 +25,31 @@ import asyncio
 import json
 import random
 import threading
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from svgrft.clients.retry import retry_after_seconds
 from svgrft.core.failure import FailureKind
 from svgrft.errors import ApiError, AuthError, NetworkError, NotFoundError, SvgrftError
 
-__all__ = ["LoopBoundOpenAI", "Malformed", "Deadline", "bounded", "call_with_retries", "map_openai_error",
-           "status_kind", "http_client", "field", "text", "token_count", "message_of", "one_line",
-           "upstream_message", "RETRY_STATUSES", "MAX_RAW"]
+__all__ = [
+    "LoopBoundOpenAI",
+    "Malformed",
+    "Deadline",
+    "bounded",
+    "call_with_retries",
+    "map_openai_error",
+    "status_kind",
+    "http_client",
+    "field",
+    "text",
+    "token_count",
+    "message_of",
+    "one_line",
+    "upstream_message",
+    "RETRY_STATUSES",
+    "MAX_RAW",
+]
 
 RETRY_STATUSES = {408, 409, 429}
 MAX_RAW = 2000  # characters of a raw reply kept for debugging
@@ -110,8 +126,9 @@ def _err_message(e: Any) -> str:
     return " ".join(upstream_message(e, 10**6).split())[:200]
 
 
-def map_openai_error(e: BaseException, *, service: str, what: str, base_url: str, key_name: str,
-                     model: str = "") -> SvgrftError:
+def map_openai_error(
+    e: BaseException, *, service: str, what: str, base_url: str, key_name: str, model: str = ""
+) -> SvgrftError:
     """An openai SDK exception (after retries) → an svgrft error with a hint; ``.kind`` is a FailureKind."""
     import openai
 
@@ -121,44 +138,65 @@ def map_openai_error(e: BaseException, *, service: str, what: str, base_url: str
         status = e.status_code
         kind = status_kind(status)
         if kind is FailureKind.AUTH:
-            err = AuthError(f"the {service}{where} rejected the API key ({status}) while {what}",
-                            hint=f"check {key_name} (environment or .env); `svgrft doctor` shows which key is used",
-                            status=status)
+            err = AuthError(
+                f"the {service}{where} rejected the API key ({status}) while {what}",
+                hint=f"check {key_name} (environment or .env); `svgrft doctor` shows which key is used",
+                status=status,
+            )
         elif kind is FailureKind.NOT_FOUND:
-            err = NotFoundError(f"{service} model '{model}' not found or not deployed{where} (404)",
-                                hint="check the model name and base URL; on Fireworks, serverless models are "
-                                     "accounts/fireworks/models/<name>, your own need a deployment",
-                                status=status)
+            err = NotFoundError(
+                f"{service} model '{model}' not found or not deployed{where} (404)",
+                hint="check the model name and base URL; on Fireworks, serverless models are "
+                "accounts/fireworks/models/<name>, your own need a deployment",
+                status=status,
+            )
         elif kind is FailureKind.RATE_LIMIT:
-            err = ApiError(f"rate limited by the {service}{where} (429) while {what}, after retries",
-                           hint="lower --concurrency or wait a minute; rerun with --resume to continue",
-                           status=status)
+            err = ApiError(
+                f"rate limited by the {service}{where} (429) while {what}, after retries",
+                hint="lower --concurrency or wait a minute; rerun with --resume to continue",
+                status=status,
+            )
         elif kind is FailureKind.SERVER:
-            err = ApiError(f"the {service}{where} answered {status} while {what}, after retries",
-                           hint="the service may be degraded; rerun later with --resume", status=status)
+            err = ApiError(
+                f"the {service}{where} answered {status} while {what}, after retries",
+                hint="the service may be degraded; rerun later with --resume",
+                status=status,
+            )
         elif kind is FailureKind.BAD_REQUEST:
-            err = ApiError(f"the {service}{where} refused the request ({status}) while {what}: {_err_message(e)}",
-                           hint="check the model supports this request (images and JSON output for a judge)",
-                           status=status)
+            err = ApiError(
+                f"the {service}{where} refused the request ({status}) while {what}: {_err_message(e)}",
+                hint="check the model supports this request (images and JSON output for a judge)",
+                status=status,
+            )
         else:
-            err = ApiError(f"the {service}{where} answered {status} while {what}: {_err_message(e)}",
-                           hint="rerun later with --resume", status=status)
+            err = ApiError(
+                f"the {service}{where} answered {status} while {what}: {_err_message(e)}",
+                hint="rerun later with --resume",
+                status=status,
+            )
     elif isinstance(e, (openai.APITimeoutError, Deadline)):
         kind = FailureKind.TIMEOUT
-        err = NetworkError(f"timed out waiting for the {service}{where} while {what}, after retries",
-                           hint="check the network/base URL, or raise the timeout")
+        err = NetworkError(
+            f"timed out waiting for the {service}{where} while {what}, after retries",
+            hint="check the network/base URL, or raise the timeout",
+        )
     elif isinstance(e, openai.APIConnectionError):
         kind = FailureKind.NETWORK
-        err = NetworkError(f"cannot reach the {service}{where} while {what}, after retries",
-                           hint="check the network and the base URL")
+        err = NetworkError(
+            f"cannot reach the {service}{where} while {what}, after retries", hint="check the network and the base URL"
+        )
     elif isinstance(e, Malformed):
         kind = FailureKind.MALFORMED
-        err = ApiError(f"the {service}{where} sent an unusable response while {what}, after retries: {e}",
-                       hint="check the base URL points at an OpenAI-compatible /v1 endpoint")
+        err = ApiError(
+            f"the {service}{where} sent an unusable response while {what}, after retries: {e}",
+            hint="check the base URL points at an OpenAI-compatible /v1 endpoint",
+        )
     else:
         kind = FailureKind.ERROR
-        err = ApiError(f"{service} request failed while {what}: {type(e).__name__}: {_err_message(e)}",
-                       hint="rerun with --resume; report a bug if it persists")
+        err = ApiError(
+            f"{service} request failed while {what}: {type(e).__name__}: {_err_message(e)}",
+            hint="rerun with --resume; report a bug if it persists",
+        )
     err.kind = kind  # type: ignore[attr-defined]
     return err
 
@@ -174,10 +212,16 @@ def _retryable(e: BaseException) -> tuple[bool, float | None]:
     return False, None
 
 
-async def call_with_retries(fn: Callable[[], Awaitable[Any]], *, max_retries: int, backoff_base: float,
-                            backoff_max: float = 30.0, semaphore: asyncio.Semaphore | None = None,
-                            on_attempt: Callable[[], None] | None = None,
-                            sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Any:
+async def call_with_retries(
+    fn: Callable[[], Awaitable[Any]],
+    *,
+    max_retries: int,
+    backoff_base: float,
+    backoff_max: float = 30.0,
+    semaphore: asyncio.Semaphore | None = None,
+    on_attempt: Callable[[], None] | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> Any:
     """Run ``fn`` (one HTTP call) with retries on transient failures.
 
     Backoff before retry k (0-based) is ``backoff_base * 2**k`` plus up to 25 % jitter, capped at
@@ -198,7 +242,7 @@ async def call_with_retries(fn: Callable[[], Awaitable[Any]], *, max_retries: in
             retry, after = _retryable(e)
             if not retry or attempt >= max_retries:
                 raise
-            delay = after if after is not None else min(backoff_max, backoff_base * (2 ** attempt))
+            delay = after if after is not None else min(backoff_max, backoff_base * (2**attempt))
             if after is None:
                 delay += random.uniform(0, 0.25 * delay)
             attempt += 1
@@ -269,8 +313,13 @@ class LoopBoundOpenAI:
         if self._loop is not loop or self._client is None or self._sem is None:
             import openai
 
-            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                                              timeout=self.timeout, http_client=http_client())
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=self.timeout,
+                http_client=http_client(),
+            )
             self._sem = asyncio.Semaphore(self.concurrency)
             self._loop = loop
         return self._client, self._sem

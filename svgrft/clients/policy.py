@@ -1,5 +1,5 @@
 """The policy model through the ``openai`` SDK (any OpenAI-compatible base URL), for ``svgrft eval``
-(:class:`PolicyClient`) and for the rollout server (:class:`PolicyCaller`).
+(:class:`PolicyClient`); the rollout server's per-rollout call is :mod:`svgrft.clients.policy_call`.
 
 :class:`PolicyClient` (``eval``, ``compare``): default endpoint: ``settings.fireworks.inference_base_url``
 with ``FIREWORKS_API_KEY``; short Fireworks model names (``qwen3-0p6b``) expand to ``accounts/fireworks/models/qwen3-0p6b`` there.
@@ -8,15 +8,7 @@ explicit key variable is named. Transient failures are retried like the judge's
 (:func:`svgrft.clients.openai_base.call_with_retries`); what remains becomes an svgrft error with a hint
 (404 → "model not found or not deployed").
 
-:class:`PolicyCaller` (``svgrft serve``): one chat completion per rollout with the base URL and key
-that came with the rollout request, over one shared HTTP client that never follows a redirect (a key
-must not travel to a host that was not allow-listed), with the SDK's own retries (``serve.policy_retries``)
-and a total deadline. The reply comes back as a :class:`Completion`; a failure as a
-:class:`PolicyCallError` (a :class:`~svgrft.core.failure.FailureKind` plus the upstream status, message
-and Retry-After); anything else is a bug and propagates. :func:`build_completion_kwargs` turns a
-rollout's completion params and messages into the keyword arguments of that call.
-
-``openai`` (and aiohttp) are imported lazily.
+``openai`` is imported lazily.
 """
 
 from __future__ import annotations
@@ -27,19 +19,28 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import TYPE_CHECKING, Any
 
-from svgrft.clients.openai_base import (LoopBoundOpenAI, Malformed, bounded, call_with_retries, field,
-                                        map_openai_error, one_line, status_kind, text, token_count,
-                                        upstream_message)
-from svgrft.clients.retry import retry_after_seconds
+from svgrft.clients.openai_base import (
+    LoopBoundOpenAI,
+    Malformed,
+    bounded,
+    call_with_retries,
+    field,
+    map_openai_error,
+    text,
+    token_count,
+)
 from svgrft.config import EvalSettings, FireworksSettings, JudgeSettings, expand_model
-from svgrft.core.failure import FailureKind
 from svgrft.errors import ConfigError, SvgrftError
 
 if TYPE_CHECKING:
     from svgrft.config import Settings
 
-__all__ = ["Generation", "PolicyClient", "policy_from_settings", "is_fireworks_url", "Completion", "PolicyCaller",
-           "PolicyCallError", "RequestInvalid", "build_completion_kwargs"]
+__all__ = [
+    "Generation",
+    "PolicyClient",
+    "policy_from_settings",
+    "is_fireworks_url",
+]
 
 
 _EVAL, _JUDGE, _FW = EvalSettings(), JudgeSettings(), FireworksSettings()  # the schema's defaults
@@ -51,10 +52,10 @@ class Generation:
     finish_reason: str | None = None
     usage: dict[str, int] = dc_field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     latency_ms: float = 0.0
-    calls: int = 0        # HTTP requests (including retries) for the request this came from
+    calls: int = 0  # HTTP requests (including retries) for the request this came from
 
 
-def is_fireworks_url(base_url: str, settings: "Settings | None" = None) -> bool:
+def is_fireworks_url(base_url: str, settings: Settings | None = None) -> bool:
     b = (base_url or "").rstrip("/")
     if "fireworks.ai" in b:
         return True
@@ -68,10 +69,18 @@ class PolicyClient(LoopBoundOpenAI):
     are the schema's (``eval.timeout``, ``fireworks.max_retries`` + 1, ``judge.backoff_base``,
     ``eval.concurrency``)."""
 
-    def __init__(self, *, model: str, base_url: str, api_key: str, key_name: str = "FIREWORKS_API_KEY",
-                 timeout: float = _EVAL.timeout, max_retries: int = _FW.max_retries + 1,
-                 backoff_base: float = _JUDGE.backoff_base,
-                 concurrency: int = _EVAL.concurrency):
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str,
+        api_key: str,
+        key_name: str = "FIREWORKS_API_KEY",
+        timeout: float = _EVAL.timeout,
+        max_retries: int = _FW.max_retries + 1,
+        backoff_base: float = _JUDGE.backoff_base,
+        concurrency: int = _EVAL.concurrency,
+    ):
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -85,8 +94,15 @@ class PolicyClient(LoopBoundOpenAI):
     def __repr__(self) -> str:
         return f"PolicyClient(model={self.model!r}, base_url={self.base_url!r})"
 
-    async def generate(self, messages: list[dict[str, Any]], *, n: int = 1, temperature: float | None = None,
-                       max_tokens: int | None = None, extra_body: dict[str, Any] | None = None) -> list[Generation]:
+    async def generate(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> list[Generation]:
         """``n`` completions of ``messages``. Raises an :class:`SvgrftError` (with ``.kind``) on failure."""
         client, sem = self._bind()
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
@@ -111,22 +127,28 @@ class PolicyClient(LoopBoundOpenAI):
             except (ValueError, RecursionError) as e:
                 raise Malformed(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
             choices = field(resp, "choices")
-            if not isinstance(choices, list) or not all(isinstance(c, dict) or hasattr(c, "message")
-                                                        for c in choices):
+            if not isinstance(choices, list) or not all(isinstance(c, dict) or hasattr(c, "message") for c in choices):
                 raise Malformed("response body is not a chat completion")
             return resp
 
         t0 = time.perf_counter()
         try:
-            resp = await call_with_retries(once, max_retries=self.max_retries, backoff_base=self.backoff_base,
-                                           semaphore=sem, on_attempt=count)
+            resp = await call_with_retries(
+                once, max_retries=self.max_retries, backoff_base=self.backoff_base, semaphore=sem, on_attempt=count
+            )
         except asyncio.CancelledError:
             raise
         except SvgrftError:
             raise
         except Exception as e:
-            raise map_openai_error(e, service="policy model", what=f"generating with {self.model}",
-                                   base_url=self.base_url, key_name=self.key_name, model=self.model) from None
+            raise map_openai_error(
+                e,
+                service="policy model",
+                what=f"generating with {self.model}",
+                base_url=self.base_url,
+                key_name=self.key_name,
+                model=self.model,
+            ) from None
         latency = (time.perf_counter() - t0) * 1000
         usage = field(resp, "usage")  # bookkeeping: NaN/negative/garbage counts are 0, never an error
         pt = token_count(field(usage, "prompt_tokens")) if usage is not None else 0
@@ -138,15 +160,27 @@ class PolicyClient(LoopBoundOpenAI):
             msg = field(ch, "message")
             content = text(field(msg, "content")) if msg is not None else None
             reason = field(ch, "finish_reason")
-            out.append(Generation(text=content, finish_reason=reason if isinstance(reason, str) else None,
-                                  usage={"prompt_tokens": pt // k, "completion_tokens": ct // k},
-                                  latency_ms=latency, calls=calls))
+            out.append(
+                Generation(
+                    text=content,
+                    finish_reason=reason if isinstance(reason, str) else None,
+                    usage={"prompt_tokens": pt // k, "completion_tokens": ct // k},
+                    latency_ms=latency,
+                    calls=calls,
+                )
+            )
         return out
 
 
-def policy_from_settings(settings: "Settings", *, model: str, base_url: str | None = None,
-                         api_key_env: str | None = None, concurrency: int | None = None,
-                         timeout: float | None = None) -> PolicyClient:
+def policy_from_settings(
+    settings: Settings,
+    *,
+    model: str,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+) -> PolicyClient:
     """The ``eval`` policy client for ``model`` (default endpoint ``fireworks.inference_base_url``), its key
     from the environment (see the module)."""
     base = (base_url or settings.fireworks.inference_base_url).rstrip("/")
@@ -163,215 +197,21 @@ def policy_from_settings(settings: "Settings", *, model: str, base_url: str | No
         if not key and settings.secret("FIREWORKS_API_KEY"):  # the fallback; a missing key is named OPENAI_API_KEY
             key, key_name = settings.secret("FIREWORKS_API_KEY"), "FIREWORKS_API_KEY"
     if not key:
-        raise ConfigError(f"{key_name} is not set (needed to generate with {name})",
-                          hint=f"export {key_name}=... or put it in .env"
-                               + ("" if api_key_env else "; or name another variable with --api-key-env"))
-    return PolicyClient(model=name, base_url=base, api_key=key, key_name=key_name,
-                        timeout=timeout or settings.eval.timeout, max_retries=settings.fireworks.max_retries + 1,
-                        backoff_base=settings.judge.backoff_base,
-                        concurrency=concurrency or settings.eval.concurrency)
+        raise ConfigError(
+            f"{key_name} is not set (needed to generate with {name})",
+            hint=f"export {key_name}=... or put it in .env"
+            + ("" if api_key_env else "; or name another variable with --api-key-env"),
+        )
+    return PolicyClient(
+        model=name,
+        base_url=base,
+        api_key=key,
+        key_name=key_name,
+        timeout=timeout or settings.eval.timeout,
+        max_retries=settings.fireworks.max_retries + 1,
+        backoff_base=settings.judge.backoff_base,
+        concurrency=concurrency or settings.eval.concurrency,
+    )
 
 
 # ------------------------------------------------------------------------------------- the rollout server
-
-# Keys of completion_params that go to chat.completions.create as they are.
-NATIVE_PARAMS = frozenset({
-    "frequency_penalty", "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "n",
-    "parallel_tool_calls", "presence_penalty", "reasoning_effort", "response_format", "seed", "stop",
-    "temperature", "tool_choice", "top_logprobs", "top_p", "user",
-})
-
-# Never forwarded: transport, credentials, streaming, and LiteLLM-only switches.
-DROPPED_PARAMS = frozenset({
-    "model", "messages", "tools", "api_key", "api_base", "base_url", "headers", "extra_headers",
-    "extra_query", "timeout", "request_timeout", "stream", "stream_options", "functions", "function_call",
-    "drop_params", "num_retries", "max_retries", "custom_llm_provider", "mock_response", "caching", "cache",
-    "api_version", "organization", "metadata", "store", "user_api_key", "aws_secret_access_key",
-    "vertex_credentials", "azure_ad_token",
-})
-
-MESSAGE_FIELDS = ("role", "content", "tool_calls", "tool_call_id", "name")
-MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-
-
-class RequestInvalid(ValueError):
-    """The rollout request cannot be sent (bad messages or params)."""
-
-
-def clean_messages(messages: list[Any]) -> list[dict[str, Any]]:
-    """Keep only the fields the chat API accepts; reject unknown roles and empty lists."""
-    out: list[dict[str, Any]] = []
-    for i, m in enumerate(messages or []):
-        d = m.model_dump(exclude_none=True) if hasattr(m, "model_dump") else dict(m)
-        role = d.get("role")
-        if role not in MESSAGE_ROLES:
-            raise RequestInvalid(f"messages[{i}].role must be one of {', '.join(sorted(MESSAGE_ROLES))}")
-        out.append({k: d[k] for k in MESSAGE_FIELDS if k in d and d[k] is not None})
-    if not out:
-        raise RequestInvalid("messages is required and must not be empty")
-    return out
-
-
-def build_completion_kwargs(completion_params: dict[str, Any], messages: list[Any], tools: list | None,
-                            *, via_gateway: bool) -> dict[str, Any]:
-    """Keyword arguments for ``chat.completions.create`` (non-streaming); raises :class:`RequestInvalid`.
-
-    The model name goes to a tracing gateway unchanged (it routes LiteLLM-style names such as
-    ``fireworks_ai/accounts/…``); a direct OpenAI-compatible endpoint gets it without the
-    ``fireworks_ai/`` prefix. Native params pass as they are, other params go in ``extra_body``
-    (``top_k``, ``min_p``, …), transport/credential params are dropped.
-    """
-    params = dict(completion_params or {})
-    model = params.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise RequestInvalid("completion_params.model is required")
-    model = model.strip()
-    if not via_gateway and model.startswith("fireworks_ai/"):
-        model = model[len("fireworks_ai/"):]
-    kwargs: dict[str, Any] = {"model": model, "messages": clean_messages(messages), "stream": False}
-    extra: dict[str, Any] = {}
-    given_extra = params.get("extra_body")
-    if given_extra is not None and not isinstance(given_extra, dict):
-        raise RequestInvalid("completion_params.extra_body must be an object")
-    for key, value in params.items():
-        if key == "extra_body" or key in DROPPED_PARAMS or value is None:
-            continue
-        if not isinstance(key, str) or key.startswith(("litellm", "aws_", "vertex_", "azure_")):
-            continue
-        if key in NATIVE_PARAMS:
-            kwargs[key] = value
-        else:
-            extra[key] = value
-    for key, value in (given_extra or {}).items():
-        if isinstance(key, str) and key not in DROPPED_PARAMS:
-            extra[key] = value
-    if extra:
-        kwargs["extra_body"] = extra
-    if tools:
-        kwargs["tools"] = tools
-    return kwargs
-
-
-@dataclass(frozen=True)
-class Completion:
-    """The first choice of one chat completion (``has_choice`` False: the reply had no choices)."""
-
-    has_choice: bool
-    text: str | None
-    finish_reason: str | None
-    usage: dict[str, int] | None  # prompt/completion/total tokens (clean counts); None when the reply had none
-
-
-class PolicyCallError(Exception):
-    """A failed policy call: ``kind``; for an HTTP error its ``status``, the endpoint's one-line ``detail`` and
-    ``retry_after`` seconds; ``refused`` when the connection was closed or refused (not slow)."""
-
-    def __init__(self, kind: FailureKind, detail: str = "", *, status: int | None = None,
-                 retry_after: float | None = None, refused: bool = False):
-        super().__init__(detail or str(kind))
-        self.kind, self.detail, self.status = kind, detail, status
-        self.retry_after, self.refused = retry_after, refused
-
-
-def _completion_of(resp: Any) -> Completion:
-    choices = field(resp, "choices")
-    if choices is not None and not isinstance(choices, list):
-        raise Malformed("choices is not a list")
-    choice = choices[0] if choices else None
-    if choice is not None and not (isinstance(choice, dict) or hasattr(choice, "message")):
-        raise Malformed("a choice without a message")
-    msg = field(choice, "message") if choice is not None else None
-    reason = field(choice, "finish_reason") if choice is not None else None
-    usage = field(resp, "usage")
-    return Completion(has_choice=choice is not None,
-                      text=text(field(msg, "content")) if msg is not None else None,
-                      finish_reason=reason if isinstance(reason, str) else None,
-                      usage=None if usage is None else {k: token_count(field(usage, k)) for k in
-                                                        ("prompt_tokens", "completion_tokens", "total_tokens")})
-
-
-def _disconnected(e: BaseException) -> bool:
-    """True when the cause chain holds a connection error that is not a timeout."""
-    try:
-        import aiohttp
-    except ImportError:  # pragma: no cover - aiohttp comes with eval-protocol and fireworks-ai
-        return False
-    seen = 0
-    cur: BaseException | None = e
-    while cur is not None and seen < 10:
-        if isinstance(cur, (aiohttp.ServerTimeoutError, TimeoutError)):  # asyncio.TimeoutError is TimeoutError
-            return False
-        if isinstance(cur, aiohttp.ClientConnectionError):
-            return True
-        cur = cur.__cause__ or cur.__context__
-        seen += 1
-    return False
-
-
-def classify_policy_error(e: BaseException) -> PolicyCallError | None:
-    """What went wrong in a policy call (``e`` from the SDK, the deadline or the reply's shape); None when
-    ``e`` is none of those (a bug)."""
-    import openai
-
-    if isinstance(e, openai.APITimeoutError) and _disconnected(e):
-        # httpx-aiohttp reports every aiohttp connection error (refused, reset, closed without an
-        # answer) as a connect *timeout*; the cause chain tells them apart.
-        return PolicyCallError(FailureKind.NETWORK, refused=True)
-    if isinstance(e, (TimeoutError, openai.APITimeoutError)):
-        return PolicyCallError(FailureKind.TIMEOUT)
-    if isinstance(e, openai.APIConnectionError):
-        return PolicyCallError(FailureKind.NETWORK)
-    if isinstance(e, openai.APIStatusError):
-        headers = getattr(getattr(e, "response", None), "headers", None)
-        return PolicyCallError(status_kind(e.status_code), upstream_message(e, 300), status=e.status_code,
-                               retry_after=retry_after_seconds(headers, 3600.0) if e.status_code == 429 else None)
-    if isinstance(e, (openai.APIResponseValidationError, ValueError, Malformed)):
-        return PolicyCallError(FailureKind.MALFORMED)
-    if isinstance(e, openai.APIError):
-        return PolicyCallError(FailureKind.ERROR, one_line(e, 300))
-    return None
-
-
-class PolicyCaller:
-    """Policy calls of the rollout server (see the module). :meth:`open` inside the serving event loop,
-    :meth:`aclose` at shutdown."""
-
-    def __init__(self, *, retries: int, timeout: float):
-        self.retries = retries
-        self.timeout = timeout
-        self._http: Any = None
-
-    def open(self) -> None:
-        """The shared HTTP client: openai's aiohttp transport when available (httpcore's pool costs
-        O(connections x waiting requests) CPU per scheduling step, which dominates at hundreds of
-        concurrent rollouts; aiohttp's does not), else plain httpx; redirects never followed."""
-        import openai
-
-        try:
-            self._http = openai.DefaultAioHttpClient(follow_redirects=False)
-        except Exception:  # httpx-aiohttp missing (it comes with fireworks-ai): plain httpx
-            self._http = openai.DefaultAsyncHttpxClient(follow_redirects=False)
-
-    async def complete(self, *, base_url: str, api_key: str, kwargs: dict[str, Any]) -> Completion:
-        """One chat completion at ``base_url`` with ``api_key``; raises :class:`PolicyCallError`."""
-        import openai
-
-        if self._http is None:
-            self.open()
-        client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, http_client=self._http,
-                                    max_retries=self.retries, timeout=self.timeout)
-        try:
-            resp = await asyncio.wait_for(client.chat.completions.create(**kwargs), timeout=self.timeout)
-            return _completion_of(resp)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            err = classify_policy_error(e)
-            if err is None:
-                raise
-            raise err from None
-
-    async def aclose(self) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()

@@ -7,7 +7,8 @@ and for a single read that should survive a passing failure (``done=lambda _v: T
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from svgrft.clients.fireworks_errors import is_transient
 from svgrft.errors import ApiError
@@ -18,9 +19,17 @@ T = TypeVar("T")
 MAX_POLL_ERRORS = 5
 
 
-def poll(fetch: Callable[[], T], *, done: Callable[[T], bool], interval: float, timeout: float | None = None,
-         on_value: Callable[[T], None] | None = None, on_error: Callable[[ApiError], None] | None = None,
-         on_timeout: Callable[[T | None], T] | None = None, budget: int = MAX_POLL_ERRORS) -> T | None:
+def poll(
+    fetch: Callable[[], T],
+    *,
+    done: Callable[[T], bool],
+    interval: float,
+    timeout: float | None = None,
+    on_value: Callable[[T], None] | None = None,
+    on_error: Callable[[ApiError], None] | None = None,
+    on_timeout: Callable[[T | None], T] | None = None,
+    budget: int = MAX_POLL_ERRORS,
+) -> T | None:
     """Call ``fetch()`` every ``interval`` seconds until ``done(value)``; returns that value.
 
     ``on_value(value)`` sees every value read (it raises to end the poll as failed). A transient error is

@@ -25,9 +25,10 @@ a body that is not JSON.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any
 
 from svgrft.clients.retry import retry_after_seconds
 from svgrft.errors import ApiError, AuthError, ConfigError, NetworkError, NotFoundError
@@ -53,36 +54,49 @@ class FetchResult:
 class TracingClient:
     """Read traces from the gateway. Use as a context manager (one keep-alive connection pool)."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, page_size: int = 100,
-                 retries: int = 2, backoff: float = 0.5):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        page_size: int = 100,
+        retries: int = 2,
+        backoff: float = 0.5,
+    ):
         if not api_key:
-            raise ConfigError("FIREWORKS_API_KEY is not set (the tracing gateway needs it)",
-                              hint="export FIREWORKS_API_KEY=... or put it in .env")
+            raise ConfigError(
+                "FIREWORKS_API_KEY is not set (the tracing gateway needs it)",
+                hint="export FIREWORKS_API_KEY=... or put it in .env",
+            )
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"invalid tracing gateway URL {base_url!r}",
-                              hint="set FIREWORKS_TRACING_BASE_URL to e.g. https://tracing.fireworks.ai")
+            raise ConfigError(
+                f"invalid tracing gateway URL {base_url!r}",
+                hint="set FIREWORKS_TRACING_BASE_URL to e.g. https://tracing.fireworks.ai",
+            )
         import httpx
 
         self.base_url = base_url.rstrip("/")
         self.page_size = max(1, page_size)
         self.retries = max(0, retries)
         self.backoff = backoff
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {api_key}",
-                                           "User-Agent": "svgrft (compare-epochs)"})
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "svgrft (compare-epochs)"},
+        )
         self.requests = 0
 
     @classmethod
-    def from_settings(cls, settings: Any, **kw: Any) -> "TracingClient":
+    def from_settings(cls, settings: Any, **kw: Any) -> TracingClient:
         from svgrft.clients.fireworks import require_key
 
-        return cls(settings.fireworks.tracing_base_url, require_key(settings), timeout=settings.fireworks.timeout,
-                   **kw)
+        return cls(settings.fireworks.tracing_base_url, require_key(settings), timeout=settings.fireworks.timeout, **kw)
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "TracingClient":
+    def __enter__(self) -> TracingClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -102,13 +116,15 @@ class TracingClient:
             try:
                 r = self._http.get(path, params=params)
             except httpx.TimeoutException:
-                err: Exception = NetworkError(f"timed out reading from the tracing gateway at {self.base_url}",
-                                              hint="check FIREWORKS_TRACING_BASE_URL and your network, "
-                                                   "then run the same command again")
+                err: Exception = NetworkError(
+                    f"timed out reading from the tracing gateway at {self.base_url}",
+                    hint="check FIREWORKS_TRACING_BASE_URL and your network, then run the same command again",
+                )
             except httpx.HTTPError as e:
-                err = NetworkError(f"cannot reach the tracing gateway at {self.base_url} ({type(e).__name__})",
-                                   hint="check FIREWORKS_TRACING_BASE_URL and your network "
-                                        "(or use --source replay / --runs)")
+                err = NetworkError(
+                    f"cannot reach the tracing gateway at {self.base_url} ({type(e).__name__})",
+                    hint="check FIREWORKS_TRACING_BASE_URL and your network (or use --source replay / --runs)",
+                )
                 if isinstance(e, httpx.ConnectError) and "refused" in str(e).lower():
                     raise err from None  # nothing listens there: retrying will not help
             else:
@@ -116,28 +132,39 @@ class TracingClient:
                     try:
                         return r.json()
                     except (ValueError, RecursionError):  # not JSON, a 5000-digit number, or absurdly deep
-                        err = ApiError(f"the tracing gateway at {self.base_url} answered something that is not JSON",
-                                       hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
-                                       status=200)
+                        err = ApiError(
+                            f"the tracing gateway at {self.base_url} answered something that is not JSON",
+                            hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
+                            status=200,
+                        )
                 elif r.status_code in (401, 403):
-                    raise AuthError(f"the tracing gateway rejected the API key ({r.status_code})",
-                                    hint=KEY_HINT, status=r.status_code)
+                    raise AuthError(
+                        f"the tracing gateway rejected the API key ({r.status_code})",
+                        hint=KEY_HINT,
+                        status=r.status_code,
+                    )
                 elif r.status_code == 404 and unknown_rollout_ok and "rollout" in _detail(r).lower():
                     return None  # a known rollout whose trace the gateway could not fetch
                 elif r.status_code == 404:
-                    raise NotFoundError(f"the tracing gateway at {self.base_url} has no {path} (404)",
-                                        hint="check FIREWORKS_TRACING_BASE_URL (default https://tracing.fireworks.ai)",
-                                        status=404)
+                    raise NotFoundError(
+                        f"the tracing gateway at {self.base_url} has no {path} (404)",
+                        hint="check FIREWORKS_TRACING_BASE_URL (default https://tracing.fireworks.ai)",
+                        status=404,
+                    )
                 elif unknown_rollout_ok and r.status_code == 500 and "insertion_id" in _detail(r).lower():
                     return None  # the gateway has never seen this rollout
                 elif r.status_code in RETRY_STATUS:
-                    err = ApiError(f"the tracing gateway answered {r.status_code} while reading traces, after retries",
-                                   hint="the gateway may be busy; run the same command again in a minute",
-                                   status=r.status_code)
+                    err = ApiError(
+                        f"the tracing gateway answered {r.status_code} while reading traces, after retries",
+                        hint="the gateway may be busy; run the same command again in a minute",
+                        status=r.status_code,
+                    )
                 else:
-                    raise ApiError(f"the tracing gateway refused the query ({r.status_code}): {_detail(r)}",
-                                   hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
-                                   status=r.status_code)
+                    raise ApiError(
+                        f"the tracing gateway refused the query ({r.status_code}): {_detail(r)}",
+                        hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
+                        status=r.status_code,
+                    )
             if attempt > self.retries:
                 raise err
             delay = self.backoff * (2 ** (attempt - 1))
@@ -149,14 +176,18 @@ class TracingClient:
 
     def _traces_body(self, body: Any) -> list:
         if not isinstance(body, dict):
-            raise ApiError("the tracing gateway answered an unexpected shape (not an object)",
-                           hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway")
+            raise ApiError(
+                "the tracing gateway answered an unexpected shape (not an object)",
+                hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
+            )
         traces = body.get("traces")
         if traces is None:
             traces = []
         if not isinstance(traces, list):
-            raise ApiError("the tracing gateway answered an unexpected shape ('traces' is not a list)",
-                           hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway")
+            raise ApiError(
+                "the tracing gateway answered an unexpected shape ('traces' is not a list)",
+                hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
+            )
         return traces
 
     def trace(self, rollout_id: str) -> dict | None:
@@ -170,12 +201,15 @@ class TracingClient:
         traces = [t for t in self._traces_body(body) if isinstance(t, dict)]
         return traces[0] if traces else None
 
-    def traces(self, tags: Sequence[str], *, limit: int | None = None, from_ts: float | None = None,
-               to_ts: float | None = None) -> FetchResult:
+    def traces(
+        self, tags: Sequence[str], *, limit: int | None = None, from_ts: float | None = None, to_ts: float | None = None
+    ) -> FetchResult:
         """``GET /v1/traces``: every trace with all ``tags`` (one must be ``rollout_id:``), at most ``limit``."""
         if not any(t.startswith("rollout_id:") for t in tags):
-            raise ConfigError("the tracing gateway lists traces by rollout id only",
-                              hint="pass a rollout_id:<id> tag (rollout ids are in the evaluator's records)")
+            raise ConfigError(
+                "the tracing gateway lists traces by rollout id only",
+                hint="pass a rollout_id:<id> tag (rollout ids are in the evaluator's records)",
+            )
         n = max(1, int(limit or self.page_size))
         params: list[tuple[str, str]] = [("tags", t) for t in tags]
         params.append(("limit", str(n)))
@@ -195,8 +229,9 @@ class TracingClient:
         res.truncated = len(traces) >= n or (total is not None and total > len(res.traces))
         return res
 
-    def logs(self, tags: Sequence[str], *, limit: int = 1000, hours_back: float | None = None,
-             program: str | None = None) -> list[dict]:
+    def logs(
+        self, tags: Sequence[str], *, limit: int = 1000, hours_back: float | None = None, program: str | None = None
+    ) -> list[dict]:
         """``GET /logs`` (``/v1/logs`` where ``/logs`` is 404): entries carrying every tag, newest first."""
         if not tags:
             raise ConfigError("the gateway's log search needs at least one tag", hint="this is a bug in svgrft")
@@ -214,8 +249,10 @@ class TracingClient:
         if entries is None:
             return []
         if not isinstance(entries, list):
-            raise ApiError("the tracing gateway answered an unexpected shape ('entries' is not a list)",
-                           hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway")
+            raise ApiError(
+                "the tracing gateway answered an unexpected shape ('entries' is not a list)",
+                hint="check FIREWORKS_TRACING_BASE_URL points at the tracing gateway",
+            )
         return entries
 
     def status(self) -> bool:

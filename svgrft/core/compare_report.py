@@ -4,20 +4,43 @@ Pure and local: no network, no browser here. The contact-sheet PNG is made by th
 rendering :func:`contact_sheet_html` with ``Renderer.screenshot_html`` (no Pillow). The data model
 and its statistics are :mod:`svgrft.core.comparison` (its names are re-exported here for existing
 importers).
+
+Over 400 lines on purpose: the three pages of one comparison (index, reward curve, contact sheet) share
+their HTML helpers and escaping; the data model and statistics are in :mod:`svgrft.core.comparison`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from svgrft.core.comparison import (  # noqa: F401  (re-exported: compare_report.Comparison predates the split)
-    PICKS, TIE_EPS, Comparison, PromptRow, Sample, fmt_ci, fmt_delta, fmt_score, pick_rows, short_prompt,
+    PICKS,
+    TIE_EPS,
+    Comparison,
+    PromptRow,
+    Sample,
+    fmt_ci,
+    fmt_delta,
+    fmt_score,
+    pick_rows,
+    short_prompt,
 )
 from svgrft.core.plural import plural
 
-__all__ = ["Sample", "PromptRow", "Comparison", "pick_rows", "index_html", "contact_sheet_html", "PICKS",
-           "TIE_EPS", "reward_curve_svg", "reward_curve_html"]
+__all__ = [
+    "Sample",
+    "PromptRow",
+    "Comparison",
+    "pick_rows",
+    "index_html",
+    "contact_sheet_html",
+    "PICKS",
+    "TIE_EPS",
+    "reward_curve_svg",
+    "reward_curve_html",
+]
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -97,13 +120,19 @@ def _side_html(row: PromptRow, side: str, label: str) -> str:
     rep = row.representative(side)
     mean = row.mean(side)
     reward = row.reward_mean(side)
-    out = [f'<div class="side"><div class="lbl">{esc(label)}</div>',
-           f'<div class="frame">{_img(rep, f"{row.row_id} {label}")}</div>',
-           f'<div class="score">score {fmt_score(mean)}'
-           + (f' <span class="ev">mean of {len(samples)}</span>' if len(samples) > 1 else "") + "</div>"]
+    out = [
+        f'<div class="side"><div class="lbl">{esc(label)}</div>',
+        f'<div class="frame">{_img(rep, f"{row.row_id} {label}")}</div>',
+        f'<div class="score">score {fmt_score(mean)}'
+        + (f' <span class="ev">mean of {len(samples)}</span>' if len(samples) > 1 else "")
+        + "</div>",
+    ]
     if rep is not None:
-        out.append(f'<div class="ev">shown: {esc(rep.ref or "sample")} — {esc(_sample_caption(rep))}'
-                   + (" (judge cache)" if rep.judge_cached else "") + "</div>")
+        out.append(
+            f'<div class="ev">shown: {esc(rep.ref or "sample")} — {esc(_sample_caption(rep))}'
+            + (" (judge cache)" if rep.judge_cached else "")
+            + "</div>"
+        )
     if reward is not None:
         out.append(f'<div class="ev">training reward (recorded): {fmt_score(reward)}</div>')
     others = [s for s in samples if s is not rep]
@@ -112,12 +141,17 @@ def _side_html(row: PromptRow, side: str, label: str) -> str:
         for s in others:
             uri = data_uri(s.png)
             img = f'<img src="{uri}" alt="{esc(s.ref)}">' if uri else '<div class="q">—</div>'
-            out.append(f"<figure>{img}<figcaption>{esc(fmt_score(s.score))}"
-                       + (f" · r {fmt_score(s.reward)}" if s.reward is not None else "") + "</figcaption></figure>")
+            out.append(
+                f"<figure>{img}<figcaption>{esc(fmt_score(s.score))}"
+                + (f" · r {fmt_score(s.reward)}" if s.reward is not None else "")
+                + "</figcaption></figure>"
+            )
         out.append("</div>")
     if rep is not None and rep.svg:
-        out.append(f"<details><summary>SVG source ({plural(len(rep.svg), 'char', spec=',')})</summary><pre>{esc(rep.svg[:200_000])}"
-                   f"</pre></details>")
+        out.append(
+            f"<details><summary>SVG source ({plural(len(rep.svg), 'char', spec=',')})</summary><pre>{esc(rep.svg[:200_000])}"
+            f"</pre></details>"
+        )
     elif rep is not None:
         out.append(f'<div class="ev">no SVG: {esc(rep.reason)}</div>')
     out.append("</div>")
@@ -138,8 +172,10 @@ def _ticks_html(row: PromptRow, before_label: str, after_label: str) -> str:
     n = max([len(reqs)] + list(vb) + list(va))
     if not n:
         return ""
-    out = ['<table class="ticks"><tr><th>#</th><th>requirement</th>'
-           f'<th>{esc(before_label)}</th><th>{esc(after_label)}</th><th>judge evidence</th></tr>']
+    out = [
+        '<table class="ticks"><tr><th>#</th><th>requirement</th>'
+        f"<th>{esc(before_label)}</th><th>{esc(after_label)}</th><th>judge evidence</th></tr>"
+    ]
     for i in range(1, n + 1):
         req = reqs[i - 1] if i <= len(reqs) else (va.get(i) or vb.get(i) or {}).get("requirement", "")
         b, a = vb.get(i), va.get(i)
@@ -148,8 +184,10 @@ def _ticks_html(row: PromptRow, before_label: str, after_label: str) -> str:
             ev.append(f"before: {esc(b['evidence'])}")
         if a and a.get("evidence"):
             ev.append(f"after: {esc(a['evidence'])}")
-        out.append(f"<tr><td>{i}</td><td>{esc(req)}</td><td class=\"t\">{_tick(b)}</td><td class=\"t\">{_tick(a)}"
-                   f"</td><td class=\"ev\">{'<br>'.join(ev)}</td></tr>")
+        out.append(
+            f'<tr><td>{i}</td><td>{esc(req)}</td><td class="t">{_tick(b)}</td><td class="t">{_tick(a)}'
+            f'</td><td class="ev">{"<br>".join(ev)}</td></tr>'
+        )
     out.append("</table>")
     return "".join(out)
 
@@ -157,14 +195,23 @@ def _ticks_html(row: PromptRow, before_label: str, after_label: str) -> str:
 def _row_html(row: PromptRow, cmp: Comparison) -> str:
     outcome = row.outcome or "incomplete"
     cls = {"win": "win", "loss": "loss", "tie": "tie"}.get(outcome, "q")
-    head = (f'<div class="rowhead"><h3>{esc(row.row_id)}</h3><div class="{cls}"><b>{esc(outcome)}</b> '
-            f'{fmt_score(row.mean("before"))} → {fmt_score(row.mean("after"))} ({fmt_delta(row.delta)})</div></div>')
-    parts = [f'<section class="row" id="{esc(_anchor(row.row_id))}">', head,
-             f'<div class="prompt">{esc(short_prompt(row.prompt, 400))}</div>']
+    head = (
+        f'<div class="rowhead"><h3>{esc(row.row_id)}</h3><div class="{cls}"><b>{esc(outcome)}</b> '
+        f"{fmt_score(row.mean('before'))} → {fmt_score(row.mean('after'))} ({fmt_delta(row.delta)})</div></div>"
+    )
+    parts = [
+        f'<section class="row" id="{esc(_anchor(row.row_id))}">',
+        head,
+        f'<div class="prompt">{esc(short_prompt(row.prompt, 400))}</div>',
+    ]
     if row.note:
         parts.append(f'<div class="ev warn">{esc(row.note)}</div>')
-    parts.append('<div class="pair">' + _side_html(row, "before", cmp.before_label)
-                 + _side_html(row, "after", cmp.after_label) + "</div>")
+    parts.append(
+        '<div class="pair">'
+        + _side_html(row, "before", cmp.before_label)
+        + _side_html(row, "after", cmp.after_label)
+        + "</div>"
+    )
     parts.append(_ticks_html(row, cmp.before_label, cmp.after_label))
     parts.append("</section>")
     return "".join(parts)
@@ -177,12 +224,16 @@ def _anchor(row_id: str) -> str:
 def _brief_table(items: list[dict], title: str) -> str:
     if not items:
         return f"<p class='sub'>{esc(title)}: none</p>"
-    out = [f"<h2>{esc(title)}</h2><table class='list'><tr><th>row</th><th>prompt</th><th>before</th><th>after</th>"
-           "<th>change</th></tr>"]
+    out = [
+        f"<h2>{esc(title)}</h2><table class='list'><tr><th>row</th><th>prompt</th><th>before</th><th>after</th>"
+        "<th>change</th></tr>"
+    ]
     for b in items:
-        out.append(f"<tr><td><a href=\"#{esc(_anchor(b['row_id']))}\">{esc(b['row_id'])}</a></td>"
-                   f"<td>{esc(b['prompt'])}</td><td>{fmt_score(b['before'])}</td><td>{fmt_score(b['after'])}</td>"
-                   f"<td>{fmt_delta(b['delta'])}</td></tr>")
+        out.append(
+            f'<tr><td><a href="#{esc(_anchor(b["row_id"]))}">{esc(b["row_id"])}</a></td>'
+            f"<td>{esc(b['prompt'])}</td><td>{fmt_score(b['before'])}</td><td>{fmt_score(b['after'])}</td>"
+            f"<td>{fmt_delta(b['delta'])}</td></tr>"
+        )
     out.append("</table>")
     return "".join(out)
 
@@ -197,38 +248,53 @@ def index_html(cmp: Comparison) -> str:
         ("mean score, " + cmp.before_label, fmt_score(st["before"]["mean"], 3), _ci_line(st["before"])),
         ("mean score, " + cmp.after_label, fmt_score(st["after"]["mean"], 3), _ci_line(st["after"])),
         ("change (paired)", fmt_delta(st["delta"]["mean"], 3), _ci_line(st["delta"])),
-        ("wins / ties / losses",
-         f'<span class="win">{st["wins"]}</span> / <span class="tie">{st["ties"]}</span> / '
-         f'<span class="loss">{st["losses"]}</span>', f"{plural(st['paired_prompts'], 'prompt')} with both sides"),
+        (
+            "wins / ties / losses",
+            f'<span class="win">{st["wins"]}</span> / <span class="tie">{st["ties"]}</span> / '
+            f'<span class="loss">{st["losses"]}</span>',
+            f"{plural(st['paired_prompts'], 'prompt')} with both sides",
+        ),
     ]
     if st["training_reward_before"] is not None or st["training_reward_after"] is not None:
-        cards.append(("training reward (recorded)",
-                      f"{fmt_score(st['training_reward_before'])} → {fmt_score(st['training_reward_after'])}",
-                      "as Fireworks recorded it, for reference"))
+        cards.append(
+            (
+                "training reward (recorded)",
+                f"{fmt_score(st['training_reward_before'])} → {fmt_score(st['training_reward_after'])}",
+                "as Fireworks recorded it, for reference",
+            )
+        )
     parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
         "style-src 'unsafe-inline'\">",
-        f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(cmp.title)}</title>"
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{esc(cmp.title)}</title>'
         f"<style>{_CSS}</style></head><body><main>",
-        f"<h1>{esc(cmp.title)}</h1><p class=\"sub\">{sub}</p>",
-        '<div class="cards">' + "".join(
+        f'<h1>{esc(cmp.title)}</h1><p class="sub">{sub}</p>',
+        '<div class="cards">'
+        + "".join(
             f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{v}</div><div class="ci">{esc(ci)}</div>'
-            f"</div>" for k, v, ci in cards) + "</div>",
-        f"<p class=\"sub\">Valid SVG: {_pct(st['valid_before'])} → {_pct(st['valid_after'])} · "
+            f"</div>"
+            for k, v, ci in cards
+        )
+        + "</div>",
+        f'<p class="sub">Valid SVG: {_pct(st["valid_before"])} → {_pct(st["valid_after"])} · '
         f"samples: {st['samples_before']} → {st['samples_after']} · means over prompts with 95% t-intervals</p>",
     ]
     if cmp.findings:
-        parts.append("<h2>What was found</h2><ul class='notes'>" + "".join(f"<li>{esc(f)}</li>" for f in cmp.findings)
-                     + "</ul>")
+        parts.append(
+            "<h2>What was found</h2><ul class='notes'>" + "".join(f"<li>{esc(f)}</li>" for f in cmp.findings) + "</ul>"
+        )
     if cmp.warnings:
         parts.append("<ul class='notes warn'>" + "".join(f"<li>{esc(w)}</li>" for w in cmp.warnings) + "</ul>")
     curve = cmp.meta.get("reward_curve")
     if curve:
-        parts.append("<h2>Training reward per epoch</h2>"
-                     "<p class=\"sub\">Mean reward the evaluator gave, over every recorded rollout of each epoch "
-                     "(bars: ±1 standard deviation; dots: steps, where the records tell them apart).</p>"
-                     + reward_curve_svg(curve) + _curve_table(curve))
+        parts.append(
+            "<h2>Training reward per epoch</h2>"
+            '<p class="sub">Mean reward the evaluator gave, over every recorded rollout of each epoch '
+            "(bars: ±1 standard deviation; dots: steps, where the records tell them apart).</p>"
+            + reward_curve_svg(curve)
+            + _curve_table(curve)
+        )
     parts.append(_brief_table(st["biggest_gains"], "Biggest gains"))
     parts.append(_brief_table(st["biggest_regressions"], "Biggest regressions"))
     parts.append(f"<h2>Every prompt ({len(cmp.rows)})</h2>")
@@ -244,9 +310,11 @@ def _curve_table(curve: list[dict]) -> str:
     body = []
     for c in curve:
         rng = "" if c.get("min") is None else f"{c['min']:.3f} – {c['max']:.3f}"
-        body.append(f"<tr><td>{esc(c.get('epoch'))}</td><td>{esc(c.get('n'))}</td>"
-                    f"<td>{fmt_score(c.get('mean'), 3)}</td><td>{fmt_score(c.get('std'), 3)}</td><td>{rng}</td></tr>")
-    return f"<table class=\"brief\">{head}{''.join(body)}</table>"
+        body.append(
+            f"<tr><td>{esc(c.get('epoch'))}</td><td>{esc(c.get('n'))}</td>"
+            f"<td>{fmt_score(c.get('mean'), 3)}</td><td>{fmt_score(c.get('std'), 3)}</td><td>{rng}</td></tr>"
+        )
+    return f'<table class="brief">{head}{"".join(body)}</table>'
 
 
 def reward_curve_svg(curve: list[dict], width: int = 720, height: int = 320) -> str:
@@ -262,16 +330,22 @@ def reward_curve_svg(curve: list[dict], width: int = 720, height: int = 320) -> 
     def y(v: float) -> float:
         return top + ph * (1.0 - max(0.0, min(1.0, float(v))))
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="curve" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="mean reward per epoch">',
-           f'<rect width="{width}" height="{height}" fill="#ffffff"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="curve" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="mean reward per epoch">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+    ]
     for t in (0.0, 0.25, 0.5, 0.75, 1.0):
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeef2"/>'
-                   f'<text x="{left - 8}" y="{y(t) + 4:.1f}" font-size="12" text-anchor="end" fill="#57606a" '
-                   f'font-family="DejaVu Sans, Arial, sans-serif">{t:.2f}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeef2"/>'
+            f'<text x="{left - 8}" y="{y(t) + 4:.1f}" font-size="12" text-anchor="end" fill="#57606a" '
+            f'font-family="DejaVu Sans, Arial, sans-serif">{t:.2f}</text>'
+        )
     for i, c in enumerate(curve):
-        out.append(f'<text x="{x(i):.1f}" y="{height - bottom + 18}" font-size="12" text-anchor="middle" '
-                   f'fill="#57606a" font-family="DejaVu Sans, Arial, sans-serif">epoch {esc(c.get("epoch"))}</text>')
+        out.append(
+            f'<text x="{x(i):.1f}" y="{height - bottom + 18}" font-size="12" text-anchor="middle" '
+            f'fill="#57606a" font-family="DejaVu Sans, Arial, sans-serif">epoch {esc(c.get("epoch"))}</text>'
+        )
         steps = c.get("steps") or []
         for j, st in enumerate(steps):
             if st.get("mean") is None:
@@ -280,28 +354,40 @@ def reward_curve_svg(curve: list[dict], width: int = 720, height: int = 320) -> 
             out.append(f'<circle cx="{sx:.1f}" cy="{y(st["mean"]):.1f}" r="3" fill="#8c959f"/>')
         if c.get("mean") is not None and c.get("std") is not None:
             lo, hi = c["mean"] - c["std"], c["mean"] + c["std"]
-            out.append(f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="#0969da" '
-                       f'stroke-width="2"/>')
+            out.append(
+                f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="#0969da" '
+                f'stroke-width="2"/>'
+            )
     if pts:
-        path = " ".join(f"{'M' if k == 0 else 'L'}{x(curve.index(c)):.1f},{y(c['mean']):.1f}" for k, c in enumerate(pts))
+        path = " ".join(
+            f"{'M' if k == 0 else 'L'}{x(curve.index(c)):.1f},{y(c['mean']):.1f}" for k, c in enumerate(pts)
+        )
         out.append(f'<path d="{path}" fill="none" stroke="#0969da" stroke-width="3"/>')
         for c in pts:
-            out.append(f'<circle cx="{x(curve.index(c)):.1f}" cy="{y(c["mean"]):.1f}" r="5" fill="#0969da"/>'
-                       f'<text x="{x(curve.index(c)) + 8:.1f}" y="{y(c["mean"]) - 8:.1f}" font-size="13" '
-                       f'fill="#1f2328" font-family="DejaVu Sans, Arial, sans-serif">{c["mean"]:.3f}</text>')
-    out.append(f'<text x="14" y="{top + ph / 2:.1f}" font-size="12" fill="#57606a" transform="rotate(-90 14 '
-               f'{top + ph / 2:.1f})" text-anchor="middle" font-family="DejaVu Sans, Arial, sans-serif">'
-               f'mean reward</text></svg>')
+            out.append(
+                f'<circle cx="{x(curve.index(c)):.1f}" cy="{y(c["mean"]):.1f}" r="5" fill="#0969da"/>'
+                f'<text x="{x(curve.index(c)) + 8:.1f}" y="{y(c["mean"]) - 8:.1f}" font-size="13" '
+                f'fill="#1f2328" font-family="DejaVu Sans, Arial, sans-serif">{c["mean"]:.3f}</text>'
+            )
+    out.append(
+        f'<text x="14" y="{top + ph / 2:.1f}" font-size="12" fill="#57606a" transform="rotate(-90 14 '
+        f'{top + ph / 2:.1f})" text-anchor="middle" font-family="DejaVu Sans, Arial, sans-serif">'
+        f"mean reward</text></svg>"
+    )
     return "".join(out)
 
 
 def reward_curve_html(curve: list[dict], title: str) -> tuple[str, int, int]:
     """(html, width, height) of a page holding only the chart, for ``Renderer.screenshot_html``."""
     w, h = 760, 390
-    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>body{margin:0;background:#fff;"
-            "font-family:'DejaVu Sans',Arial,sans-serif}h1{font-size:17px;margin:12px 20px 0;color:#1f2328}"
-            "</style></head><body>" + f"<h1>{esc(title)}</h1><div style=\"padding:8px 20px\">"
-            + reward_curve_svg(curve) + "</div></body></html>")
+    page = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:0;background:#fff;'
+        "font-family:'DejaVu Sans',Arial,sans-serif}h1{font-size:17px;margin:12px 20px 0;color:#1f2328}"
+        "</style></head><body>"
+        + f'<h1>{esc(title)}</h1><div style="padding:8px 20px">'
+        + reward_curve_svg(curve)
+        + "</div></body></html>"
+    )
     return page, w, h
 
 
@@ -343,8 +429,9 @@ body{margin:0;background:#fff;color:#1f2328;font-family:'DejaVu Sans','Liberatio
 MAX_SHEET_HEIGHT = 16000
 
 
-def contact_sheet_html(cmp: Comparison, rows: Sequence[PromptRow], *, pick: str = "best",
-                       width: int | None = None) -> tuple[str, int, int]:
+def contact_sheet_html(
+    cmp: Comparison, rows: Sequence[PromptRow], *, pick: str = "best", width: int | None = None
+) -> tuple[str, int, int]:
     """(html, width, height) of the contact sheet; the height estimate is for the screenshot."""
     rows = list(rows)
     n = max(1, len(rows))
@@ -360,37 +447,53 @@ def contact_sheet_html(cmp: Comparison, rows: Sequence[PromptRow], *, pick: str 
     while header_h + lines * (img_h + block_extra + 14) > MAX_SHEET_HEIGHT and img_h > 80:
         img_h -= 10
     st = cmp.stats()
-    picked = {"best": "biggest gains", "worst": "biggest regressions", "random": "random draw",
-              "all": "every prompt"}.get(pick, pick)
-    head = (f"<p class='head'>{esc(cmp.title)}</p>"
-            f"<p class='meta'>{esc(cmp.before_label)} {fmt_score(st['before']['mean'])} → "
-            f"{esc(cmp.after_label)} {fmt_score(st['after']['mean'])} mean score over "
-            f"{plural(st['paired_prompts'], 'prompt')} ({fmt_delta(st['delta']['mean'])}; wins/ties/losses {st['wins']}/{st['ties']}/{st['losses']})"
-            f" · shown: {plural(len(rows), 'prompt')}, {esc(picked)}</p>")
+    picked = {
+        "best": "biggest gains",
+        "worst": "biggest regressions",
+        "random": "random draw",
+        "all": "every prompt",
+    }.get(pick, pick)
+    head = (
+        f"<p class='head'>{esc(cmp.title)}</p>"
+        f"<p class='meta'>{esc(cmp.before_label)} {fmt_score(st['before']['mean'])} → "
+        f"{esc(cmp.after_label)} {fmt_score(st['after']['mean'])} mean score over "
+        f"{plural(st['paired_prompts'], 'prompt')} ({fmt_delta(st['delta']['mean'])}; wins/ties/losses {st['wins']}/{st['ties']}/{st['losses']})"
+        f" · shown: {plural(len(rows), 'prompt')}, {esc(picked)}</p>"
+    )
     items = []
     for r in rows:
         cells = []
         for side, label in (("before", cmp.before_label), ("after", cmp.after_label)):
             rep = r.representative(side)
             uri = data_uri(rep.png) if rep else None
-            inner = (f'<img src="{uri}" alt="{esc(label)}">' if uri else
-                     f'<div class="none">{esc("no image: " + ((rep.reason if rep else "") or "no sample"))}</div>')
+            inner = (
+                f'<img src="{uri}" alt="{esc(label)}">'
+                if uri
+                else f'<div class="none">{esc("no image: " + ((rep.reason if rep else "") or "no sample"))}</div>'
+            )
             mean = r.mean(side)
             k = len(getattr(r, side))
             extra = ""
             if k > 1:
                 extra = f' <span class="lab">(mean of {k}; shown {fmt_score(rep.score if rep else None)})</span>'
-            cells.append(f'<div class="cell"><div class="box" style="height:{img_h}px">{inner}</div>'
-                         f'<div class="sc"><span class="lab">{esc(label)}</span> <b>{fmt_score(mean)}</b>'
-                         + extra + "</div></div>")
+            cells.append(
+                f'<div class="cell"><div class="box" style="height:{img_h}px">{inner}</div>'
+                f'<div class="sc"><span class="lab">{esc(label)}</span> <b>{fmt_score(mean)}</b>'
+                + extra
+                + "</div></div>"
+            )
         d = r.delta
         cls = "same" if d is None or abs(d) <= TIE_EPS else ("up" if d > 0 else "down")
-        items.append(f'<div class="item"><p class="cap"><span class="id">{esc(r.row_id)}</span> '
-                     f'{esc(short_prompt(r.prompt, 160))} <span class="{cls}">{fmt_delta(d)}</span></p>'
-                     f'<div class="pair">{"".join(cells)}</div></div>')
-    body = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_SHEET_CSS}</style></head><body>"
-            f"<div class='sheet' style='width:{width}px'>{head}"
-            f"<div class='grid' style='grid-template-columns:repeat({cols},1fr)'>{''.join(items)}</div>"
-            f"</div></body></html>")
+        items.append(
+            f'<div class="item"><p class="cap"><span class="id">{esc(r.row_id)}</span> '
+            f'{esc(short_prompt(r.prompt, 160))} <span class="{cls}">{fmt_delta(d)}</span></p>'
+            f'<div class="pair">{"".join(cells)}</div></div>'
+        )
+    body = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_SHEET_CSS}</style></head><body>"
+        f"<div class='sheet' style='width:{width}px'>{head}"
+        f"<div class='grid' style='grid-template-columns:repeat({cols},1fr)'>{''.join(items)}</div>"
+        f"</div></body></html>"
+    )
     height = header_h + lines * (img_h + block_extra + 14) + 20
     return body, width, min(height, MAX_SHEET_HEIGHT)

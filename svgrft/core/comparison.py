@@ -11,11 +11,22 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["Sample", "PromptRow", "Comparison", "pick_rows", "PICKS", "TIE_EPS", "fmt_score", "fmt_delta",
-           "fmt_ci", "short_prompt"]
+__all__ = [
+    "Sample",
+    "PromptRow",
+    "Comparison",
+    "pick_rows",
+    "PICKS",
+    "TIE_EPS",
+    "fmt_score",
+    "fmt_delta",
+    "fmt_ci",
+    "short_prompt",
+]
 
 PICKS = ("best", "worst", "random", "all")
 TIE_EPS = 1e-9
@@ -40,10 +51,18 @@ class Sample:
     timestamp: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ref": self.ref, "score": self.score, "is_valid": self.is_valid, "reason": self.reason,
-                "fulfilled": self.fulfilled, "total": self.total, "training_reward": self.reward,
-                "judge_cached": self.judge_cached, "verdicts": list(self.verdicts),
-                "has_image": self.png is not None}
+        return {
+            "ref": self.ref,
+            "score": self.score,
+            "is_valid": self.is_valid,
+            "reason": self.reason,
+            "fulfilled": self.fulfilled,
+            "total": self.total,
+            "training_reward": self.reward,
+            "judge_cached": self.judge_cached,
+            "verdicts": list(self.verdicts),
+            "has_image": self.png is not None,
+        }
 
 
 def _mean(xs: Sequence[float]) -> float | None:
@@ -90,11 +109,20 @@ class PromptRow:
         return min(scored, key=lambda s: (abs(s.score - m), -(s.png is not None)))
 
     def to_json(self) -> dict[str, Any]:
-        return {"row_id": self.row_id, "prompt": self.prompt, "requirements": list(self.requirements),
-                "before_mean": self.mean("before"), "after_mean": self.mean("after"), "delta": self.delta,
-                "outcome": self.outcome, "before_reward_mean": self.reward_mean("before"),
-                "after_reward_mean": self.reward_mean("after"), "note": self.note,
-                "before": [s.to_json() for s in self.before], "after": [s.to_json() for s in self.after]}
+        return {
+            "row_id": self.row_id,
+            "prompt": self.prompt,
+            "requirements": list(self.requirements),
+            "before_mean": self.mean("before"),
+            "after_mean": self.mean("after"),
+            "delta": self.delta,
+            "outcome": self.outcome,
+            "before_reward_mean": self.reward_mean("before"),
+            "after_reward_mean": self.reward_mean("after"),
+            "note": self.note,
+            "before": [s.to_json() for s in self.before],
+            "after": [s.to_json() for s in self.after],
+        }
 
 
 @dataclass
@@ -124,27 +152,44 @@ class Comparison:
         ra = [r.reward_mean("after") for r in paired if r.reward_mean("after") is not None]
         ranked = sorted(paired, key=lambda r: (-(r.delta or 0.0), r.row_id))
         gains = [_brief(r) for r in ranked if (r.delta or 0) > TIE_EPS][:5]
-        regress = [_brief(r) for r in sorted(paired, key=lambda r: ((r.delta or 0.0), r.row_id))
-                   if (r.delta or 0) < -TIE_EPS][:5]
+        regress = [
+            _brief(r) for r in sorted(paired, key=lambda r: ((r.delta or 0.0), r.row_id)) if (r.delta or 0) < -TIE_EPS
+        ][:5]
         samples_b = [s for r in self.rows for s in r.before]
         samples_a = [s for r in self.rows for s in r.after]
         return {
-            "prompts": len(self.rows), "paired_prompts": len(paired),
-            "samples_before": len(samples_b), "samples_after": len(samples_a),
-            "before": before.to_dict(), "after": after.to_dict(), "delta": delta.to_dict(),
-            "wins": outcomes.count("win"), "ties": outcomes.count("tie"), "losses": outcomes.count("loss"),
+            "prompts": len(self.rows),
+            "paired_prompts": len(paired),
+            "samples_before": len(samples_b),
+            "samples_after": len(samples_a),
+            "before": before.to_dict(),
+            "after": after.to_dict(),
+            "delta": delta.to_dict(),
+            "wins": outcomes.count("win"),
+            "ties": outcomes.count("tie"),
+            "losses": outcomes.count("loss"),
             "valid_before": _frac([s.is_valid for s in samples_b]),
             "valid_after": _frac([s.is_valid for s in samples_a]),
             "unscored": sum(1 for s in samples_b + samples_a if s.score is None),
-            "training_reward_before": _mean(rb), "training_reward_after": _mean(ra),
-            "biggest_gains": gains, "biggest_regressions": regress,
+            "training_reward_before": _mean(rb),
+            "training_reward_after": _mean(ra),
+            "biggest_gains": gains,
+            "biggest_regressions": regress,
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"title": self.title, "source": self.source, "job_id": self.job_id,
-                "before_label": self.before_label, "after_label": self.after_label,
-                "summary": self.stats(), "findings": list(self.findings), "warnings": list(self.warnings),
-                "meta": dict(self.meta), "rows": [r.to_json() for r in self.rows]}
+        return {
+            "title": self.title,
+            "source": self.source,
+            "job_id": self.job_id,
+            "before_label": self.before_label,
+            "after_label": self.after_label,
+            "summary": self.stats(),
+            "findings": list(self.findings),
+            "warnings": list(self.warnings),
+            "meta": dict(self.meta),
+            "rows": [r.to_json() for r in self.rows],
+        }
 
 
 def _frac(flags: list[bool]) -> float | None:
@@ -152,8 +197,13 @@ def _frac(flags: list[bool]) -> float | None:
 
 
 def _brief(r: PromptRow) -> dict[str, Any]:
-    return {"row_id": r.row_id, "before": r.mean("before"), "after": r.mean("after"), "delta": r.delta,
-            "prompt": short_prompt(r.prompt, 90)}
+    return {
+        "row_id": r.row_id,
+        "before": r.mean("before"),
+        "after": r.mean("after"),
+        "delta": r.delta,
+        "prompt": short_prompt(r.prompt, 90),
+    }
 
 
 def pick_rows(cmp: Comparison, n: int, pick: str = "best", seed: int = 0) -> list[PromptRow]:
@@ -191,8 +241,11 @@ def fmt_ci(d: dict) -> str:
     return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
 
 
-_BOILERPLATE = re.compile(r"^write\s+`?svg`?\s+code\s+(?:to\s+draw|for|of|that\s+draws)\s+"
-                         r"(?:(?:an?\s+)?(?:image|picture|drawing|illustration|screenshot)\s+of\s+)?", re.IGNORECASE)
+_BOILERPLATE = re.compile(
+    r"^write\s+`?svg`?\s+code\s+(?:to\s+draw|for|of|that\s+draws)\s+"
+    r"(?:(?:an?\s+)?(?:image|picture|drawing|illustration|screenshot)\s+of\s+)?",
+    re.IGNORECASE,
+)
 
 
 def short_prompt(prompt: str, limit: int = 140) -> str:
@@ -205,6 +258,6 @@ def short_prompt(prompt: str, limit: int = 140) -> str:
     p = " ".join(p.split())
     m = _BOILERPLATE.match(p)
     if m and m.end() < len(p):
-        p = p[m.end():]
+        p = p[m.end() :]
         p = p[:1].upper() + p[1:]
-    return p if len(p) <= limit else p[:limit - 1].rstrip() + "…"
+    return p if len(p) <= limit else p[: limit - 1].rstrip() + "…"

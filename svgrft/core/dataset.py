@@ -11,6 +11,9 @@ Rows are built from SVGBench questions (and split into train/eval) by :mod:`svgr
 
 Validation never imports eval-protocol (seconds of import time); it checks the row shape itself
 and is at least as strict as ``EvaluationRow.model_validate`` (a test keeps the two in agreement).
+
+Over 400 lines on purpose: the row model, its validation (every field of a hostile row, line by line) and
+loading share one notion of a valid row; SVGBench-specific building is in :mod:`svgrft.core.svgbench`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from svgrft.core.plural import plural, plural_word
 from svgrft.errors import DatasetError
@@ -63,25 +67,26 @@ def resolve_path(path: str | Path) -> Path:
 
 # --- limits ------------------------------------------------------------------------------------
 
-MAX_FILE_BYTES = 150 * 1024 * 1024      # Fireworks dataset upload cap (:upload, multipart)
-MAX_LINE_BYTES = 1024 * 1024            # one row; SVGBench rows are ~2-6 kB
-MAX_REQUIREMENTS = 64                   # SVGBench has 7-15; the judge prompt grows with each one
+MAX_FILE_BYTES = 150 * 1024 * 1024  # Fireworks dataset upload cap (:upload, multipart)
+MAX_LINE_BYTES = 1024 * 1024  # one row; SVGBench rows are ~2-6 kB
+MAX_REQUIREMENTS = 64  # SVGBench has 7-15; the judge prompt grows with each one
 MAX_REQUIREMENT_CHARS = 2000
-MAX_ERRORS = 1000                       # errors kept in a report (the count is always exact)
+MAX_ERRORS = 1000  # errors kept in a report (the count is always exact)
 MAX_SOURCE_BYTES = 50 * 1024 * 1024
 
-ROW_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")   # it ends up in tracing URLs and tags
+ROW_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # it ends up in tracing URLs and tags
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
 DATASET_INFO_FIELDS = ("original_prompt", "requirements", "total_requirements", "formatted_prompt")
+
 
 @dataclass
 class DatasetRow:
     row_id: str
     messages: list[dict]
-    prompt: str                 # the formatted prompt (content of the last user message)
+    prompt: str  # the formatted prompt (content of the last user message)
     requirements: list[str]
     original_prompt: str
-    extra: dict = field(default_factory=dict, repr=False)   # other top-level keys, kept on round trips
+    extra: dict = field(default_factory=dict, repr=False)  # other top-level keys, kept on round trips
 
     @property
     def total_requirements(self) -> int:
@@ -116,6 +121,7 @@ def dumps_row(row: dict) -> str:
 
 # --- write -------------------------------------------------------------------------------------
 
+
 def write_rows(rows: list[DatasetRow], path: str | Path) -> Path:
     """Write rows as JSONL (UTF-8, ``\\n`` line ends, trailing newline), atomically."""
     p = Path(path)
@@ -130,15 +136,16 @@ def write_rows(rows: list[DatasetRow], path: str | Path) -> Path:
 
 # --- validation --------------------------------------------------------------------------------
 
+
 @dataclass
 class ValidationReport:
     path: str
-    rows: int = 0                                   # rows that passed
-    lines: int = 0                                  # lines read
-    errors: list[tuple[int, str]] = field(default_factory=list)     # (line, message); line 0 = whole file
+    rows: int = 0  # rows that passed
+    lines: int = 0  # lines read
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, message); line 0 = whole file
     warnings: list[tuple[int, str]] = field(default_factory=list)
     row_ids: list[str] = field(default_factory=list)
-    error_count: int = 0                            # exact, even when ``errors`` was capped
+    error_count: int = 0  # exact, even when ``errors`` was capped
     size_bytes: int = 0
 
     @property
@@ -156,8 +163,12 @@ class ValidationReport:
 
     def to_json(self) -> dict:
         return {
-            "file": self.path, "ok": self.ok, "rows": self.rows, "lines": self.lines,
-            "size_bytes": self.size_bytes, "error_count": self.error_count,
+            "file": self.path,
+            "ok": self.ok,
+            "rows": self.rows,
+            "lines": self.lines,
+            "size_bytes": self.size_bytes,
+            "error_count": self.error_count,
             "errors": [{"line": ln, "message": m} for ln, m in self.errors],
             "warnings": [{"line": ln, "message": m} for ln, m in self.warnings],
         }
@@ -203,8 +214,10 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
         last = msgs[-1]
         if isinstance(last, dict):
             if last.get("role") != "user":
-                errs.append(f"the last message must be from the user (got role {_short(last.get('role'))}): "
-                            "the policy model answers it")
+                errs.append(
+                    f"the last message must be from the user (got role {_short(last.get('role'))}): "
+                    "the policy model answers it"
+                )
             elif not isinstance(last.get("content"), str) or not last["content"].strip():
                 errs.append("the last (user) message must have non-empty text 'content'")
             else:
@@ -218,10 +231,14 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
     else:
         rid = meta.get("row_id")
         if not isinstance(rid, str):
-            errs.append("missing 'input_metadata.row_id'" if rid is None else "'input_metadata.row_id' must be a string")
+            errs.append(
+                "missing 'input_metadata.row_id'" if rid is None else "'input_metadata.row_id' must be a string"
+            )
         elif not ROW_ID_RE.match(rid):
-            errs.append(f"row_id {_short(rid)} is invalid: use 1-128 letters, digits, '.', '_' or '-' "
-                        "(starting with a letter or digit; ids appear in tracing URLs)")
+            errs.append(
+                f"row_id {_short(rid)} is invalid: use 1-128 letters, digits, '.', '_' or '-' "
+                "(starting with a letter or digit; ids appear in tracing URLs)"
+            )
         else:
             row_id = rid
         for key in ("completion_params", "session_data"):
@@ -229,8 +246,11 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
                 errs.append(f"'input_metadata.{key}' must be an object")
         info = meta.get("dataset_info")
         if not isinstance(info, dict):
-            errs.append("missing 'input_metadata.dataset_info'" if info is None
-                        else "'input_metadata.dataset_info' must be an object")
+            errs.append(
+                "missing 'input_metadata.dataset_info'"
+                if info is None
+                else "'input_metadata.dataset_info' must be an object"
+            )
             info = None
 
     reqs: list[str] | None = None
@@ -238,8 +258,11 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
     if info is not None:
         r = info.get("requirements")
         if not isinstance(r, list):
-            errs.append("missing 'dataset_info.requirements'" if r is None
-                        else "'dataset_info.requirements' must be a list of strings")
+            errs.append(
+                "missing 'dataset_info.requirements'"
+                if r is None
+                else "'dataset_info.requirements' must be a list of strings"
+            )
         elif not r:
             errs.append("'dataset_info.requirements' is empty: the judge needs at least one requirement")
         elif len(r) > MAX_REQUIREMENTS:
@@ -259,11 +282,16 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
         elif isinstance(total, bool) or not isinstance(total, int):
             errs.append(f"'dataset_info.total_requirements' must be an integer, got {_short(total)}")
         elif isinstance(r, list) and total != len(r):
-            errs.append(f"total_requirements is {total} but there {plural_word(len(r), 'is', 'are')} {plural(len(r), 'requirement')}")
+            errs.append(
+                f"total_requirements is {total} but there {plural_word(len(r), 'is', 'are')} {plural(len(r), 'requirement')}"
+            )
         o = info.get("original_prompt")
         if not isinstance(o, str) or not o.strip():
-            errs.append("missing 'dataset_info.original_prompt'" if o is None
-                        else "'dataset_info.original_prompt' must be a non-empty string")
+            errs.append(
+                "missing 'dataset_info.original_prompt'"
+                if o is None
+                else "'dataset_info.original_prompt' must be a non-empty string"
+            )
         else:
             orig = o
         fp = info.get("formatted_prompt")
@@ -275,8 +303,13 @@ def check_row(obj: Any) -> tuple[list[str], list[str], DatasetRow | None]:
     if errs or row_id is None or reqs is None or orig is None or last_user is None:
         return errs, warns, None
     extra = {k: v for k, v in obj.items() if k not in ("messages", "input_metadata")}
-    return errs, warns, DatasetRow(row_id=row_id, messages=msgs, prompt=last_user, requirements=reqs,
-                                   original_prompt=orig, extra=extra)
+    return (
+        errs,
+        warns,
+        DatasetRow(
+            row_id=row_id, messages=msgs, prompt=last_user, requirements=reqs, original_prompt=orig, extra=extra
+        ),
+    )
 
 
 def _iter_lines(f) -> Iterator[tuple[int, bytes | None, str | None]]:
@@ -313,7 +346,9 @@ def _scan(path: str | Path, stop_at_first: bool) -> tuple[ValidationReport, list
         return report, rows
     report.size_bytes = st.st_size
     if st.st_size > MAX_FILE_BYTES:
-        report.add_error(0, f"file is {plural(st.st_size, 'byte')}; Fireworks accepts at most {MAX_FILE_BYTES} bytes (150 MB)")
+        report.add_error(
+            0, f"file is {plural(st.st_size, 'byte')}; Fireworks accepts at most {MAX_FILE_BYTES} bytes (150 MB)"
+        )
         if stop_at_first:
             return report, rows
     first_seen: dict[str, int] = {}
@@ -422,8 +457,9 @@ def content_hash(path: str | Path) -> str:
             if not line:
                 continue
             try:
-                norm = json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False,
-                                  separators=(",", ":")).encode("utf-8")
+                norm = json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
+                    "utf-8"
+                )
             except (ValueError, RecursionError):
                 norm = line
             h.update(norm)

@@ -33,7 +33,7 @@ def _iter_elements(svg: str, low: str, tag: str):
         i = low.find(opener, pos)
         if i < 0:
             break
-        after = low[i + len(opener):i + len(opener) + 1]
+        after = low[i + len(opener) : i + len(opener) + 1]
         if after and not (after.isspace() or after in ">/"):
             pos = i + len(opener)  # <textPath …> or <textarea>: not a <text> start
             continue
@@ -46,7 +46,7 @@ def _iter_elements(svg: str, low: str, tag: str):
             continue
         end = low.find(closer, gt)
         stop = end if end >= 0 else n
-        yield svg[i:gt], svg[gt + 1:stop]
+        yield svg[i:gt], svg[gt + 1 : stop]
         pos = stop + 1
 
 
@@ -72,7 +72,7 @@ def _elements_text(svg: str, low: str, tag: str) -> tuple[list[str], int]:
 
 
 _NUM_ATTR = {a: re.compile(r"""\s%s\s*=\s*["']\s*([-+0-9.eE,\s]{1,20000})["']""" % a) for a in ("x", "y")}
-_MAX_POSITIONED = 20_000     # text elements ordered by position, at most
+_MAX_POSITIONED = 20_000  # text elements ordered by position, at most
 
 
 def _numbers(s: str) -> list[float]:
@@ -115,14 +115,15 @@ def _position_order(svg: str) -> str | None:
     return " ".join(p[3] for p in ordered)
 
 
-_HTML_DRAWN_ATTR = re.compile(r"""(?<![\w-])(value|placeholder|alt|label)\s*=\s*(?:"([^"]{0,2000})"|'([^']{0,2000})')""",
-                             re.IGNORECASE)
+_HTML_DRAWN_ATTR = re.compile(
+    r"""(?<![\w-])(value|placeholder|alt|label)\s*=\s*(?:"([^"]{0,2000})"|'([^']{0,2000})')""", re.IGNORECASE
+)
 _CSS_CONTENT = re.compile(r"""content\s*:\s*(?:"([^"<>]{0,2000})"|'([^'<>]{0,2000})')""", re.IGNORECASE)
 _CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})\s?|\\(.)")
-_CSS_ATTR = re.compile(r"attr\(\s*([\w:-]{1,64})\s*\)", re.IGNORECASE)   # CSS content: attr(name)
+_CSS_ATTR = re.compile(r"attr\(\s*([\w:-]{1,64})\s*\)", re.IGNORECASE)  # CSS content: attr(name)
 _DATA_SVG = re.compile(r"data:image/svg\+xml([;,])", re.IGNORECASE)
 _URI_END = re.compile(r"[^\"')]*")
-_DATA_BUDGET = 1_000_000     # bytes of nested data:image/svg+xml decoded per SVG, at most
+_DATA_BUDGET = 1_000_000  # bytes of nested data:image/svg+xml decoded per SVG, at most
 _DATA_DEPTH = 2
 
 
@@ -136,8 +137,11 @@ def _data_svgs(svg: str, budget: list[int]) -> list[str]:
         end = _URI_END.match(svg, start, min(len(svg), start + budget[0])).end()
         head, body = (svg[start:end].split(",", 1) + [""])[:2] if m.group(1) == ";" else ("", svg[start:end])
         try:
-            raw = (base64.b64decode(re.sub(r"\s+", "", html.unescape(body)), validate=False)
-                   if "base64" in head.lower() else unquote_to_bytes(html.unescape(body)))
+            raw = (
+                base64.b64decode(re.sub(r"\s+", "", html.unescape(body)), validate=False)
+                if "base64" in head.lower()
+                else unquote_to_bytes(html.unescape(body))
+            )
         except (binascii.Error, ValueError):
             continue
         budget[0] -= max(1, len(raw))
@@ -155,6 +159,7 @@ def _css_unescape(s: str) -> str:
             cp = int(m.group(1), 16)
             return chr(cp) if 0 < cp <= 0x10FFFF and not 0xD800 <= cp <= 0xDFFF else ""
         return m.group(2)
+
     return _CSS_ESCAPE.sub(one, s)
 
 
@@ -162,8 +167,9 @@ def _attr_values(svg: str, names: set[str]) -> list[str]:
     """Values of the attributes that a CSS ``content: attr(name)`` draws (at most 16 names)."""
     out: list[str] = []
     for name in sorted(names)[:16]:
-        pat = re.compile(r"""[\s"']""" + re.escape(name) + r"""\s*=\s*(?:"([^"]{0,2000})"|'([^']{0,2000})')""",
-                         re.IGNORECASE)
+        pat = re.compile(
+            r"""[\s"']""" + re.escape(name) + r"""\s*=\s*(?:"([^"]{0,2000})"|'([^']{0,2000})')""", re.IGNORECASE
+        )
         out.extend(m.group(1) or m.group(2) or "" for m in pat.finditer(svg))
     return out
 
@@ -194,8 +200,18 @@ def text_content(svg: str) -> tuple[str, int]:
     return _ENTITY.sub(" ", text), count
 
 
-_RTL_SIGNS = ("\u202e", "\u2067", "\u202b", "&#x202e", "&#8238", "&#x2067", "&#8295", "&#x202b", "&#8235",
-              "bidi-override")
+_RTL_SIGNS = (
+    "\u202e",
+    "\u2067",
+    "\u202b",
+    "&#x202e",
+    "&#8238",
+    "&#x2067",
+    "&#8295",
+    "&#x202b",
+    "&#8235",
+    "bidi-override",
+)
 
 
 def readings(svg: str, text: str) -> list[str]:
@@ -209,8 +225,12 @@ def readings(svg: str, text: str) -> list[str]:
     if placed is not None:
         out.append(fold(placed))
     low = svg[:2_000_000].lower()
-    rtl = (any(sign in low for sign in _RTL_SIGNS) or ("rtl" in low and "direction" in low)
-           or "scale(-1" in low or "rotate(180" in low)
+    rtl = (
+        any(sign in low for sign in _RTL_SIGNS)
+        or ("rtl" in low and "direction" in low)
+        or "scale(-1" in low
+        or "rotate(180" in low
+    )
     if rtl:
         out.extend(r[::-1] for r in list(out))
     return out

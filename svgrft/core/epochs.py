@@ -19,24 +19,44 @@ How a row is split (``RowEpochs.method``):
 
 Traces are parsed and collapsed into rollouts by :mod:`svgrft.core.traces` (its names are re-exported
 here for existing importers).
+
+Over 400 lines on purpose: grouping rollouts into epochs (tags, time windows, gaps, equal splits) is one
+decision with one set of fallbacks and warnings; trace parsing is in :mod:`svgrft.core.traces`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
-
-from svgrft.core.traces import (  # noqa: F401  (re-exported: epochs.parse_traces etc. predate the split)
-    Rollout, Trace, collapse_rollouts, format_time, parse_time, parse_trace, parse_traces, requirements_from_prompt,
-)
+from typing import Any
 
 from svgrft.core.plural import plural, plural_word
+from svgrft.core.traces import (  # noqa: F401  (re-exported: epochs.parse_traces etc. predate the split)
+    Rollout,
+    Trace,
+    collapse_rollouts,
+    format_time,
+    parse_time,
+    parse_trace,
+    parse_traces,
+    requirements_from_prompt,
+)
 
 __all__ = [
-    "Trace", "Rollout", "RowEpochs", "Grouping", "parse_trace", "parse_traces", "parse_time",
-    "collapse_rollouts", "group_epochs", "choose_epochs", "requirements_from_prompt", "EpochChoice",
+    "Trace",
+    "Rollout",
+    "RowEpochs",
+    "Grouping",
+    "parse_trace",
+    "parse_traces",
+    "parse_time",
+    "collapse_rollouts",
+    "group_epochs",
+    "choose_epochs",
+    "requirements_from_prompt",
+    "EpochChoice",
 ]
 
 
@@ -89,21 +109,27 @@ class Grouping:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "traces": self.n_traces, "rollouts": self.n_rollouts, "rows": len(self.rows),
-            "epochs": self.epochs, "finished_epochs": self.finished_epochs,
-            "rollouts_per_row_per_epoch": self.per_row, "rollouts_per_row_source": self.per_row_source,
-            "dropped_traces": dict(self.dropped), "missing_rows": list(self.missing_rows),
+            "traces": self.n_traces,
+            "rollouts": self.n_rollouts,
+            "rows": len(self.rows),
+            "epochs": self.epochs,
+            "finished_epochs": self.finished_epochs,
+            "rollouts_per_row_per_epoch": self.per_row,
+            "rollouts_per_row_source": self.per_row_source,
+            "dropped_traces": dict(self.dropped),
+            "missing_rows": list(self.missing_rows),
             "unexpected_rows": list(self.unexpected_rows),
             "tag": self.tag_kind,
             "tag_agreement": list(self.tag_agreement) if self.tag_agreement else None,
             "methods": dict(Counter(r.method for r in self.rows.values())),
             "epoch_windows": [[format_time(w[0]), format_time(w[1])] if w else None for w in self.windows],
-            "findings": list(self.findings), "warnings": list(self.warnings),
+            "findings": list(self.findings),
+            "warnings": list(self.warnings),
         }
 
 
 def _split_equal(rs: list[Rollout], k: int, n_groups: int) -> list[list[Rollout]]:
-    groups = [rs[i * k:(i + 1) * k] for i in range(n_groups)]
+    groups = [rs[i * k : (i + 1) * k] for i in range(n_groups)]
     return groups
 
 
@@ -113,7 +139,7 @@ def _split_gaps(rs: list[Rollout], n_groups: int) -> list[list[Rollout]]:
     if n_groups == 1:
         return [list(rs)]
     gaps = sorted(range(1, len(rs)), key=lambda i: (-(rs[i].timestamp - rs[i - 1].timestamp), i))
-    cuts = sorted(gaps[:n_groups - 1])
+    cuts = sorted(gaps[: n_groups - 1])
     out, prev = [], 0
     for c in cuts + [len(rs)]:
         out.append(list(rs[prev:c]))
@@ -210,9 +236,15 @@ def _tag_epochs(rollouts: list[Rollout], epochs: int) -> tuple[str | None, dict[
     return None, out
 
 
-def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | None = None,
-                 finished_epochs: int | None = None, expected_rows: Sequence[str] | None = None,
-                 dropped: dict[str, int] | None = None) -> Grouping:
+def group_epochs(
+    traces: Sequence[Trace],
+    *,
+    epochs: int | None,
+    per_row: int | None = None,
+    finished_epochs: int | None = None,
+    expected_rows: Sequence[str] | None = None,
+    dropped: dict[str, int] | None = None,
+) -> Grouping:
     """Assign every rollout to an epoch without relying on an epoch tag.
 
     ``epochs``           epoch slots the traces cover (the job's ``trainingConfig.epochs``; for a
@@ -263,11 +295,13 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
     for e in range(epochs):
         ts = [r.timestamp for re_ in rows.values() for r in re_.groups[e]] if rows else []
         windows.append((min(ts), max(ts)) if ts else None)
-    overlaps = [e for e in range(1, epochs)
-                if windows[e] and windows[e - 1] and windows[e][0] < windows[e - 1][1]]
+    overlaps = [e for e in range(1, epochs) if windows[e] and windows[e - 1] and windows[e][0] < windows[e - 1][1]]
     if overlaps:
-        warnings.append("epoch time windows overlap (epochs " + ", ".join(f"{e - 1}/{e}" for e in overlaps)
-                        + "): rows were not rolled out in lock-step; per-row grouping still holds")
+        warnings.append(
+            "epoch time windows overlap (epochs "
+            + ", ".join(f"{e - 1}/{e}" for e in overlaps)
+            + "): rows were not rolled out in lock-step; per-row grouping still holds"
+        )
 
     # 3. irregular rows: by window, else by gaps
     for row_id in sorted(irregular):
@@ -315,7 +349,7 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
             warnings.append(f"{tag_kind} tags name {plural(max_e + 1, 'epoch')}, the job {epochs}")
             epochs = max_e + 1
             windows += [None] * (epochs - len(windows))
-        for row_id, re_ in rows.items():
+        for re_ in rows.values():
             groups = [[] for _ in range(epochs)]
             for g in re_.groups:
                 for r in g:
@@ -327,17 +361,24 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
             re_.groups = groups
             re_.method = "tag"
         if compared and agree < compared:
-            warnings.append(f"the {tag_kind} tag disagrees with timing for {compared - agree} of "
-                            f"{plural(compared, 'rollout')}; using the tag")
+            warnings.append(
+                f"the {tag_kind} tag disagrees with timing for {compared - agree} of "
+                f"{plural(compared, 'rollout')}; using the tag"
+            )
 
     # 5. findings
     missing = sorted(set(expected_rows or ()) - set(by_row))
     unexpected = sorted(set(by_row) - set(expected_rows)) if expected_rows is not None else []
     n_rows = len(by_row)
-    findings.append(f"{plural(len(traces), 'trace')} → {plural(len(rollouts), 'rollout')} for {plural(n_rows, 'row')}"
-                    + (f" (of {len(set(expected_rows))} in the dataset)" if expected_rows is not None else ""))
-    findings.append(f"epochs: {epochs}" + (" (inferred from timing)" if epochs_source == "timing" else "")
-                    + (f", {finished} finished" if running else ""))
+    findings.append(
+        f"{plural(len(traces), 'trace')} → {plural(len(rollouts), 'rollout')} for {plural(n_rows, 'row')}"
+        + (f" (of {len(set(expected_rows))} in the dataset)" if expected_rows is not None else "")
+    )
+    findings.append(
+        f"epochs: {epochs}"
+        + (" (inferred from timing)" if epochs_source == "timing" else "")
+        + (f", {finished} finished" if running else "")
+    )
     if k:
         findings.append(f"rollouts per row per epoch: {k}" + (" (inferred)" if k_source == "inferred" else ""))
     methods = Counter(r.method for r in rows.values())
@@ -349,11 +390,15 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
     else:
         findings.append("no epoch/step tag: epochs assigned from timing alone")
     if missing:
-        warnings.append(f"{plural(len(missing), 'dataset row')} {plural_word(len(missing), 'has', 'have')} no traces: "
-                        f"{_short_list(missing)}")
+        warnings.append(
+            f"{plural(len(missing), 'dataset row')} {plural_word(len(missing), 'has', 'have')} no traces: "
+            f"{_short_list(missing)}"
+        )
     if unexpected:
-        warnings.append(f"{plural(len(unexpected), 'row')} in the traces {plural_word(len(unexpected), 'is', 'are')} not in the "
-                        f"dataset: {_short_list(unexpected)}")
+        warnings.append(
+            f"{plural(len(unexpected), 'row')} in the traces {plural_word(len(unexpected), 'is', 'are')} not in the "
+            f"dataset: {_short_list(unexpected)}"
+        )
     if dropped:
         warnings.append("dropped traces: " + ", ".join(f"{n} {why}" for why, n in sorted(dropped.items())))
     collapsed = len(traces) - len(rollouts)
@@ -365,14 +410,28 @@ def group_epochs(traces: Sequence[Trace], *, epochs: int | None, per_row: int | 
         if empty:
             warnings.append(f"epoch {e}: no rollouts for {plural(len(empty), 'row')}: {_short_list(sorted(empty))}")
         if short:
-            warnings.append(f"epoch {e}: fewer than {plural(k, 'rollout')} for {plural(len(short), 'row')}: "
-                            f"{_short_list(sorted(short))}")
+            warnings.append(
+                f"epoch {e}: fewer than {plural(k, 'rollout')} for {plural(len(short), 'row')}: "
+                f"{_short_list(sorted(short))}"
+            )
 
-    return Grouping(rows=dict(sorted(rows.items())), epochs=epochs, finished_epochs=finished, per_row=k,
-                    per_row_source=k_source, n_traces=len(traces), n_rollouts=len(rollouts),
-                    dropped=dict(dropped or {}), missing_rows=missing, unexpected_rows=unexpected,
-                    tag_kind=tag_kind, tag_agreement=agreement, windows=windows, findings=findings,
-                    warnings=warnings)
+    return Grouping(
+        rows=dict(sorted(rows.items())),
+        epochs=epochs,
+        finished_epochs=finished,
+        per_row=k,
+        per_row_source=k_source,
+        n_traces=len(traces),
+        n_rollouts=len(rollouts),
+        dropped=dict(dropped or {}),
+        missing_rows=missing,
+        unexpected_rows=unexpected,
+        tag_kind=tag_kind,
+        tag_agreement=agreement,
+        windows=windows,
+        findings=findings,
+        warnings=warnings,
+    )
 
 
 def _short_list(items: Sequence[str], n: int = 6) -> str:
@@ -388,8 +447,9 @@ class EpochChoice:
     note: str | None = None  # e.g. "job still running: …"
 
 
-def choose_epochs(total_epochs: int, finished_epochs: int, requested: Sequence[int] | None = None,
-                  state: str | None = None) -> EpochChoice:
+def choose_epochs(
+    total_epochs: int, finished_epochs: int, requested: Sequence[int] | None = None, state: str | None = None
+) -> EpochChoice:
     """Which two epochs to compare (0-based). Default: first vs last finished; negatives count from the end.
 
     Raises :class:`~svgrft.errors.UsageError` for out-of-range or equal epochs, and
@@ -400,18 +460,20 @@ def choose_epochs(total_epochs: int, finished_epochs: int, requested: Sequence[i
     state_s = (state or "").replace("JOB_STATE_", "").lower() or "unknown"
     status = "still running" if state_s == "running" else state_s
     if finished_epochs < 1:
-        raise SvgrftError(f"no epoch of this job has finished yet (state {state_s})",
-                          hint="wait for the first two epochs (`svgrft jobs watch JOB`), "
-                               "or compare models with --source replay")
+        raise SvgrftError(
+            f"no epoch of this job has finished yet (state {state_s})",
+            hint="wait for the first two epochs (`svgrft jobs watch JOB`), or compare models with --source replay",
+        )
     if requested:
         if len(requested) != 2:
             raise UsageError("--epochs takes two epochs, e.g. --epochs 0,3", hint="epochs are 0-based; -1 = last")
         a, b = (x if x >= 0 else finished_epochs + x for x in requested)
         for x, raw in ((a, requested[0]), (b, requested[1])):
             if not 0 <= x < finished_epochs:
-                raise UsageError(f"epoch {raw} is not available: finished epochs are 0..{finished_epochs - 1}",
-                                 hint=f"pick two of 0..{finished_epochs - 1} (0-based), e.g. "
-                                      f"--epochs 0,{finished_epochs - 1}")
+                raise UsageError(
+                    f"epoch {raw} is not available: finished epochs are 0..{finished_epochs - 1}",
+                    hint=f"pick two of 0..{finished_epochs - 1} (0-based), e.g. --epochs 0,{finished_epochs - 1}",
+                )
         if a == b:
             raise UsageError(f"--epochs names epoch {a} twice", hint="pick two different epochs, e.g. --epochs 0,-1")
         note = None
@@ -419,13 +481,18 @@ def choose_epochs(total_epochs: int, finished_epochs: int, requested: Sequence[i
             note = f"job {status}: {finished_epochs} of {plural(total_epochs, 'epoch')} finished"
         return EpochChoice(a, b, note)
     if total_epochs <= 1:
-        raise SvgrftError("this job ran one epoch only: its rollouts have no 'before' and 'after'",
-                          hint="compare the base model with the trained model: --source replay")
+        raise SvgrftError(
+            "this job ran one epoch only: its rollouts have no 'before' and 'after'",
+            hint="compare the base model with the trained model: --source replay",
+        )
     if finished_epochs < 2:
-        raise SvgrftError(f"only epoch 0 has finished (job {state_s}, {plural(total_epochs, 'epoch')} planned)",
-                          hint="wait until epoch 1 has finished, or compare models with --source replay")
+        raise SvgrftError(
+            f"only epoch 0 has finished (job {state_s}, {plural(total_epochs, 'epoch')} planned)",
+            hint="wait until epoch 1 has finished, or compare models with --source replay",
+        )
     note = None
     if finished_epochs < total_epochs:
-        note = (f"job {status}: comparing epoch 0 with the latest finished epoch {finished_epochs - 1} "
-                f"(of {total_epochs})")
+        note = (
+            f"job {status}: comparing epoch 0 with the latest finished epoch {finished_epochs - 1} (of {total_epochs})"
+        )
     return EpochChoice(0, finished_epochs - 1, note)

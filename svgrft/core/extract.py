@@ -88,7 +88,7 @@ def strip_reasoning(text: str) -> str:
         if m is None:
             out.append(text[pos:])
             break
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         c = _THINK_CLOSE.search(text, m.end())
         if c is None:  # unclosed: nothing after it is an answer
             break
@@ -156,7 +156,7 @@ def _fenced_blocks(text: str) -> list[tuple[str, int, int]]:
         nl = text.find("\n", o + 3)
         if nl < 0:
             break
-        info = text[o + 3:nl].strip().strip("`").strip()
+        info = text[o + 3 : nl].strip().strip("`").strip()
         c = text.find("```", nl + 1)
         if c < 0:
             break  # unclosed fence: the bare scan will look at it

@@ -16,17 +16,17 @@ __all__ = ["FailureKind"]
 
 class FailureKind(StrEnum):
     INVALID_REPLY = "invalid_reply"  # the judge answered, but not usably (after a repair request)
-    AUTH = "auth"                    # 401/403
-    NOT_FOUND = "not_found"          # 404: model or endpoint
-    BAD_REQUEST = "bad_request"      # 400/422
-    CONFIG = "config"                # our own configuration makes the request impossible
-    RATE_LIMIT = "rate_limit"        # 429 after retries
-    SERVER = "server"                # 5xx after retries
-    HTTP = "http"                    # any other HTTP error status
+    AUTH = "auth"  # 401/403
+    NOT_FOUND = "not_found"  # 404: model or endpoint
+    BAD_REQUEST = "bad_request"  # 400/422
+    CONFIG = "config"  # our own configuration makes the request impossible
+    RATE_LIMIT = "rate_limit"  # 429 after retries
+    SERVER = "server"  # 5xx after retries
+    HTTP = "http"  # any other HTTP error status
     TIMEOUT = "timeout"
-    NETWORK = "network"              # unreachable, connection dropped
-    MALFORMED = "malformed"          # a 2xx body that is not a chat completion
-    ERROR = "error"                  # anything else
+    NETWORK = "network"  # unreachable, connection dropped
+    MALFORMED = "malformed"  # a 2xx body that is not a chat completion
+    ERROR = "error"  # anything else
 
     @property
     def fatal(self) -> bool:
@@ -34,7 +34,7 @@ class FailureKind(StrEnum):
         return self in _FATAL
 
     @classmethod
-    def parse(cls, value: object) -> "FailureKind | None":
+    def parse(cls, value: object) -> FailureKind | None:
         """The member named ``value`` (a member or its string), else None."""
         try:
             return cls(value)

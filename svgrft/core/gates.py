@@ -28,37 +28,49 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from svgrft.core import pngutil
-from svgrft.core.drawntext import drawn_text, readings as text_readings, text_content
+from svgrft.core.drawntext import drawn_text, text_content
+from svgrft.core.drawntext import readings as text_readings
 from svgrft.core.plural import plural
-from svgrft.core.textnorm import fold, words as _norm_words
+from svgrft.core.textnorm import fold
+from svgrft.core.textnorm import words as _norm_words
 
-__all__ = ["GATES", "BlankCheck", "TextCheck", "InjectionCheck", "check_blank", "check_text_heavy",
-           "check_injection", "drawn_text", "quick_has_content", "requested_text"]
+__all__ = [
+    "GATES",
+    "BlankCheck",
+    "TextCheck",
+    "InjectionCheck",
+    "check_blank",
+    "check_text_heavy",
+    "check_injection",
+    "drawn_text",
+    "quick_has_content",
+    "requested_text",
+]
 
 GATES = ("no_svg", "render_failed", "blank", "injection", "text_heavy")
 
 # blank gate
-BLANK_TOLERANCE = 16            # a channel within this of the background colour counts as background
-BLANK_MAX_FRACTION = 0.005      # at most 0.5 % of pixels differ from the background → blank
+BLANK_TOLERANCE = 16  # a channel within this of the background colour counts as background
+BLANK_MAX_FRACTION = 0.005  # at most 0.5 % of pixels differ from the background → blank
 FAST_CONTENT_BYTES_PER_PIXEL = 0.02
-PNG_OVERHEAD_BYTES = 1024       # chunk headers etc.: small images are always decoded
+PNG_OVERHEAD_BYTES = 1024  # chunk headers etc.: small images are always decoded
 # A blank 512×512 Chromium PNG is 0.007 bytes/pixel, a 1-shape drawing 0.007–0.03, real drawings
 # 0.04–0.2 (corpus median 0.11). Above the threshold the picture certainly has content and the
 # (pure-Python) decode is skipped; below it the pixels are counted exactly.
 
 # text-heavy gate
 MIN_TEXT_WORDS = 6
-RESTATED_WORD_SHARE = 0.5       # a requirement counts as restated when half its content words are in the text
-TEXT_ELEMENT_SHARE = 0.4        # text elements / (text + shape elements)
-TEXT_ONLY_MAX_SHAPES = 2        # a background and one token shape
-TEXT_ONLY_MIN_WORDS = 3         # distinct words the request did not ask to be written
+RESTATED_WORD_SHARE = 0.5  # a requirement counts as restated when half its content words are in the text
+TEXT_ELEMENT_SHARE = 0.4  # text elements / (text + shape elements)
+TEXT_ONLY_MAX_SHAPES = 2  # a background and one token shape
+TEXT_ONLY_MIN_WORDS = 3  # distinct words the request did not ask to be written
 
 
 @dataclass
 class BlankCheck:
     blank: bool
     reason: str
-    non_background: float | None = None   # fraction of pixels that differ from the background colour
+    non_background: float | None = None  # fraction of pixels that differ from the background colour
     background: tuple[int, int, int] | None = None
     decoded: bool = False
 
@@ -77,8 +89,9 @@ def quick_has_content(png: bytes) -> bool | None:
     return True if (len(png) - PNG_OVERHEAD_BYTES) / float(w * h) > FAST_CONTENT_BYTES_PER_PIXEL else None
 
 
-def check_blank(png: bytes, *, tolerance: int = BLANK_TOLERANCE, max_fraction: float = BLANK_MAX_FRACTION
-                ) -> BlankCheck:
+def check_blank(
+    png: bytes, *, tolerance: int = BLANK_TOLERANCE, max_fraction: float = BLANK_MAX_FRACTION
+) -> BlankCheck:
     """Is the rendered picture blank or near-uniform (≤ ``max_fraction`` of pixels off the background)?"""
     if quick_has_content(png):
         return BlankCheck(False, "has content (compressed size)")
@@ -92,12 +105,12 @@ def check_blank(png: bytes, *, tolerance: int = BLANK_TOLERANCE, max_fraction: f
     if frac <= max_fraction:
         colour = "#%02x%02x%02x" % bg
         what = "blank" if bg == (255, 255, 255) else f"a single colour ({colour})"
-        return BlankCheck(True, f"image is {what}: {frac:.2%} of pixels differ from the background",
-                          frac, bg, True)
+        return BlankCheck(True, f"image is {what}: {frac:.2%} of pixels differ from the background", frac, bg, True)
     return BlankCheck(False, f"{frac:.1%} of pixels differ from the background", frac, bg, True)
 
 
 # ------------------------------------------------------------------------------ text-heavy
+
 
 @dataclass
 class TextCheck:
@@ -106,7 +119,7 @@ class TextCheck:
     text_words: int = 0
     text_elements: int = 0
     shape_elements: int = 0
-    restated: int = 0          # requirements whose content words mostly appear in the drawn text
+    restated: int = 0  # requirements whose content words mostly appear in the drawn text
     total: int = 0
     restated_indices: list[int] = field(default_factory=list)
 
@@ -114,11 +127,13 @@ class TextCheck:
         return asdict(self)
 
 
-_STOP = frozenset("""a an the and or of to in on at by for with from as is are be must should has have
+_STOP = frozenset(
+    """a an the and or of to in on at by for with from as is are be must should has have
 include includes including add show shows depict create draw drawn make use using that this these those
 its it their there which where when while into onto over under above below near each every all any some
-one two three four five least most more visible clearly clear has have having also only very""".split())
-_GLUE = frozenset(w for w in _STOP if len(w) >= 3)   # stop words long enough to help segmentation
+one two three four five least most more visible clearly clear has have having also only very""".split()
+)
+_GLUE = frozenset(w for w in _STOP if len(w) >= 3)  # stop words long enough to help segmentation
 _SHAPES = ("path", "rect", "circle", "ellipse", "line", "polyline", "polygon", "image", "use")
 _TAG = re.compile(r"<\s*([a-zA-Z][\w:.-]*)")
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
@@ -138,18 +153,23 @@ def _stem(w: str) -> str:
 
 
 # a requirement asks for drawn text: a quoted phrase, or a cue word ("a sign that reads OPEN")
-_QUOTED = re.compile(r"""(?<![a-z0-9])'([^'\n]{1,200}?)'(?![a-z0-9])|"([^"\n]{1,200})"|\u201c([^\u201d\n]{1,200})\u201d"""
-                     r"|\u2018([^\u2019\n]{1,200}?)\u2019(?![a-z0-9])", re.IGNORECASE)
-_TEXT_CUES = frozenset("""read reads reading say says saying labeled labelled labeling labelling label labels titled
+_QUOTED = re.compile(
+    r"""(?<![a-z0-9])'([^'\n]{1,200}?)'(?![a-z0-9])|"([^"\n]{1,200})"|\u201c([^\u201d\n]{1,200})\u201d"""
+    r"|\u2018([^\u2019\n]{1,200}?)\u2019(?![a-z0-9])",
+    re.IGNORECASE,
+)
+_TEXT_CUES = frozenset(
+    """read reads reading say says saying labeled labelled labeling labelling label labels titled
 title caption captioned captions text texts word words written writing inscribed inscription lettering letters
-spelled spelling spells slogan headline""".split())
-_CUE_SPAN = 4            # content words after a cue word that count as the requested text
+spelled spelling spells slogan headline""".split()
+)
+_CUE_SPAN = 4  # content words after a cue word that count as the requested text
 
 
 @dataclass
 class RequestedText:
-    asks: bool                     # the request asks for drawn text at all
-    words: frozenset[str]          # stems of the words it asks to be written (quoted or after a cue word)
+    asks: bool  # the request asks for drawn text at all
+    words: frozenset[str]  # stems of the words it asks to be written (quoted or after a cue word)
 
 
 def requested_text(requirements: list[str], prompt: str = "") -> RequestedText:
@@ -161,7 +181,7 @@ def requested_text(requirements: list[str], prompt: str = "") -> RequestedText:
     wanted: set[str] = set()
     budget = 200_000
     for part in [str(r) for r in requirements] + [request_summary(prompt)]:
-        part = part[:max(0, budget)]
+        part = part[: max(0, budget)]
         budget -= len(part)
         for m in _QUOTED.finditer(part):
             asks = True
@@ -171,7 +191,7 @@ def requested_text(requirements: list[str], prompt: str = "") -> RequestedText:
             for i, t in enumerate(toks):
                 if t in _TEXT_CUES:
                     asks = True
-                    after = [w for w in toks[i + 1:i + 1 + 3 * _CUE_SPAN] if len(w) >= 3 and w not in _STOP]
+                    after = [w for w in toks[i + 1 : i + 1 + 3 * _CUE_SPAN] if len(w) >= 3 and w not in _STOP]
                     wanted.update(_stem(w) for w in after[:_CUE_SPAN])
     return RequestedText(asks, frozenset(wanted))
 
@@ -206,7 +226,7 @@ def check_text_heavy(svg: str | None, requirements: list[str], prompt: str = "")
         return TextCheck(False, "little or no drawn text", 0, 0, n_shapes, 0, total)
     req_vocab = _req_vocab(requirements) | _GLUE
     readings = [_words(reading, req_vocab) for reading in text_readings(svg, text)]
-    words = max(readings, key=len)                     # the word count of the longest reading
+    words = max(readings, key=len)  # the word count of the longest reading
     wanted = requested_text(requirements, prompt).words
     vocab = {_stem(w) for reading in readings for w in reading}
     unrequested = vocab - wanted
@@ -219,23 +239,32 @@ def check_text_heavy(svg: str | None, requirements: list[str], prompt: str = "")
     need = max(2, math.ceil(total / 4))
     text_only = n_shapes <= TEXT_ONLY_MAX_SHAPES and len(unrequested) >= TEXT_ONLY_MIN_WORDS
     if len(words) < MIN_TEXT_WORDS and not text_only:
-        return TextCheck(False, "little or no drawn text", len(words), n_text, n_shapes, len(restated), total,
-                         restated)
-    flagged = ((len(restated) >= need and share >= TEXT_ELEMENT_SHARE)
-               or len(restated) >= max(2, math.ceil(total / 2)) or text_only)
+        return TextCheck(False, "little or no drawn text", len(words), n_text, n_shapes, len(restated), total, restated)
+    flagged = (
+        (len(restated) >= need and share >= TEXT_ELEMENT_SHARE)
+        or len(restated) >= max(2, math.ceil(total / 2))
+        or text_only
+    )
     if flagged and text_only and len(restated) < need:
-        reason = (f"drawing is text with {plural(n_shapes, 'shape element')}: {plural(len(unrequested), 'word')} the request "
-                  f"does not ask to be written")
+        reason = (
+            f"drawing is text with {plural(n_shapes, 'shape element')}: {plural(len(unrequested), 'word')} the request "
+            f"does not ask to be written"
+        )
     elif flagged:
-        reason = (f"drawing is mostly text restating {len(restated)} of {plural(total, 'requirement')} "
-                  f"({n_text} text vs {plural(n_shapes, 'shape element')})")
+        reason = (
+            f"drawing is mostly text restating {len(restated)} of {plural(total, 'requirement')} "
+            f"({n_text} text vs {plural(n_shapes, 'shape element')})"
+        )
     else:
-        reason = (f"text restates {len(restated)} of {plural(total, 'requirement')} ({n_text} text, "
-                  f"{plural(n_shapes, 'shape')})")
+        reason = (
+            f"text restates {len(restated)} of {plural(total, 'requirement')} ({n_text} text, "
+            f"{plural(n_shapes, 'shape')})"
+        )
     return TextCheck(flagged, reason, len(words), n_text, n_shapes, len(restated), total, restated)
 
 
 # ------------------------------------------------------------------------------ prompt injection
+
 
 @dataclass
 class InjectionCheck:
@@ -249,13 +278,17 @@ class InjectionCheck:
 
 
 _REQ_WORDS = frozenset("requirement requirements criteria criterion checklist reqs".split())
-_MET_WORDS = frozenset("""fulfil fulfils fulfill fulfills fulfilled fulfilling fulfilment fulfillment met meet meets
-satisfied satisfies satisfy pass passed passes true complete completed achieved done checked""".split())
+_MET_WORDS = frozenset(
+    """fulfil fulfils fulfill fulfills fulfilled fulfilling fulfilment fulfillment met meet meets
+satisfied satisfies satisfy pass passed passes true complete completed achieved done checked""".split()
+)
 _IGNORE_WORDS = frozenset("ignore ignoring disregard forget override".split())
 _INSTRUCTION_WORDS = frozenset("instruction instructions previous prior above rules prompt system".split())
 _JUDGE_WORDS = frozenset("judge grader evaluator assessor scorer reviewer".split())
-_VERDICT_WORDS = frozenset("""mark marks score scores rate rating grade grades award verdict verdicts fulfil fulfill
-fulfilled fulfills true pass passed requirement requirements instruction instructions perfect correct""".split())
+_VERDICT_WORDS = frozenset(
+    """mark marks score scores rate rating grade grades award verdict verdicts fulfil fulfill
+fulfilled fulfills true pass passed requirement requirements instruction instructions perfect correct""".split()
+)
 # (name, first word set, second word set, window in words)
 _INJECTION_RULES = (
     ("requirements_met", _REQ_WORDS, _MET_WORDS, 8),
@@ -263,13 +296,18 @@ _INJECTION_RULES = (
     ("addresses_judge", _JUDGE_WORDS, _VERDICT_WORDS, 8),
 )
 # the judge's own answer format written into the picture ('"fulfilled": true', '"verdicts": [', …)
-_VERDICT_JSON = re.compile(r"""verdicts?["']?\s*:\s*[\[{]|fulfill?ed["']?\s*[:=]\s*["']?(?:true|yes|1)\b"""
-                           r"|number_of_fulfilled", re.IGNORECASE)
+_VERDICT_JSON = re.compile(
+    r"""verdicts?["']?\s*:\s*[\[{]|fulfill?ed["']?\s*[:=]\s*["']?(?:true|yes|1)\b"""
+    r"|number_of_fulfilled",
+    re.IGNORECASE,
+)
 _TOKEN = re.compile(r"[a-z]+")
 # full marks claimed in the picture: "score 5/5", "5 out of 5 requirements" (n = the number of requirements)
 _FRACTION = re.compile(r"(?<![0-9.])([0-9]{1,3})\s*(?:/|out\s+of|of)\s*([0-9]{1,3})(?![0-9.])")
-_MARKS_WORDS = frozenset("""score scores scored points marks grade graded rating rated perfect fulfilled fulfilled met
-passed pass correct requirement requirements complete completed verdict""".split())
+_MARKS_WORDS = frozenset(
+    """score scores scored points marks grade graded rating rated perfect fulfilled fulfilled met
+passed pass correct requirement requirements complete completed verdict""".split()
+)
 _MARKS_REQUEST = frozenset("score scores rating rated grade points marks stars".split())
 
 
@@ -285,9 +323,16 @@ def _rule_hit(words: list[str], first: frozenset, second: frozenset, window: int
     return None
 
 
-_INJECTION_VOCAB = frozenset().union(_REQ_WORDS, _MET_WORDS, _IGNORE_WORDS, _INSTRUCTION_WORDS, _JUDGE_WORDS,
-                                     _VERDICT_WORDS, _GLUE, "all every each item items are have been this your"
-                                     " please now answer".split())
+_INJECTION_VOCAB = frozenset().union(
+    _REQ_WORDS,
+    _MET_WORDS,
+    _IGNORE_WORDS,
+    _INSTRUCTION_WORDS,
+    _JUDGE_WORDS,
+    _VERDICT_WORDS,
+    _GLUE,
+    "all every each item items are have been this your please now answer".split(),
+)
 
 
 def _full_marks(text: str, n: int) -> str | None:
@@ -297,9 +342,9 @@ def _full_marks(text: str, n: int) -> str | None:
         return None
     for m in _FRACTION.finditer(text):
         if int(m.group(1)) == int(m.group(2)) == n:
-            near = _TOKEN.findall(text[max(0, m.start() - 40):m.end() + 40])
+            near = _TOKEN.findall(text[max(0, m.start() - 40) : m.end() + 40])
             if _MARKS_WORDS & set(near):
-                return " ".join(text[max(0, m.start() - 40):m.end() + 40].split())[:120]
+                return " ".join(text[max(0, m.start() - 40) : m.end() + 40].split())[:120]
     return None
 
 
@@ -322,9 +367,10 @@ def check_injection(svg: str | None, requirements: list[str], prompt: str = "") 
     for text in readings:
         m = None if json_ok else _VERDICT_JSON.search(text)
         if m:
-            snippet = " ".join(text[max(0, m.start() - 40):m.end() + 40].split())
-            return InjectionCheck(True, f"drawn text addresses the judge (verdict_json): '{snippet[:120]}'",
-                                  "verdict_json", snippet[:120])
+            snippet = " ".join(text[max(0, m.start() - 40) : m.end() + 40].split())
+            return InjectionCheck(
+                True, f"drawn text addresses the judge (verdict_json): '{snippet[:120]}'", "verdict_json", snippet[:120]
+            )
         hit = None if (own & _MARKS_REQUEST or _FRACTION.search(request)) else _full_marks(text, len(requirements))
         if hit:
             return InjectionCheck(True, f"drawn text addresses the judge (full_marks): '{hit}'", "full_marks", hit)
@@ -334,7 +380,8 @@ def check_injection(svg: str | None, requirements: list[str], prompt: str = "") 
                 continue  # the request itself uses these words (a drawing of a judge, a checklist sign…)
             at = _rule_hit(words, first, second, window)
             if at is not None:
-                snippet = " ".join(words[max(0, at - 6):at + 9])
-                return InjectionCheck(True, f"drawn text addresses the judge ({name}): '{snippet[:120]}'", name,
-                                      snippet[:120])
+                snippet = " ".join(words[max(0, at - 6) : at + 9])
+                return InjectionCheck(
+                    True, f"drawn text addresses the judge ({name}): '{snippet[:120]}'", name, snippet[:120]
+                )
     return InjectionCheck(False, "drawn text does not address the judge")

@@ -38,21 +38,35 @@ from typing import Any, Protocol
 
 from svgrft.config import SCHEMA
 from svgrft.core.failure import FailureKind
-
 from svgrft.core.plural import plural
 
 __all__ = [
-    "PROMPT_VERSION", "MODES", "COUNT_PROMPT_TEMPLATE", "CHECKLIST_SCHEMA", "COUNT_SCHEMA",
-    "Verdict", "JudgeReply", "JudgeReplyError", "JudgeOutcome", "Judge",
-    "requirements_text", "count_prompt", "checklist_prompt", "build_messages", "response_format",
-    "parse_reply", "repair_messages", "png_data_url", "requirements_hash",
+    "PROMPT_VERSION",
+    "MODES",
+    "COUNT_PROMPT_TEMPLATE",
+    "CHECKLIST_SCHEMA",
+    "COUNT_SCHEMA",
+    "Verdict",
+    "JudgeReply",
+    "JudgeReplyError",
+    "JudgeOutcome",
+    "Judge",
+    "requirements_text",
+    "count_prompt",
+    "checklist_prompt",
+    "build_messages",
+    "response_format",
+    "parse_reply",
+    "repair_messages",
+    "png_data_url",
+    "requirements_hash",
 ]
 
 PROMPT_VERSION = "svgrft-judge-v1"
 MODES: tuple[str, ...] = SCHEMA["judge.mode"].choices  # ("checklist", "count"): declared once, in the schema
-MAX_EVIDENCE = 500          # characters kept per verdict's evidence
-MAX_REASONING = 4000        # characters kept of the count-mode reasoning
-MAX_REPLY_CHARS = 200_000   # longer judge replies are rejected without parsing
+MAX_EVIDENCE = 500  # characters kept per verdict's evidence
+MAX_REASONING = 4000  # characters kept of the count-mode reasoning
+MAX_REPLY_CHARS = 200_000  # longer judge replies are rejected without parsing
 
 # --- count mode: the original SVGBench / quickstart prompt, verbatim ---------------------------
 COUNT_PROMPT_TEMPLATE = """Examine the generated image. How many of the following {n} requirements were fulfilled?
@@ -119,7 +133,7 @@ CHECKLIST_SCHEMA: dict[str, Any] = {
 
 @dataclass
 class Verdict:
-    index: int          # 1-based requirement number
+    index: int  # 1-based requirement number
     requirement: str
     fulfilled: bool
     evidence: str
@@ -128,9 +142,13 @@ class Verdict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Verdict":
-        return cls(index=int(d["index"]), requirement=str(d.get("requirement", "")),
-                   fulfilled=bool(d["fulfilled"]), evidence=str(d.get("evidence", "")))
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        return cls(
+            index=int(d["index"]),
+            requirement=str(d.get("requirement", "")),
+            fulfilled=bool(d["fulfilled"]),
+            evidence=str(d.get("evidence", "")),
+        )
 
 
 @dataclass
@@ -140,22 +158,31 @@ class JudgeReply:
     mode: str
     fulfilled: int
     total: int
-    verdicts: list[Verdict] = field(default_factory=list)   # checklist mode only
-    reasoning: str = ""                                      # count mode only
+    verdicts: list[Verdict] = field(default_factory=list)  # checklist mode only
+    reasoning: str = ""  # count mode only
 
     @property
     def score(self) -> float:
         return self.fulfilled / self.total if self.total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "fulfilled": self.fulfilled, "total": self.total,
-                "verdicts": [v.to_dict() for v in self.verdicts], "reasoning": self.reasoning}
+        return {
+            "mode": self.mode,
+            "fulfilled": self.fulfilled,
+            "total": self.total,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "reasoning": self.reasoning,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "JudgeReply":
-        return cls(mode=str(d["mode"]), fulfilled=int(d["fulfilled"]), total=int(d["total"]),
-                   verdicts=[Verdict.from_dict(v) for v in d.get("verdicts") or []],
-                   reasoning=str(d.get("reasoning") or ""))
+    def from_dict(cls, d: dict[str, Any]) -> JudgeReply:
+        return cls(
+            mode=str(d["mode"]),
+            fulfilled=int(d["fulfilled"]),
+            total=int(d["total"]),
+            verdicts=[Verdict.from_dict(v) for v in d.get("verdicts") or []],
+            reasoning=str(d.get("reasoning") or ""),
+        )
 
 
 class JudgeReplyError(ValueError):
@@ -174,10 +201,10 @@ class JudgeOutcome:
     reply: JudgeReply | None = None
     reason: str = ""
     error_kind: FailureKind | None = None
-    calls: int = 0                  # HTTP requests sent (including retries and the repair request)
+    calls: int = 0  # HTTP requests sent (including retries and the repair request)
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     latency_ms: float = 0.0
-    raw: str | None = None          # the last raw reply (truncated), for debugging invalid ones
+    raw: str | None = None  # the last raw reply (truncated), for debugging invalid ones
 
     @property
     def fatal(self) -> bool:
@@ -195,6 +222,7 @@ class Judge(Protocol):
 
 
 # --- prompts ---------------------------------------------------------------------------------
+
 
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
@@ -229,8 +257,9 @@ def request_summary(prompt: str, limit: int = 600) -> str:
 def checklist_prompt(requirements: list[str], prompt: str = "") -> str:
     summary = request_summary(prompt)
     request_block = f"\nDrawing request: {summary}\n" if summary else ""
-    return CHECKLIST_PROMPT_TEMPLATE.format(n=len(requirements), request_block=request_block,
-                                            requirements_text=requirements_text(requirements))
+    return CHECKLIST_PROMPT_TEMPLATE.format(
+        n=len(requirements), request_block=request_block, requirements_text=requirements_text(requirements)
+    )
 
 
 def png_data_url(png: bytes) -> str:
@@ -241,10 +270,15 @@ def build_messages(mode: str, requirements: list[str], png: bytes, prompt: str =
     """Chat messages for one judge request: the prompt text and the image as a data URL."""
     _check_mode(mode)
     text = count_prompt(requirements) if mode == "count" else checklist_prompt(requirements, prompt)
-    return [{"role": "user", "content": [
-        {"type": "text", "text": text},
-        {"type": "image_url", "image_url": {"url": png_data_url(png)}},
-    ]}]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": text},
+                {"type": "image_url", "image_url": {"url": png_data_url(png)}},
+            ],
+        }
+    ]
 
 
 def response_format(mode: str) -> dict[str, Any]:
@@ -252,19 +286,26 @@ def response_format(mode: str) -> dict[str, Any]:
     _check_mode(mode)
     if mode == "count":
         return {"type": "json_schema", "json_schema": {"name": "SVGBenchResponse", "schema": COUNT_SCHEMA}}
-    return {"type": "json_schema",
-            "json_schema": {"name": "RequirementVerdicts", "strict": True, "schema": CHECKLIST_SCHEMA}}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "RequirementVerdicts", "strict": True, "schema": CHECKLIST_SCHEMA},
+    }
 
 
-def repair_messages(messages: list[dict[str, Any]], bad_reply: str | None, reason: str, mode: str,
-                    n: int) -> list[dict[str, Any]]:
+def repair_messages(
+    messages: list[dict[str, Any]], bad_reply: str | None, reason: str, mode: str, n: int
+) -> list[dict[str, Any]]:
     """``messages`` + the invalid reply + a request to answer again, correctly."""
-    shape = ('{"verdicts": [{"index": 1, "fulfilled": true, "evidence": "..."}, ...]} '
-             f"with exactly {n} verdicts, indices 1 to {n}" if mode == "checklist"
-             else '{"reasoning": "...", "number_of_fulfilled_requirements": <integer>} '
-                  f"with a count between 0 and {n}")
-    fix = (f"Your previous reply could not be used: {reason}. Answer again with ONLY a JSON object of the form "
-           f"{shape}. No other text.")
+    shape = (
+        '{"verdicts": [{"index": 1, "fulfilled": true, "evidence": "..."}, ...]} '
+        f"with exactly {n} verdicts, indices 1 to {n}"
+        if mode == "checklist"
+        else f'{{"reasoning": "...", "number_of_fulfilled_requirements": <integer>}} with a count between 0 and {n}'
+    )
+    fix = (
+        f"Your previous reply could not be used: {reason}. Answer again with ONLY a JSON object of the form "
+        f"{shape}. No other text."
+    )
     out = list(messages)
     out.append({"role": "assistant", "content": (bad_reply or "")[:4000]})
     out.append({"role": "user", "content": fix})
@@ -289,7 +330,7 @@ def _unfence(text: str) -> str:
     nl = text.find("\n")
     if nl < 0 or not _FENCE_INFO.fullmatch(text[3:nl].strip()):
         return text
-    return text[nl + 1:-3].strip()
+    return text[nl + 1 : -3].strip()
 
 
 def _load_object(text: str | None) -> dict[str, Any]:
@@ -340,8 +381,9 @@ def parse_reply(mode: str, text: str | None, requirements: list[str]) -> JudgeRe
         count = _as_int(data["number_of_fulfilled_requirements"], "number_of_fulfilled_requirements")
         if not 0 <= count <= n:
             raise JudgeReplyError(f"number_of_fulfilled_requirements {count} is out of range 0..{n}")
-        return JudgeReply(mode="count", fulfilled=count, total=n,
-                          reasoning=_clean(data.get("reasoning"), MAX_REASONING))
+        return JudgeReply(
+            mode="count", fulfilled=count, total=n, reasoning=_clean(data.get("reasoning"), MAX_REASONING)
+        )
 
     verdicts = data.get("verdicts")
     if not isinstance(verdicts, list):
@@ -367,8 +409,10 @@ def parse_reply(mode: str, text: str | None, requirements: list[str]) -> JudgeRe
     else:
         raise JudgeReplyError(f"verdict indices {_short(indices)} are not 1..{n} each exactly once")
     by_index = {idx + shift: (ful, ev) for idx, ful, ev in parsed}
-    out = [Verdict(index=i, requirement=requirements[i - 1], fulfilled=by_index[i][0], evidence=by_index[i][1])
-           for i in range(1, n + 1)]
+    out = [
+        Verdict(index=i, requirement=requirements[i - 1], fulfilled=by_index[i][0], evidence=by_index[i][1])
+        for i in range(1, n + 1)
+    ]
     return JudgeReply(mode="checklist", fulfilled=sum(v.fulfilled for v in out), total=n, verdicts=out)
 
 

@@ -16,8 +16,18 @@ import zlib
 from collections import Counter
 from itertools import accumulate
 
-__all__ = ["PngError", "png_size", "decode_png", "pixel", "background_color", "color_mask_count",
-           "count_color", "non_background_fraction", "is_near_uniform", "mean_abs_diff"]
+__all__ = [
+    "PngError",
+    "png_size",
+    "decode_png",
+    "pixel",
+    "background_color",
+    "color_mask_count",
+    "count_color",
+    "non_background_fraction",
+    "is_near_uniform",
+    "mean_abs_diff",
+]
 
 _SIG = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -33,10 +43,10 @@ def _chunks(data: bytes):
     pos = 8
     n = len(data)
     while pos + 8 <= n:
-        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
         if pos + 12 + length > n:
             raise PngError(f"truncated {ctype!r} chunk")
-        yield ctype, bytes(data[pos + 8:pos + 8 + length])
+        yield ctype, bytes(data[pos + 8 : pos + 8 + length])
         pos += 12 + length
         if ctype == b"IEND":
             return
@@ -58,7 +68,7 @@ def _unfilter(raw: bytes, h: int, stride: int, bpp: int) -> list[bytes]:
     pos = 0
     for _ in range(h):
         ft = raw[pos]
-        line = raw[pos + 1:pos + 1 + stride]
+        line = raw[pos + 1 : pos + 1 + stride]
         pos += 1 + stride
         if ft == 0:
             cur = line
@@ -187,8 +197,10 @@ def decode_png(data: bytes, max_pixels: int = 40_000_000) -> tuple[int, int, lis
         alphas = trns.ljust(256, b"\xff")
         if _BLEND is None and trns:
             _BLEND = _blend_table()
-        tabs = [bytes(pal[3 * i + c] if not trns else _BLEND[alphas[i]][pal[3 * i + c]] for i in range(256))
-                for c in range(3)]
+        tabs = [
+            bytes(pal[3 * i + c] if not trns else _BLEND[alphas[i]][pal[3 * i + c]] for i in range(256))
+            for c in range(3)
+        ]
         for r in rows:
             rgb = bytearray(3 * w)
             for c in range(3):
@@ -257,7 +269,7 @@ def background_color(img, samples: int = 65536) -> tuple[int, int, int]:
     i = 0
     for r in rows:
         for x in range(i % step, w, step):
-            cnt[r[3 * x:3 * x + 3]] += 1
+            cnt[r[3 * x : 3 * x + 3]] += 1
         i += w
     if not cnt:
         return (255, 255, 255)
@@ -274,8 +286,9 @@ def non_background_fraction(img, tol: int = 16, background: tuple[int, int, int]
     return 1.0 - color_mask_count(d, bg, tol) / float(w * h)
 
 
-def is_near_uniform(img, tol: int = 16, max_fraction: float = 0.005,
-                    background: tuple[int, int, int] | None = None) -> bool:
+def is_near_uniform(
+    img, tol: int = 16, max_fraction: float = 0.005, background: tuple[int, int, int] | None = None
+) -> bool:
     """True when at most ``max_fraction`` of the pixels differ from the background colour (a blank or
     single-colour picture)."""
     return non_background_fraction(img, tol=tol, background=background) <= max_fraction

@@ -28,8 +28,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PROGRAM", "SCHEMA", "SVG_CAP", "Record", "record_tags", "query_tags", "eval_key_from_commit",
-           "build_record", "parse_entry", "parse_entries", "epoch_curve"]
+__all__ = [
+    "PROGRAM",
+    "SCHEMA",
+    "SVG_CAP",
+    "Record",
+    "record_tags",
+    "query_tags",
+    "eval_key_from_commit",
+    "build_record",
+    "parse_entry",
+    "parse_entries",
+    "epoch_curve",
+]
 
 PROGRAM = "svgrft"
 SCHEMA = 1
@@ -70,24 +81,55 @@ def query_tags(key: str, row_id: str) -> list[str]:
     return [f"{EVAL_TAG}:{key}", f"{ROW_TAG}:{row_id}"]
 
 
-def build_record(*, row_id: str, rollout_id: str | None, time_s: float, policy_model: str | None,
-                 svg: str | None, score: float, is_valid: bool, gate: str | None, reason: str,
-                 verdicts: list[dict], judge_model: str, judge_mode: str, ids: dict[str, str] | None = None,
-                 fulfilled: int = 0, total: int = 0) -> dict[str, Any]:
+def build_record(
+    *,
+    row_id: str,
+    rollout_id: str | None,
+    time_s: float,
+    policy_model: str | None,
+    svg: str | None,
+    score: float,
+    is_valid: bool,
+    gate: str | None,
+    reason: str,
+    verdicts: list[dict],
+    judge_model: str,
+    judge_mode: str,
+    ids: dict[str, str] | None = None,
+    fulfilled: int = 0,
+    total: int = 0,
+) -> dict[str, Any]:
     """The record of one scored rollout (JSON-ready). The SVG is cut at :data:`SVG_CAP` characters."""
     svg_chars = len(svg) if isinstance(svg, str) else 0
     cut = svg_chars > SVG_CAP
     vs = []
     for v in (verdicts or [])[:MAX_VERDICTS]:
         if isinstance(v, dict):
-            vs.append({"index": v.get("index"), "fulfilled": bool(v.get("fulfilled")),
-                       "evidence": _clip(v.get("evidence"), 300) or ""})
+            vs.append(
+                {
+                    "index": v.get("index"),
+                    "fulfilled": bool(v.get("fulfilled")),
+                    "evidence": _clip(v.get("evidence"), 300) or "",
+                }
+            )
     rec: dict[str, Any] = {
-        "schema": SCHEMA, "row_id": _clip(row_id, 200), "rollout_id": _clip(rollout_id, 200), "time": float(time_s),
-        "policy_model": _clip(policy_model, 300), "score": float(score), "is_valid": bool(is_valid),
-        "gate": _clip(gate, 40), "reason": _clip(reason), "fulfilled": int(fulfilled), "total": int(total),
-        "verdicts": vs, "judge_model": _clip(judge_model, 200), "judge_mode": _clip(judge_mode, 40),
-        "svg": svg[:SVG_CAP] if isinstance(svg, str) else None, "svg_cut": cut, "svg_chars": svg_chars,
+        "schema": SCHEMA,
+        "row_id": _clip(row_id, 200),
+        "rollout_id": _clip(rollout_id, 200),
+        "time": float(time_s),
+        "policy_model": _clip(policy_model, 300),
+        "score": float(score),
+        "is_valid": bool(is_valid),
+        "gate": _clip(gate, 40),
+        "reason": _clip(reason),
+        "fulfilled": int(fulfilled),
+        "total": int(total),
+        "verdicts": vs,
+        "judge_model": _clip(judge_model, 200),
+        "judge_mode": _clip(judge_mode, 40),
+        "svg": svg[:SVG_CAP] if isinstance(svg, str) else None,
+        "svg_cut": cut,
+        "svg_chars": svg_chars,
     }
     for k, v in (ids or {}).items():
         if k in ("invocation_id", "experiment_id", "run_id") and v:
@@ -167,20 +209,37 @@ def parse_entry(entry: Any, *, key: str | None = None) -> tuple[Record | None, s
     raw_v = rec.get("verdicts")
     for v in (raw_v if isinstance(raw_v, list) else [])[:MAX_VERDICTS]:
         if isinstance(v, dict):
-            verdicts.append({"index": _int(v.get("index"), 0), "fulfilled": v.get("fulfilled") is True,
-                             "evidence": _str(v.get("evidence"), 300) or ""})
+            verdicts.append(
+                {
+                    "index": _int(v.get("index"), 0),
+                    "fulfilled": v.get("fulfilled") is True,
+                    "evidence": _str(v.get("evidence"), 300) or "",
+                }
+            )
     svg = rec.get("svg") if isinstance(rec.get("svg"), str) else None
     if svg is not None and len(svg) > SVG_CAP:
         svg = svg[:SVG_CAP]
     return Record(
-        row_id=row_id, rollout_id=_str(rec.get("rollout_id"), 200), time=float(ts),
-        policy_model=_str(rec.get("policy_model"), 300), score=score, is_valid=rec.get("is_valid") is True,
-        gate=_str(rec.get("gate"), 40), reason=_str(rec.get("reason")) or "", verdicts=verdicts,
-        judge_model=_str(rec.get("judge_model"), 200) or "", judge_mode=_str(rec.get("judge_mode"), 40) or "",
-        svg=svg, svg_cut=rec.get("svg_cut") is True, svg_chars=_int(rec.get("svg_chars"), len(svg or "")),
-        fulfilled=_int(rec.get("fulfilled")), total=_int(rec.get("total")),
-        invocation_id=_str(rec.get("invocation_id"), 200), experiment_id=_str(rec.get("experiment_id"), 200),
-        run_id=_str(rec.get("run_id"), 200)), None
+        row_id=row_id,
+        rollout_id=_str(rec.get("rollout_id"), 200),
+        time=float(ts),
+        policy_model=_str(rec.get("policy_model"), 300),
+        score=score,
+        is_valid=rec.get("is_valid") is True,
+        gate=_str(rec.get("gate"), 40),
+        reason=_str(rec.get("reason")) or "",
+        verdicts=verdicts,
+        judge_model=_str(rec.get("judge_model"), 200) or "",
+        judge_mode=_str(rec.get("judge_mode"), 40) or "",
+        svg=svg,
+        svg_cut=rec.get("svg_cut") is True,
+        svg_chars=_int(rec.get("svg_chars"), len(svg or "")),
+        fulfilled=_int(rec.get("fulfilled")),
+        total=_int(rec.get("total")),
+        invocation_id=_str(rec.get("invocation_id"), 200),
+        experiment_id=_str(rec.get("experiment_id"), 200),
+        run_id=_str(rec.get("run_id"), 200),
+    ), None
 
 
 def parse_entries(entries: Any, *, key: str | None = None) -> tuple[list[Record], dict[str, int]]:
@@ -210,12 +269,20 @@ def _stats(values: list[float]) -> dict[str, Any]:
     var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     std = math.sqrt(var)
     half = 1.96 * std / math.sqrt(n) if n > 1 else 0.0
-    return {"n": n, "mean": mean, "std": std, "min": min(values), "max": max(values),
-            "ci95": [max(0.0, mean - half), min(1.0, mean + half)]}
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "min": min(values),
+        "max": max(values),
+        "ci95": [max(0.0, mean - half), min(1.0, mean + half)],
+    }
 
 
-def epoch_curve(groups: list[list[Any]], steps: dict[int, list[tuple[str, list[float]]]] | None = None,
-                ) -> list[dict[str, Any]]:
+def epoch_curve(
+    groups: list[list[Any]],
+    steps: dict[int, list[tuple[str, list[float]]]] | None = None,
+) -> list[dict[str, Any]]:
     """Mean reward per epoch (with spread) from ``groups[e]`` = the epoch's records (``.score``).
 
     ``steps[e]`` optionally lists (step label, rewards) inside epoch ``e``; each becomes
@@ -225,7 +292,9 @@ def epoch_curve(groups: list[list[Any]], steps: dict[int, list[tuple[str, list[f
         d = {"epoch": e, **_stats([float(r.score) for r in recs])}
         d["valid"] = sum(1 for r in recs if getattr(r, "is_valid", True))
         if steps and steps.get(e) and len(steps[e]) > 1:
-            d["steps"] = [{"step": label, **{k: v for k, v in _stats(vals).items() if k in ("n", "mean", "std")}}
-                          for label, vals in steps[e]]
+            d["steps"] = [
+                {"step": label, **{k: v for k, v in _stats(vals).items() if k in ("n", "mean", "std")}}
+                for label, vals in steps[e]
+            ]
         out.append(d)
     return out

@@ -29,6 +29,10 @@ Bad SVG never raises: :meth:`Renderer.render` returns a :class:`RenderResult` wi
 (no Chromium, a browser that cannot start) raise :class:`svgrft.errors.RenderError`.
 
 Playwright is imported inside functions only.
+
+Over 400 lines on purpose: the browser pool, the launch flags (sandbox, no network, frozen clock and
+animations), the hosting page and the capture share one browser lifecycle and one set of security
+decisions; what the SVG may contain is decided before, in :mod:`svgrft.core.svgsafe`.
 """
 
 from __future__ import annotations
@@ -47,31 +51,49 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from svgrft.core.extract import Extraction, extract_svg
 from svgrft.config import process_env, process_environ, setting_env
+from svgrft.core.extract import Extraction, extract_svg
 from svgrft.core.svgsafe import SvgRejected, canvas_size, decoded_text, validate_svg
 from svgrft.errors import BrowserNotFoundError, RenderError
 
-__all__ = ["RenderResult", "Renderer", "SyncRenderer", "find_chromium", "chromium_version", "ERROR_KINDS",
-           "LAUNCH_ARGS", "unsandboxed_reason"]
+__all__ = [
+    "RenderResult",
+    "Renderer",
+    "SyncRenderer",
+    "find_chromium",
+    "chromium_version",
+    "ERROR_KINDS",
+    "LAUNCH_ARGS",
+    "unsandboxed_reason",
+]
 
 log = logging.getLogger("svgrft.render")
 
 ERROR_KINDS = ("no_svg", "too_large", "invalid", "timeout", "browser_error")
 
 LAUNCH_ARGS = [
-    "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-    "--disable-extensions", "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+    "--mute-audio",
     # memory: no separate GPU process (software raster anyway) → about 100 MB less RSS, same pixels
     "--in-process-gpu",
     # a fixed language, as a normal en-US browser has: <switch> children with systemLanguage="en" match
     # (the context's locale does not reach SVG's systemLanguage test), independent of the host's $LANG
-    "--lang=en-US", "--accept-lang=en-US,en",
+    "--lang=en-US",
+    "--accept-lang=en-US,en",
     # images never animate: an animated GIF/APNG/WebP shows its first frame and SMIL inside an SVG image stays at
     # t=0, whenever the screenshot happens (imageAnimationPolicy 2 = none). Chromium keeps only the last
     # --blink-settings, so Playwright's own headless settings (hover and a fine pointer) are repeated here.
@@ -84,8 +106,11 @@ _ENABLE_FEATURES = ["CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCooki
 
 
 def _launch_args(sandbox: bool) -> list[str]:
-    feats = [f for f in _ENABLE_FEATURES
-             if not (f == "CDPScreenshotNewSurface" and process_env("PLAYWRIGHT_LEGACY_SCREENSHOT"))]
+    feats = [
+        f
+        for f in _ENABLE_FEATURES
+        if not (f == "CDPScreenshotNewSurface" and process_env("PLAYWRIGHT_LEGACY_SCREENSHOT"))
+    ]
     args = LAUNCH_ARGS + ["--enable-features=" + ",".join(feats)]
     if not sandbox:
         args.append("--no-zygote")  # the zygote only exists for the sandbox: 2 processes less
@@ -106,14 +131,19 @@ _CSS_ANIM = re.compile(r"animation|transition|keyframes|<marquee", re.IGNORECASE
 _CARET = re.compile(r"autofocus|contenteditable|<\s*(?:[\w.-]+:)?(?:input|textarea)\b", re.IGNORECASE)
 # Markup that needs Playwright's screenshot (CSS animation freezing, caret hiding, waiting for web fonts);
 # everything else is captured with one raw CDP ``Page.captureScreenshot`` (same PNG bytes, ~20 % less CPU).
-_PW_SHOT = re.compile(r"animation|transition|keyframes|<marquee|autofocus|contenteditable|font-face|"
-                      r"<\s*(?:[\w.-]+:)?(?:input|textarea)\b", re.IGNORECASE)
+_PW_SHOT = re.compile(
+    r"animation|transition|keyframes|<marquee|autofocus|contenteditable|font-face|"
+    r"<\s*(?:[\w.-]+:)?(?:input|textarea)\b",
+    re.IGNORECASE,
+)
 _FREEZE_JS = """() => { for (const s of document.querySelectorAll('svg')) {
   if (s.pauseAnimations) { try { s.pauseAnimations(); s.setCurrentTime(0); } catch (e) {} } } }"""
 
 _ROOT_NAME = re.compile(r"<[^\t\n\f\r />]*")
-_CSP = ("default-src 'none'; img-src data:; font-src data:; media-src data:; style-src 'unsafe-inline'; "
-        "script-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'")
+_CSP = (
+    "default-src 'none'; img-src data:; font-src data:; media-src data:; style-src 'unsafe-inline'; "
+    "script-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 def _scan_text(html: str) -> str:
@@ -145,8 +175,11 @@ def _note_unsandboxed(why: str) -> bool:
         if _unsandboxed_noted:
             return False
         _unsandboxed_noted = True
-    log.warning("svgrft: Chromium renders without its sandbox (%s): a browser exploit in a hostile SVG would run "
-                "with this process's rights; render as an unprivileged user where the sandbox can start", why)
+    log.warning(
+        "svgrft: Chromium renders without its sandbox (%s): a browser exploit in a hostile SVG would run "
+        "with this process's rights; render as an unprivileged user where the sandbox can start",
+        why,
+    )
     return True
 
 
@@ -185,13 +218,21 @@ class RenderResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (no PNG bytes)."""
-        return {"ok": self.ok, "width": self.width, "height": self.height, "error_kind": self.error_kind,
-                "reason": self.reason, "warnings": list(self.warnings), "timings": dict(self.timings),
-                "sha256": self.sha256}
+        return {
+            "ok": self.ok,
+            "width": self.width,
+            "height": self.height,
+            "error_kind": self.error_kind,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+            "timings": dict(self.timings),
+            "sha256": self.sha256,
+        }
 
 
-def _fail(kind: str, reason: str, t0: float, warnings: list[str] | None = None,
-          timings: dict[str, float] | None = None) -> RenderResult:
+def _fail(
+    kind: str, reason: str, t0: float, warnings: list[str] | None = None, timings: dict[str, float] | None = None
+) -> RenderResult:
     tm = dict(timings or {})
     tm["total"] = (time.perf_counter() - t0) * 1000
     return RenderResult(False, None, 0, 0, kind, _one_line(reason), list(warnings or []), tm, None)
@@ -209,6 +250,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 # ---------------------------------------------------------------- finding Chromium
+
 
 def _playwright_browser_dirs() -> list[Path]:
     env = process_env("PLAYWRIGHT_BROWSERS_PATH")
@@ -259,8 +301,10 @@ def find_chromium(explicit: str | None = None) -> str:
             path = shutil.which(value) or value
             if _executable(path):
                 return str(path)
-            raise BrowserNotFoundError(f"{source} names {value!r}, which is not an executable file",
-                                       hint="fix the path, or unset it to search automatically; " + INSTALL_HINT)
+            raise BrowserNotFoundError(
+                f"{source} names {value!r}, which is not an executable file",
+                hint="fix the path, or unset it to search automatically; " + INSTALL_HINT,
+            )
     for base in _playwright_browser_dirs():
         for pattern in _PW_PATTERNS:
             hits = sorted(glob.glob(str(base / pattern)), reverse=True)
@@ -277,8 +321,7 @@ def find_chromium(explicit: str | None = None) -> str:
 def chromium_version(path: str) -> str | None:
     """``<path> --version`` (e.g. "Chromium 156.0.8078.108"), or None if it does not answer within 10 s."""
     try:
-        r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
-                           stdin=subprocess.DEVNULL)
+        r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
     out = (r.stdout or "").strip().splitlines()
@@ -286,6 +329,7 @@ def chromium_version(path: str) -> str | None:
 
 
 # ---------------------------------------------------------------- process bookkeeping (Linux /proc, no psutil)
+
 
 def _pids_with_arg(arg: str) -> list[int]:
     pids = []
@@ -321,7 +365,7 @@ def _group_pids(pgid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        rest = stat[stat.rfind(b")") + 2:].split()
+        rest = stat[stat.rfind(b")") + 2 :].split()
         if len(rest) > 2 and rest[0] != b"Z" and int(rest[2]) == pgid:
             pids.append(int(e))
     return pids
@@ -336,7 +380,7 @@ def _pid_alive(pid: int) -> bool:
         return False
     except OSError:
         return True
-    rest = stat[stat.rfind(b")") + 2:].split()
+    rest = stat[stat.rfind(b")") + 2 :].split()
     return not rest or rest[0] not in (b"Z", b"X")
 
 
@@ -358,6 +402,7 @@ def _kill_group(pgid: int | None, executable: str | None) -> None:
 
 # ---------------------------------------------------------------- the async renderer
 
+
 @dataclass(eq=False)
 class _Slot:
     context: Any
@@ -375,10 +420,21 @@ class _BrowserFailure(Exception):
 class Renderer:
     """Async pooled renderer. Use ``async with Renderer() as r: res = await r.render(svg)``."""
 
-    def __init__(self, *, pool_size: int = 2, max_side: int = 2048, min_side: int = 16, default_size: int = 512,
-                 size: int | None = None, max_bytes: int = 500_000, max_depth: int = 64,
-                 max_elements: int = 20_000, timeout_ms: int = 5000, chromium_path: str | None = None,
-                 recycle_after: int = 1000):
+    def __init__(
+        self,
+        *,
+        pool_size: int = 2,
+        max_side: int = 2048,
+        min_side: int = 16,
+        default_size: int = 512,
+        size: int | None = None,
+        max_bytes: int = 500_000,
+        max_depth: int = 64,
+        max_elements: int = 20_000,
+        timeout_ms: int = 5000,
+        chromium_path: str | None = None,
+        recycle_after: int = 1000,
+    ):
         if pool_size < 1:
             raise ValueError("pool_size must be >= 1")
         if not (1 <= min_side <= max_side):
@@ -416,7 +472,7 @@ class Renderer:
 
     # -- lifecycle
 
-    async def __aenter__(self) -> "Renderer":
+    async def __aenter__(self) -> Renderer:
         await self.start()
         return self
 
@@ -448,8 +504,10 @@ class Renderer:
             await self._shutdown()
             if isinstance(e, RenderError):
                 raise
-            raise RenderError(f"could not open a page in Chromium at {self.executable}: {_first_line(e)}",
-                              hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT) from None
+            raise RenderError(
+                f"could not open a page in Chromium at {self.executable}: {_first_line(e)}",
+                hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT,
+            ) from None
         except BaseException:
             await self._shutdown()
             raise
@@ -495,12 +553,19 @@ class Renderer:
         if not self._sandbox:
             _note_unsandboxed(self._unsandboxed or "it could not start here")
         try:
-            browser = await self._pw.chromium.launch(executable_path=self.executable, headless=True, args=args,
-                                                     chromium_sandbox=self._sandbox, timeout=30_000)
+            browser = await self._pw.chromium.launch(
+                executable_path=self.executable,
+                headless=True,
+                args=args,
+                chromium_sandbox=self._sandbox,
+                timeout=30_000,
+            )
         except PwError as e:
             if not self._sandbox:
-                raise RenderError(f"could not start Chromium at {self.executable}: {_first_line(e)}",
-                                  hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT) from None
+                raise RenderError(
+                    f"could not start Chromium at {self.executable}: {_first_line(e)}",
+                    hint="check `" + str(self.executable) + " --version`; " + INSTALL_HINT,
+                ) from None
             self._sandbox = False  # no usable sandbox here (containers): retry without it
             self._unsandboxed = "it could not start here, e.g. in a container without user namespaces"
             _note_unsandboxed(self._unsandboxed)
@@ -511,11 +576,13 @@ class Renderer:
         from playwright.async_api import Error as PwError
 
         try:
-            browser = await self._pw.chromium.launch(executable_path=self.executable, headless=True, args=args,
-                                                     chromium_sandbox=False, timeout=30_000)
+            browser = await self._pw.chromium.launch(
+                executable_path=self.executable, headless=True, args=args, chromium_sandbox=False, timeout=30_000
+            )
         except PwError as e:
-            raise RenderError(f"could not start Chromium at {self.executable}: {_first_line(e)}",
-                              hint=INSTALL_HINT) from None
+            raise RenderError(
+                f"could not start Chromium at {self.executable}: {_first_line(e)}", hint=INSTALL_HINT
+            ) from None
         self._register(gen, browser, args[-1])
 
     def _register(self, gen: int, browser: Any, marker: str) -> None:
@@ -604,10 +671,21 @@ class Renderer:
             await self._relaunch()
         gen = self._gen
         browser = self._browser
-        ctx = await asyncio.wait_for(browser.new_context(
-            java_script_enabled=False, offline=True, viewport={"width": self.default_size, "height": self.default_size},
-            device_scale_factor=1, service_workers="block", accept_downloads=False, color_scheme="light",
-            reduced_motion="reduce", locale="en-US", timezone_id="UTC"), 30)
+        ctx = await asyncio.wait_for(
+            browser.new_context(
+                java_script_enabled=False,
+                offline=True,
+                viewport={"width": self.default_size, "height": self.default_size},
+                device_scale_factor=1,
+                service_workers="block",
+                accept_downloads=False,
+                color_scheme="light",
+                reduced_motion="reduce",
+                locale="en-US",
+                timezone_id="UTC",
+            ),
+            30,
+        )
         self._slots_of[gen] = self._slots_of.get(gen, 0) + 1
         try:
             await ctx.route("**/*", _abort_route)
@@ -670,8 +748,13 @@ class Renderer:
                 safe = self._validate(svg)
         except SvgRejected as e:
             return _fail(e.kind, e.reason, t0, timings={"validate": (time.perf_counter() - t0) * 1000})
-        w, h, intrinsic, size_warn = canvas_size(safe.root_attrs, default_size=self.default_size, size=self.size,
-                                                 min_side=self.min_side, max_side=self.max_side)
+        w, h, intrinsic, size_warn = canvas_size(
+            safe.root_attrs,
+            default_size=self.default_size,
+            size=self.size,
+            min_side=self.min_side,
+            max_side=self.max_side,
+        )
         warnings = safe.warnings + size_warn
         markup = safe.svg
         if intrinsic and "viewbox" not in safe.root_attrs and (w, h) != (round(intrinsic[0]), round(intrinsic[1])):
@@ -741,15 +824,29 @@ class Renderer:
         if _SMIL.search(text):
             await page.evaluate(_FREEZE_JS)
         if _PW_SHOT.search(text):
-            return await page.screenshot(clip={"x": 0, "y": 0, "width": w, "height": h}, type="png", timeout=t,
-                                         animations="disabled" if _CSS_ANIM.search(text) else "allow",
-                                         caret="hide" if _CARET.search(text) else "initial")
+            return await page.screenshot(
+                clip={"x": 0, "y": 0, "width": w, "height": h},
+                type="png",
+                timeout=t,
+                animations="disabled" if _CSS_ANIM.search(text) else "allow",
+                caret="hide" if _CARET.search(text) else "initial",
+            )
         # one round trip instead of Playwright's several; the PNG bytes are the same (tests/test_render_speed.py)
         if slot.cdp is None:
             slot.cdp = await asyncio.wait_for(page.context.new_cdp_session(page), t / 1000)
-        shot = await asyncio.wait_for(slot.cdp.send("Page.captureScreenshot", {
-            "format": "png", "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1},
-            "optimizeForSpeed": True, "captureBeyondViewport": False, "fromSurface": True}), t / 1000)
+        shot = await asyncio.wait_for(
+            slot.cdp.send(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1},
+                    "optimizeForSpeed": True,
+                    "captureBeyondViewport": False,
+                    "fromSurface": True,
+                },
+            ),
+            t / 1000,
+        )
         data = shot.get("data") if isinstance(shot, dict) else None
         if not isinstance(data, str) or not data:
             raise RuntimeError("Page.captureScreenshot returned no image")
@@ -772,6 +869,7 @@ class Renderer:
         except _BrowserFailure as e:
             raise RenderError(f"browser error: {e}", hint="retry; if it persists run `svgrft doctor`") from None
         try:
+
             async def shoot() -> bytes:
                 page = slot.page
                 await page.set_viewport_size({"width": width, "height": vh})
@@ -779,24 +877,38 @@ class Renderer:
                 await page.set_content(html, timeout=t, wait_until="load")
                 await page.evaluate(_FREEZE_JS)
                 if height:
-                    return await page.screenshot(clip={"x": 0, "y": 0, "width": width, "height": vh},
-                                                 animations="disabled", caret="hide", type="png", timeout=t)
+                    return await page.screenshot(
+                        clip={"x": 0, "y": 0, "width": width, "height": vh},
+                        animations="disabled",
+                        caret="hide",
+                        type="png",
+                        timeout=t,
+                    )
                 full = await page.evaluate(
                     "() => Math.max(document.documentElement.scrollHeight, document.body ? "
-                    "document.body.scrollHeight : 0)")
+                    "document.body.scrollHeight : 0)"
+                )
                 fh = min(16384, max(self.min_side, int(full or vh)))
-                return await page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": width, "height": fh},
-                                             animations="disabled", caret="hide", type="png", timeout=t)
+                return await page.screenshot(
+                    full_page=True,
+                    clip={"x": 0, "y": 0, "width": width, "height": fh},
+                    animations="disabled",
+                    caret="hide",
+                    type="png",
+                    timeout=t,
+                )
 
             return await asyncio.wait_for(shoot(), timeout=3 * t / 1000 + 1)
         except (asyncio.TimeoutError, PwTimeout):
             slot.dead = True
-            raise RenderError(f"HTML screenshot timed out after {t} ms",
-                              hint="make the page smaller (fewer or smaller images)") from None
+            raise RenderError(
+                f"HTML screenshot timed out after {t} ms", hint="make the page smaller (fewer or smaller images)"
+            ) from None
         except PwError as e:
             slot.dead = True
-            raise RenderError(f"HTML screenshot failed: {_first_line(e)}",
-                              hint="retry; if it persists run `svgrft doctor`") from None
+            raise RenderError(
+                f"HTML screenshot failed: {_first_line(e)}", hint="retry; if it persists run `svgrft doctor`"
+            ) from None
         except BaseException:
             slot.dead = True
             raise
@@ -817,6 +929,7 @@ async def _abort_route(route: Any) -> None:
 
 # ---------------------------------------------------------------- sync facade
 
+
 class SyncRenderer:
     """The :class:`Renderer` API for synchronous code. A private event loop runs in a background thread,
     so this also works when called from code that is itself inside a running event loop (the call
@@ -834,7 +947,7 @@ class SyncRenderer:
     def renderer(self) -> Renderer:
         return self._renderer
 
-    def start(self) -> "SyncRenderer":
+    def start(self) -> SyncRenderer:
         with self._lock:
             if self._closed:
                 raise RenderError("renderer is closed", hint="create a new SyncRenderer")
@@ -912,7 +1025,7 @@ class SyncRenderer:
         if not loop.is_running():
             loop.close()
 
-    def __enter__(self) -> "SyncRenderer":
+    def __enter__(self) -> SyncRenderer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

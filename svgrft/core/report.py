@@ -13,15 +13,26 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from svgrft.core.judge import request_summary
 from svgrft.core.plural import plural, plural_word
 
-__all__ = ["escape", "png_data_uri", "verdict_list_html", "score_badge", "sample_card_html", "page",
-           "run_report_html", "sort_controls_html", "BASE_CSS", "SORT_JS"]
+__all__ = [
+    "escape",
+    "png_data_uri",
+    "verdict_list_html",
+    "score_badge",
+    "sample_card_html",
+    "page",
+    "run_report_html",
+    "sort_controls_html",
+    "BASE_CSS",
+    "SORT_JS",
+]
 
-MAX_SOURCE_CHARS = 60_000   # SVG/reply source shown per sample (the rest is cut with a note)
+MAX_SOURCE_CHARS = 60_000  # SVG/reply source shown per sample (the rest is cut with a note)
 
 
 def escape(value: Any) -> str:
@@ -50,7 +61,9 @@ def verdict_list_html(verdicts: Iterable[Any]) -> str:
             f'<li class="{"ok" if ok else "no"}" value="{int(_get(v, "index", 0) or 0)}">'
             f'<span class="mark" aria-label="{"fulfilled" if ok else "not fulfilled"}">{mark}</span> '
             f'<span class="req">{escape(_get(v, "requirement"))}</span>'
-            + (f'<div class="evidence">{escape(ev)}</div>' if ev else "") + "</li>")
+            + (f'<div class="evidence">{escape(ev)}</div>' if ev else "")
+            + "</li>"
+        )
     if not items:
         return '<p class="muted">No per-requirement verdicts.</p>'
     return '<ol class="verdicts">' + "".join(items) + "</ol>"
@@ -70,8 +83,10 @@ def _source(text: str | None, label: str) -> str:
         return ""
     shown = text if len(text) <= MAX_SOURCE_CHARS else text[:MAX_SOURCE_CHARS]
     more = f"\n… ({plural(len(text) - MAX_SOURCE_CHARS, 'more character')})" if len(text) > MAX_SOURCE_CHARS else ""
-    return (f'<details><summary>{escape(label)} ({plural(len(text), "character")})</summary>'
-            f'<pre>{escape(shown)}{escape(more)}</pre></details>')
+    return (
+        f"<details><summary>{escape(label)} ({plural(len(text), 'character')})</summary>"
+        f"<pre>{escape(shown)}{escape(more)}</pre></details>"
+    )
 
 
 def sample_card_html(s: Any, *, title: str | None = None, show_prompt: bool = True) -> str:
@@ -85,8 +100,11 @@ def sample_card_html(s: Any, *, title: str | None = None, show_prompt: bool = Tr
     flags = list(_get(s, "flags", []) or [])
     status = _get(s, "status", "done")
     sort_score = -1.0 if score is None or not valid else float(score)
-    img = (f'<img src="{png_data_uri(png)}" alt="render of {escape(row_id)} #{idx}" loading="eager">'
-           if png else f'<div class="noimg">{escape(gate or "no image")}</div>')
+    img = (
+        f'<img src="{png_data_uri(png)}" alt="render of {escape(row_id)} #{idx}" loading="eager">'
+        if png
+        else f'<div class="noimg">{escape(gate or "no image")}</div>'
+    )
     tags = []
     if gate:
         tags.append(f'<span class="tag gate">gate: {escape(gate)}</span>')
@@ -98,8 +116,11 @@ def sample_card_html(s: Any, *, title: str | None = None, show_prompt: bool = Tr
         tags.append('<span class="tag">cached verdict</span>')
     fulfilled, total = _get(s, "fulfilled"), _get(s, "total")
     reason = str(_get(s, "reason", "") or "")
-    counts = (f"{fulfilled}/{plural(total, 'requirement')}" if fulfilled is not None and total
-              and not reason.startswith(f"{fulfilled}/{total}") else "")
+    counts = (
+        f"{fulfilled}/{plural(total, 'requirement')}"
+        if fulfilled is not None and total and not reason.startswith(f"{fulfilled}/{total}")
+        else ""
+    )
     verdicts = _get(s, "verdicts", []) or []
     reqs = list(_get(s, "requirements", []) or [])
     if verdicts:
@@ -115,17 +136,21 @@ def sample_card_html(s: Any, *, title: str | None = None, show_prompt: bool = Tr
     return (
         f'<article class="sample" data-score="{sort_score:.6f}" data-row="{escape(row_id)}" data-idx="{int(idx)}">'
         f'<div class="pic">{img}</div><div class="info">'
-        f'<h3>{escape(head)} {score_badge(score, valid)}</h3>'
+        f"<h3>{escape(head)} {score_badge(score, valid)}</h3>"
         f'<p class="meta">{escape(counts)} {"".join(tags)}</p>'
         f'<p class="reason">{escape(reason)}</p>'
-        + (f'<p class="prompt"><b>Prompt:</b> {escape(request_summary(prompt) or prompt[:300])}</p>'
-           f'<details><summary>Full prompt</summary><p class="prompt">{escape(prompt)}</p></details>'
-           if show_prompt and prompt else "")
+        + (
+            f'<p class="prompt"><b>Prompt:</b> {escape(request_summary(prompt) or prompt[:300])}</p>'
+            f'<details><summary>Full prompt</summary><p class="prompt">{escape(prompt)}</p></details>'
+            if show_prompt and prompt
+            else ""
+        )
         + req_html
         + (f'<p class="reasoning"><b>Judge:</b> {escape(reasoning)}</p>' if reasoning else "")
         + _source(_get(s, "svg"), "SVG source")
         + (_source(_get(s, "reply"), "Model reply") if _get(s, "reply") and not _get(s, "svg") else "")
-        + "</div></article>")
+        + "</div></article>"
+    )
 
 
 BASE_CSS = """
@@ -175,12 +200,14 @@ SORT_JS = """
 
 def page(title: str, body: str, *, extra_css: str = "", script: str = SORT_JS) -> str:
     """A complete, self-contained HTML document."""
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-            f"<title>{escape(title)}</title><style>{BASE_CSS}{extra_css}</style></head><body>"
-            f"{body}<script>{script}</script></body></html>")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+        f"<title>{escape(title)}</title><style>{BASE_CSS}{extra_css}</style></head><body>"
+        f"{body}<script>{script}</script></body></html>"
+    )
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -188,10 +215,12 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 
 def sort_controls_html() -> str:
-    return ('<div class="controls"><span class="muted">Sort:</span>'
-            '<button type="button" data-key="score" data-dir="-1">score ↓</button>'
-            '<button type="button" data-key="score" data-dir="1">score ↑</button>'
-            '<button type="button" data-key="row" data-dir="1" class="active">row</button></div>')
+    return (
+        '<div class="controls"><span class="muted">Sort:</span>'
+        '<button type="button" data-key="score" data-dir="-1">score ↓</button>'
+        '<button type="button" data-key="score" data-dir="1">score ↑</button>'
+        '<button type="button" data-key="row" data-dir="1" class="active">row</button></div>'
+    )
 
 
 def _gate_stops(summary: Mapping[str, Any]) -> str:
@@ -214,26 +243,43 @@ def run_report_html(summary: Mapping[str, Any], samples: list[Any]) -> str:
     created = summary.get("created_at")
     when = _dt.datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M") if created else ""
     facts = [
-        ("Model", summary.get("model")), ("Dataset", summary.get("dataset")),
+        ("Model", summary.get("model")),
+        ("Dataset", summary.get("dataset")),
         ("Judge", f"{summary.get('judge_model')} ({summary.get('judge_mode')})"),
-        ("Mean score", f"{_fmt(sc.get('mean'))}  95% CI [{_fmt(sc.get('ci95_low'))}, {_fmt(sc.get('ci95_high'))}]"
-                       f"  over {sc.get('n', 0)} valid {plural_word(sc.get('n', 0), 'sample')}"),
-        ("Samples", f"{counts.get('done', 0)} done, {counts.get('valid', 0)} valid, {counts.get('invalid', 0)} "
-                    f"invalid, {plural(counts.get('error', 0), 'error')}"),
+        (
+            "Mean score",
+            f"{_fmt(sc.get('mean'))}  95% CI [{_fmt(sc.get('ci95_low'))}, {_fmt(sc.get('ci95_high'))}]"
+            f"  over {sc.get('n', 0)} valid {plural_word(sc.get('n', 0), 'sample')}",
+        ),
+        (
+            "Samples",
+            f"{counts.get('done', 0)} done, {counts.get('valid', 0)} valid, {counts.get('invalid', 0)} "
+            f"invalid, {plural(counts.get('error', 0), 'error')}",
+        ),
         ("Stopped by gate", _gate_stops(summary)),
         ("Flags", ", ".join(f"{k}: {v}" for k, v in (summary.get("flags") or {}).items()) or "none"),
         ("Status", f"{summary.get('status')} · {when}"),
     ]
-    facts_html = "<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts) + "</table>"
+    facts_html = (
+        "<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts) + "</table>"
+    )
     worst = summary.get("worst_requirements") or []
     worst_html = ""
     if worst:
-        worst_html = ("<h2>Least fulfilled requirements</h2><table><tr><th>row</th><th>#</th><th>requirement</th>"
-                      "<th>hit rate</th></tr>" + "".join(
-                          f"<tr><td>{escape(w['row_id'])}</td><td>{int(w['index'])}</td><td>{escape(w['requirement'])}"
-                          f"</td><td>{w['hits']}/{w['n']}</td></tr>" for w in worst) + "</table>")
+        worst_html = (
+            "<h2>Least fulfilled requirements</h2><table><tr><th>row</th><th>#</th><th>requirement</th>"
+            "<th>hit rate</th></tr>"
+            + "".join(
+                f"<tr><td>{escape(w['row_id'])}</td><td>{int(w['index'])}</td><td>{escape(w['requirement'])}"
+                f"</td><td>{w['hits']}/{w['n']}</td></tr>"
+                for w in worst
+            )
+            + "</table>"
+        )
     cards = "".join(sample_card_html(s) for s in samples)
-    body = (f"<h1>svgrft eval · {escape(summary.get('run_id'))}</h1>"
-            f'<p class="muted">{plural(len(samples), "sample")}</p>{facts_html}{worst_html}'
-            f"<h2>Samples</h2>{sort_controls_html()}<div id=\"samples\">{cards}</div>")
+    body = (
+        f"<h1>svgrft eval · {escape(summary.get('run_id'))}</h1>"
+        f'<p class="muted">{plural(len(samples), "sample")}</p>{facts_html}{worst_html}'
+        f'<h2>Samples</h2>{sort_controls_html()}<div id="samples">{cards}</div>'
+    )
     return page(f"svgrft eval {summary.get('run_id')}", body)

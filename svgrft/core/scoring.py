@@ -45,7 +45,7 @@ class ScoreResult:
     score: float
     is_valid: bool
     reason: str
-    gate: str | None                  # "no_svg" | "render_failed" | "blank" | "injection" | "text_heavy" | None
+    gate: str | None  # "no_svg" | "render_failed" | "blank" | "injection" | "text_heavy" | None
     fulfilled: int = 0
     total: int = 0
     verdicts: list[Verdict] = field(default_factory=list)
@@ -56,12 +56,12 @@ class ScoreResult:
     png: bytes | None = None
     render_error: str | None = None
     flags: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)   # ms: extract, render, gates, judge, total
-    usage: dict = field(default_factory=dict)                  # judge tokens: prompt_tokens, completion_tokens
+    timings: dict[str, float] = field(default_factory=dict)  # ms: extract, render, gates, judge, total
+    usage: dict = field(default_factory=dict)  # judge tokens: prompt_tokens, completion_tokens
     # extras (beyond the shared contract)
-    judge_calls: int = 0              # HTTP requests sent to the judge for this sample (0 when cached/gated)
-    infra_error: str | None = None    # "judge:<kind>" | "render:browser_error" | … when a rerun may fix it
-    reasoning: str = ""               # count mode: the judge's reasoning
+    judge_calls: int = 0  # HTTP requests sent to the judge for this sample (0 when cached/gated)
+    infra_error: str | None = None  # "judge:<kind>" | "render:browser_error" | … when a rerun may fix it
+    reasoning: str = ""  # count mode: the judge's reasoning
     png_sha256: str | None = None
     extraction_method: str | None = None
     render_warnings: list[str] = field(default_factory=list)
@@ -74,12 +74,26 @@ class ScoreResult:
 
     def to_dict(self, include_png: bool = False) -> dict:
         d = {
-            "score": self.score, "is_valid": self.is_valid, "reason": self.reason, "gate": self.gate,
-            "fulfilled": self.fulfilled, "total": self.total, "verdicts": [v.to_dict() for v in self.verdicts],
-            "judge_model": self.judge_model, "judge_mode": self.judge_mode, "cached": self.cached, "svg": self.svg,
-            "render_error": self.render_error, "flags": list(self.flags), "timings": dict(self.timings),
-            "usage": dict(self.usage), "judge_calls": self.judge_calls, "infra_error": self.infra_error,
-            "reasoning": self.reasoning, "png_sha256": self.png_sha256, "extraction_method": self.extraction_method,
+            "score": self.score,
+            "is_valid": self.is_valid,
+            "reason": self.reason,
+            "gate": self.gate,
+            "fulfilled": self.fulfilled,
+            "total": self.total,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "judge_model": self.judge_model,
+            "judge_mode": self.judge_mode,
+            "cached": self.cached,
+            "svg": self.svg,
+            "render_error": self.render_error,
+            "flags": list(self.flags),
+            "timings": dict(self.timings),
+            "usage": dict(self.usage),
+            "judge_calls": self.judge_calls,
+            "infra_error": self.infra_error,
+            "reasoning": self.reasoning,
+            "png_sha256": self.png_sha256,
+            "extraction_method": self.extraction_method,
             "render_warnings": list(self.render_warnings),
         }
         if include_png:
@@ -99,8 +113,9 @@ class Scorer:
     ``async judge(png, requirements, prompt) -> JudgeOutcome``).
     ``cache``: a :class:`svgrft.core.store.JudgeCache` or None."""
 
-    def __init__(self, *, renderer: Any, judge: Judge, cache: Any = None, text_penalty: float = 1.0,
-                 blank_gate: bool = True):
+    def __init__(
+        self, *, renderer: Any, judge: Judge, cache: Any = None, text_penalty: float = 1.0, blank_gate: bool = True
+    ):
         if not 0.0 <= float(text_penalty) <= 1.0:
             raise ValueError("text_penalty must be between 0 and 1")
         self.renderer = renderer
@@ -108,7 +123,7 @@ class Scorer:
         self.cache = cache
         self.text_penalty = float(text_penalty)
         self.blank_gate = blank_gate
-        self._owned: list[Any] = []          # closed by aclose()
+        self._owned: list[Any] = []  # closed by aclose()
         self.stats = {"scored": 0, "judge_calls": 0, "judge_requests": 0, "cache_hits": 0, "invalid": 0}
         self.gate_counts: dict[str, int] = {}
         self._inflight: dict[str, asyncio.Future] = {}
@@ -133,7 +148,7 @@ class Scorer:
                 pass
         self._owned.clear()
 
-    async def __aenter__(self) -> "Scorer":
+    async def __aenter__(self) -> Scorer:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -147,8 +162,14 @@ class Scorer:
         ex = extract_svg(text)
         base.timings["extract"] = _ms(t0)
         if ex.svg is None:
-            return self._finish(base, t0, score=0.0, valid=True, gate="no_svg",
-                                reason=f"no SVG: {ex.reason or 'no <svg> element in reply'}")
+            return self._finish(
+                base,
+                t0,
+                score=0.0,
+                valid=True,
+                gate="no_svg",
+                reason=f"no SVG: {ex.reason or 'no <svg> element in reply'}",
+            )
         base.extraction_method = ex.method
         return await self._score(ex.svg, requirements, prompt, base, t0)
 
@@ -162,11 +183,19 @@ class Scorer:
     # -- steps --------------------------------------------------------------------------------
     def _base(self, requirements: Any) -> ScoreResult:
         total = len(requirements) if isinstance(requirements, (list, tuple)) else 0
-        return ScoreResult(score=0.0, is_valid=False, reason="", gate=None, total=total,
-                           judge_model=self.judge_model, judge_mode=self.judge_mode)
+        return ScoreResult(
+            score=0.0,
+            is_valid=False,
+            reason="",
+            gate=None,
+            total=total,
+            judge_model=self.judge_model,
+            judge_mode=self.judge_mode,
+        )
 
-    def _finish(self, r: ScoreResult, t0: float, *, score: float, valid: bool, reason: str,
-                gate: str | None = None) -> ScoreResult:
+    def _finish(
+        self, r: ScoreResult, t0: float, *, score: float, valid: bool, reason: str, gate: str | None = None
+    ) -> ScoreResult:
         r.score = float(min(1.0, max(0.0, score)))
         r.is_valid = valid
         r.reason = reason
@@ -204,8 +233,9 @@ class Scorer:
             r.timings["render"] = _ms(t1)
             r.render_error = "browser_error"
             r.infra_error = "render:browser_error"
-            return self._finish(r, t0, score=0.0, valid=False, gate="render_failed",
-                                reason=f"renderer unavailable: {e.message}")
+            return self._finish(
+                r, t0, score=0.0, valid=False, gate="render_failed", reason=f"renderer unavailable: {e.message}"
+            )
         r.timings["render"] = _ms(t1)
         r.render_warnings = list(getattr(rendered, "warnings", []) or [])
         if not rendered.ok or not rendered.png:
@@ -213,11 +243,13 @@ class Scorer:
             r.render_error = kind
             why = rendered.reason or kind
             if kind in MODEL_RENDER_ERRORS:
-                return self._finish(r, t0, score=0.0, valid=True, gate="render_failed",
-                                    reason=f"render failed ({kind}): {why}")
+                return self._finish(
+                    r, t0, score=0.0, valid=True, gate="render_failed", reason=f"render failed ({kind}): {why}"
+                )
             r.infra_error = f"render:{kind}"
-            return self._finish(r, t0, score=0.0, valid=False, gate="render_failed",
-                                reason=f"render failed ({kind}): {why}")
+            return self._finish(
+                r, t0, score=0.0, valid=False, gate="render_failed", reason=f"render failed ({kind}): {why}"
+            )
         png = rendered.png
         r.png = png
         r.png_sha256 = rendered.sha256 or hashlib.sha256(png).hexdigest()
@@ -259,17 +291,23 @@ class Scorer:
         gate = None
         if text.flagged:
             if self.text_penalty > 0:
-                score *= (1.0 - self.text_penalty)
+                score *= 1.0 - self.text_penalty
                 gate = "text_heavy"
                 reason += f"; text-heavy penalty ×{1.0 - self.text_penalty:g}: {text.reason}"
             else:
                 reason += f"; flagged: {text.reason}"
         return self._finish(r, t0, score=score, valid=True, gate=gate, reason=reason)
 
-    async def _judged(self, png: bytes, sha: str, reqs: list[str], prompt: str,
-                      r: ScoreResult) -> tuple[JudgeReply | None, str]:
-        key = dict(png_sha256=sha, requirements_hash=requirements_hash(reqs), judge_model=self.judge_model,
-                   mode=self.judge_mode, prompt_version=PROMPT_VERSION)
+    async def _judged(
+        self, png: bytes, sha: str, reqs: list[str], prompt: str, r: ScoreResult
+    ) -> tuple[JudgeReply | None, str]:
+        key = dict(
+            png_sha256=sha,
+            requirements_hash=requirements_hash(reqs),
+            judge_model=self.judge_model,
+            mode=self.judge_mode,
+            prompt_version=PROMPT_VERSION,
+        )
         if self.cache is not None:
             try:
                 hit = self.cache.get(**key)
@@ -311,8 +349,10 @@ class Scorer:
         self.stats["judge_calls"] += 1
         self.stats["judge_requests"] += r.judge_calls
         usage = getattr(outcome, "usage", None) or {}
-        r.usage = {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
-                   "completion_tokens": int(usage.get("completion_tokens", 0))}
+        r.usage = {
+            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+            "completion_tokens": int(usage.get("completion_tokens", 0)),
+        }
         if not outcome.ok or outcome.reply is None:
             kind = FailureKind.parse(outcome.error_kind) or FailureKind.ERROR
             if kind is not FailureKind.INVALID_REPLY:
@@ -327,17 +367,23 @@ class Scorer:
         return outcome.reply, ""
 
 
-def renderer_from_settings(settings: "Settings") -> Any:
+def renderer_from_settings(settings: Settings) -> Any:
     """An (unstarted) async Renderer configured from the ``[render]`` settings."""
     from svgrft.core.render import Renderer
 
     render = settings.render
-    return Renderer(pool_size=render.pool_size, max_side=render.max_side, default_size=render.size,
-                    timeout_ms=render.timeout_ms, chromium_path=render.chromium or None)
+    return Renderer(
+        pool_size=render.pool_size,
+        max_side=render.max_side,
+        default_size=render.size,
+        timeout_ms=render.timeout_ms,
+        chromium_path=render.chromium or None,
+    )
 
 
-async def scorer_for(settings: "Settings", judge: Judge, *, renderer: Any = None, use_cache: bool = True,
-                     store: Any = None) -> Scorer:
+async def scorer_for(
+    settings: Settings, judge: Judge, *, renderer: Any = None, use_cache: bool = True, store: Any = None
+) -> Scorer:
     """A ready Scorer around ``judge``: the text penalty and the cache switch from ``settings.judge``, the
     judge cache in the local store (``SVGRFT_HOME``, or ``store``), and a started renderer (created here
     unless given; then ``aclose()`` closes it). ``aclose()`` also closes the judge when it can."""

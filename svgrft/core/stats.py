@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 __all__ = ["MeanCI", "mean_ci", "bootstrap_ci", "t_quantile", "t_cdf"]
 
@@ -117,8 +117,9 @@ def _clean(values: Iterable[float]) -> list[float]:
     return out
 
 
-def mean_ci(values: Iterable[float], confidence: float = 0.95, clamp: tuple[float, float] | None = (0.0, 1.0)
-            ) -> MeanCI:
+def mean_ci(
+    values: Iterable[float], confidence: float = 0.95, clamp: tuple[float, float] | None = (0.0, 1.0)
+) -> MeanCI:
     """Mean with a Student-t confidence interval. One value → no interval; none → mean None.
 
     ``clamp`` bounds the interval (scores live in [0, 1]); pass None for unbounded data."""

@@ -26,9 +26,10 @@ import secrets as _rand
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from svgrft.config import home_dir
 from svgrft.errors import StoreError
@@ -144,7 +145,7 @@ class RunRecord:
 class SampleRecord:
     row_id: str
     sample_index: int
-    status: str = "done"           # "done" (scored, possibly invalid) | "error" (redo on --resume)
+    status: str = "done"  # "done" (scored, possibly invalid) | "error" (redo on --resume)
     prompt: str = ""
     requirements: list[str] = field(default_factory=list)
     reply: str | None = None
@@ -163,7 +164,7 @@ class SampleRecord:
     judge_calls: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)   # judge reasoning, finish reason, warnings, …
+    extra: dict[str, Any] = field(default_factory=dict)  # judge reasoning, finish reason, warnings, …
     created_at: float = 0.0
     run_id: str = ""
 
@@ -176,9 +177,32 @@ class SampleRecord:
         return d
 
 
-_SAMPLE_COLS = ("run_id", "row_id", "sample_index", "status", "prompt", "requirements", "reply", "svg", "png",
-                "png_sha256", "score", "is_valid", "reason", "gate", "flags", "fulfilled", "total", "verdicts",
-                "judge_cached", "judge_calls", "timings", "usage", "extra", "created_at")
+_SAMPLE_COLS = (
+    "run_id",
+    "row_id",
+    "sample_index",
+    "status",
+    "prompt",
+    "requirements",
+    "reply",
+    "svg",
+    "png",
+    "png_sha256",
+    "score",
+    "is_valid",
+    "reason",
+    "gate",
+    "flags",
+    "fulfilled",
+    "total",
+    "verdicts",
+    "judge_cached",
+    "judge_calls",
+    "timings",
+    "usage",
+    "extra",
+    "created_at",
+)
 
 
 class Store:
@@ -205,24 +229,27 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False,
-                                   isolation_level=None)  # autocommit; explicit BEGIN per transaction
+            conn = sqlite3.connect(
+                str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
+            )  # autocommit; explicit BEGIN per transaction
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                         (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             return conn
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open the local store {self.path}: {e}",
-                             hint="check SVGRFT_HOME and disk space; move a corrupt file aside to start afresh"
-                             ) from None
+            raise StoreError(
+                f"cannot open the local store {self.path}: {e}",
+                hint="check SVGRFT_HOME and disk space; move a corrupt file aside to start afresh",
+            ) from None
         except OSError as e:
-            raise StoreError(f"cannot create the local store directory {self.path.parent}: {e.strerror or e}",
-                             hint="set SVGRFT_HOME to a writable directory") from None
+            raise StoreError(
+                f"cannot create the local store directory {self.path.parent}: {e.strerror or e}",
+                hint="set SVGRFT_HOME to a writable directory",
+            ) from None
 
     # -- plumbing ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -235,7 +262,7 @@ class Store:
                 pass
             self._conn = None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -254,8 +281,10 @@ class Store:
                 conn.execute("COMMIT")
                 return cur
             except sqlite3.Error as e:
-                raise StoreError(f"writing to the local store {self.path} failed: {e}",
-                                 hint="check disk space and that no other tool locked the file") from None
+                raise StoreError(
+                    f"writing to the local store {self.path} failed: {e}",
+                    hint="check disk space and that no other tool locked the file",
+                ) from None
 
     def _read(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
         """Rows of a query; none while the store does not exist."""
@@ -266,19 +295,31 @@ class Store:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.Error as e:
-                raise StoreError(f"reading the local store {self.path} failed: {e}",
-                                 hint="check SVGRFT_HOME; move a corrupt file aside to start afresh") from None
+                raise StoreError(
+                    f"reading the local store {self.path} failed: {e}",
+                    hint="check SVGRFT_HOME; move a corrupt file aside to start afresh",
+                ) from None
 
     # -- runs ----------------------------------------------------------------------------------
-    def create_run(self, *, model: str, base_url: str = "", dataset: str = "", judge_model: str = "",
-                   judge_mode: str = "", config: dict[str, Any] | None = None, note: str = "",
-                   run_id: str | None = None) -> RunRecord:
+    def create_run(
+        self,
+        *,
+        model: str,
+        base_url: str = "",
+        dataset: str = "",
+        judge_model: str = "",
+        judge_mode: str = "",
+        config: dict[str, Any] | None = None,
+        note: str = "",
+        run_id: str | None = None,
+    ) -> RunRecord:
         now = time.time()
         rid = run_id or new_run_id(now)
-        self._write("INSERT INTO runs(id, created_at, updated_at, status, model, base_url, dataset, judge_model, "
-                    "judge_mode, config, note) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (rid, now, now, "running", model, base_url, dataset, judge_model, judge_mode,
-                     _dumps(config or {}), note))
+        self._write(
+            "INSERT INTO runs(id, created_at, updated_at, status, model, base_url, dataset, judge_model, "
+            "judge_mode, config, note) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (rid, now, now, "running", model, base_url, dataset, judge_model, judge_mode, _dumps(config or {}), note),
+        )
         return self.get_run(rid)
 
     def set_run_status(self, run_id: str, status: str) -> None:
@@ -300,34 +341,47 @@ class Store:
         if self._read("SELECT 1 FROM runs WHERE id=?", (rid,)):
             return rid
         like = rid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._read("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 3",
-                          (like,))
+        rows = self._read("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 3", (like,))
         if len(rows) == 1:
             return rows[0]["id"]
         if len(rows) > 1:
-            raise StoreError(f"run id '{rid}' is ambiguous ({', '.join(r['id'] for r in rows)}, …)",
-                             hint="give more characters of the id")
-        raise StoreError(f"no run '{rid}' in {self.path}",
-                         hint="list runs with `svgrft runs list` (runs live under SVGRFT_HOME)")
+            raise StoreError(
+                f"run id '{rid}' is ambiguous ({', '.join(r['id'] for r in rows)}, …)",
+                hint="give more characters of the id",
+            )
+        raise StoreError(
+            f"no run '{rid}' in {self.path}", hint="list runs with `svgrft runs list` (runs live under SVGRFT_HOME)"
+        )
 
     def _run_from_row(self, r: sqlite3.Row) -> RunRecord:
         keys = r.keys()
         return RunRecord(
-            id=r["id"], created_at=r["created_at"], updated_at=r["updated_at"], status=r["status"], model=r["model"],
-            base_url=r["base_url"], dataset=r["dataset"], judge_model=r["judge_model"], judge_mode=r["judge_mode"],
-            config=_loads(r["config"], {}), note=r["note"],
+            id=r["id"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            status=r["status"],
+            model=r["model"],
+            base_url=r["base_url"],
+            dataset=r["dataset"],
+            judge_model=r["judge_model"],
+            judge_mode=r["judge_mode"],
+            config=_loads(r["config"], {}),
+            note=r["note"],
             n_samples=r["n_samples"] if "n_samples" in keys else 0,
             n_done=r["n_done"] if "n_done" in keys else 0,
             n_valid=r["n_valid"] if "n_valid" in keys else 0,
-            mean_score=r["mean_score"] if "mean_score" in keys else None)
+            mean_score=r["mean_score"] if "mean_score" in keys else None,
+        )
 
-    _RUN_AGG = ("SELECT runs.*, "
-                "(SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id) AS n_samples, "
-                "(SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id AND s.status='done') AS n_done, "
-                "(SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id AND s.status='done' AND s.is_valid=1) "
-                "AS n_valid, "
-                "(SELECT AVG(score) FROM samples s WHERE s.run_id = runs.id AND s.status='done' AND s.is_valid=1) "
-                "AS mean_score FROM runs")
+    _RUN_AGG = (
+        "SELECT runs.*, "
+        "(SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id) AS n_samples, "
+        "(SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id AND s.status='done') AS n_done, "
+        "(SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id AND s.status='done' AND s.is_valid=1) "
+        "AS n_valid, "
+        "(SELECT AVG(score) FROM samples s WHERE s.run_id = runs.id AND s.status='done' AND s.is_valid=1) "
+        "AS mean_score FROM runs"
+    )
 
     def get_run(self, run_id: str) -> RunRecord:
         rid = self.resolve_run_id(run_id)
@@ -354,26 +408,51 @@ class Store:
             s.png_sha256 = hashlib.sha256(s.png).hexdigest()
         s.created_at = s.created_at or time.time()
         s.run_id = run_id
-        values = (run_id, str(s.row_id), int(s.sample_index), s.status, s.prompt or "", _dumps(list(s.requirements)),
-                  s.reply, s.svg, s.png, s.png_sha256, s.score, 1 if s.is_valid else 0, s.reason or "", s.gate,
-                  _dumps(list(s.flags)), s.fulfilled, s.total, _dumps(list(s.verdicts)), 1 if s.judge_cached else 0,
-                  int(s.judge_calls), _dumps(s.timings), _dumps(s.usage), _dumps(s.extra), s.created_at)
+        values = (
+            run_id,
+            str(s.row_id),
+            int(s.sample_index),
+            s.status,
+            s.prompt or "",
+            _dumps(list(s.requirements)),
+            s.reply,
+            s.svg,
+            s.png,
+            s.png_sha256,
+            s.score,
+            1 if s.is_valid else 0,
+            s.reason or "",
+            s.gate,
+            _dumps(list(s.flags)),
+            s.fulfilled,
+            s.total,
+            _dumps(list(s.verdicts)),
+            1 if s.judge_cached else 0,
+            int(s.judge_calls),
+            _dumps(s.timings),
+            _dumps(s.usage),
+            _dumps(s.extra),
+            s.created_at,
+        )
         placeholders = ",".join("?" * len(_SAMPLE_COLS))
         with self._lock:
             conn = self._db(create=True)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.execute(f"INSERT OR REPLACE INTO samples({','.join(_SAMPLE_COLS)}) "
-                                 f"VALUES ({placeholders})", values)
+                    conn.execute(
+                        f"INSERT OR REPLACE INTO samples({','.join(_SAMPLE_COLS)}) VALUES ({placeholders})", values
+                    )
                     conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (time.time(), run_id))
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
-                raise StoreError(f"saving a sample to {self.path} failed: {e}",
-                                 hint="check disk space; rerun with --resume to continue") from None
+                raise StoreError(
+                    f"saving a sample to {self.path} failed: {e}",
+                    hint="check disk space; rerun with --resume to continue",
+                ) from None
 
     def done_keys(self, run_id: str) -> set[tuple[str, int]]:
         rows = self._read("SELECT row_id, sample_index FROM samples WHERE run_id=? AND status='done'", (run_id,))
@@ -381,14 +460,31 @@ class Store:
 
     def _sample_from_row(self, r: sqlite3.Row, include_png: bool) -> SampleRecord:
         return SampleRecord(
-            run_id=r["run_id"], row_id=r["row_id"], sample_index=int(r["sample_index"]), status=r["status"],
-            prompt=r["prompt"], requirements=_loads(r["requirements"], []), reply=r["reply"], svg=r["svg"],
-            png=bytes(r["png"]) if include_png and r["png"] is not None else None, png_sha256=r["png_sha256"],
-            score=r["score"], is_valid=bool(r["is_valid"]), reason=r["reason"], gate=r["gate"],
-            flags=_loads(r["flags"], []), fulfilled=r["fulfilled"], total=r["total"],
-            verdicts=_loads(r["verdicts"], []), judge_cached=bool(r["judge_cached"]),
-            judge_calls=int(r["judge_calls"]), timings=_loads(r["timings"], {}), usage=_loads(r["usage"], {}),
-            extra=_loads(r["extra"], {}), created_at=r["created_at"])
+            run_id=r["run_id"],
+            row_id=r["row_id"],
+            sample_index=int(r["sample_index"]),
+            status=r["status"],
+            prompt=r["prompt"],
+            requirements=_loads(r["requirements"], []),
+            reply=r["reply"],
+            svg=r["svg"],
+            png=bytes(r["png"]) if include_png and r["png"] is not None else None,
+            png_sha256=r["png_sha256"],
+            score=r["score"],
+            is_valid=bool(r["is_valid"]),
+            reason=r["reason"],
+            gate=r["gate"],
+            flags=_loads(r["flags"], []),
+            fulfilled=r["fulfilled"],
+            total=r["total"],
+            verdicts=_loads(r["verdicts"], []),
+            judge_cached=bool(r["judge_cached"]),
+            judge_calls=int(r["judge_calls"]),
+            timings=_loads(r["timings"], {}),
+            usage=_loads(r["usage"], {}),
+            extra=_loads(r["extra"], {}),
+            created_at=r["created_at"],
+        )
 
     def samples(self, run_id: str, *, include_png: bool = False, status: str | None = None) -> list[SampleRecord]:
         cols = "*" if include_png else ", ".join(c for c in _SAMPLE_COLS if c != "png") + ", NULL AS png"
@@ -417,12 +513,22 @@ class Store:
             pass  # a hit counter is not worth failing a score for
         return _loads(rows[0]["result"], None)
 
-    def cache_put(self, key: str, *, png_sha256: str, judge_model: str, mode: str, prompt_version: str,
-                  requirements_hash: str, result: dict[str, Any]) -> None:
-        self._write("INSERT OR REPLACE INTO judge_cache(key, png_sha256, judge_model, mode, prompt_version, "
-                    "requirements_hash, result, created_at, hits) VALUES (?,?,?,?,?,?,?,?,0)",
-                    (key, png_sha256, judge_model, mode, prompt_version, requirements_hash, _dumps(result),
-                     time.time()))
+    def cache_put(
+        self,
+        key: str,
+        *,
+        png_sha256: str,
+        judge_model: str,
+        mode: str,
+        prompt_version: str,
+        requirements_hash: str,
+        result: dict[str, Any],
+    ) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO judge_cache(key, png_sha256, judge_model, mode, prompt_version, "
+            "requirements_hash, result, created_at, hits) VALUES (?,?,?,?,?,?,?,?,0)",
+            (key, png_sha256, judge_model, mode, prompt_version, requirements_hash, _dumps(result), time.time()),
+        )
 
     def cache_stats(self) -> dict[str, int]:
         rows = self._read("SELECT COUNT(*) AS n, COALESCE(SUM(hits), 0) AS hits FROM judge_cache")
@@ -457,15 +563,30 @@ class JudgeCache:
         self.store = store
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> "JudgeCache":
+    def open(cls, path: str | Path | None = None) -> JudgeCache:
         return cls(Store(path))
 
-    def get(self, *, png_sha256: str, requirements_hash: str, judge_model: str, mode: str,
-            prompt_version: str) -> dict[str, Any] | None:
+    def get(
+        self, *, png_sha256: str, requirements_hash: str, judge_model: str, mode: str, prompt_version: str
+    ) -> dict[str, Any] | None:
         return self.store.cache_get(judge_cache_key(png_sha256, requirements_hash, judge_model, mode, prompt_version))
 
-    def put(self, result: dict[str, Any], *, png_sha256: str, requirements_hash: str, judge_model: str, mode: str,
-            prompt_version: str) -> None:
-        self.store.cache_put(judge_cache_key(png_sha256, requirements_hash, judge_model, mode, prompt_version),
-                             png_sha256=png_sha256, judge_model=judge_model, mode=mode,
-                             prompt_version=prompt_version, requirements_hash=requirements_hash, result=result)
+    def put(
+        self,
+        result: dict[str, Any],
+        *,
+        png_sha256: str,
+        requirements_hash: str,
+        judge_model: str,
+        mode: str,
+        prompt_version: str,
+    ) -> None:
+        self.store.cache_put(
+            judge_cache_key(png_sha256, requirements_hash, judge_model, mode, prompt_version),
+            png_sha256=png_sha256,
+            judge_model=judge_model,
+            mode=mode,
+            prompt_version=prompt_version,
+            requirements_hash=requirements_hash,
+            result=result,
+        )

@@ -35,6 +35,10 @@
 * the canvas size is derived from ``width``/``height``/``viewBox`` of the root (see :func:`canvas_size`).
 
 No typer/rich imports here; heavy work is linear in the input size.
+
+Over 400 lines on purpose: one pass over one parse of untrusted markup. The tag scan, the browser-like
+reference and ``<use>`` expansion count, the nested ``data:`` SVG checks and the time-dependent markup rules
+share the same tokens, counters and budget; split apart, a check could see other markup than the count.
 """
 
 from __future__ import annotations
@@ -89,14 +93,25 @@ _MEDIA = frozenset(("video", "audio"))  # load and play on their own clock: remo
 _MOTION = re.compile(r"animation|transition", re.IGNORECASE)  # CSS that changes the picture over time
 # why markup was neutralised for determinism: (name in SafeSvg.time_dependent, warning with {n} and {s})
 _TIME_DEPENDENT = {
-    "media": ("<video>/<audio>", "removed {n} <video>/<audio> element{s} (media loads and plays on its own clock: "
-                                 "every render would catch another moment)"),
-    "marquee": ("<marquee>", "replaced {n} <marquee> element{s} by the content (a marquee scrolls: every render "
-                             "would catch it somewhere else)"),
-    "progress": ("indeterminate <progress>", 'gave {n} indeterminate <progress> element{s} value="0" (the browser '
-                                             "animates an indeterminate progress bar)"),
-    "srcdoc": ("srcdoc", "removed {n} srcdoc attribute{s} (a document inside the picture is out of reach of these "
-                         "checks and of the renderer's freezing of animations)"),
+    "media": (
+        "<video>/<audio>",
+        "removed {n} <video>/<audio> element{s} (media loads and plays on its own clock: "
+        "every render would catch another moment)",
+    ),
+    "marquee": (
+        "<marquee>",
+        "replaced {n} <marquee> element{s} by the content (a marquee scrolls: every render "
+        "would catch it somewhere else)",
+    ),
+    "progress": (
+        "indeterminate <progress>",
+        'gave {n} indeterminate <progress> element{s} value="0" (the browser animates an indeterminate progress bar)',
+    ),
+    "srcdoc": (
+        "srcdoc",
+        "removed {n} srcdoc attribute{s} (a document inside the picture is out of reach of these "
+        "checks and of the renderer's freezing of animations)",
+    ),
 }
 
 
@@ -110,8 +125,10 @@ def decoded_text(s: str) -> str:
 
 def _sets_href(attrs: list[tuple[str, str | None, int, int]]) -> bool:
     """An animation element's ``attributeName`` names ``href`` (``xlink:href``, any prefix, any case)."""
-    return any(aname.lower() == "attributename" and val is not None and _local(html.unescape(val).strip()) == "href"
-               for aname, val, _a, _b in attrs)
+    return any(
+        aname.lower() == "attributename" and val is not None and _local(html.unescape(val).strip()) == "href"
+        for aname, val, _a, _b in attrs
+    )
 
 
 def _local(name: str) -> str:
@@ -131,8 +148,10 @@ _TAG_NAME = re.compile(r"[A-Za-z][^\t\n\f\r />]*")
 # in HTML content: elements whose content is text up to their end tag (JS is off, so <noscript> is markup)
 _RAW_TEXT = frozenset("style script xmp iframe noembed noframes textarea title".split())
 # HTML start tags that end SVG content (the parser pops back to HTML: "breakout")
-_BREAKOUT = frozenset("""b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img
-li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var""".split())
+_BREAKOUT = frozenset(
+    """b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img
+li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var""".split()
+)
 _INTEGRATION = frozenset(("foreignobject", "desc", "title"))  # SVG elements whose children are HTML
 
 
@@ -163,7 +182,7 @@ def _tokenize_attrs(s: str, p: int, limit: int) -> tuple[list[tuple[str, str | N
                 close = s.find(ch, v + 1, limit)
                 if close < 0:
                     return attrs, -1, False  # EOF inside a quoted value: the browser drops the tag
-                attrs.append((name, s[v + 1:close], a, close + 1))
+                attrs.append((name, s[v + 1 : close], a, close + 1))
                 p = close + 1
             elif ch == ">":
                 attrs.append((name, "", a, v))
@@ -260,7 +279,7 @@ def _scan_tags(s: str, html_context: Any = None):
                 e = _find_ci(s, low_name, q)
                 if e < 0:
                     return
-                after = s[e + len(low_name):e + len(low_name) + 1]
+                after = s[e + len(low_name) : e + len(low_name) + 1]
                 if not after or after in _HTML_WS + "/>":
                     pos = e
                     break
@@ -276,7 +295,7 @@ def _find_ci(s: str, needle: str, start: int) -> int:
         i = s.find(first, p)
         if i < 0:
             return -1
-        if s[i + 2:i + 2 + len(rest)].lower() == rest:
+        if s[i + 2 : i + 2 + len(rest)].lower() == rest:
             return i
         p = i + 1
 
@@ -358,12 +377,16 @@ def _ref_warnings(removed: dict[str, int]) -> list[str]:
     out = []
     n = removed.get(_REF_EXTERNAL, 0)
     if n:
-        out.append(f"removed {plural(n, 'external image href')} (a reference that leaves the document "
-                   "is not fetched and would draw a broken-image icon; only data: URIs and #id on feImage are kept)")
+        out.append(
+            f"removed {plural(n, 'external image href')} (a reference that leaves the document "
+            "is not fetched and would draw a broken-image icon; only data: URIs and #id on feImage are kept)"
+        )
     n = removed.get(_REF_SELF, 0)
     if n:
-        out.append(f"removed {plural(n, '#id href')} on <image>/<img> (an image element cannot show an "
-                   "element; the browser would load the page itself and draw a broken-image icon)")
+        out.append(
+            f"removed {plural(n, '#id href')} on <image>/<img> (an image element cannot show an "
+            "element; the browser would load the page itself and draw a broken-image icon)"
+        )
     return out
 
 
@@ -378,8 +401,13 @@ def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, 
 
     depth = max_d = count = 0
     try:
-        for ev, _el in iterparse(io.BytesIO(svg.encode("utf-8", "surrogatepass")), events=("start", "end"),
-                                 forbid_dtd=True, forbid_entities=True, forbid_external=True):
+        for ev, _el in iterparse(
+            io.BytesIO(svg.encode("utf-8", "surrogatepass")),
+            events=("start", "end"),
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
+        ):
             if ev == "start":
                 depth += 1
                 count += 1
@@ -395,7 +423,6 @@ def _xml_check(svg: str, max_depth: int, max_elements: int) -> tuple[bool, int, 
     except (ET.ParseError, UnicodeError, ValueError):
         return False, count, max_d
     return True, count, max_d
-
 
 
 # url(#id) in presentation attributes, style attributes and animation values (fill, stroke, filter, mask,
@@ -466,14 +493,20 @@ def _tag_refs(local: str, html_here: bool, attrs: list[tuple[str, str | None, in
             marker = lname in _MARKER_ATTRS or (lname == "style" and "marker" in v.lower())
             for m in _URL_REF.finditer(v):
                 if marker and not vertices:
-                    vertices = max(2, sum(len(_NUMBER.findall(x or "")) for n, x, _c, _d in attrs
-                                          if n.lower() in ("d", "points")))
+                    vertices = max(
+                        2, sum(len(_NUMBER.findall(x or "")) for n, x, _c, _d in attrs if n.lower() in ("d", "points"))
+                    )
                 refs.extend((i, vertices if marker else 1) for i in _fragment_ids(m.group(1)))
     return refs
 
 
-def _expanded_size(parents: list[int], id_nodes: dict[str, list[int]], refs: list[tuple[int, str, int]],
-                   limit: int, style_refs: list[str] = ()) -> int:
+def _expanded_size(
+    parents: list[int],
+    id_nodes: dict[str, list[int]],
+    refs: list[tuple[int, str, int]],
+    limit: int,
+    style_refs: list[str] = (),
+) -> int:
     """How many element instances the browser may build once every reference that copies content is expanded:
     ``<use>`` of a ``<use>`` of … (a "billion laughs" without entities: 2 KB took Chromium past any timeout),
     patterns filled with patterns, markers, ``<feImage>``. Conservative where the browser's choice is subtle:
@@ -585,8 +618,15 @@ def _expanded_size(parents: list[int], id_nodes: dict[str, list[int]], refs: lis
     return total
 
 
-def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
-                 max_elements: int = 20_000, max_expanded: int = 150_000, max_nested: int = MAX_NESTED) -> SafeSvg:
+def validate_svg(
+    svg: str,
+    *,
+    max_bytes: int = 500_000,
+    max_depth: int = 64,
+    max_elements: int = 20_000,
+    max_expanded: int = 150_000,
+    max_nested: int = MAX_NESTED,
+) -> SafeSvg:
     """Check and clean untrusted SVG markup. Raises :class:`SvgRejected` (kind ``no_svg``,
     ``too_large`` or ``invalid``) instead of returning something unsafe to render. ``max_expanded`` bounds
     the element instances after reference expansion, summed over the SVG and every ``data:`` SVG image in it
@@ -594,7 +634,9 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     if not isinstance(svg, str):
         raise SvgRejected("invalid", f"SVG must be text, not {type(svg).__name__}")
     if len(svg) > max_bytes:
-        raise SvgRejected("too_large", f"SVG is larger than {plural(max_bytes, 'byte')} ({plural(len(svg), 'character')})")
+        raise SvgRejected(
+            "too_large", f"SVG is larger than {plural(max_bytes, 'byte')} ({plural(len(svg), 'character')})"
+        )
     size = len(svg.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise SvgRejected("too_large", f"SVG is {plural(size, 'byte')}, the limit is {max_bytes}")
@@ -613,7 +655,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         svg = svg[b:e]
     elif truncated:
         m = re.search(r"<" + SVG_TAG_PREFIX + r"svg(?=[\s/>])", svg, re.IGNORECASE)
-        svg = svg[m.start():] if m else svg
+        svg = svg[m.start() :] if m else svg
         if svg.find(">") < 0:
             raise SvgRejected("invalid", "SVG is truncated inside the <svg> start tag")
         warnings.append("SVG has no closing </svg>; rendered what is there")
@@ -673,8 +715,10 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         if t_count > max_elements:
             raise SvgRejected("too_large", f"SVG has more than {plural(max_elements, 'element')}")
         html_here = in_html()
-        if not html_here and (name in _BREAKOUT or (name == "font" and any(
-                a.lower() in ("color", "face", "size") for a, _v, _s, _e in tag.attrs))):
+        if not html_here and (
+            name in _BREAKOUT
+            or (name == "font" and any(a.lower() in ("color", "face", "size") for a, _v, _s, _e in tag.attrs))
+        ):
             while stack and not stack[-1][1]:  # an HTML tag in SVG content closes the SVG elements
                 entry = stack.pop()
                 if entry[3]:
@@ -705,8 +749,12 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
             edits.append((at, at, ' value="0"'))
             frozen["progress"] = frozen.get("progress", 0) + 1
         if motion_probe and not motion:
-            motion = any(val and (aname.lower() == "style" or (local in _ANIMATION and aname.lower() in _ANIM_VALUES))
-                         and _MOTION.search(decoded_text(val)) for aname, val, _a, _b in tag.attrs)
+            motion = any(
+                val
+                and (aname.lower() == "style" or (local in _ANIMATION and aname.lower() in _ANIM_VALUES))
+                and _MOTION.search(decoded_text(val))
+                for aname, val, _a, _b in tag.attrs
+            )
         if first:
             for aname, val, _, _ in tag.attrs:
                 root_attrs.setdefault(aname.lower(), html.unescape(val or ""))
@@ -718,7 +766,7 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
         refs.extend((node, ref, mult) for ref, mult in _tag_refs(local, html_here, tag.attrs))
         if local == "style":
             end = _find_ci(svg, "</style", tag.end)
-            sheet = _css_unescape(html.unescape(svg[tag.end:end if end >= 0 else len(svg)]))
+            sheet = _css_unescape(html.unescape(svg[tag.end : end if end >= 0 else len(svg)]))
             style_refs.extend(i for m in _URL_REF.finditer(sheet) for i in _fragment_ids(m.group(1)))
             motion = motion or bool(_MOTION.search(sheet))
         if local in _IMAGE_TAGS or (html_here and name == "img"):
@@ -753,10 +801,18 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     if refs or style_refs:
         expanded = max(count, _expanded_size(parents, id_nodes, refs, max_expanded, style_refs))
         if expanded > max_expanded:
-            raise SvgRejected("too_large", f"<use>/pattern/marker/filter references expand the SVG to more than "
-                                           f"{plural(max_expanded, 'element')}")
-    expanded += _check_nested_images(svg, max_bytes=max_bytes, max_depth=max_depth, max_elements=max_elements,
-                                     budget=max_expanded - expanded, max_nested=max_nested)
+            raise SvgRejected(
+                "too_large",
+                f"<use>/pattern/marker/filter references expand the SVG to more than {plural(max_expanded, 'element')}",
+            )
+    expanded += _check_nested_images(
+        svg,
+        max_bytes=max_bytes,
+        max_depth=max_depth,
+        max_elements=max_elements,
+        budget=max_expanded - expanded,
+        max_nested=max_nested,
+    )
     if edits:
         svg = _apply_edits(svg, edits)
     warnings.extend(_ref_warnings(removed_refs))
@@ -772,11 +828,20 @@ def validate_svg(svg: str, *, max_bytes: int = 500_000, max_depth: int = 64,
     if motion:
         time_dependent.append("CSS animation/transition")
     if smil_href:
-        warnings.append(f"removed {plural(smil_href, 'animation element')} that set href (an href set"
-                        " while the picture is drawn would bypass the reference checks made here)")
-    return SafeSvg(svg=svg, root_attrs=root_attrs, elements=count, depth=depth,
-                   parser="xml" if well_formed else "tolerant", warnings=warnings, expanded=expanded,
-                   time_dependent=time_dependent)
+        warnings.append(
+            f"removed {plural(smil_href, 'animation element')} that set href (an href set"
+            " while the picture is drawn would bypass the reference checks made here)"
+        )
+    return SafeSvg(
+        svg=svg,
+        root_attrs=root_attrs,
+        elements=count,
+        depth=depth,
+        parser="xml" if well_formed else "tolerant",
+        warnings=warnings,
+        expanded=expanded,
+        time_dependent=time_dependent,
+    )
 
 
 def _apply_edits(s: str, edits: list[tuple[int, int, str]]) -> str:
@@ -798,7 +863,7 @@ def _apply_edits(s: str, edits: list[tuple[int, int, str]]) -> str:
 # ---------------------------------------------------------------- SVG images inside the SVG
 
 _DATA_URL = re.compile(r"data:([^,]{0,256}),", re.IGNORECASE)
-_CSS_STRING_END = {"\"": re.compile(r'(?:[^"\\]|\\.)*'), "'": re.compile(r"(?:[^'\\]|\\.)*")}
+_CSS_STRING_END = {'"': re.compile(r'(?:[^"\\]|\\.)*'), "'": re.compile(r"(?:[^'\\]|\\.)*")}
 _UNQUOTED_END = re.compile(r"[^\s\"'()<>]*")
 
 
@@ -809,9 +874,9 @@ def _data_payloads(text: str) -> list[tuple[str, str]]:
     out = []
     whole = text.strip().lower().startswith("data:")
     for m in _DATA_URL.finditer(text):
-        before = text[:m.start()].rstrip()[-1:]
+        before = text[: m.start()].rstrip()[-1:]
         if whole and m.start() == len(text) - len(text.lstrip()):
-            payload = text[m.end():]
+            payload = text[m.end() :]
         elif before in ("'", '"'):
             payload = _CSS_STRING_END[before].match(text, m.end()).group()
         else:
@@ -836,8 +901,9 @@ def _decode_data(header: str, payload: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _check_nested_images(svg: str, *, max_bytes: int, max_depth: int, max_elements: int, budget: int,
-                         max_nested: int) -> int:
+def _check_nested_images(
+    svg: str, *, max_bytes: int, max_depth: int, max_elements: int, budget: int, max_nested: int
+) -> int:
     """Validate every SVG document the markup embeds as a ``data:`` URL (``<image>``, ``<feImage>``, ``<img>``,
     CSS ``background-image``/``image-set``, any attribute or style sheet; ``srcdoc`` markup too), whatever its
     declared type, with the same caps: a ``<use>`` bomb inside an image costs the browser as much as one in the
@@ -852,7 +918,7 @@ def _check_nested_images(svg: str, *, max_bytes: int, max_depth: int, max_elemen
                 texts.append((aname.lower(), html.unescape(val)))
         if tag.name.rsplit(":", 1)[-1] == "style" and not tag.closing:
             end = _find_ci(svg, "</style", tag.end)
-            texts.append(("style", html.unescape(svg[tag.end:end if end >= 0 else len(svg)])))
+            texts.append(("style", html.unescape(svg[tag.end : end if end >= 0 else len(svg)])))
     docs: list[str] = []
     for aname, text in texts:
         if aname == "srcdoc" and "<svg" in text.lower():
@@ -870,15 +936,24 @@ def _check_nested_images(svg: str, *, max_bytes: int, max_depth: int, max_elemen
         if max_nested <= 0:
             raise SvgRejected("too_large", "SVG images nested in SVG images are too deep")
         try:
-            inner = validate_svg(doc, max_bytes=max_bytes, max_depth=max_depth, max_elements=max_elements,
-                                 max_expanded=max(0, budget - used), max_nested=max_nested - 1)
+            inner = validate_svg(
+                doc,
+                max_bytes=max_bytes,
+                max_depth=max_depth,
+                max_elements=max_elements,
+                max_expanded=max(0, budget - used),
+                max_nested=max_nested - 1,
+            )
         except SvgRejected as e:
             if e.kind == "no_svg":
                 continue
             raise SvgRejected(e.kind, f"an embedded SVG image: {e.reason}") from None
         if inner.time_dependent:
-            raise SvgRejected("invalid", f"an embedded SVG image has {', '.join(inner.time_dependent)}: inside an "
-                                         "image it cannot be frozen, so every render would differ")
+            raise SvgRejected(
+                "invalid",
+                f"an embedded SVG image has {', '.join(inner.time_dependent)}: inside an "
+                "image it cannot be frozen, so every render would differ",
+            )
         used += inner.expanded
         if used > budget:
             raise SvgRejected("too_large", "embedded SVG images expand to too many elements")
@@ -887,8 +962,7 @@ def _check_nested_images(svg: str, *, max_bytes: int, max_depth: int, max_elemen
 
 # ---------------------------------------------------------------- canvas size
 
-_UNITS = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4,
-          "q": 96 / 101.6}
+_UNITS = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, "q": 96 / 101.6}
 # Unambiguous (no two quantifiers compete for the same characters): `\d+\.?\d*` and `\s*…\s*` around an
 # empty unit backtracked quadratically on a hostile 400 KB width="111…1!" (hours of CPU on the event loop).
 _LEN = re.compile(r"([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?:\s*([a-zA-Z]+))?")
@@ -934,8 +1008,9 @@ def parse_viewbox(value: str | None) -> tuple[float, float, float, float] | None
     return x, y, w, h
 
 
-def canvas_size(attrs: dict[str, str], *, default_size: int = 512, size: int | None = None,
-                min_side: int = 16, max_side: int = 2048) -> tuple[int, int, tuple[float, float] | None, list[str]]:
+def canvas_size(
+    attrs: dict[str, str], *, default_size: int = 512, size: int | None = None, min_side: int = 16, max_side: int = 2048
+) -> tuple[int, int, tuple[float, float] | None, list[str]]:
     """Canvas ``(width, height, intrinsic, warnings)`` for a root with these attributes.
 
     Intrinsic size: ``width``/``height`` in absolute units; a missing or relative side is derived from the

@@ -29,30 +29,187 @@ __all__ = ["CONFUSABLES", "fold", "words", "segment"]
 
 _PAIRS = {
     # Cyrillic (upper, lower) → Latin look-alike
-    "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
-    "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "І": "I", "Ї": "I", "Ј": "J", "Ԛ": "Q", "Ԝ": "W", "Ү": "Y",
-    "Һ": "H", "Ӏ": "I", "Ꙇ": "I", "Ь": "b", "Ԁ": "D", "Ԍ": "G", "Ѵ": "V", "З": "3", "Ѡ": "W",
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
-    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԛ": "q", "ԝ": "w", "ү": "y",
-    "һ": "h", "ӏ": "l", "ԁ": "d", "ɡ": "g", "ь": "b", "п": "n", "г": "r", "и": "u", "л": "n", "ѵ": "v",
-    "ѡ": "w", "ꙇ": "i", "ԍ": "g", "ʀ": "r",
+    "А": "A",
+    "В": "B",
+    "Е": "E",
+    "Ё": "E",
+    "К": "K",
+    "М": "M",
+    "Н": "H",
+    "О": "O",
+    "Р": "P",
+    "С": "C",
+    "Т": "T",
+    "У": "Y",
+    "Х": "X",
+    "Ѕ": "S",
+    "І": "I",
+    "Ї": "I",
+    "Ј": "J",
+    "Ԛ": "Q",
+    "Ԝ": "W",
+    "Ү": "Y",
+    "Һ": "H",
+    "Ӏ": "I",
+    "Ꙇ": "I",
+    "Ь": "b",
+    "Ԁ": "D",
+    "Ԍ": "G",
+    "Ѵ": "V",
+    "З": "3",
+    "Ѡ": "W",
+    "а": "a",
+    "в": "b",
+    "е": "e",
+    "ё": "e",
+    "к": "k",
+    "м": "m",
+    "н": "h",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "т": "t",
+    "у": "y",
+    "х": "x",
+    "ѕ": "s",
+    "і": "i",
+    "ї": "i",
+    "ј": "j",
+    "ԛ": "q",
+    "ԝ": "w",
+    "ү": "y",
+    "һ": "h",
+    "ӏ": "l",
+    "ԁ": "d",
+    "ɡ": "g",
+    "ь": "b",
+    "п": "n",
+    "г": "r",
+    "и": "u",
+    "л": "n",
+    "ѵ": "v",
+    "ѡ": "w",
+    "ꙇ": "i",
+    "ԍ": "g",
+    "ʀ": "r",
     # Greek
-    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
-    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "Ϲ": "C", "Ϳ": "J", "Ϝ": "F",
-    "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
-    "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j", "ς": "c", "μ": "u", "ϱ": "p", "ϵ": "e",
+    "Α": "A",
+    "Β": "B",
+    "Ε": "E",
+    "Ζ": "Z",
+    "Η": "H",
+    "Ι": "I",
+    "Κ": "K",
+    "Μ": "M",
+    "Ν": "N",
+    "Ο": "O",
+    "Ρ": "P",
+    "Τ": "T",
+    "Υ": "Y",
+    "Χ": "X",
+    "Ϲ": "C",
+    "Ϳ": "J",
+    "Ϝ": "F",
+    "α": "a",
+    "β": "b",
+    "γ": "y",
+    "ε": "e",
+    "η": "n",
+    "ι": "i",
+    "κ": "k",
+    "ν": "v",
+    "ο": "o",
+    "ρ": "p",
+    "τ": "t",
+    "υ": "u",
+    "χ": "x",
+    "ω": "w",
+    "ϲ": "c",
+    "ϳ": "j",
+    "ς": "c",
+    "μ": "u",
+    "ϱ": "p",
+    "ϵ": "e",
     # Cherokee capitals (their lower case is not Latin-looking, so only these)
-    "Ꭺ": "A", "Ᏼ": "B", "Ꮯ": "C", "Ꭰ": "D", "Ꭼ": "E", "Ꮐ": "G", "Ꮋ": "H", "Ꭻ": "J", "Ꮶ": "K", "Ꮮ": "L",
-    "Ꮇ": "M", "Ꮲ": "P", "Ꭱ": "R", "Ꮪ": "S", "Ꭲ": "T", "Ꮩ": "V", "Ꮃ": "W", "Ꮓ": "Z", "Ꮟ": "b", "Ꭵ": "i",
+    "Ꭺ": "A",
+    "Ᏼ": "B",
+    "Ꮯ": "C",
+    "Ꭰ": "D",
+    "Ꭼ": "E",
+    "Ꮐ": "G",
+    "Ꮋ": "H",
+    "Ꭻ": "J",
+    "Ꮶ": "K",
+    "Ꮮ": "L",
+    "Ꮇ": "M",
+    "Ꮲ": "P",
+    "Ꭱ": "R",
+    "Ꮪ": "S",
+    "Ꭲ": "T",
+    "Ꮩ": "V",
+    "Ꮃ": "W",
+    "Ꮓ": "Z",
+    "Ꮟ": "b",
+    "Ꭵ": "i",
     # Armenian
-    "Օ": "O", "Ս": "U", "Տ": "S", "օ": "o", "ս": "u", "ց": "g", "հ": "h", "ո": "n", "ռ": "n", "ք": "p",
-    "զ": "q", "ա": "w",
+    "Օ": "O",
+    "Ս": "U",
+    "Տ": "S",
+    "օ": "o",
+    "ս": "u",
+    "ց": "g",
+    "հ": "h",
+    "ո": "n",
+    "ռ": "n",
+    "ք": "p",
+    "զ": "q",
+    "ա": "w",
     # Latin variants that NFKD leaves alone: IPA, small capitals, dotless letters, Latin-1 odds
-    "ı": "i", "ȷ": "j", "ɑ": "a", "ɩ": "i", "ɪ": "i", "ʟ": "l", "ɴ": "n", "ʏ": "y", "ʜ": "h", "ɢ": "g",
-    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ꜰ": "f", "ᴊ": "j", "ᴋ": "k", "ᴍ": "m", "ᴏ": "o",
-    "ᴘ": "p", "ꞯ": "q", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ɛ": "e", "ɔ": "c",
-    "ł": "l", "đ": "d", "ø": "o", "ß": "ss", "æ": "ae", "œ": "oe", "ŀ": "l", "ħ": "h", "ƅ": "b",
-    "Ł": "L", "Đ": "D", "Ø": "O", "Æ": "AE", "Œ": "OE", "Ħ": "H",
+    "ı": "i",
+    "ȷ": "j",
+    "ɑ": "a",
+    "ɩ": "i",
+    "ɪ": "i",
+    "ʟ": "l",
+    "ɴ": "n",
+    "ʏ": "y",
+    "ʜ": "h",
+    "ɢ": "g",
+    "ᴀ": "a",
+    "ʙ": "b",
+    "ᴄ": "c",
+    "ᴅ": "d",
+    "ᴇ": "e",
+    "ꜰ": "f",
+    "ᴊ": "j",
+    "ᴋ": "k",
+    "ᴍ": "m",
+    "ᴏ": "o",
+    "ᴘ": "p",
+    "ꞯ": "q",
+    "ꜱ": "s",
+    "ᴛ": "t",
+    "ᴜ": "u",
+    "ᴠ": "v",
+    "ᴡ": "w",
+    "ᴢ": "z",
+    "ɛ": "e",
+    "ɔ": "c",
+    "ł": "l",
+    "đ": "d",
+    "ø": "o",
+    "ß": "ss",
+    "æ": "ae",
+    "œ": "oe",
+    "ŀ": "l",
+    "ħ": "h",
+    "ƅ": "b",
+    "Ł": "L",
+    "Đ": "D",
+    "Ø": "O",
+    "Æ": "AE",
+    "Œ": "OE",
+    "Ħ": "H",
 }
 CONFUSABLES: dict[int, str] = {ord(k): v for k, v in _PAIRS.items()}
 CONFUSABLES.update({ord(k.lower()): v.lower() for k, v in _PAIRS.items() if "Ꭰ" <= k <= "Ᏼ"})
@@ -69,10 +226,10 @@ _LETTERS = re.compile(r"[a-z0-9@$]*[a-z][a-z0-9@$]*|[0-9@$]+")
 # digits and signs used as letters inside a word ("4ll r3qu1r3m3nt5 m3t"): "1" is tried as "i", then "l"
 _LEET_I = str.maketrans("0134578@$", "oieastbas")
 _LEET_L = str.maketrans("0134578@$", "oleastbas")
-_SEGMENT_MAX = 100_000       # characters of joined runs / long tokens segmented per call, at most
-_LONG = 7                    # tokens at least this long and not in the vocabulary are segmented
-_COVER = 0.6                 # share of a long token the vocabulary words must cover to replace it
-_GAP_MAX = 64                # characters between two letter pieces of one spaced-out word, at most
+_SEGMENT_MAX = 100_000  # characters of joined runs / long tokens segmented per call, at most
+_LONG = 7  # tokens at least this long and not in the vocabulary are segmented
+_COVER = 0.6  # share of a long token the vocabulary words must cover to replace it
+_GAP_MAX = 64  # characters between two letter pieces of one spaced-out word, at most
 
 
 def fold(text: object) -> str:
@@ -109,7 +266,7 @@ def segment(token: str, vocab: frozenset[str] | set[str], maxlen: int) -> tuple[
     i, n = 0, len(token)
     while i < n:
         for length in range(min(maxlen, n - i), 1, -1):
-            piece = token[i:i + length]
+            piece = token[i : i + length]
             if piece in vocab:
                 found.append(piece)
                 covered += length
@@ -130,9 +287,13 @@ def words(folded: str, vocab: frozenset[str] | set[str] = frozenset()) -> list[s
             if not any(c.isalpha() for c in tok):
                 continue  # a number, not a word
             alt = tok.translate(_LEET_I)
-            tok = alt if alt in vocab or "1" not in tok else (tok.translate(_LEET_L)
-                                                                if tok.translate(_LEET_L) in vocab else alt)
+            tok = (
+                alt
+                if alt in vocab or "1" not in tok
+                else (tok.translate(_LEET_L) if tok.translate(_LEET_L) in vocab else alt)
+            )
         raw.append((tok, m.start(), m.end()))
+
     # 1. join runs of letter-level pieces: single letters (a l l), and with a vocabulary also short non-words
     #    (re qu ir em en ts); pieces are close when at most 2 non-space characters separate them
     def piece(tok: str) -> bool:
@@ -141,16 +302,16 @@ def words(folded: str, vocab: frozenset[str] | set[str] = frozenset()) -> list[s
     def close(a: int, b: int) -> bool:
         if raw[b][1] - raw[a][2] > _GAP_MAX:
             return False
-        return len("".join(folded[raw[a][2]:raw[b][1]].split())) <= 2
+        return len("".join(folded[raw[a][2] : raw[b][1]].split())) <= 2
 
-    units: list[tuple[str, list[str] | None]] = []     # (token, the pieces it was joined from)
+    units: list[tuple[str, list[str] | None]] = []  # (token, the pieces it was joined from)
     i, n = 0, len(raw)
     while i < n:
         if piece(raw[i][0]):
             j = i
             while j + 1 < n and piece(raw[j + 1][0]) and close(j, j + 1):
                 j += 1
-            run = [t for t, _, _ in raw[i:j + 1]]
+            run = [t for t, _, _ in raw[i : j + 1]]
             letters = sum(len(t) for t in run)
             if len(run) >= 3 and all(len(t) == 1 for t in run) or len(run) >= 2 and letters >= 5 and vocab:
                 units.append(("".join(run), run))
@@ -171,8 +332,10 @@ def words(folded: str, vocab: frozenset[str] | set[str] = frozenset()) -> list[s
             k += 1
             continue
         # 2. a word split in two or three by markup or stray spaces: "require ments"
-        merged = next((c for c in ("".join(u[0] for u in units[k:k + span]) for span in (2, 3) if k + span <= m)
-                       if c in vocab), None)
+        merged = next(
+            (c for c in ("".join(u[0] for u in units[k : k + span]) for span in (2, 3) if k + span <= m) if c in vocab),
+            None,
+        )
         if merged is not None:
             out.append(merged)
             k += 2 if units[k][0] + units[k + 1][0] == merged else 3

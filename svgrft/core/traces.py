@@ -11,12 +11,21 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-__all__ = ["Trace", "Rollout", "parse_trace", "parse_traces", "parse_time", "format_time", "collapse_rollouts",
-           "requirements_from_prompt"]
+__all__ = [
+    "Trace",
+    "Rollout",
+    "parse_trace",
+    "parse_traces",
+    "parse_time",
+    "format_time",
+    "collapse_rollouts",
+    "requirements_from_prompt",
+]
 
 ID_TAGS = ("rollout_id", "invocation_id", "experiment_id", "run_id", "row_id")
 EPOCH_TAGS = ("epoch",)
@@ -215,8 +224,9 @@ def _timestamp(d: dict) -> float | None:
                 return ts
     obs = d.get("observations")
     if isinstance(obs, list):
-        times = [parse_time(o.get("start_time") or o.get("startTime")) for o in obs[:MAX_MESSAGES]
-                 if isinstance(o, dict)]
+        times = [
+            parse_time(o.get("start_time") or o.get("startTime")) for o in obs[:MAX_MESSAGES] if isinstance(o, dict)
+        ]
         times = [t for t in times if t is not None]
         if times:
             return min(times)

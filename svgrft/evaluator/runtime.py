@@ -37,8 +37,10 @@ def load_config(base_dir: str | Path | None = None) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RuntimeError(f"svgrft evaluator config {path} is missing: stage the evaluator with "
-                           f"`svgrft evaluator build` (or `svgrft evaluator stage DIR`)") from None
+        raise RuntimeError(
+            f"svgrft evaluator config {path} is missing: stage the evaluator with "
+            f"`svgrft evaluator build` (or `svgrft evaluator stage DIR`)"
+        ) from None
     except (OSError, ValueError) as e:
         raise RuntimeError(f"svgrft evaluator config {path} is unreadable: {e}") from None
     if not isinstance(data, dict) or data.get("schema") != CONFIG_SCHEMA:
@@ -107,6 +109,7 @@ def _token_remote_processor_class():
 
 
 # ---------------------------------------------------------------------------------------------- scoring
+
 
 def make_settings(cfg: dict[str, Any]):
     """svgrft settings for scoring: built-in defaults < baked config values < environment variables.
@@ -213,16 +216,29 @@ async def score_row(row: Any, cfg: dict[str, Any]) -> Any:
     scorer = await get_scorer(cfg)
     r = await scorer.score_reply(reply, requirements, prompt)
     metrics = {
-        "requirements": MetricResult(score=float(r.score), is_score_valid=bool(r.is_valid),
-                                     reason=f"{r.fulfilled}/{r.total} fulfilled"),
+        "requirements": MetricResult(
+            score=float(r.score), is_score_valid=bool(r.is_valid), reason=f"{r.fulfilled}/{r.total} fulfilled"
+        ),
         "rendered": MetricResult(score=1.0 if r.png else 0.0, reason=r.render_error or ("ok" if r.png else "no image")),
     }
     reason = r.reason if not r.gate else f"[{r.gate}] {r.reason}"
-    row.evaluation_result = EvaluateResult(score=float(r.score), is_score_valid=bool(r.is_valid),
-                                           reason=reason, metrics=metrics)
-    record_rollout(row, cfg, score=float(r.score), is_valid=bool(r.is_valid), reason=r.reason or "", gate=r.gate,
-                   svg=r.svg, verdicts=[v.to_dict() for v in r.verdicts], judge_model=r.judge_model,
-                   judge_mode=r.judge_mode, fulfilled=r.fulfilled, total=r.total)
+    row.evaluation_result = EvaluateResult(
+        score=float(r.score), is_score_valid=bool(r.is_valid), reason=reason, metrics=metrics
+    )
+    record_rollout(
+        row,
+        cfg,
+        score=float(r.score),
+        is_valid=bool(r.is_valid),
+        reason=r.reason or "",
+        gate=r.gate,
+        svg=r.svg,
+        verdicts=[v.to_dict() for v in r.verdicts],
+        judge_model=r.judge_model,
+        judge_mode=r.judge_mode,
+        fulfilled=r.fulfilled,
+        total=r.total,
+    )
     return row
 
 
@@ -264,11 +280,17 @@ def _recorder(cfg: dict[str, Any]) -> Any:
     else:
         from svgrft.clients.gatewaylog import LogRecorder
 
-        secrets = [os.environ.get(k, "") for k in ("FIREWORKS_API_KEY", "OPENAI_API_KEY", TOKEN_ENV,
-                                                    "EP_REMOTE_API_KEY", "WANDB_API_KEY")]
-        rec = LogRecorder(str(rec_cfg["gateway"]), os.environ["FIREWORKS_API_KEY"].strip(), secrets=secrets,
-                          timeout=float(rec_cfg.get("timeout", 5.0)),
-                          flush_timeout=float(rec_cfg.get("flush_timeout", 30.0)))
+        secrets = [
+            os.environ.get(k, "")
+            for k in ("FIREWORKS_API_KEY", "OPENAI_API_KEY", TOKEN_ENV, "EP_REMOTE_API_KEY", "WANDB_API_KEY")
+        ]
+        rec = LogRecorder(
+            str(rec_cfg["gateway"]),
+            os.environ["FIREWORKS_API_KEY"].strip(),
+            secrets=secrets,
+            timeout=float(rec_cfg.get("timeout", 5.0)),
+            flush_timeout=float(rec_cfg.get("flush_timeout", 30.0)),
+        )
         atexit.register(_close_recorder)
     if why:
         _log(f"svgrft: rollouts are not recorded ({why}); compare-epochs will not find this job's rollouts")
@@ -297,9 +319,21 @@ def _close_recorder() -> None:
     _log(rec.summary())
 
 
-def record_rollout(row: Any, cfg: dict[str, Any], *, score: float, is_valid: bool, reason: str,
-                   gate: str | None = None, svg: str | None = None, verdicts: list | None = None,
-                   judge_model: str = "", judge_mode: str = "", fulfilled: int = 0, total: int = 0) -> None:
+def record_rollout(
+    row: Any,
+    cfg: dict[str, Any],
+    *,
+    score: float,
+    is_valid: bool,
+    reason: str,
+    gate: str | None = None,
+    svg: str | None = None,
+    verdicts: list | None = None,
+    judge_model: str = "",
+    judge_mode: str = "",
+    fulfilled: int = 0,
+    total: int = 0,
+) -> None:
     """Queue the record of one scored rollout (:mod:`svgrft.core.records`). Never raises, never blocks,
     never changes the row: a failure is counted and reported in the evaluator's log at exit."""
     try:
@@ -322,10 +356,22 @@ def record_rollout(row: Any, cfg: dict[str, Any], *, score: float, is_valid: boo
         rollout_id = str(getattr(ex, "rollout_id", None) or "") or None
         settings = cfg.get("settings") or {}
         body = records.build_record(
-            row_id=row_id, rollout_id=rollout_id, time_s=time.time(), policy_model=str(model) if model else None,
-            svg=svg, score=score, is_valid=is_valid, gate=gate, reason=reason, verdicts=verdicts or [],
+            row_id=row_id,
+            rollout_id=rollout_id,
+            time_s=time.time(),
+            policy_model=str(model) if model else None,
+            svg=svg,
+            score=score,
+            is_valid=is_valid,
+            gate=gate,
+            reason=reason,
+            verdicts=verdicts or [],
             judge_model=judge_model or str(settings.get("judge.model", "")),
-            judge_mode=judge_mode or str(settings.get("judge.mode", "")), ids=ids, fulfilled=fulfilled, total=total)
+            judge_mode=judge_mode or str(settings.get("judge.mode", "")),
+            ids=ids,
+            fulfilled=fulfilled,
+            total=total,
+        )
         key = record_key()
         rec.submit(records.record_tags(key, row_id, rollout_id), f"svgrft rollout {row_id} score {score:.3f}", body)
     except Exception as e:  # recording must never fail a row

@@ -5,7 +5,7 @@ from settings or the environment), ``init_request`` (reading and validating ``/i
 a failed rollout is answered), ``wire`` (Eval Protocol's InitRequest and status-log format, without
 eval_protocol), ``status_report`` (status logs to the Fireworks tracing gateway), ``guard`` (token, host
 allow-list, rate limit, concurrency cap), ``conn`` (the guarded HTTP protocol), ``runner`` (uvicorn).
-The policy call itself is :class:`svgrft.clients.policy.PolicyCaller`. Importing this package is cheap;
+The policy call itself is :class:`svgrft.clients.policy_call.PolicyCaller`. Importing this package is cheap;
 ``create_app`` imports FastAPI (and, when serving starts, openai) -- never eval_protocol or litellm.
 """
 

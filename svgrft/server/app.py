@@ -27,9 +27,13 @@ only with ``allow_server_key``; per-client rate limit and a cap on concurrent ro
 
 :class:`RolloutServer` holds the parts as methods (``admit``, ``accept``, ``run_rollout``, ``report``,
 ``health``, ``init``, ``lifespan``) over collaborators: :mod:`~svgrft.server.init_request` (reading,
-validation), :mod:`~svgrft.server.guard`, :class:`svgrft.clients.policy.PolicyCaller`,
+validation), :mod:`~svgrft.server.guard`, :class:`svgrft.clients.policy_call.PolicyCaller`,
 :mod:`~svgrft.server.status_report`, :mod:`~svgrft.server.outcomes`. :func:`create_app` is the factory;
 nothing here imports eval_protocol (the wire format is :mod:`svgrft.server.wire`).
+
+Over 400 lines on purpose: :class:`RolloutServer` is the server's one request path (admission, auth,
+``/init``, the rollout run, its status report, health); its collaborators (request validation, answers,
+guards, options, wire models) are modules of their own.
 """
 
 from __future__ import annotations
@@ -45,13 +49,28 @@ from starlette.requests import Request  # FastAPI resolves handler annotations f
 
 from svgrft import __version__
 from svgrft.config import FIREWORKS_INFERENCE, FIREWORKS_TRACING
+from svgrft.core.plural import plural, plural_word
 from svgrft.redact import mask
-from svgrft.server.guard import (ConcurrencyCap, HostAllowList, RateLimiter, check_bearer, client_label,
-                                 retry_after_header)
+from svgrft.server.guard import (
+    ConcurrencyCap,
+    HostAllowList,
+    RateLimiter,
+    check_bearer,
+    client_label,
+    retry_after_header,
+)
 from svgrft.server.init_request import Rejection, Rollout, RolloutValidator, parse_json, read_body, rollout_id_of
 from svgrft.server.options import ServeOptions, options_from_env, options_from_settings
-from svgrft.server.outcomes import (RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, Failure, error_body,
-                                    failure_for, internal, scrub)
+from svgrft.server.outcomes import (
+    RESOURCE_EXHAUSTED,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    Failure,
+    error_body,
+    failure_for,
+    internal,
+    scrub,
+)
 from svgrft.server.wire import StatusCode
 
 if TYPE_CHECKING:
@@ -88,16 +107,29 @@ def _svg_found(content: Any) -> bool | None:
 class RolloutServer:
     """One rollout server: its options, guards, counters and collaborators (see the module)."""
 
-    def __init__(self, options: ServeOptions, *, model_url: str, gateway: str, server_key: str | None,
-                 policy: Any = None, reporter_factory: Any = None):
-        from svgrft.clients.policy import PolicyCaller
+    def __init__(
+        self,
+        options: ServeOptions,
+        *,
+        model_url: str,
+        gateway: str,
+        server_key: str | None,
+        policy: Any = None,
+        reporter_factory: Any = None,
+    ):
+        from svgrft.clients.policy_call import PolicyCaller
         from svgrft.server.status_report import GatewayReporter
 
         self.options = opts = options
         self.server_key = server_key
         self.allow = HostAllowList([*opts.default_hosts, *opts.allow_model_hosts])
-        self.validator = RolloutValidator(self.allow, model_url=model_url, gateway=gateway, server_key=server_key,
-                                          allow_server_key=opts.allow_server_key)
+        self.validator = RolloutValidator(
+            self.allow,
+            model_url=model_url,
+            gateway=gateway,
+            server_key=server_key,
+            allow_server_key=opts.allow_server_key,
+        )
         self.limiter = RateLimiter(opts.rate_limit, opts.rate_burst)
         # requests with a wrong or missing token spend their own budget: a flood of them cannot starve valid ones
         self.auth_failures = RateLimiter(opts.rate_limit, opts.rate_burst)
@@ -106,17 +138,21 @@ class RolloutServer:
         self.tasks: set[asyncio.Task] = set()
         self.policy = policy or PolicyCaller(retries=opts.policy_retries, timeout=opts.rollout_timeout)
         self._reporter_factory = reporter_factory or (
-            lambda: GatewayReporter(threads=min(64, max(8, opts.max_concurrent or 64))))
+            lambda: GatewayReporter(threads=min(64, max(8, opts.max_concurrent or 64)))
+        )
         self.reporter: Any = None
         self.draining = False
         self.started = time.time()
 
     @classmethod
-    def from_settings(cls, settings: "Settings", options: ServeOptions) -> "RolloutServer":
+    def from_settings(cls, settings: Settings, options: ServeOptions) -> RolloutServer:
         """The server for ``options`` with the configured Fireworks endpoints and the server's own key."""
-        return cls(options, model_url=settings.fireworks.inference_base_url or FIREWORKS_INFERENCE,
-                   gateway=settings.fireworks.tracing_base_url or FIREWORKS_TRACING,
-                   server_key=settings.secret("FIREWORKS_API_KEY"))
+        return cls(
+            options,
+            model_url=settings.fireworks.inference_base_url or FIREWORKS_INFERENCE,
+            gateway=settings.fireworks.tracing_base_url or FIREWORKS_TRACING,
+            server_key=settings.secret("FIREWORKS_API_KEY"),
+        )
 
     # ------------------------------------------------------------------------------ lifecycle
     @asynccontextmanager
@@ -125,9 +161,13 @@ class RolloutServer:
         opts = self.options
         self.policy.open()
         self.reporter = self._reporter_factory()
-        log.info("svgrft serve %s ready: mode=%s auth=%s model hosts=%s", __version__,
-                 "background" if opts.background else "sync", "token" if opts.token else "none",
-                 ",".join(self.allow.describe()))
+        log.info(
+            "svgrft serve %s ready: mode=%s auth=%s model hosts=%s",
+            __version__,
+            "background" if opts.background else "sync",
+            "token" if opts.token else "none",
+            ",".join(self.allow.describe()),
+        )
         try:
             yield
         finally:
@@ -145,8 +185,14 @@ class RolloutServer:
         """The FastAPI app: ``GET /`` → :meth:`health`, ``POST /init`` → :meth:`init`."""
         from fastapi import FastAPI
 
-        app = FastAPI(title="svgrft rollout server", version=__version__, lifespan=self.lifespan,
-                      docs_url=None, redoc_url=None, openapi_url=None)
+        app = FastAPI(
+            title="svgrft rollout server",
+            version=__version__,
+            lifespan=self.lifespan,
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+        )
         app.state.server = self
         app.state.options = self.options
         app.state.stats = self.stats
@@ -167,16 +213,28 @@ class RolloutServer:
     def scrub(self, text: str, *secrets: str | None) -> str:
         return scrub(text, self.options.token, self.server_key, *secrets)
 
-    def reply(self, status: int, kind: str, message: str, rollout_id: str | None, *, hint: str | None = None,
-              retry_after: str | None = None, secrets: tuple = ()) -> Any:
+    def reply(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        rollout_id: str | None,
+        *,
+        hint: str | None = None,
+        retry_after: str | None = None,
+        secrets: tuple = (),
+    ) -> Any:
         """An error answer (JSON ``error``, ``kind``, ``status``, ``rollout_id``, ``hint``), secrets masked."""
         from fastapi.responses import JSONResponse
 
         headers = {"Retry-After": retry_after} if retry_after else None
         if status == 401:
             headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-        return JSONResponse(error_body(status, kind, self.scrub(message, *secrets), rollout_id, hint),
-                            status_code=status, headers=headers)
+        return JSONResponse(
+            error_body(status, kind, self.scrub(message, *secrets), rollout_id, hint),
+            status_code=status,
+            headers=headers,
+        )
 
     def health(self) -> dict:
         """``GET /``: status, versions, mode, auth and rollout counters."""
@@ -187,13 +245,21 @@ class RolloutServer:
         except Exception:  # pragma: no cover
             ep_version = None
         opts, stats = self.options, self.stats
-        return {"status": "draining" if self.draining else "ok", "service": "svgrft-serve",
-                "version": __version__, "eval_protocol": ep_version,
-                "mode": "background" if opts.background else "sync",
-                "auth": "token" if opts.token else "none",
-                "uptime_s": round(time.time() - self.started, 1),
-                "rollouts": {"in_flight": self.cap.in_flight, "finished": stats.finished, "failed": stats.failed,
-                             "rejected": stats.rejected}}
+        return {
+            "status": "draining" if self.draining else "ok",
+            "service": "svgrft-serve",
+            "version": __version__,
+            "eval_protocol": ep_version,
+            "mode": "background" if opts.background else "sync",
+            "auth": "token" if opts.token else "none",
+            "uptime_s": round(time.time() - self.started, 1),
+            "rollouts": {
+                "in_flight": self.cap.in_flight,
+                "finished": stats.finished,
+                "failed": stats.failed,
+                "rejected": stats.rejected,
+            },
+        }
 
     # ------------------------------------------------------------------------------ admission
     def admit(self, client: str, authorization: str | None) -> None:
@@ -202,22 +268,37 @@ class RolloutServer:
         authorized = not opts.token or check_bearer(authorization, opts.token)
         wait = (self.limiter if authorized else self.auth_failures).acquire(client)
         if wait > 0:
-            raise Rejection(429, "rate_limited", "too many requests from this client",
-                            hint="slow down; see Retry-After", retry_after=retry_after_header(wait),
-                            code=RESOURCE_EXHAUSTED)
+            raise Rejection(
+                429,
+                "rate_limited",
+                "too many requests from this client",
+                hint="slow down; see Retry-After",
+                retry_after=retry_after_header(wait),
+                code=RESOURCE_EXHAUSTED,
+            )
         if not authorized:
-            raise Rejection(401, "unauthorized", "wrong bearer token" if authorization else "missing bearer token",
-                            hint="send Authorization: Bearer <SVGRFT_SERVE_TOKEN> (the evaluator's remote mode "
-                                 "does this when the token is set)", code=UNAUTHENTICATED)
+            raise Rejection(
+                401,
+                "unauthorized",
+                "wrong bearer token" if authorization else "missing bearer token",
+                hint="send Authorization: Bearer <SVGRFT_SERVE_TOKEN> (the evaluator's remote mode "
+                "does this when the token is set)",
+                code=UNAUTHENTICATED,
+            )
         if self.draining:
             raise Rejection(503, "draining", "the server is shutting down", retry_after="5", code=UNAVAILABLE)
 
     def enter(self) -> None:
         """Take a rollout slot; raises :class:`Rejection` (429) when the cap is reached."""
         if not self.cap.try_enter():
-            raise Rejection(429, "too_many_rollouts", f"{self.cap.limit} rollouts are already running on this server",
-                            hint="retry later; the operator can raise --max-concurrent",
-                            retry_after=retry_after_header(1), code=RESOURCE_EXHAUSTED)
+            raise Rejection(
+                429,
+                "too_many_rollouts",
+                f"{plural(self.cap.limit, 'rollout')} {plural_word(self.cap.limit, 'is', 'are')} already running on this server",
+                hint="retry later; the operator can raise --max-concurrent",
+                retry_after=retry_after_header(1),
+                code=RESOURCE_EXHAUSTED,
+            )
 
     # ------------------------------------------------------------------------------ the rollout
     async def report(self, r: Rollout, code: int, message: str, extras: dict | None = None) -> bool:
@@ -226,9 +307,16 @@ class RolloutServer:
         if reporter is None:
             return False
         for attempt in range(2):
-            ok = await reporter.report(gateway=r.gateway, api_key=r.api_key, rollout_id=r.rollout_id, code=code,
-                                       message=self.scrub(message, r.api_key), extras=extras,
-                                       experiment_id=r.experiment_id, run_id=r.run_id)
+            ok = await reporter.report(
+                gateway=r.gateway,
+                api_key=r.api_key,
+                rollout_id=r.rollout_id,
+                code=code,
+                message=self.scrub(message, r.api_key),
+                extras=extras,
+                experiment_id=r.experiment_id,
+                run_id=r.run_id,
+            )
             if ok:
                 return True
             if attempt == 0:
@@ -239,7 +327,7 @@ class RolloutServer:
 
     async def run_rollout(self, r: Rollout) -> tuple[Failure | None, dict[str, Any], bool]:
         """The policy call and the status report. Returns (failure or None, extras, reported)."""
-        from svgrft.clients.policy import PolicyCallError
+        from svgrft.clients.policy_call import PolicyCallError
 
         t0 = time.perf_counter()
         failure: Failure | None = None
@@ -258,27 +346,42 @@ class RolloutServer:
             failure = failure_for(e)
         except Exception as e:  # a bug: 500, logged without secrets
             failure = internal(e)
-            log.error("rollout %s: unexpected %s: %s", r.rollout_id, type(e).__name__,
-                      self.scrub(str(e), r.api_key)[:300])
+            log.error(
+                "rollout %s: unexpected %s: %s", r.rollout_id, type(e).__name__, self.scrub(str(e), r.api_key)[:300]
+            )
         extras["policy_latency_s"] = round(time.perf_counter() - t0, 4)
         t_report = time.perf_counter()
         if failure is None:
             reported = await self.report(r, StatusCode.FINISHED, f"Rollout {r.rollout_id} finished", extras)
             self.stats.finished += 1
-            log.info("rollout %s finished in %.2fs (model=%s, finish=%s, key %s from the %s)", r.rollout_id,
-                     extras["policy_latency_s"], r.kwargs.get("model"), extras.get("finish_reason"),
-                     mask(r.api_key), r.key_source)
+            log.info(
+                "rollout %s finished in %.2fs (model=%s, finish=%s, key %s from the %s)",
+                r.rollout_id,
+                extras["policy_latency_s"],
+                r.kwargs.get("model"),
+                extras.get("finish_reason"),
+                mask(r.api_key),
+                r.key_source,
+            )
         else:
-            failure = Failure(failure.http_status, failure.grpc_code, failure.kind,
-                              self.scrub(failure.message, r.api_key), failure.retry_after, failure.hint)
+            failure = Failure(
+                failure.http_status,
+                failure.grpc_code,
+                failure.kind,
+                self.scrub(failure.message, r.api_key),
+                failure.retry_after,
+                failure.hint,
+            )
             extras["error_kind"] = failure.kind
             extras["http_status"] = failure.http_status
-            reported = await self.report(r, failure.grpc_code, f"Rollout {r.rollout_id} failed: {failure.message}",
-                                         extras)
+            reported = await self.report(
+                r, failure.grpc_code, f"Rollout {r.rollout_id} failed: {failure.message}", extras
+            )
             self.stats.failed += 1
             self.stats.count(failure.kind)
-            log.warning("rollout %s failed: %d %s: %s", r.rollout_id, failure.http_status, failure.kind,
-                        failure.message)
+            log.warning(
+                "rollout %s failed: %d %s: %s", r.rollout_id, failure.http_status, failure.kind, failure.message
+            )
         extras["report_s"] = round(time.perf_counter() - t_report, 4)  # for the answer only (already logged)
         return failure, extras, reported
 
@@ -320,52 +423,105 @@ class RolloutServer:
         except Rejection as rej:
             self.stats.rejected += 1
             self.stats.count(rej.kind)
-            log.warning("rejected /init from %s (rollout %s): %d %s: %s", client, seen["rid"] or "?", rej.status,
-                        rej.kind, self.scrub(rej.message, seen["key"]))
+            log.warning(
+                "rejected /init from %s (rollout %s): %d %s: %s",
+                client,
+                seen["rid"] or "?",
+                rej.status,
+                rej.kind,
+                self.scrub(rej.message, seen["key"]),
+            )
             if rej.rollout is not None:
-                await self.report(rej.rollout, rej.code, f"Rollout {rej.rollout.rollout_id} rejected: {rej.message}",
-                                  {"svgrft_server": __version__, "error_kind": rej.kind, "http_status": rej.status})
-            return self.reply(rej.status, rej.kind, rej.message, seen["rid"], hint=rej.hint,
-                              retry_after=rej.retry_after, secrets=(seen["key"],))
+                await self.report(
+                    rej.rollout,
+                    rej.code,
+                    f"Rollout {rej.rollout.rollout_id} rejected: {rej.message}",
+                    {"svgrft_server": __version__, "error_kind": rej.kind, "http_status": rej.status},
+                )
+            return self.reply(
+                rej.status,
+                rej.kind,
+                rej.message,
+                seen["rid"],
+                hint=rej.hint,
+                retry_after=rej.retry_after,
+                secrets=(seen["key"],),
+            )
         except Exception as e:  # a bug: answer 500, never crash the server
             log.error("/init from %s: unexpected %s", client, type(e).__name__)
-            return self.reply(500, "internal", f"internal error: {type(e).__name__}", seen["rid"],
-                              secrets=(seen["key"],))
+            return self.reply(
+                500, "internal", f"internal error: {type(e).__name__}", seen["rid"], secrets=(seen["key"],)
+            )
 
         if self.options.background:
             task = asyncio.create_task(self.background_rollout(r))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-            return JSONResponse({"status": "accepted", "rollout_id": r.rollout_id,
-                                 "message": "rollout started; its status goes to the tracing gateway"})
+            return JSONResponse(
+                {
+                    "status": "accepted",
+                    "rollout_id": r.rollout_id,
+                    "message": "rollout started; its status goes to the tracing gateway",
+                }
+            )
         try:  # uvicorn's graceful shutdown waits for this request, so it needs no task bookkeeping
             failure, extras, reported = await self.run_rollout(r)
         except Exception as e:  # pragma: no cover - run_rollout catches the call's errors
             log.error("rollout %s: unexpected %s", r.rollout_id, type(e).__name__)
-            return self.reply(500, "internal", f"internal error: {type(e).__name__}", r.rollout_id,
-                              secrets=(r.api_key,))
+            return self.reply(
+                500, "internal", f"internal error: {type(e).__name__}", r.rollout_id, secrets=(r.api_key,)
+            )
         finally:
             self.cap.leave()
         if failure is not None:
-            return self.reply(failure.http_status, failure.kind, failure.message, r.rollout_id, hint=failure.hint,
-                              retry_after=failure.retry_after, secrets=(r.api_key,))
+            return self.reply(
+                failure.http_status,
+                failure.kind,
+                failure.message,
+                r.rollout_id,
+                hint=failure.hint,
+                retry_after=failure.retry_after,
+                secrets=(r.api_key,),
+            )
         if not reported:
-            return self.reply(502, "gateway_unreachable", "the rollout finished but its status could not be written "
-                                                          "to the tracing gateway", r.rollout_id,
-                              hint=f"check that {r.gateway} is reachable from the server", secrets=(r.api_key,))
-        return JSONResponse({"status": "finished", "rollout_id": r.rollout_id,
-                             "finish_reason": extras.get("finish_reason"),
-                             "svg_found": extras.get("svg_found"),
-                             "latency_s": extras.get("policy_latency_s"), "report_s": extras.get("report_s"),
-                             "server_s": round(time.perf_counter() - t_start, 4)})
+            return self.reply(
+                502,
+                "gateway_unreachable",
+                "the rollout finished but its status could not be written to the tracing gateway",
+                r.rollout_id,
+                hint=f"check that {r.gateway} is reachable from the server",
+                secrets=(r.api_key,),
+            )
+        return JSONResponse(
+            {
+                "status": "finished",
+                "rollout_id": r.rollout_id,
+                "finish_reason": extras.get("finish_reason"),
+                "svg_found": extras.get("svg_found"),
+                "latency_s": extras.get("policy_latency_s"),
+                "report_s": extras.get("report_s"),
+                "server_s": round(time.perf_counter() - t_start, 4),
+            }
+        )
 
 
-def create_app(settings: "Settings | None" = None, *, token: str | None = None, allow_server_key: bool | None = None,
-               allow_model_hosts: tuple[str, ...] | list[str] | None = None, max_concurrent: int | None = None,
-               rate_limit: float | None = None, rate_burst: int | None = None, rollout_timeout: float | None = None,
-               max_body: int | None = None, policy_retries: int | None = None, background: bool | None = None,
-               read_timeout: float | None = None, options: ServeOptions | None = None,
-               warn_unauthenticated: bool = True):
+def create_app(
+    settings: Settings | None = None,
+    *,
+    token: str | None = None,
+    allow_server_key: bool | None = None,
+    allow_model_hosts: tuple[str, ...] | list[str] | None = None,
+    max_concurrent: int | None = None,
+    rate_limit: float | None = None,
+    rate_burst: int | None = None,
+    rollout_timeout: float | None = None,
+    max_body: int | None = None,
+    policy_retries: int | None = None,
+    background: bool | None = None,
+    read_timeout: float | None = None,
+    options: ServeOptions | None = None,
+    warn_unauthenticated: bool = True,
+):
     """The ASGI app (FastAPI) of a :class:`RolloutServer`. Arguments left at None come from ``settings``
     (``serve.*``; the token from ``SVGRFT_SERVE_TOKEN``); ``token=""`` disables the token explicitly.
     ``allow_model_hosts`` adds to the default allow-list (Fireworks tracing/inference hosts)."""
@@ -375,14 +531,24 @@ def create_app(settings: "Settings | None" = None, *, token: str | None = None, 
         settings = load_settings()
     if options is None:
         options = options_from_settings(
-            settings, token=token, allow_server_key=allow_server_key,
+            settings,
+            token=token,
+            allow_server_key=allow_server_key,
             allow_model_hosts=tuple(allow_model_hosts) if allow_model_hosts is not None else None,
-            max_concurrent=max_concurrent, rate_limit=rate_limit, rate_burst=rate_burst,
-            rollout_timeout=rollout_timeout, max_body=max_body, policy_retries=policy_retries,
-            background=background, read_timeout=read_timeout)
+            max_concurrent=max_concurrent,
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            rollout_timeout=rollout_timeout,
+            max_body=max_body,
+            policy_retries=policy_retries,
+            background=background,
+            read_timeout=read_timeout,
+        )
     if warn_unauthenticated and not options.token:
-        log.warning("svgrft serve: /init is unauthenticated (no SVGRFT_SERVE_TOKEN / --token): anyone who can "
-                    "reach this server can start rollouts")
+        log.warning(
+            "svgrft serve: /init is unauthenticated (no SVGRFT_SERVE_TOKEN / --token): anyone who can "
+            "reach this server can start rollouts"
+        )
     return RolloutServer.from_settings(settings, options).app()
 
 

@@ -25,8 +25,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("svgrft.server")
 
-_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 37\r\n"
-            b"connection: close\r\nretry-after: 1\r\n\r\ntoo many connections from this client\n")
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 37\r\n"
+    b"connection: close\r\nretry-after: 1\r\n\r\ntoo many connections from this client\n"
+)
 
 
 class _Table:
@@ -39,7 +41,7 @@ class _Table:
         self.refused = 0
         self.timed_out = 0
 
-    def add(self, conn: "GuardedH11Protocol", per_client: int, total: int) -> bool:
+    def add(self, conn: GuardedH11Protocol, per_client: int, total: int) -> bool:
         """Register ``conn``; evict idle connections to make room. False when it must be refused."""
         mine = self.by_client.setdefault(conn.peer, {})
         if per_client and len(mine) >= per_client and not self._evict(mine):
@@ -59,7 +61,7 @@ class _Table:
                 return True
         return False
 
-    def remove(self, conn: "GuardedH11Protocol") -> None:
+    def remove(self, conn: GuardedH11Protocol) -> None:
         self.all.pop(conn, None)
         mine = self.by_client.get(conn.peer)
         if mine is not None:
@@ -78,9 +80,15 @@ class GuardedH11Protocol(H11Protocol):
     @classmethod
     def configured(cls, *, header_timeout: float, max_per_client: int, max_connections: int) -> type:
         """A subclass with these limits (one per server: the limits are class attributes)."""
-        return type(cls.__name__, (cls,), {"header_timeout": float(header_timeout),
-                                           "max_per_client": int(max_per_client),
-                                           "max_connections": int(max_connections)})
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "header_timeout": float(header_timeout),
+                "max_per_client": int(max_per_client),
+                "max_connections": int(max_connections),
+            },
+        )
 
     @classmethod
     def configure(cls, *, header_timeout: float, max_per_client: int, max_connections: int) -> None:
@@ -159,8 +167,7 @@ def connection_stats(server_state: Any) -> dict[str, int]:
     table = getattr(server_state, "_svgrft_connections", None)
     if table is None:
         return {"open": 0, "evicted": 0, "refused": 0, "timed_out": 0}
-    return {"open": len(table.all), "evicted": table.evicted, "refused": table.refused,
-            "timed_out": table.timed_out}
+    return {"open": len(table.all), "evicted": table.evicted, "refused": table.refused, "timed_out": table.timed_out}
 
 
 def auto_limits(max_concurrent: int, max_per_client: int = 0) -> tuple[int, int]:

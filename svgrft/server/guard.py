@@ -12,8 +12,8 @@ import math
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 from urllib.parse import urlsplit
 
 # Hosts a model_base_url may point at when nothing else is allowed: the Fireworks tracing
@@ -164,8 +164,7 @@ class RateLimiter:
     ``rate <= 0`` disables it. The table of clients is bounded (least recently seen dropped).
     """
 
-    def __init__(self, rate: float, burst: int, max_clients: int = 10_000,
-                 clock=time.monotonic):
+    def __init__(self, rate: float, burst: int, max_clients: int = 10_000, clock=time.monotonic):
         self.rate = float(rate)
         self.burst = max(1, int(burst)) if rate > 0 else 0
         self.max_clients = max_clients

@@ -14,11 +14,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from svgrft.core.plural import plural
 from svgrft.server.guard import HostAllowList
 from svgrft.server.wire import StatusCode
 
-__all__ = ["Rejection", "Rollout", "RolloutValidator", "read_body", "parse_json", "rollout_id_of",
-           "gateway_base", "is_tracing_url", "MAX_JSON_DEPTH"]
+__all__ = [
+    "Rejection",
+    "Rollout",
+    "RolloutValidator",
+    "read_body",
+    "parse_json",
+    "rollout_id_of",
+    "gateway_base",
+    "is_tracing_url",
+    "MAX_JSON_DEPTH",
+]
 
 MAX_ID_LEN = 256
 MAX_KEY_LEN = 1024
@@ -46,12 +56,19 @@ def gateway_base(model_base_url: str | None) -> str | None:
 class Rejection(Exception):
     """A request answered before any policy call."""
 
-    def __init__(self, status: int, kind: str, message: str, hint: str | None = None,
-                 retry_after: str | None = None, code: int = StatusCode.INVALID_ARGUMENT):
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        hint: str | None = None,
+        retry_after: str | None = None,
+        code: int = StatusCode.INVALID_ARGUMENT,
+    ):
         super().__init__(message)
         self.status, self.kind, self.message, self.hint = status, kind, message, hint
         self.retry_after, self.code = retry_after, code
-        self.rollout: "Rollout | None" = None  # set when the refusal can be reported to the gateway
+        self.rollout: Rollout | None = None  # set when the refusal can be reported to the gateway
 
 
 @dataclass
@@ -76,8 +93,12 @@ async def read_body(request: Any, *, max_body: int, read_timeout: float) -> byte
         except ValueError:
             raise Rejection(400, "bad_request", "invalid Content-Length") from None
         if n > max_body:
-            raise Rejection(413, "too_large", f"request body is {n} bytes; the limit is {max_body}",
-                            hint="send only the rollout messages; raise --max-body if needed")
+            raise Rejection(
+                413,
+                "too_large",
+                f"request body is {plural(n, 'byte')}; the limit is {max_body}",
+                hint="send only the rollout messages; raise --max-body if needed",
+            )
     chunks: list[bytes] = []
 
     async def collect() -> None:
@@ -85,16 +106,24 @@ async def read_body(request: Any, *, max_body: int, read_timeout: float) -> byte
         async for chunk in request.stream():
             total += len(chunk)
             if total > max_body:
-                raise Rejection(413, "too_large", f"request body exceeds {max_body} bytes",
-                                hint="send only the rollout messages; raise --max-body if needed")
+                raise Rejection(
+                    413,
+                    "too_large",
+                    f"request body exceeds {plural(max_body, 'byte')}",
+                    hint="send only the rollout messages; raise --max-body if needed",
+                )
             chunks.append(chunk)
 
     try:  # a body trickled byte by byte must not hold a connection (and its slot) for long
         await asyncio.wait_for(collect(), timeout=read_timeout if read_timeout > 0 else None)
     except asyncio.TimeoutError:
-        raise Rejection(408, "body_timeout", f"the request body did not arrive within {read_timeout:g}s",
-                        hint="send the whole body at once; the operator can raise --read-timeout",
-                        code=StatusCode.DEADLINE_EXCEEDED) from None
+        raise Rejection(
+            408,
+            "body_timeout",
+            f"the request body did not arrive within {read_timeout:g}s",
+            hint="send the whole body at once; the operator can raise --read-timeout",
+            code=StatusCode.DEADLINE_EXCEEDED,
+        ) from None
     return b"".join(chunks)
 
 
@@ -133,8 +162,11 @@ def parse_json(body: bytes) -> Any:
 def _plain_id(value: Any) -> bool:
     """Printable ASCII without spaces or slashes: ids end up in log lines, tags and trace paths, where
     U+2028, NEL or other Unicode line breaks would forge lines."""
-    return (isinstance(value, str) and 0 < len(value) <= MAX_ID_LEN
-            and all(0x21 <= ord(c) <= 0x7E and c not in "/\\" for c in value))
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LEN
+        and all(0x21 <= ord(c) <= 0x7E and c not in "/\\" for c in value)
+    )
 
 
 def rollout_id_of(data: Any) -> str | None:
@@ -150,8 +182,11 @@ def _check_id(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Rejection(400, "bad_request", f"metadata.{name} must be a non-empty string")
     if not _plain_id(value):
-        raise Rejection(400, "bad_request", f"metadata.{name} must be at most {MAX_ID_LEN} printable ASCII "
-                                            "characters without spaces or slashes")
+        raise Rejection(
+            400,
+            "bad_request",
+            f"metadata.{name} must be at most {MAX_ID_LEN} printable ASCII characters without spaces or slashes",
+        )
     return value
 
 
@@ -159,9 +194,13 @@ def _check_api_key(value: str) -> str:
     """A key goes into an Authorization header: CR/LF, other control characters, non-ASCII or a huge
     value would fail there as a 5xx (retried) or split the header. Never echoes the value."""
     if len(value) > MAX_KEY_LEN or not all(0x21 <= ord(c) <= 0x7E for c in value):
-        raise Rejection(400, "bad_api_key", f"api_key must be at most {MAX_KEY_LEN} printable ASCII characters "
-                                            "without spaces", hint="send the Fireworks API key as it is",
-                        code=StatusCode.UNAUTHENTICATED)
+        raise Rejection(
+            400,
+            "bad_api_key",
+            f"api_key must be at most {MAX_KEY_LEN} printable ASCII characters without spaces",
+            hint="send the Fireworks API key as it is",
+            code=StatusCode.UNAUTHENTICATED,
+        )
     return value
 
 
@@ -185,15 +224,16 @@ class RolloutValidator:
     ``model_url`` / ``gateway`` are used when the request names none (or no tracing URL); the server's own
     ``server_key`` only with ``allow_server_key``."""
 
-    def __init__(self, allow: HostAllowList, *, model_url: str, gateway: str, server_key: str | None,
-                 allow_server_key: bool):
+    def __init__(
+        self, allow: HostAllowList, *, model_url: str, gateway: str, server_key: str | None, allow_server_key: bool
+    ):
         self.allow, self.model_url, self.gateway = allow, model_url, gateway
         self.server_key, self.allow_server_key = server_key, allow_server_key
 
     def prepare(self, data: Any) -> Rollout:
         from pydantic import ValidationError
 
-        from svgrft.clients.policy import RequestInvalid, build_completion_kwargs
+        from svgrft.clients.policy_call import RequestInvalid, build_completion_kwargs
         from svgrft.server.wire import InitRequest
 
         if not isinstance(data, dict):
@@ -201,8 +241,9 @@ class RolloutValidator:
         try:
             req = InitRequest.model_validate(data)
         except ValidationError as e:
-            raise Rejection(400, "bad_request", _validation_message(e), hint="send an eval_protocol InitRequest") \
-                from None
+            raise Rejection(
+                400, "bad_request", _validation_message(e), hint="send an eval_protocol InitRequest"
+            ) from None
         except (TypeError, ValueError) as e:
             raise Rejection(400, "bad_request", f"invalid InitRequest: {type(e).__name__}") from None
         meta = req.metadata
@@ -212,9 +253,12 @@ class RolloutValidator:
         model_base_url = (req.model_base_url or "").strip() or self.model_url
         problem = self.allow.check(model_base_url)
         if problem:
-            raise Rejection(400, "model_host_not_allowed", problem,
-                            hint="the server calls only allow-listed hosts; the operator can add one with "
-                                 "--allow-model-host HOST")
+            raise Rejection(
+                400,
+                "model_host_not_allowed",
+                problem,
+                hint="the server calls only allow-listed hosts; the operator can add one with --allow-model-host HOST",
+            )
         via_gateway = is_tracing_url(model_base_url)
         gateway = gateway_base(model_base_url) or self.gateway
         if req.api_key and req.api_key.strip():
@@ -222,16 +266,20 @@ class RolloutValidator:
         elif self.allow_server_key and self.server_key:
             api_key, source = self.server_key, "server"
         else:
-            hint = ("send api_key in the InitRequest (eval-protocol sends EP_REMOTE_API_KEY or FIREWORKS_API_KEY)"
-                    if self.allow_server_key else
-                    "send api_key in the InitRequest; the server uses its own FIREWORKS_API_KEY only when "
-                    "started with --allow-server-key")
-            raise Rejection(401, "no_api_key", "no API key: the request has no api_key", hint=hint,
-                            code=StatusCode.UNAUTHENTICATED)
+            hint = (
+                "send api_key in the InitRequest (eval-protocol sends EP_REMOTE_API_KEY or FIREWORKS_API_KEY)"
+                if self.allow_server_key
+                else "send api_key in the InitRequest; the server uses its own FIREWORKS_API_KEY only when "
+                "started with --allow-server-key"
+            )
+            raise Rejection(
+                401, "no_api_key", "no API key: the request has no api_key", hint=hint, code=StatusCode.UNAUTHENTICATED
+            )
         r = Rollout(rid, meta.experiment_id, meta.run_id, model_base_url, gateway, api_key, source)
         try:
-            r.kwargs = build_completion_kwargs(req.completion_params, req.messages or [], req.tools,
-                                               via_gateway=via_gateway)
+            r.kwargs = build_completion_kwargs(
+                req.completion_params, req.messages or [], req.tools, via_gateway=via_gateway
+            )
         except RequestInvalid as e:
             rej = Rejection(400, "bad_request", str(e), hint="check the InitRequest's messages and completion_params")
             rej.rollout = r  # the host is allowed and there is a key: the gateway hears about it too

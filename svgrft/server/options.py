@@ -53,7 +53,7 @@ class ServeOptions:
         return d
 
 
-def options_from_settings(settings: "Settings", **given: Any) -> ServeOptions:
+def options_from_settings(settings: Settings, **given: Any) -> ServeOptions:
     """ServeOptions from ``settings.serve``, overridden by the keyword arguments that are not None
     (``allow_model_hosts`` adds to the configured ones). The configured Fireworks endpoints count as
     Fireworks hosts; the token defaults to ``SVGRFT_SERVE_TOKEN``, ``""`` means none."""
@@ -65,12 +65,20 @@ def options_from_settings(settings: "Settings", **given: Any) -> ServeOptions:
             hosts.append(host + (f":{port}" if port else ""))
     serve = settings.serve
     opts = ServeOptions(
-        token=settings.secret(TOKEN_ENV), allow_model_hosts=serve.allow_model_hosts,
-        max_concurrent=serve.max_concurrent, rate_limit=serve.rate_limit, rate_burst=serve.rate_burst,
-        rollout_timeout=serve.rollout_timeout, max_body=serve.max_body, policy_retries=serve.policy_retries,
-        background=serve.background, read_timeout=serve.read_timeout,
+        token=settings.secret(TOKEN_ENV),
+        allow_model_hosts=serve.allow_model_hosts,
+        max_concurrent=serve.max_concurrent,
+        rate_limit=serve.rate_limit,
+        rate_burst=serve.rate_burst,
+        rollout_timeout=serve.rollout_timeout,
+        max_body=serve.max_body,
+        policy_retries=serve.policy_retries,
+        background=serve.background,
+        read_timeout=serve.read_timeout,
         max_connections_per_client=serve.max_connections_per_client,
-        trust_proxy_headers=serve.trust_proxy_headers, default_hosts=tuple(dict.fromkeys(hosts)))
+        trust_proxy_headers=serve.trust_proxy_headers,
+        default_hosts=tuple(dict.fromkeys(hosts)),
+    )
     for key, value in given.items():
         if value is None:
             continue
@@ -91,7 +99,7 @@ def export_options(options: ServeOptions) -> None:
         os.environ.pop(TOKEN_ENV, None)
 
 
-def options_from_env(settings: "Settings") -> ServeOptions | None:
+def options_from_env(settings: Settings) -> ServeOptions | None:
     """The options a parent ``svgrft serve`` exported, or None when there are none."""
     raw = process_env(OPTIONS_ENV)
     if not raw:

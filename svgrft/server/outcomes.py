@@ -2,7 +2,7 @@
 a short kind, a one-line message and hint (:class:`Failure`), and :func:`scrub`, which keeps secrets out
 of every message.
 
-:func:`failure_for` maps a classified policy-call failure (:class:`svgrft.clients.policy.PolicyCallError`)
+:func:`failure_for` maps a classified policy-call failure (:class:`svgrft.clients.policy_call.PolicyCallError`)
 to its answer. Eval Protocol retries a 5xx ``/init`` answer and treats 4xx as final for the row; through
 the gateway status it retries codes 4/5/7/8/14/16 and treats 3/13 as final.
 """
@@ -18,13 +18,29 @@ from svgrft.server.guard import retry_after_header
 from svgrft.server.wire import StatusCode
 
 if TYPE_CHECKING:
-    from svgrft.clients.policy import PolicyCallError
+    from svgrft.clients.policy_call import PolicyCallError
 
-__all__ = ["Failure", "failure_for", "internal", "error_body", "scrub", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-           "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE", "UNAUTHENTICATED"]
+__all__ = [
+    "Failure",
+    "failure_for",
+    "internal",
+    "error_body",
+    "scrub",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "UNAUTHENTICATED",
+]
 
-INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND = StatusCode.INVALID_ARGUMENT, StatusCode.DEADLINE_EXCEEDED, \
-    StatusCode.NOT_FOUND
+INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND = (
+    StatusCode.INVALID_ARGUMENT,
+    StatusCode.DEADLINE_EXCEEDED,
+    StatusCode.NOT_FOUND,
+)
 PERMISSION_DENIED, RESOURCE_EXHAUSTED = StatusCode.PERMISSION_DENIED, StatusCode.RESOURCE_EXHAUSTED
 INTERNAL, UNAVAILABLE, UNAUTHENTICATED = StatusCode.INTERNAL, StatusCode.UNAVAILABLE, StatusCode.UNAUTHENTICATED
 
@@ -51,37 +67,76 @@ def internal(e: BaseException) -> Failure:
     return Failure(500, INTERNAL, INTERNAL_ERROR, f"internal error: {type(e).__name__}")
 
 
-def failure_for(err: "PolicyCallError") -> Failure:
+def failure_for(err: PolicyCallError) -> Failure:
     """The answer to a failed policy call."""
     kind, status, msg = err.kind, err.status, err.detail
     if kind is FailureKind.NETWORK:
-        text = ("the policy endpoint closed or refused the connection" if err.refused
-                else "cannot reach the policy endpoint")
+        text = (
+            "the policy endpoint closed or refused the connection"
+            if err.refused
+            else "cannot reach the policy endpoint"
+        )
         return Failure(502, UNAVAILABLE, "upstream_unreachable", text, hint=_NETWORK_HINT)
     if kind is FailureKind.TIMEOUT:
-        return Failure(408, DEADLINE_EXCEEDED, "timeout", "the policy model did not answer in time",
-                       hint="raise --rollout-timeout, or lower max_tokens")
+        return Failure(
+            408,
+            DEADLINE_EXCEEDED,
+            "timeout",
+            "the policy model did not answer in time",
+            hint="raise --rollout-timeout, or lower max_tokens",
+        )
     if status is not None:
         if status == 401:
-            return Failure(403, PERMISSION_DENIED, "auth", f"the policy endpoint rejected the API key: {msg}",
-                           hint="send a valid Fireworks API key as api_key in the InitRequest")
+            return Failure(
+                403,
+                PERMISSION_DENIED,
+                "auth",
+                f"the policy endpoint rejected the API key: {msg}",
+                hint="send a valid Fireworks API key as api_key in the InitRequest",
+            )
         if status == 403:
-            return Failure(403, PERMISSION_DENIED, "forbidden", f"the API key may not use this model: {msg}",
-                           hint="check the key's account and the model's visibility")
+            return Failure(
+                403,
+                PERMISSION_DENIED,
+                "forbidden",
+                f"the API key may not use this model: {msg}",
+                hint="check the key's account and the model's visibility",
+            )
         if status == 404:
-            return Failure(404, NOT_FOUND, "model_not_found", f"model or endpoint not found: {msg}",
-                           hint="check completion_params.model (e.g. accounts/fireworks/models/qwen3-0p6b)")
+            return Failure(
+                404,
+                NOT_FOUND,
+                "model_not_found",
+                f"model or endpoint not found: {msg}",
+                hint="check completion_params.model (e.g. accounts/fireworks/models/qwen3-0p6b)",
+            )
         if status == 429:
             ra = retry_after_header(err.retry_after) if err.retry_after is not None else "1"
-            return Failure(429, RESOURCE_EXHAUSTED, "rate_limited", f"the policy endpoint is rate limiting: {msg}",
-                           retry_after=ra, hint="retry later or lower the rollout concurrency")
+            return Failure(
+                429,
+                RESOURCE_EXHAUSTED,
+                "rate_limited",
+                f"the policy endpoint is rate limiting: {msg}",
+                retry_after=ra,
+                hint="retry later or lower the rollout concurrency",
+            )
         if status in (400, 413, 422):
-            return Failure(400, INVALID_ARGUMENT, "bad_request", f"the policy endpoint refused the request: {msg}",
-                           hint="check completion_params and messages")
+            return Failure(
+                400,
+                INVALID_ARGUMENT,
+                "bad_request",
+                f"the policy endpoint refused the request: {msg}",
+                hint="check completion_params and messages",
+            )
         if status in (408, 504):
             return Failure(408, DEADLINE_EXCEEDED, "timeout", f"the policy endpoint timed out ({status}): {msg}")
-        return Failure(502, UNAVAILABLE, "upstream_error", f"the policy endpoint answered {status}: {msg}",
-                       hint="the model service may be degraded; the evaluator retries 5xx answers")
+        return Failure(
+            502,
+            UNAVAILABLE,
+            "upstream_error",
+            f"the policy endpoint answered {status}: {msg}",
+            hint="the model service may be degraded; the evaluator retries 5xx answers",
+        )
     if kind is FailureKind.MALFORMED:
         return Failure(502, UNAVAILABLE, "upstream_malformed", "the policy endpoint sent an unreadable reply")
     return Failure(502, UNAVAILABLE, "upstream_error", f"policy call failed: {msg}")

@@ -30,9 +30,14 @@ def uvicorn_options(options: ServeOptions, *, workers: int = 1) -> dict[str, Any
         http: Any = PROTOCOL
     else:
         http = GuardedH11Protocol.configured(**limits)
-    return dict(http=http, limit_concurrency=None, timeout_keep_alive=KEEP_ALIVE,
-                proxy_headers=bool(options.trust_proxy_headers), server_header=False,
-                timeout_graceful_shutdown=int(options.rollout_timeout) + SHUTDOWN_GRACE)
+    return dict(
+        http=http,
+        limit_concurrency=None,
+        timeout_keep_alive=KEEP_ALIVE,
+        proxy_headers=bool(options.trust_proxy_headers),
+        server_header=False,
+        timeout_graceful_shutdown=int(options.rollout_timeout) + SHUTDOWN_GRACE,
+    )
 
 
 class RedactFilter(logging.Filter):
@@ -59,19 +64,36 @@ def log_config(level: str = "info") -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {"redact": {"()": "svgrft.server.runner.RedactFilter"}},
         "formatters": {
-            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s",
-                        "use_colors": None},
-            "access": {"()": "uvicorn.logging.AccessFormatter",
-                       "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'},
+            "default": {
+                "()": "uvicorn.logging.DefaultFormatter",
+                "fmt": "%(levelprefix)s %(message)s",
+                "use_colors": None,
+            },
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            },
             "svgrft": {"format": "%(asctime)s %(levelname)-7s %(message)s", "datefmt": "%H:%M:%S"},
         },
         "handlers": {
-            "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                        "filters": ["redact"]},
-            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                       "filters": ["redact"]},
-            "svgrft": {"formatter": "svgrft", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                       "filters": ["redact"]},
+            "default": {
+                "formatter": "default",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "filters": ["redact"],
+            },
+            "access": {
+                "formatter": "access",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "filters": ["redact"],
+            },
+            "svgrft": {
+                "formatter": "svgrft",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "filters": ["redact"],
+            },
         },
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": lvl, "propagate": False},
@@ -84,8 +106,16 @@ def log_config(level: str = "info") -> dict[str, Any]:
     }
 
 
-def serve(settings: Any, options: ServeOptions, *, host: str, port: int, workers: int = 1,
-          access_log: bool = False, log_level: str = "info") -> None:
+def serve(
+    settings: Any,
+    options: ServeOptions,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
     """Block serving ``/init`` until SIGINT/SIGTERM; in-flight rollouts finish before exit."""
     import uvicorn
 
@@ -94,8 +124,14 @@ def serve(settings: Any, options: ServeOptions, *, host: str, port: int, workers
     cfg = log_config(log_level)
     logging.config.dictConfig(cfg)
     raise_open_file_limit()  # sockets are files: the connection caps are derived from this limit
-    common = dict(host=host, port=port, log_config=cfg, access_log=access_log, lifespan="on",
-                  **uvicorn_options(options, workers=workers))
+    common = dict(
+        host=host,
+        port=port,
+        log_config=cfg,
+        access_log=access_log,
+        lifespan="on",
+        **uvicorn_options(options, workers=workers),
+    )
     if workers > 1:
         # Worker processes rebuild the app from the environment: options as JSON, token as its env var.
         export_options(options)

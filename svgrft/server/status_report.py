@@ -50,12 +50,22 @@ class GatewayReporter:
                 self.failed += 1
         return ok
 
-    async def report(self, *, gateway: str, api_key: str, rollout_id: str, code: int, message: str,
-                     extras: dict | None = None, experiment_id: str | None = None,
-                     run_id: str | None = None) -> bool:
+    async def report(
+        self,
+        *,
+        gateway: str,
+        api_key: str,
+        rollout_id: str,
+        code: int,
+        message: str,
+        extras: dict | None = None,
+        experiment_id: str | None = None,
+        run_id: str | None = None,
+    ) -> bool:
         """POST one terminal log entry (status ``code``) for ``rollout_id``; False if the gateway refused."""
-        entry = status_entry(rollout_id=rollout_id, code=code, message=message, extras=extras,
-                             experiment_id=experiment_id, run_id=run_id)
+        entry = status_entry(
+            rollout_id=rollout_id, code=code, message=message, extras=extras, experiment_id=experiment_id, run_id=run_id
+        )
         loop = asyncio.get_running_loop()
         try:
             fut = loop.run_in_executor(self._executor, self._send_blocking, gateway, api_key, entry)

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import IntEnum
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["InitRequest", "RolloutMetadata", "Message", "StatusCode", "status_entry", "GATEWAY_LOGGER",
-           "PROGRAM"]
+__all__ = ["InitRequest", "RolloutMetadata", "Message", "StatusCode", "status_entry", "GATEWAY_LOGGER", "PROGRAM"]
 
 GATEWAY_LOGGER = "svgrft.server.rollout"  # the entry's extras.logger_name (the logger eval-protocol's handler saw)
 PROGRAM = "eval_protocol"  # the handler's default program: RemoteRolloutProcessor searches /logs for it
@@ -46,6 +45,7 @@ class StatusCode(IntEnum):
 
 # --- InitRequest ---------------------------------------------------------------------------------------
 
+
 class ChatCompletionContentPartTextParam(BaseModel):
     text: str = Field(..., description="The text content.")
     type: Literal["text"] = Field("text", description="The type of the content part.")
@@ -53,7 +53,7 @@ class ChatCompletionContentPartTextParam(BaseModel):
 
 class ChatCompletionContentPartImageParam(BaseModel):
     type: Literal["image_url"] = Field("image_url", description="The type of the content part.")
-    image_url: Dict[str, Any] = Field(..., description="Image descriptor.")
+    image_url: dict[str, Any] = Field(..., description="Image descriptor.")
 
 
 ChatCompletionContentPartParam = Union[ChatCompletionContentPartTextParam, ChatCompletionContentPartImageParam]
@@ -82,13 +82,13 @@ class ChatCompletionMessageFunctionToolCall(BaseModel):
 
 class Message(BaseModel):
     role: str
-    content: Optional[Union[str, List[ChatCompletionContentPartParam]]] = Field(default="")
+    content: Optional[Union[str, list[ChatCompletionContentPartParam]]] = Field(default="")
     reasoning_content: Optional[str] = None
     name: Optional[str] = None
     tool_call_id: Optional[str] = None
-    tool_calls: Optional[List[ChatCompletionMessageFunctionToolCall]] = None
+    tool_calls: Optional[list[ChatCompletionMessageFunctionToolCall]] = None
     function_call: Optional[FunctionCall] = None
-    control_plane_step: Optional[Dict[str, Any]] = None
+    control_plane_step: Optional[dict[str, Any]] = None
     weight: Optional[int] = None
     logprobs: Optional[Any] = None
 
@@ -104,9 +104,9 @@ class RolloutMetadata(BaseModel):
 class InitRequest(BaseModel):
     """The body of ``POST /init``."""
 
-    completion_params: Dict[str, Any] = Field(default_factory=dict)
-    messages: Optional[List[Message]] = None
-    tools: Optional[List[Dict[str, Any]]] = None
+    completion_params: dict[str, Any] = Field(default_factory=dict)
+    messages: Optional[list[Message]] = None
+    tools: Optional[list[dict[str, Any]]] = None
     model_base_url: Optional[str] = None
     metadata: RolloutMetadata
     api_key: Optional[str] = None
@@ -117,9 +117,16 @@ class InitRequest(BaseModel):
 _ERROR_CODES = frozenset(int(c) for c in StatusCode if c is not StatusCode.FINISHED)
 
 
-def status_entry(*, rollout_id: str, code: int, message: str, extras: dict | None = None,
-                 experiment_id: str | None = None, run_id: str | None = None,
-                 created: float | None = None) -> dict[str, Any]:
+def status_entry(
+    *,
+    rollout_id: str,
+    code: int,
+    message: str,
+    extras: dict | None = None,
+    experiment_id: str | None = None,
+    run_id: str | None = None,
+    created: float | None = None,
+) -> dict[str, Any]:
     """The ``/logs`` body that ends rollout ``rollout_id`` with status ``code`` (100 = finished).
 
     As eval-protocol builds it: the status message is "Rollout finished" for 100, else ``message``; a code
@@ -130,8 +137,11 @@ def status_entry(*, rollout_id: str, code: int, message: str, extras: dict | Non
     if code == StatusCode.FINISHED:
         status = {"code": int(StatusCode.FINISHED), "message": "Rollout finished", "details": []}
     else:
-        status = {"code": int(code) if int(code) in _ERROR_CODES else int(StatusCode.INTERNAL),
-                  "message": message, "details": []}
+        status = {
+            "code": int(code) if int(code) in _ERROR_CODES else int(StatusCode.INTERNAL),
+            "message": message,
+            "details": [],
+        }
     tags = [f"rollout_id:{rollout_id}"]
     if experiment_id:
         tags.append(f"experiment_id:{experiment_id}")
@@ -139,6 +149,9 @@ def status_entry(*, rollout_id: str, code: int, message: str, extras: dict | Non
         tags.append(f"run_id:{run_id}")
     stamp = datetime.fromtimestamp(time.time() if created is None else created, tz=timezone.utc)
     body_extras = dict(extras or {})
-    body_extras.update(logger_name=GATEWAY_LOGGER, level="INFO" if code == StatusCode.FINISHED else "ERROR",
-                       timestamp=stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    body_extras.update(
+        logger_name=GATEWAY_LOGGER,
+        level="INFO" if code == StatusCode.FINISHED else "ERROR",
+        timestamp=stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    )
     return {"program": PROGRAM, "status": status, "message": str(message), "tags": tags, "extras": body_extras}

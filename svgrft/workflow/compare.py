@@ -28,20 +28,46 @@ from typing import TYPE_CHECKING, Any
 
 from svgrft.config import SCHEMA
 from svgrft.core.compare_report import Comparison, PromptRow, Sample
+from svgrft.core.plural import plural
 from svgrft.errors import ConfigError, JudgeError
-from svgrft.workflow.compare_model import (Collected, Progress, RawSample, RolloutSource, RowInfo, quiet,
-                                           job_epoch_status, load_rows)
+from svgrft.workflow.compare_model import (
+    Collected,
+    Progress,
+    RawSample,
+    RolloutSource,
+    RowInfo,
+    job_epoch_status,
+    load_rows,
+    quiet,
+)
 from svgrft.workflow.compare_records import RecordsSource, download_job_dataset, fetch_records, job_reward_curve
 from svgrft.workflow.compare_sources import ReplaySource, RunsSource
-from svgrft.core.plural import plural
 
 if TYPE_CHECKING:
     from svgrft.config import Settings
 
-__all__ = ["RawSample", "RowInfo", "Collected", "RolloutSource", "RecordsSource", "ReplaySource", "RunsSource",
-           "job_epoch_status", "load_rows", "score_async", "render_missing", "build_comparison",
-           "write_outputs_async", "finish", "finish_async", "run_compare", "download_job_dataset",
-           "fetch_records", "job_reward_curve"]
+__all__ = [
+    "RawSample",
+    "RowInfo",
+    "Collected",
+    "RolloutSource",
+    "RecordsSource",
+    "ReplaySource",
+    "RunsSource",
+    "job_epoch_status",
+    "load_rows",
+    "score_async",
+    "render_missing",
+    "build_comparison",
+    "write_outputs_async",
+    "finish",
+    "finish_async",
+    "run_compare",
+    "download_job_dataset",
+    "fetch_records",
+    "job_reward_curve",
+]
+
 
 # --------------------------------------------------------------------------------------- scoring
 def _sample_from(res: Any, raw: RawSample) -> Sample:
@@ -51,9 +77,20 @@ def _sample_from(res: Any, raw: RawSample) -> Sample:
     score = res.score
     if getattr(res, "infra_error", None):
         score = None  # not a measurement of the model: leave it out of the means
-    return Sample(score=score, is_valid=bool(res.is_valid), reason=res.reason or "", fulfilled=res.fulfilled,
-                  total=res.total, verdicts=verdicts, svg=res.svg, png=res.png, reward=raw.reward, ref=raw.ref,
-                  judge_cached=bool(getattr(res, "cached", False)), timestamp=raw.timestamp)
+    return Sample(
+        score=score,
+        is_valid=bool(res.is_valid),
+        reason=res.reason or "",
+        fulfilled=res.fulfilled,
+        total=res.total,
+        verdicts=verdicts,
+        svg=res.svg,
+        png=res.png,
+        reward=raw.reward,
+        ref=raw.ref,
+        judge_cached=bool(getattr(res, "cached", False)),
+        timestamp=raw.timestamp,
+    )
 
 
 async def _start_renderer(renderer: Any, settings: Settings) -> tuple[Any, bool]:
@@ -81,8 +118,15 @@ async def _close_renderer(renderer: Any) -> None:
         await res
 
 
-async def score_async(settings: Settings, col: Collected, *, renderer: Any, use_cache: bool = True,
-                      progress: Progress = quiet, judge: Any = None) -> dict:
+async def score_async(
+    settings: Settings,
+    col: Collected,
+    *,
+    renderer: Any,
+    use_cache: bool = True,
+    progress: Progress = quiet,
+    judge: Any = None,
+) -> dict:
     """Score every unscored sample in place (``RawSample.scored``); returns scorer statistics.
 
     A judge failure that every sample would repeat (bad key, unknown model) raises JudgeError."""
@@ -100,8 +144,10 @@ async def score_async(settings: Settings, col: Collected, *, renderer: Any, use_
         return stats
     scorer = await scorer_from_settings(settings, renderer=renderer, use_cache=use_cache, judge=judge)
     try:
-        progress(f"scoring {plural(len(todo), 'reply', 'replies')} (judge {scorer.judge_model}, {scorer.judge_mode}, "
-                 f"cache {'on' if use_cache else 'off'})")
+        progress(
+            f"scoring {plural(len(todo), 'reply', 'replies')} (judge {scorer.judge_model}, {scorer.judge_mode}, "
+            f"cache {'on' if use_cache else 'off'})"
+        )
         sem = asyncio.Semaphore(max(2, 2 * (settings.judge.concurrency or SCHEMA["judge.concurrency"].default)))
         fatal: list[Any] = []
         done = [0]
@@ -122,8 +168,10 @@ async def score_async(settings: Settings, col: Collected, *, renderer: Any, use_
 
         await asyncio.gather(*(one(raw, info) for raw, info in todo))
         if fatal:
-            raise JudgeError(f"the judge failed: {fatal[0].reason}",
-                             hint="check OPENAI_API_KEY / OPENAI_BASE_URL and the judge model (`svgrft doctor`)")
+            raise JudgeError(
+                f"the judge failed: {fatal[0].reason}",
+                hint="check OPENAI_API_KEY / OPENAI_BASE_URL and the judge model (`svgrft doctor`)",
+            )
         stats.update(dict(scorer.stats))
         stats["judge_model"] = scorer.judge_model
         stats["judge_mode"] = scorer.judge_mode
@@ -132,14 +180,18 @@ async def score_async(settings: Settings, col: Collected, *, renderer: Any, use_
     return stats
 
 
-async def render_missing(col: Collected, renderer: Any, *, progress: Progress = quiet,
-                         concurrency: int = 8) -> int:
+async def render_missing(col: Collected, renderer: Any, *, progress: Progress = quiet, concurrency: int = 8) -> int:
     """Render the image of every scored sample that has an SVG but no PNG (records: the score is the
     recorded reward, only the picture is made here). Identical SVGs are rendered once. Returns the count."""
     import inspect
 
-    todo = [s.scored for side in (col.before, col.after) for ss in side.values() for s in ss
-            if s.scored is not None and s.scored.png is None and s.scored.svg]
+    todo = [
+        s.scored
+        for side in (col.before, col.after)
+        for ss in side.values()
+        for s in ss
+        if s.scored is not None and s.scored.png is None and s.scored.svg
+    ]
     if not todo:
         return 0
     progress(f"rendering {len(todo)} recorded SVGs (no judge calls)")
@@ -177,9 +229,17 @@ def build_comparison(col: Collected, score_stats: dict | None = None) -> Compari
         meta["scoring"] = score_stats
         if score_stats.get("judge_model"):
             meta["judge_model"] = score_stats["judge_model"]
-    return Comparison(title=col.title, source=col.source, before_label=col.before_label,
-                      after_label=col.after_label, rows=rows, job_id=col.job_id, findings=list(col.findings),
-                      warnings=list(col.warnings), meta=meta)
+    return Comparison(
+        title=col.title,
+        source=col.source,
+        before_label=col.before_label,
+        after_label=col.after_label,
+        rows=rows,
+        job_id=col.job_id,
+        findings=list(col.findings),
+        warnings=list(col.warnings),
+        meta=meta,
+    )
 
 
 def _natural(row_id: str) -> tuple:
@@ -193,12 +253,15 @@ def _mkdir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot create the output directory {out_dir}: {e.strerror or e}",
-                          hint="pass a writable directory with --out") from None
+        raise ConfigError(
+            f"cannot create the output directory {out_dir}: {e.strerror or e}",
+            hint="pass a writable directory with --out",
+        ) from None
 
 
-async def write_outputs_async(cmp: Comparison, out_dir: Path, *, renderer: Any, rows: int = 6, pick: str = "best",
-                              seed: int = 0) -> dict[str, str]:
+async def write_outputs_async(
+    cmp: Comparison, out_dir: Path, *, renderer: Any, rows: int = 6, pick: str = "best", seed: int = 0
+) -> dict[str, str]:
     """index.html, before_after.png (the contact sheet, screenshotted by headless Chromium), comparison.json."""
     import json
 
@@ -243,14 +306,23 @@ async def write_outputs_async(cmp: Comparison, out_dir: Path, *, renderer: Any, 
     return files
 
 
-async def finish_async(settings: Settings, col: Collected, out_dir: Path, *, use_cache: bool = True, rows: int = 6,
-                       pick: str = "best", seed: int = 0, progress: Progress = quiet, renderer: Any = None,
-                       judge: Any = None) -> tuple[Comparison, dict[str, str]]:
+async def finish_async(
+    settings: Settings,
+    col: Collected,
+    out_dir: Path,
+    *,
+    use_cache: bool = True,
+    rows: int = 6,
+    pick: str = "best",
+    seed: int = 0,
+    progress: Progress = quiet,
+    renderer: Any = None,
+    judge: Any = None,
+) -> tuple[Comparison, dict[str, str]]:
     """Score, build and write, with one browser for both the scoring renders and the contact sheet."""
     renderer, owned = await _start_renderer(renderer, settings)
     try:
-        stats = await score_async(settings, col, renderer=renderer, use_cache=use_cache, progress=progress,
-                                  judge=judge)
+        stats = await score_async(settings, col, renderer=renderer, use_cache=use_cache, progress=progress, judge=judge)
         rendered = await render_missing(col, renderer, progress=progress)
         if rendered:
             stats["rendered_from_records"] = rendered
@@ -268,8 +340,9 @@ def finish(settings: Settings, col: Collected, out_dir: Path, **kw: Any) -> tupl
     return asyncio.run(finish_async(settings, col, out_dir, **kw))
 
 
-def run_compare(settings: Settings, source: RolloutSource, *, out_dir: Path, progress: Progress = quiet,
-                **kw: Any) -> tuple[Comparison, dict[str, str]]:
+def run_compare(
+    settings: Settings, source: RolloutSource, *, out_dir: Path, progress: Progress = quiet, **kw: Any
+) -> tuple[Comparison, dict[str, str]]:
     """The whole command: collect → score → build → write. Returns the comparison and the files written."""
     col = source.collect(progress)
     return finish(settings, col, out_dir, progress=progress, **kw)

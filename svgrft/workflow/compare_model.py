@@ -6,9 +6,10 @@ The data model shared by the sources (:mod:`svgrft.workflow.compare_records`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from svgrft.core.compare_report import Sample
 from svgrft.errors import DatasetError
@@ -63,7 +64,6 @@ class RolloutSource(Protocol):
     def collect(self, progress: Progress = quiet) -> Collected: ...
 
 
-
 def load_rows(dataset_settings: DatasetSettings, dataset: str | None) -> tuple[dict[str, Any], Path]:
     """DatasetRows by id from ``--dataset``, else the config's ``dataset.train``, else the bundled file."""
     from svgrft.core.dataset import BUNDLED_DATASET, load_dataset, resolve_path
@@ -71,8 +71,10 @@ def load_rows(dataset_settings: DatasetSettings, dataset: str | None) -> tuple[d
     if dataset:
         path = Path(dataset).expanduser()
         if not path.is_file():
-            raise DatasetError(f"dataset file {path} not found",
-                               hint="pass the JSONL file that was uploaded for the job with --dataset")
+            raise DatasetError(
+                f"dataset file {path} not found",
+                hint="pass the JSONL file that was uploaded for the job with --dataset",
+            )
     else:
         path = resolve_path(dataset_settings.train)
         if not path.is_file():
@@ -102,8 +104,14 @@ def job_epoch_status(job: JobRecord) -> dict[str, Any]:
         finished = cur
         slots = cur + 1
     total = total or slots
-    return {"state": state, "total": total, "slots": slots, "finished": min(finished, total),
-            "current": cur, "percent": percent}
+    return {
+        "state": state,
+        "total": total,
+        "slots": slots,
+        "finished": min(finished, total),
+        "current": cur,
+        "percent": percent,
+    }
 
 
 def n_samples(job: JobRecord) -> int | None:

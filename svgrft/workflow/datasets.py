@@ -11,15 +11,16 @@ A dataset left in UPLOADING by an interrupted run is uploaded again (same id, sa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from svgrft.clients.fireworks_records import DatasetRecord
 from svgrft.clients.poll import poll
 from svgrft.core.dataset import content_hash, validate_file
-from svgrft.errors import ApiError, ConflictError, DatasetError, NotFoundError, UsageError
 from svgrft.core.plural import plural
+from svgrft.errors import ApiError, ConflictError, DatasetError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from svgrft.clients.fireworks import FireworksClient
@@ -31,11 +32,11 @@ _HASH_TAG = re.compile(r"sha256:([0-9a-f]{10,64})")
 
 @dataclass
 class UploadedDataset:
-    name: str               # accounts/<a>/datasets/<id>
+    name: str  # accounts/<a>/datasets/<id>
     dataset_id: str
-    created: bool           # False when an existing READY dataset was reused
+    created: bool  # False when an existing READY dataset was reused
     example_count: int
-    content_hash: str       # full sha256 hex of the normalized content
+    content_hash: str  # full sha256 hex of the normalized content
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -56,13 +57,22 @@ def check_dataset_id(dataset_id: str) -> str:
     if dataset_id.startswith("accounts/"):
         dataset_id = dataset_id.rsplit("/", 1)[-1]
     if not DATASET_ID_RE.match(dataset_id):
-        raise UsageError(f"invalid dataset id {dataset_id[:80]!r}",
-                         hint="use lowercase letters, digits and '-', start with a letter, at most 63 characters")
+        raise UsageError(
+            f"invalid dataset id {dataset_id[:80]!r}",
+            hint="use lowercase letters, digits and '-', start with a letter, at most 63 characters",
+        )
     return dataset_id
 
 
-def ensure_dataset(client: FireworksClient, path: str | Path, dataset_id: str | None = None, *, timeout: float = 600,
-                   poll_interval: float = 2.0, on_status: Callable[[str], None] | None = None) -> UploadedDataset:
+def ensure_dataset(
+    client: FireworksClient,
+    path: str | Path,
+    dataset_id: str | None = None,
+    *,
+    timeout: float = 600,
+    poll_interval: float = 2.0,
+    on_status: Callable[[str], None] | None = None,
+) -> UploadedDataset:
     """Make sure the file is a READY Fireworks dataset; returns its name. See the module docstring."""
     say = on_status or (lambda _msg: None)
     path = Path(path)
@@ -70,8 +80,10 @@ def ensure_dataset(client: FireworksClient, path: str | Path, dataset_id: str | 
     if not report.ok:
         shown = "; ".join(report.format_errors(3))
         more = f" (+{report.error_count - 3} more)" if report.error_count > 3 else ""
-        raise DatasetError(f"{path} is not a valid dataset: {shown}{more}",
-                           hint=f"run `svgrft dataset validate {path}` to see every problem; nothing was uploaded")
+        raise DatasetError(
+            f"{path} is not a valid dataset: {shown}{more}",
+            hint=f"run `svgrft dataset validate {path}` to see every problem; nothing was uploaded",
+        )
     digest = content_hash(path)
     explicit = dataset_id is not None
     ds_id = check_dataset_id(dataset_id) if explicit else dataset_id_for(path, digest)
@@ -86,17 +98,25 @@ def ensure_dataset(client: FireworksClient, path: str | Path, dataset_id: str | 
                 raise ConflictError(
                     f"dataset {ds_id} already exists with other content"
                     + (f" (sha256:{m.group(1)}, this file sha256:{digest[:HASH_LEN]})" if m else " (no content hash)"),
-                    hint="omit --id to get a content-addressed id, or choose a new id", status=409)
+                    hint="omit --id to get a content-addressed id, or choose a new id",
+                    status=409,
+                )
         if existing.state == "READY":
             say(f"dataset {ds_id} already uploaded (READY), reusing it")
-            return UploadedDataset(name=existing.name or name, dataset_id=ds_id, created=False,
-                                   example_count=existing.example_count or report.rows, content_hash=digest)
+            return UploadedDataset(
+                name=existing.name or name,
+                dataset_id=ds_id,
+                created=False,
+                example_count=existing.example_count or report.rows,
+                content_hash=digest,
+            )
         say(f"dataset {ds_id} exists in state {existing.state}: uploading its file again")
     else:
         say(f"creating dataset {ds_id} ({plural(report.rows, 'row')})")
         try:
-            client.create_dataset(ds_id, display_name=f"{path.stem} sha256:{digest[:HASH_LEN]}",
-                                  example_count=report.rows)
+            client.create_dataset(
+                ds_id, display_name=f"{path.stem} sha256:{digest[:HASH_LEN]}", example_count=report.rows
+            )
             created = True
         except ConflictError:
             say(f"dataset {ds_id} was created concurrently, uploading into it")
@@ -108,21 +128,32 @@ def ensure_dataset(client: FireworksClient, path: str | Path, dataset_id: str | 
     ds = _wait_ready(client, ds_id, timeout=timeout, poll_interval=poll_interval, say=say)
     count = ds.example_count
     if count is not None and count != report.rows:
-        raise ApiError(f"dataset {ds_id} is READY with {plural(count, 'example')}, but {path} has {plural(report.rows, 'row')}",
-                       hint="re-upload with a new id (--id) and check the file")
-    return UploadedDataset(name=ds.name or name, dataset_id=ds_id, created=created,
-                           example_count=count if count is not None else report.rows, content_hash=digest)
+        raise ApiError(
+            f"dataset {ds_id} is READY with {plural(count, 'example')}, but {path} has {plural(report.rows, 'row')}",
+            hint="re-upload with a new id (--id) and check the file",
+        )
+    return UploadedDataset(
+        name=ds.name or name,
+        dataset_id=ds_id,
+        created=created,
+        example_count=count if count is not None else report.rows,
+        content_hash=digest,
+    )
 
 
-def _wait_ready(client: FireworksClient, ds_id: str, *, timeout: float, poll_interval: float,
-                say: Callable[[str], None]) -> DatasetRecord:
+def _wait_ready(
+    client: FireworksClient, ds_id: str, *, timeout: float, poll_interval: float, say: Callable[[str], None]
+) -> DatasetRecord:
     seen: list[str] = []
 
     def fetch() -> DatasetRecord:
         ds = client.get_dataset(ds_id)
         if ds is None:
-            raise NotFoundError(f"dataset {ds_id} disappeared while it was processed",
-                                hint="it was deleted by someone else; run the same command again", status=404)
+            raise NotFoundError(
+                f"dataset {ds_id} disappeared while it was processed",
+                hint="it was deleted by someone else; run the same command again",
+                status=404,
+            )
         return ds
 
     def check(ds: DatasetRecord) -> None:
@@ -130,15 +161,26 @@ def _wait_ready(client: FireworksClient, ds_id: str, *, timeout: float, poll_int
             say(f"dataset {ds_id}: {ds.state}")
             seen.append(ds.state)
         if ds.state != "READY" and ds.failed:
-            raise ApiError(f"dataset {ds_id} failed to process: {ds.status_code} {ds.status_message}".strip(),
-                           hint="fix the file (svgrft dataset validate) and upload again with a new id")
+            raise ApiError(
+                f"dataset {ds_id} failed to process: {ds.status_code} {ds.status_message}".strip(),
+                hint="fix the file (svgrft dataset validate) and upload again with a new id",
+            )
 
     def timed_out(_last: DatasetRecord | None) -> DatasetRecord:
-        raise ApiError(f"dataset {ds_id} is still {seen[-1] if seen else 'not READY'} after {timeout:g}s",
-                       hint="run the same command again: it reuses the dataset and resumes waiting")
+        raise ApiError(
+            f"dataset {ds_id} is still {seen[-1] if seen else 'not READY'} after {timeout:g}s",
+            hint="run the same command again: it reuses the dataset and resumes waiting",
+        )
 
     def transient(e: ApiError) -> None:
         say(f"transient error while polling dataset {ds_id} ({e.status or 'network'}); retrying")
 
-    return poll(fetch, done=lambda ds: ds.state == "READY", interval=poll_interval, timeout=timeout,
-                on_value=check, on_error=transient, on_timeout=timed_out)
+    return poll(
+        fetch,
+        done=lambda ds: ds.state == "READY",
+        interval=poll_interval,
+        timeout=timeout,
+        on_value=check,
+        on_error=transient,
+        on_timeout=timed_out,
+    )

@@ -24,16 +24,40 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from svgrft.errors import NotFoundError, SvgrftError, UsageError
-from svgrft.workflow.deploy_lifecycle import (GONE_STATES, LIVE_STATES, Deployed, DeployTimeout, Progress, quiet,
-                                              deploy, resolve_target, safe_list_dms, teardown, temporary_deployment,
-                                              wait_ready)
-from svgrft.workflow.deploy_plan import (ACCELERATORS, MODES, PRICE_PER_GPU_HOUR, DeployPlan, Target, is_model_name,
-                                         assumed_target, cost_line, default_deployment_id, fmt_duration,
-                                         parse_duration, parse_time, plan_deployment)
+from svgrft.workflow.deploy_lifecycle import (
+    GONE_STATES,
+    LIVE_STATES,
+    Deployed,
+    DeployTimeout,
+    Progress,
+    deploy,
+    quiet,
+    resolve_target,
+    safe_list_dms,
+    teardown,
+    temporary_deployment,
+    wait_ready,
+)
+from svgrft.workflow.deploy_plan import (
+    ACCELERATORS,
+    MODES,
+    PRICE_PER_GPU_HOUR,
+    DeployPlan,
+    Target,
+    assumed_target,
+    cost_line,
+    default_deployment_id,
+    fmt_duration,
+    is_model_name,
+    parse_duration,
+    parse_time,
+    plan_deployment,
+)
 from svgrft.workflow.deploy_registry import is_expired, load_records, registry_path, save_records
 
 if TYPE_CHECKING:
@@ -70,13 +94,25 @@ def list_deployments(fw: FireworksClient, now: datetime | None = None) -> list[d
         loaded_dms = {dm.model: dm.name for dm in dms if dm.deployment == name and dm.model}
         loaded = list(loaded_dms)
         exp = parse_time((rec or {}).get("expires"))
-        out.append({"name": name, "id": name.rsplit("/", 1)[-1], "base_model": d.base_model,
-                    "state": d.state, "replicas": d.replica_count, "loras": loaded,
-                    "lora_names": loaded_dms, "record_model": (rec or {}).get("model"),
-                    "accelerator": d.accelerator, "create_time": d.create_time, "svgrft": rec is not None,
-                    "expires": rec.get("expires") if rec else None,
-                    "expires_in": (exp - now).total_seconds() if exp else None,
-                    "expired": bool(exp and now >= exp), "job_id": (rec or {}).get("job_id")})
+        out.append(
+            {
+                "name": name,
+                "id": name.rsplit("/", 1)[-1],
+                "base_model": d.base_model,
+                "state": d.state,
+                "replicas": d.replica_count,
+                "loras": loaded,
+                "lora_names": loaded_dms,
+                "record_model": (rec or {}).get("model"),
+                "accelerator": d.accelerator,
+                "create_time": d.create_time,
+                "svgrft": rec is not None,
+                "expires": rec.get("expires") if rec else None,
+                "expires_in": (exp - now).total_seconds() if exp else None,
+                "expired": bool(exp and now >= exp),
+                "job_id": (rec or {}).get("job_id"),
+            }
+        )
     live = {d["name"] for d in out}
     stale = [name for name in records if name not in live and name.startswith(f"accounts/{fw.account_id}/")]
     if stale:  # deleted elsewhere (dashboard, firectl): nothing left to expire
@@ -91,8 +127,9 @@ def undeploy_targets(fw: FireworksClient, ref: str | None, *, expired: bool = Fa
     if expired:
         return [d for d in live if d["expired"]]
     if not ref:
-        raise UsageError("missing NAME or JOB_ID", hint="svgrft undeploy NAME|JOB_ID (see `svgrft deployments list`)"
-                                                        ", or --expired")
+        raise UsageError(
+            "missing NAME or JOB_ID", hint="svgrft undeploy NAME|JOB_ID (see `svgrft deployments list`), or --expired"
+        )
     ref = ref.strip()
     by_name = [d for d in live if ref in (d["name"], d["id"])]
     if by_name:
@@ -100,8 +137,9 @@ def undeploy_targets(fw: FireworksClient, ref: str | None, *, expired: bool = Fa
     try:
         target = resolve_target(fw, ref)
     except NotFoundError:
-        raise NotFoundError(f"no deployment, RFT job or model named {ref!r}",
-                            hint="see `svgrft deployments list`", status=404) from None
+        raise NotFoundError(
+            f"no deployment, RFT job or model named {ref!r}", hint="see `svgrft deployments list`", status=404
+        ) from None
     out = []
     for d in live:
         if d["base_model"] == target.model:
@@ -113,7 +151,9 @@ def undeploy_targets(fw: FireworksClient, ref: str | None, *, expired: bool = Fa
     return out
 
 
-def undeploy(fw: FireworksClient, items: list[dict], progress: Progress = quiet) -> tuple[list[str], list[tuple[str, str]]]:
+def undeploy(
+    fw: FireworksClient, items: list[dict], progress: Progress = quiet
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Delete each (or, for items with ``unload``, only unload that LoRA from it); returns (names done,
     [(name, error message)])."""
     done, failed = [], []
@@ -135,30 +175,69 @@ def undeploy(fw: FireworksClient, items: list[dict], progress: Progress = quiet)
 def snippet(model_string: str, settings: Settings) -> dict[str, str]:
     """Ready-to-run curl and openai snippets (the key stays in $FIREWORKS_API_KEY)."""
     base = settings.fireworks.inference_base_url.rstrip("/")
-    body = json.dumps({"model": model_string, "messages": [{"role": "user", "content": "Write `svg` code for a "
-                                                                                      "red circle."}]})
-    curl = (f"curl -s {base}/chat/completions -H \"Authorization: Bearer $FIREWORKS_API_KEY\" "
-            f"-H 'Content-Type: application/json' -d '{body}'")
-    py = ("from openai import OpenAI\n"
-          f"client = OpenAI(base_url={base!r}, api_key=os.environ[\"FIREWORKS_API_KEY\"])\n"
-          f"reply = client.chat.completions.create(model={model_string!r},\n"
-          "    messages=[{\"role\": \"user\", \"content\": \"Write `svg` code for a red circle.\"}])\n"
-          "print(reply.choices[0].message.content)")
+    body = json.dumps(
+        {"model": model_string, "messages": [{"role": "user", "content": "Write `svg` code for a red circle."}]}
+    )
+    curl = (
+        f'curl -s {base}/chat/completions -H "Authorization: Bearer $FIREWORKS_API_KEY" '
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+    py = (
+        "from openai import OpenAI\n"
+        f'client = OpenAI(base_url={base!r}, api_key=os.environ["FIREWORKS_API_KEY"])\n'
+        f"reply = client.chat.completions.create(model={model_string!r},\n"
+        '    messages=[{"role": "user", "content": "Write `svg` code for a red circle."}])\n'
+        "print(reply.choices[0].message.content)"
+    )
     return {"curl": curl, "python": "import os\n" + py}
 
 
-__all__ = ["Target", "DeployPlan", "Deployed", "DeployTimeout", "parse_duration", "fmt_duration", "resolve_target",
-           "assumed_target", "plan_deployment", "cost_line", "deploy", "wait_ready", "temporary_deployment",
-           "teardown", "serving_string", "list_deployments", "undeploy_targets", "undeploy", "snippet",
-           "load_records", "registry_path", "is_expired", "default_deployment_id", "deployment_for",
-           "resolve_eval_model", "ACCELERATORS", "MODES", "PRICE_PER_GPU_HOUR", "LIVE_STATES", "GONE_STATES"]
+__all__ = [
+    "Target",
+    "DeployPlan",
+    "Deployed",
+    "DeployTimeout",
+    "parse_duration",
+    "fmt_duration",
+    "resolve_target",
+    "assumed_target",
+    "plan_deployment",
+    "cost_line",
+    "deploy",
+    "wait_ready",
+    "temporary_deployment",
+    "teardown",
+    "serving_string",
+    "list_deployments",
+    "undeploy_targets",
+    "undeploy",
+    "snippet",
+    "load_records",
+    "registry_path",
+    "is_expired",
+    "default_deployment_id",
+    "deployment_for",
+    "resolve_eval_model",
+    "ACCELERATORS",
+    "MODES",
+    "PRICE_PER_GPU_HOUR",
+    "LIVE_STATES",
+    "GONE_STATES",
+]
 
 
 @contextlib.contextmanager
-def deployment_for(settings: Settings, ref: str, *, fw: FireworksClient | None = None, ttl: str | None = None,
-                   confirm: Callable[["DeployPlan"], None] | None = None, progress: Progress = quiet,
-                   on_update: Callable[[DeploymentRecord], None] | None = None,
-                   on_cleanup_failed: Callable[[str, str], None] | None = None) -> Iterator[str]:
+def deployment_for(
+    settings: Settings,
+    ref: str,
+    *,
+    fw: FireworksClient | None = None,
+    ttl: str | None = None,
+    confirm: Callable[[DeployPlan], None] | None = None,
+    progress: Progress = quiet,
+    on_update: Callable[[DeploymentRecord], None] | None = None,
+    on_cleanup_failed: Callable[[str, str], None] | None = None,
+) -> Iterator[str]:
     """Yield the model string to call for JOB_ID|MODEL ``ref``: an existing READY deployment is used (and kept);
     otherwise one is created for the ``with`` block (``confirm(plan)`` may refuse by raising) and deleted
     afterwards — also on an error, Ctrl-C or a READY timeout."""
@@ -176,13 +255,21 @@ def deployment_for(settings: Settings, ref: str, *, fw: FireworksClient | None =
     progress(f"deploying {target.model} as {plan.deployment_id} for this run: {cost_line(plan)}")
     if confirm is not None:
         confirm(plan)
-    with temporary_deployment(fw, plan, timeout=settings.deploy.timeout,
-                              poll_interval=settings.deploy.poll_interval, on_update=on_update,
-                              progress=progress, on_cleanup_failed=on_cleanup_failed) as dep:
+    with temporary_deployment(
+        fw,
+        plan,
+        timeout=settings.deploy.timeout,
+        poll_interval=settings.deploy.poll_interval,
+        on_update=on_update,
+        progress=progress,
+        on_cleanup_failed=on_cleanup_failed,
+    ) as dep:
         yield dep.model_string
 
 
-def resolve_eval_model(settings: Settings, model: str, *, fw: FireworksClient | None = None, progress: Progress = quiet) -> str:
+def resolve_eval_model(
+    settings: Settings, model: str, *, fw: FireworksClient | None = None, progress: Progress = quiet
+) -> str:
     """``svgrft eval --model``: a trained model (``accounts/<own account>/models/…``) or a JOB_ID becomes the
     ``<model>#<deployment>`` string of a READY deployment serving it; anything else is returned unchanged.
 
@@ -213,13 +300,15 @@ def resolve_eval_model(settings: Settings, model: str, *, fw: FireworksClient | 
             jid = job_id_of(name)
             summary = job_summary(get_job(fw, jid), fw.account_id)
         except (NotFoundError, UsageError):
-            return model   # not a job: a serverless model name
+            return model  # not a job: a serverless model name
         except SvgrftError as e:
             progress(f"could not check whether {name} is a job ({e.message}); using it as a model name")
             return model
         if not summary["succeeded"] or not summary["output_model"]:
-            raise SvgrftError(f"job {jid} has no output model yet ({summary['state_label'].lower()})",
-                              hint=f"wait for it: `svgrft jobs watch {jid}`")
+            raise SvgrftError(
+                f"job {jid} has no output model yet ({summary['state_label'].lower()})",
+                hint=f"wait for it: `svgrft jobs watch {jid}`",
+            )
         target = Target(model=summary["output_model"], job_id=jid)
     try:
         served = serving_string(fw, target.model)
@@ -228,8 +317,11 @@ def resolve_eval_model(settings: Settings, model: str, *, fw: FireworksClient | 
         return target.model
     if served is None:
         ref = target.job_id or target.model
-        raise NotFoundError(f"model '{target.model}' not found or not deployed: no READY deployment serves it",
-                            hint=f"deploy it with `svgrft deploy {ref}` (LoRA models need an on-demand "
-                                 f"deployment), then rerun; `svgrft undeploy {ref}` afterwards", status=404)
+        raise NotFoundError(
+            f"model '{target.model}' not found or not deployed: no READY deployment serves it",
+            hint=f"deploy it with `svgrft deploy {ref}` (LoRA models need an on-demand "
+            f"deployment), then rerun; `svgrft undeploy {ref}` afterwards",
+            status=404,
+        )
     progress(f"using deployment {served.split('#', 1)[1]} for {target.model}")
     return served

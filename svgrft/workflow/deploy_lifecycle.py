@@ -7,13 +7,14 @@ Used through :mod:`svgrft.workflow.deploy` (which also finds, lists and undeploy
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from svgrft.clients.fireworks_records import DeployedModelRecord, DeploymentRecord
 from svgrft.clients.poll import poll
 from svgrft.errors import ApiError, ConflictError, NotFoundError, SvgrftError, UsageError
-from svgrft.workflow.deploy_plan import DeployPlan, Target, is_model_name, fmt_duration
+from svgrft.workflow.deploy_plan import DeployPlan, Target, fmt_duration, is_model_name
 from svgrft.workflow.deploy_registry import forget, load_records, record, save_records
 
 if TYPE_CHECKING:
@@ -48,22 +49,28 @@ def resolve_target(fw: FireworksClient, ref: str) -> Target:
         except NotFoundError:
             if "/" in ref:
                 raise
-            model = f"accounts/{fw.account_id}/models/{jid}"   # not a job: maybe a model id
+            model = f"accounts/{fw.account_id}/models/{jid}"  # not a job: maybe a model id
         else:
             job_id = jid
             if not summary["succeeded"]:
-                raise SvgrftError(f"job {jid} has no output model yet ({summary['state_label'].lower()})",
-                                  hint=f"wait for it: `svgrft jobs watch {jid}`")
+                raise SvgrftError(
+                    f"job {jid} has no output model yet ({summary['state_label'].lower()})",
+                    hint=f"wait for it: `svgrft jobs watch {jid}`",
+                )
             model = summary["output_model"] or f"accounts/{fw.account_id}/models/{jid}"
     else:
-        raise UsageError(f"{ref[:80]!r} is neither a job id nor a model name",
-                         hint="pass a JOB_ID (svgrft jobs list) or accounts/<account>/models/<id>")
+        raise UsageError(
+            f"{ref[:80]!r} is neither a job id nor a model name",
+            hint="pass a JOB_ID (svgrft jobs list) or accounts/<account>/models/<id>",
+        )
     m = fw.get_model(model)
     if m is None:
         what = f"job {job_id}'s output model {model}" if job_id else f"no RFT job or model named {ref!r}: {model}"
-        raise NotFoundError(f"{what} not found" if job_id else what,
-                            hint="list jobs with `svgrft jobs list`; pass a JOB_ID or a full model name",
-                            status=404)
+        raise NotFoundError(
+            f"{what} not found" if job_id else what,
+            hint="list jobs with `svgrft jobs list`; pass a JOB_ID or a full model name",
+            status=404,
+        )
     if m.state not in (None, "READY"):
         raise SvgrftError(f"model {model} is not ready ({m.state})", hint="wait a few minutes and run it again")
     return Target(model=model, base_model=m.base_model, job_id=job_id, kind=m.kind)
@@ -74,67 +81,105 @@ class DeployTimeout(ApiError):
     """The deployment did not become READY in time."""
 
 
-def wait_ready(fw: FireworksClient, deployment_id: str, *, timeout: float, poll_interval: float,
-               on_update: Callable[[DeploymentRecord], None] | None = None) -> DeploymentRecord:
+def wait_ready(
+    fw: FireworksClient,
+    deployment_id: str,
+    *,
+    timeout: float,
+    poll_interval: float,
+    on_update: Callable[[DeploymentRecord], None] | None = None,
+) -> DeploymentRecord:
     """Poll until READY; FAILED/DELETED → error; transient errors tolerated; ``timeout`` → DeployTimeout."""
+
     def fetch() -> DeploymentRecord:
         d = fw.get_deployment(deployment_id)
         if d is None:
-            raise NotFoundError(f"deployment {deployment_id} was deleted while it was starting",
-                                hint="run the command again", status=404)
+            raise NotFoundError(
+                f"deployment {deployment_id} was deleted while it was starting",
+                hint="run the command again",
+                status=404,
+            )
         return d
 
     def check(d: DeploymentRecord) -> None:
         if on_update:
             on_update(d)
         if d.state == "FAILED":
-            raise ApiError(f"deployment {deployment_id} failed: {str(d.status_message or 'no reason given')[:300]}",
-                           hint="try another --accelerator or --shape, or later (capacity changes)")
+            raise ApiError(
+                f"deployment {deployment_id} failed: {str(d.status_message or 'no reason given')[:300]}",
+                hint="try another --accelerator or --shape, or later (capacity changes)",
+            )
         if d.state in GONE_STATES:
-            raise ApiError(f"deployment {deployment_id} was deleted while it was starting",
-                           hint="run the command again")
+            raise ApiError(
+                f"deployment {deployment_id} was deleted while it was starting", hint="run the command again"
+            )
 
     def timed_out(_last: DeploymentRecord | None) -> DeploymentRecord:
-        raise DeployTimeout(f"deployment {deployment_id} was not READY after {fmt_duration(timeout)}",
-                            hint="raise deploy.timeout (or --timeout), or try again later")
+        raise DeployTimeout(
+            f"deployment {deployment_id} was not READY after {fmt_duration(timeout)}",
+            hint="raise deploy.timeout (or --timeout), or try again later",
+        )
 
-    return poll(fetch, done=lambda d: d.state == "READY", interval=poll_interval, timeout=timeout, on_value=check,
-                on_timeout=timed_out)
+    return poll(
+        fetch,
+        done=lambda d: d.state == "READY",
+        interval=poll_interval,
+        timeout=timeout,
+        on_value=check,
+        on_timeout=timed_out,
+    )
 
 
 def _wait_lora(fw: FireworksClient, dm_name: str, *, timeout: float, poll_interval: float) -> DeployedModelRecord:
     def fetch() -> DeployedModelRecord:
         dm = fw.get_deployed_model(dm_name)
         if dm is None:
-            raise NotFoundError(f"the LoRA load {dm_name} disappeared while it was loading",
-                                hint="run the command again", status=404)
+            raise NotFoundError(
+                f"the LoRA load {dm_name} disappeared while it was loading", hint="run the command again", status=404
+            )
         return dm
 
     def timed_out(last: DeployedModelRecord | None) -> DeployedModelRecord:
-        raise DeployTimeout(f"LoRA {last.model if last else dm_name} was not loaded after {fmt_duration(timeout)}",
-                            hint="raise deploy.timeout (or --timeout), or try again later")
+        raise DeployTimeout(
+            f"LoRA {last.model if last else dm_name} was not loaded after {fmt_duration(timeout)}",
+            hint="raise deploy.timeout (or --timeout), or try again later",
+        )
 
-    return poll(fetch, done=lambda dm: dm.state == "DEPLOYED", interval=poll_interval, timeout=timeout,
-                on_timeout=timed_out)
+    return poll(
+        fetch, done=lambda dm: dm.state == "DEPLOYED", interval=poll_interval, timeout=timeout, on_timeout=timed_out
+    )
 
 
 @dataclass
 class Deployed:
     deployment: DeploymentRecord
     model_string: str
-    created: bool                 # False: an existing deployment was reused
+    created: bool  # False: an existing deployment was reused
     deployed_model: str | None = None
     record: dict | None = None
 
     def to_json(self) -> dict:
-        return {"deployment": self.deployment.name, "state": self.deployment.state,
-                "model_string": self.model_string, "created": self.created, "deployed_model": self.deployed_model,
-                "expires": (self.record or {}).get("expires")}
+        return {
+            "deployment": self.deployment.name,
+            "state": self.deployment.state,
+            "model_string": self.model_string,
+            "created": self.created,
+            "deployed_model": self.deployed_model,
+            "expires": (self.record or {}).get("expires"),
+        }
 
 
-def deploy(fw: FireworksClient, plan: DeployPlan, *, timeout: float, poll_interval: float, wait: bool = True,
-           temporary: bool = False, on_update: Callable[[DeploymentRecord], None] | None = None,
-           progress: Progress = quiet) -> Deployed:
+def deploy(
+    fw: FireworksClient,
+    plan: DeployPlan,
+    *,
+    timeout: float,
+    poll_interval: float,
+    wait: bool = True,
+    temporary: bool = False,
+    on_update: Callable[[DeploymentRecord], None] | None = None,
+    progress: Progress = quiet,
+) -> Deployed:
     """Create the deployment of ``plan`` (or reuse a live one with the same id and model), record its TTL,
     wait until READY and (addons mode) load the LoRA. On any failure or interrupt after the create, a
     deployment this call created is deleted again before the exception propagates."""
@@ -142,11 +187,15 @@ def deploy(fw: FireworksClient, plan: DeployPlan, *, timeout: float, poll_interv
     existing = fw.get_deployment(plan.deployment_id)
     if existing is not None and existing.state not in GONE_STATES:
         if existing.base_model != plan.deployed_base:
-            raise SvgrftError(f"deployment {plan.deployment_id} exists and serves {existing.base_model}",
-                              hint="pass another --id, or `svgrft undeploy " + plan.deployment_id + "` first")
+            raise SvgrftError(
+                f"deployment {plan.deployment_id} exists and serves {existing.base_model}",
+                hint="pass another --id, or `svgrft undeploy " + plan.deployment_id + "` first",
+            )
         if existing.state == "FAILED":
-            raise SvgrftError(f"deployment {plan.deployment_id} exists and has FAILED",
-                              hint=f"delete it with `svgrft undeploy {plan.deployment_id}`, then rerun")
+            raise SvgrftError(
+                f"deployment {plan.deployment_id} exists and has FAILED",
+                hint=f"delete it with `svgrft undeploy {plan.deployment_id}`, then rerun",
+            )
         progress(f"reusing deployment {plan.deployment_id} ({existing.state.lower()})")
         d = existing
     else:
@@ -187,14 +236,17 @@ def deploy(fw: FireworksClient, plan: DeployPlan, *, timeout: float, poll_interv
             if problem is None:
                 progress(f"{why}: deleted deployment {plan.deployment_id} again (nothing keeps billing)")
             else:
-                progress(f"{why}, and deployment {plan.deployment_id} could NOT be deleted ({problem}): run "
-                         f"`svgrft undeploy {plan.deployment_id}`")
+                progress(
+                    f"{why}, and deployment {plan.deployment_id} could NOT be deleted ({problem}): run "
+                    f"`svgrft undeploy {plan.deployment_id}`"
+                )
         raise
-    return Deployed(deployment=d, model_string=plan.model_string, created=created, deployed_model=dm_name,
-                    record=rec)
+    return Deployed(deployment=d, model_string=plan.model_string, created=created, deployed_model=dm_name, record=rec)
 
 
-def _ensure_lora(fw: FireworksClient, plan: DeployPlan, *, timeout: float, poll_interval: float, progress: Progress) -> str:
+def _ensure_lora(
+    fw: FireworksClient, plan: DeployPlan, *, timeout: float, poll_interval: float, progress: Progress
+) -> str:
     for dm in fw.list_deployed_models():
         if dm.model == plan.target.model and dm.deployment == plan.deployment_name:
             name = dm.name
@@ -240,14 +292,22 @@ def safe_list_dms(fw: FireworksClient) -> list[DeployedModelRecord]:
 
 
 @contextlib.contextmanager
-def temporary_deployment(fw: FireworksClient, plan: DeployPlan, *, timeout: float, poll_interval: float,
-                         on_update: Callable[[DeploymentRecord], None] | None = None, progress: Progress = quiet,
-                         on_cleanup_failed: Callable[[str, str], None] | None = None) -> Iterator[Deployed]:
+def temporary_deployment(
+    fw: FireworksClient,
+    plan: DeployPlan,
+    *,
+    timeout: float,
+    poll_interval: float,
+    on_update: Callable[[DeploymentRecord], None] | None = None,
+    progress: Progress = quiet,
+    on_cleanup_failed: Callable[[str, str], None] | None = None,
+) -> Iterator[Deployed]:
     """Deploy for the duration of the ``with`` block and delete afterwards: on success, an error, Ctrl-C
     or a READY timeout. A deployment that already existed is used and left alone. If the deletion fails,
     ``on_cleanup_failed(message, command)`` is told (the command deletes it by hand)."""
-    dep = deploy(fw, plan, timeout=timeout, poll_interval=poll_interval, temporary=True, on_update=on_update,
-                 progress=progress)
+    dep = deploy(
+        fw, plan, timeout=timeout, poll_interval=poll_interval, temporary=True, on_update=on_update, progress=progress
+    )
     try:
         yield dep
     finally:

@@ -43,10 +43,19 @@ def save_records(records: dict[str, dict]) -> None:
 
 
 def record(plan: DeployPlan, *, temporary: bool = False, deployed_model: str | None = None) -> dict:
-    rec = {"deployment": plan.deployment_name, "deployment_id": plan.deployment_id, "model": plan.target.model,
-           "mode": plan.mode, "job_id": plan.target.job_id, "created": rfc3339(datetime.now(timezone.utc)),
-           "expires": plan.expire_time, "ttl_seconds": plan.ttl_seconds, "temporary": temporary,
-           "deployed_model": deployed_model, "model_string": plan.model_string}
+    rec = {
+        "deployment": plan.deployment_name,
+        "deployment_id": plan.deployment_id,
+        "model": plan.target.model,
+        "mode": plan.mode,
+        "job_id": plan.target.job_id,
+        "created": rfc3339(datetime.now(timezone.utc)),
+        "expires": plan.expire_time,
+        "ttl_seconds": plan.ttl_seconds,
+        "temporary": temporary,
+        "deployed_model": deployed_model,
+        "model_string": plan.model_string,
+    }
     records = load_records()
     records[plan.deployment_name] = rec
     save_records(records)

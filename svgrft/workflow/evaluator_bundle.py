@@ -49,7 +49,7 @@ from svgrft.errors import ConfigError, SvgrftError, UsageError
 if TYPE_CHECKING:
     from svgrft.config import JudgeSettings, RenderSettings, RolloutSettings, Settings
 
-PKG_ROOT = Path(svgrft.__file__).resolve().parent          # .../svgrft
+PKG_ROOT = Path(svgrft.__file__).resolve().parent  # .../svgrft
 EVALUATOR_SRC = PKG_ROOT / "evaluator"
 EXCLUDED_PACKAGES = ("svgrft.cli", "svgrft.server", "svgrft.workflow")
 TARBALL_NAME = "svgrft-evaluator.tar.gz"
@@ -66,6 +66,7 @@ DOCKERIGNORE = ".env\n.env.*\n__pycache__/\n*.pyc\n.pytest_cache/\n.ep_tmp/\n*.t
 
 # ------------------------------------------------------------------------------------------- config
 
+
 def require_server_url(settings: Settings) -> str:
     """The rollout server URL; remote mode without one is a ConfigError."""
     return _server_url(settings.rollout)
@@ -73,9 +74,11 @@ def require_server_url(settings: Settings) -> str:
 
 def _server_url(rollout: RolloutSettings) -> str:
     if rollout.mode == "remote" and not rollout.server_url:
-        raise ConfigError("rollout mode 'remote' needs the rollout server URL (rollout.server_url)",
-                          hint="pass --rollout-server-url https://your-server (run it with `svgrft serve`), "
-                               "or use --rollout-mode local (no server to deploy)")
+        raise ConfigError(
+            "rollout mode 'remote' needs the rollout server URL (rollout.server_url)",
+            hint="pass --rollout-server-url https://your-server (run it with `svgrft serve`), "
+            "or use --rollout-mode local (no server to deploy)",
+        )
     return rollout.server_url
 
 
@@ -90,8 +93,12 @@ def completion_params(settings: Settings, model: str) -> dict[str, Any]:
     """The rollout completion params — the same values as the job's inferenceParameters. ``model`` is the
     expanded policy model (``accounts/…/models/…``)."""
     t = settings.train
-    params: dict[str, Any] = {"model": model, "temperature": t.temperature, "top_p": t.top_p,
-                              "max_tokens": t.max_tokens}
+    params: dict[str, Any] = {
+        "model": model,
+        "temperature": t.temperature,
+        "top_p": t.top_p,
+        "max_tokens": t.max_tokens,
+    }
     if settings.rollout.mode == "local":
         # litellm routes fireworks_ai/<model> to this OpenAI-compatible base with FIREWORKS_API_KEY
         params["api_base"] = settings.fireworks.inference_base_url
@@ -114,12 +121,14 @@ def evaluator_config(settings: Settings, model: str) -> dict[str, Any]:
     """The generated ``svgrft_evaluator_config.json`` (no secrets); ``model`` is the expanded policy model."""
     rollout: dict[str, Any] = {"mode": settings.rollout.mode}
     if settings.rollout.mode == "remote":
-        rollout.update({
-            "server_url": _server_url(settings.rollout),
-            "model_base_url": settings.fireworks.tracing_base_url,
-            "timeout_seconds": settings.rollout.timeout,
-            "poll_interval": 1.0,
-        })
+        rollout.update(
+            {
+                "server_url": _server_url(settings.rollout),
+                "model_base_url": settings.fireworks.tracing_base_url,
+                "timeout_seconds": settings.rollout.timeout,
+                "poll_interval": 1.0,
+            }
+        )
     return {
         "schema": ev.CONFIG_SCHEMA,
         "svgrft_version": svgrft.__version__,
@@ -133,12 +142,17 @@ def evaluator_config(settings: Settings, model: str) -> dict[str, Any]:
         "settings": baked_settings(settings.judge, settings.render),
         # every scored rollout is recorded on the tracing gateway's log endpoint (svgrft.core.records);
         # the launcher's environment has only the Fireworks secrets, so the URL is baked in here
-        "record": {"enabled": True, "gateway": settings.fireworks.tracing_base_url, "timeout": 5.0,
-                   "flush_timeout": 30.0},
+        "record": {
+            "enabled": True,
+            "gateway": settings.fireworks.tracing_base_url,
+            "timeout": 5.0,
+            "flush_timeout": 30.0,
+        },
     }
 
 
 # ------------------------------------------------------------------------------------------ staging
+
 
 def _module_file(name: str) -> Path | None:
     rel = name.split(".")[1:]
@@ -204,22 +218,26 @@ def module_closure(entry: Path | None = None) -> list[str]:
                 continue
             f = _module_file(parent)
             if f is None:
-                raise SvgrftError(f"the evaluator imports {parent}, which is not part of this svgrft installation",
-                                  hint="reinstall svgrft (pip install -e .); the evaluator cannot be packaged")
+                raise SvgrftError(
+                    f"the evaluator imports {parent}, which is not part of this svgrft installation",
+                    hint="reinstall svgrft (pip install -e .); the evaluator cannot be packaged",
+                )
             seen.add(parent)
             todo.extend(sorted(_imports_of(f, parent) - seen))
     bad = [m for m in seen if any(m == p or m.startswith(p + ".") for p in EXCLUDED_PACKAGES)]
     if bad:
-        raise SvgrftError(f"the evaluator would import {', '.join(sorted(bad))}",
-                          hint="the packaged evaluator may only use svgrft core/clients/evaluator code")
+        raise SvgrftError(
+            f"the evaluator would import {', '.join(sorted(bad))}",
+            hint="the packaged evaluator may only use svgrft core/clients/evaluator code",
+        )
     return sorted(seen)
 
 
 @dataclass
 class StagedEvaluator:
     path: Path
-    files: list[str]                 # posix paths relative to ``path``, sorted
-    content_hash: str                # sha256 hex over the staged files
+    files: list[str]  # posix paths relative to ``path``, sorted
+    content_hash: str  # sha256 hex over the staged files
     config: dict[str, Any]
     modules: list[str] = field(default_factory=list)
 
@@ -248,8 +266,10 @@ def _sample_dataset_bytes() -> bytes:
             return b"".join(lines)
     except (ImportError, OSError):
         pass
-    raise ConfigError("the bundled SVGBench dataset is missing, so the evaluator has no sample rows",
-                      hint="reinstall svgrft (pip install -e .) or run `svgrft dataset build`")
+    raise ConfigError(
+        "the bundled SVGBench dataset is missing, so the evaluator has no sample rows",
+        hint="reinstall svgrft (pip install -e .) or run `svgrft dataset build`",
+    )
 
 
 def hash_files(root: Path, files: list[str]) -> str:
@@ -273,8 +293,10 @@ def check_no_secrets(root: Path, files: list[str], secrets: list[str]) -> None:
         data = (root / rel).read_bytes()
         for s in secrets:
             if s.encode() in data:
-                raise SvgrftError(f"refusing to package the evaluator: {rel} contains an API key",
-                                  hint="keys must come from the environment/Fireworks secrets, never from files")
+                raise SvgrftError(
+                    f"refusing to package the evaluator: {rel} contains an API key",
+                    hint="keys must come from the environment/Fireworks secrets, never from files",
+                )
         if rel == ev.CONFIG_FILE:
             _check_config_urls(rel, json.loads(data.decode("utf-8")))
 
@@ -290,16 +312,30 @@ def _check_config_urls(rel: str, node: Any) -> None:
         elif isinstance(v, list):
             stack.extend(v)
         elif isinstance(v, str) and "://" in v and url_credentials(v):
-            raise SvgrftError(f"refusing to package the evaluator: {rel} holds a URL with credentials "
-                              f"({url_credentials(v)})",
-                              hint="put the key in its environment variable / a Fireworks secret and use the URL "
-                                   "without it")
+            raise SvgrftError(
+                f"refusing to package the evaluator: {rel} holds a URL with credentials ({url_credentials(v)})",
+                hint="put the key in its environment variable / a Fireworks secret and use the URL without it",
+            )
 
 
 # what a staged evaluator folder holds (plus what pytest / the Eval Protocol harness leave after a run there)
-_STAGE_NAMES = frozenset({ev.ENTRY_FILE, ev.CONFIG_FILE, ev.MANIFEST_FILE, ev.SAMPLE_DATASET, "requirements.txt", "Dockerfile",
-                          ".dockerignore", "pytest.ini", "svgrft", "__pycache__", ".pytest_cache", ".benchmarks",
-                          ".eval_protocol"})
+_STAGE_NAMES = frozenset(
+    {
+        ev.ENTRY_FILE,
+        ev.CONFIG_FILE,
+        ev.MANIFEST_FILE,
+        ev.SAMPLE_DATASET,
+        "requirements.txt",
+        "Dockerfile",
+        ".dockerignore",
+        "pytest.ini",
+        "svgrft",
+        "__pycache__",
+        ".pytest_cache",
+        ".benchmarks",
+        ".eval_protocol",
+    }
+)
 
 
 def _prepare_stage_dir(dest: Path, overwrite: bool) -> None:
@@ -307,12 +343,13 @@ def _prepare_stage_dir(dest: Path, overwrite: bool) -> None:
     existing one; an empty folder is used; an earlier staged evaluator is replaced only with ``overwrite``;
     any other content (``svgrft evaluator stage .`` in a working directory) is never written into or deleted."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
-        raise ConfigError(f"{dest} exists and is not a folder",
-                          hint="choose a new folder for the staged evaluator")
+        raise ConfigError(f"{dest} exists and is not a folder", hint="choose a new folder for the staged evaluator")
     if not dest.exists():
         if not dest.parent.is_dir():
-            raise ConfigError(f"cannot create {dest}: the folder {dest.parent} does not exist",
-                              hint="create it first, or choose a new folder inside an existing one")
+            raise ConfigError(
+                f"cannot create {dest}: the folder {dest.parent} does not exist",
+                hint="create it first, or choose a new folder inside an existing one",
+            )
         dest.mkdir()
         return
     entries = list(dest.iterdir())
@@ -321,17 +358,22 @@ def _prepare_stage_dir(dest: Path, overwrite: bool) -> None:
     names = {p.name for p in entries}
     staged = (dest / ev.CONFIG_FILE).is_file() and (dest / ev.ENTRY_FILE).is_file() and names <= _STAGE_NAMES
     if not staged or dest.resolve() in (Path.cwd().resolve(), Path.home().resolve(), Path("/")):
-        raise ConfigError(f"{dest} is not empty and is not a staged evaluator; refusing to write into it or "
-                          "delete what is in it",
-                          hint="choose a new or empty folder (only an earlier staged evaluator is ever replaced)")
+        raise ConfigError(
+            f"{dest} is not empty and is not a staged evaluator; refusing to write into it or delete what is in it",
+            hint="choose a new or empty folder (only an earlier staged evaluator is ever replaced)",
+        )
     if not overwrite:
-        raise ConfigError(f"{dest} already holds a staged evaluator; nothing was written",
-                          hint="pass --overwrite to replace it, or choose a new folder")
+        raise ConfigError(
+            f"{dest} already holds a staged evaluator; nothing was written",
+            hint="pass --overwrite to replace it, or choose a new folder",
+        )
     shutil.rmtree(dest)
     dest.mkdir()
 
 
-def stage(settings: Settings, dest: str | Path, *, model: str | None = None, overwrite: bool = False) -> StagedEvaluator:
+def stage(
+    settings: Settings, dest: str | Path, *, model: str | None = None, overwrite: bool = False
+) -> StagedEvaluator:
     """Write the evaluator directory into ``dest`` and return its description. ``dest`` is a new folder (its
     parent must exist) or an empty one; an earlier staged evaluator there is replaced only with ``overwrite``,
     anything else there is an error (see :func:`_prepare_stage_dir`). ``model``: the expanded policy model
@@ -409,8 +451,10 @@ def check_evaluator_id(evaluator_id: str) -> str:
     if evaluator_id.startswith("accounts/"):
         evaluator_id = evaluator_id.rsplit("/", 1)[-1]
     if not ID_RE.match(evaluator_id):
-        raise UsageError(f"invalid evaluator id {evaluator_id[:80]!r}",
-                         hint="use lowercase letters, digits and '-', start with a letter, at most 63 characters")
+        raise UsageError(
+            f"invalid evaluator id {evaluator_id[:80]!r}",
+            hint="use lowercase letters, digits and '-', start with a letter, at most 63 characters",
+        )
     return evaluator_id
 
 
@@ -421,6 +465,7 @@ def commit_hash(staged: StagedEvaluator | Bundle) -> str:
 
 # ------------------------------------------------------------------------------------------- bundle
 
+
 @dataclass(frozen=True)
 class Bundle:
     """A staged evaluator packed for upload, held in memory (the staging folder is gone)."""
@@ -429,7 +474,7 @@ class Bundle:
     content_hash: str
     config: dict[str, Any]
     files: tuple[str, ...]
-    requirements: str              # the pinned requirements.txt (sent with the create request)
+    requirements: str  # the pinned requirements.txt (sent with the create request)
 
     @property
     def short_hash(self) -> str:
@@ -442,8 +487,13 @@ class Bundle:
 
 def pack(staged: StagedEvaluator) -> Bundle:
     """The tarball and description of a staged folder."""
-    return Bundle(tarball=tarball_bytes(staged), content_hash=staged.content_hash, config=staged.config,
-                  files=tuple(staged.files), requirements=(staged.path / "requirements.txt").read_text(encoding="utf-8"))
+    return Bundle(
+        tarball=tarball_bytes(staged),
+        content_hash=staged.content_hash,
+        config=staged.config,
+        files=tuple(staged.files),
+        requirements=(staged.path / "requirements.txt").read_text(encoding="utf-8"),
+    )
 
 
 def build_bundle(settings: Settings, *, model: str | None = None) -> Bundle:
@@ -453,5 +503,3 @@ def build_bundle(settings: Settings, *, model: str | None = None) -> Bundle:
         return pack(stage(settings, Path(tmp) / "evaluator", model=model))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-

@@ -8,7 +8,6 @@ judge calls, nothing uploaded.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from svgrft.workflow.evaluator_bundle import check_rollout_server, stage
 if TYPE_CHECKING:
     from svgrft.config import Settings
 
+
 @dataclass
 class LocalTestResult:
     ok: bool
@@ -37,17 +37,51 @@ class LocalTestResult:
     duration_s: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "returncode": self.returncode, "rollout_mode": self.mode, "summary": self.summary,
-                "rows": self.rows, "content_hash": self.content_hash, "duration_s": round(self.duration_s, 2)}
+        return {
+            "ok": self.ok,
+            "returncode": self.returncode,
+            "rollout_mode": self.mode,
+            "summary": self.summary,
+            "rows": self.rows,
+            "content_hash": self.content_hash,
+            "duration_s": round(self.duration_s, 2),
+        }
 
 
-_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT", "HTTP_PROXY", "HTTPS_PROXY",
-             "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
-             "REQUESTS_CA_BUNDLE", "SVGRFT_HOME", "SVGRFT_NO_SANDBOX", "PLAYWRIGHT_BROWSERS_PATH")
+_PASS_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "SYSTEMROOT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "SVGRFT_HOME",
+    "SVGRFT_NO_SANDBOX",
+    "PLAYWRIGHT_BROWSERS_PATH",
+)
 
 
-def harness_env(settings: Settings, *, home: Path, out_dir: Path, stage_dir: Path, rows: int, runs: int,
-                dataset: Path | None, threshold: float | None) -> dict[str, str]:
+def harness_env(
+    settings: Settings,
+    *,
+    home: Path,
+    out_dir: Path,
+    stage_dir: Path,
+    rows: int,
+    runs: int,
+    dataset: Path | None,
+    threshold: float | None,
+) -> dict[str, str]:
     """The curated environment of the harness subprocess (keys passed through by name only)."""
     from svgrft.config import passthrough_env
 
@@ -57,23 +91,25 @@ def harness_env(settings: Settings, *, home: Path, out_dir: Path, stage_dir: Pat
         if v:
             env[key] = v
     fw = settings.fireworks
-    env.update({
-        "HOME": str(home),
-        "PYTHONPATH": str(stage_dir),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_LOG": "ERROR",
-        "EP_NO_UPLOAD": "1",
-        "EP_DISABLE_AUTO_BROWSER": "1",
-        "EP_OUTPUT_DIR": str(out_dir),
-        "EP_SUMMARY_JSON": str(out_dir / "summary.json"),
-        "EP_MAX_DATASET_ROWS": str(rows) if rows > 0 else "None",
-        "EP_NUM_RUNS": str(max(1, runs)),
-        # the endpoints come from svgrft's settings (flag > env > config), never from a .env file
-        "FIREWORKS_API_BASE": fw.base_url,
-        "FIREWORKS_BASE_URL": fw.base_url,
-        "FW_TRACING_GATEWAY_BASE_URL": fw.tracing_base_url,
-    })
+    env.update(
+        {
+            "HOME": str(home),
+            "PYTHONPATH": str(stage_dir),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "EP_NO_UPLOAD": "1",
+            "EP_DISABLE_AUTO_BROWSER": "1",
+            "EP_OUTPUT_DIR": str(out_dir),
+            "EP_SUMMARY_JSON": str(out_dir / "summary.json"),
+            "EP_MAX_DATASET_ROWS": str(rows) if rows > 0 else "None",
+            "EP_NUM_RUNS": str(max(1, runs)),
+            # the endpoints come from svgrft's settings (flag > env > config), never from a .env file
+            "FIREWORKS_API_BASE": fw.base_url,
+            "FIREWORKS_BASE_URL": fw.base_url,
+            "FW_TRACING_GATEWAY_BASE_URL": fw.tracing_base_url,
+        }
+    )
     if fw.account_id:
         env["FIREWORKS_ACCOUNT_ID"] = fw.account_id
     if settings.judge.base_url:
@@ -99,24 +135,38 @@ def _read_rows(out_dir: Path) -> list[dict[str, Any]]:
             meta = obj.get("input_metadata") or {}
             ex = obj.get("execution_metadata") or {}
             status = obj.get("rollout_status") or {}
-            rows.append({"row_id": meta.get("row_id"), "run_id": ex.get("run_id"),
-                         "score": details.get("score"), "is_score_valid": details.get("is_score_valid"),
-                         "reason": (details.get("reason") or "")[:300],
-                         "rollout_status": status.get("message") or status.get("code")})
+            rows.append(
+                {
+                    "row_id": meta.get("row_id"),
+                    "run_id": ex.get("run_id"),
+                    "score": details.get("score"),
+                    "is_score_valid": details.get("is_score_valid"),
+                    "reason": (details.get("reason") or "")[:300],
+                    "rollout_status": status.get("message") or status.get("code"),
+                }
+            )
     return rows
 
 
-def run_local_test(settings: Settings, *, rows: int = 2, runs: int = 1, dataset: str | Path | None = None,
-                   threshold: float | None = None, timeout: float | None = None,
-                   keep_dir: str | Path | None = None) -> LocalTestResult:
+def run_local_test(
+    settings: Settings,
+    *,
+    rows: int = 2,
+    runs: int = 1,
+    dataset: str | Path | None = None,
+    threshold: float | None = None,
+    timeout: float | None = None,
+    keep_dir: str | Path | None = None,
+) -> LocalTestResult:
     """Stage the evaluator and run it through eval-protocol's pytest harness in a subprocess."""
     from svgrft.redact import redact
 
     mode = settings.rollout.mode
     for key, why in (("FIREWORKS_API_KEY", "the policy rollouts"), ("OPENAI_API_KEY", "the vision judge")):
         if not settings.secret(key):
-            raise ConfigError(f"{key} is not set: the evaluator test needs it for {why}",
-                              hint=f"export {key}=... or put it in .env")
+            raise ConfigError(
+                f"{key} is not set: the evaluator test needs it for {why}", hint=f"export {key}=... or put it in .env"
+            )
     if mode == "remote":
         check_rollout_server(settings)
     ds_path: Path | None = None
@@ -126,8 +176,10 @@ def run_local_test(settings: Settings, *, rows: int = 2, runs: int = 1, dataset:
         ds_path = resolve_path(dataset).resolve()
         report = validate_file(ds_path)
         if not report.ok:
-            raise SvgrftError(f"{ds_path} is not a valid dataset: {'; '.join(report.format_errors(3))}",
-                              hint=f"run `svgrft dataset validate {dataset}` to see every problem")
+            raise SvgrftError(
+                f"{ds_path} is not a valid dataset: {'; '.join(report.format_errors(3))}",
+                hint=f"run `svgrft dataset validate {dataset}` to see every problem",
+            )
     work = Path(tempfile.mkdtemp(prefix="svgrft-evaltest-"))
     try:
         stage_dir = Path(keep_dir) if keep_dir else work / "evaluator"
@@ -135,21 +187,47 @@ def run_local_test(settings: Settings, *, rows: int = 2, runs: int = 1, dataset:
         home, out_dir = work / "home", work / "out"
         home.mkdir()
         out_dir.mkdir()
-        env = harness_env(settings, home=home, out_dir=out_dir, stage_dir=staged.path, rows=rows, runs=runs,
-                       dataset=ds_path, threshold=threshold)
-        cmd = [sys.executable, "-m", "pytest", ev.ENTRY_FILE, "-q", "-p", "no:cacheprovider",
-               "-W", "ignore::DeprecationWarning"]
+        env = harness_env(
+            settings,
+            home=home,
+            out_dir=out_dir,
+            stage_dir=staged.path,
+            rows=rows,
+            runs=runs,
+            dataset=ds_path,
+            threshold=threshold,
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            ev.ENTRY_FILE,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+        ]
         t0 = time.monotonic()
         limit = settings.evaluator.timeout if timeout is None else timeout
         for attempt in range(2):
             try:
-                proc = subprocess.run(cmd, cwd=staged.path, env=env, stdin=subprocess.DEVNULL,
-                                      capture_output=True, text=True, errors="replace", timeout=limit)
+                proc = subprocess.run(
+                    cmd,
+                    cwd=staged.path,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=limit,
+                )
             except subprocess.TimeoutExpired as e:
                 tail = ((e.stdout or "") if isinstance(e.stdout, str) else "")[-3000:]
-                raise SvgrftError(f"the evaluator test did not finish within {e.timeout:.0f}s",
-                                  hint="run with fewer --rows, or raise evaluator.timeout; output tail:\n"
-                                       + redact(tail)) from None
+                raise SvgrftError(
+                    f"the evaluator test did not finish within {e.timeout:.0f}s",
+                    hint="run with fewer --rows, or raise evaluator.timeout; output tail:\n" + redact(tail),
+                ) from None
             # litellm (imported by eval-protocol) sometimes fails to import with a circular-import error
             # (reference/fireworks.md §8); that is not the evaluator's fault: run it once more.
             flaky = "partially initialized module" in (proc.stdout or "") + (proc.stderr or "")
@@ -164,8 +242,15 @@ def run_local_test(settings: Settings, *, rows: int = 2, runs: int = 1, dataset:
             except ValueError:
                 summary = None
         output = redact((proc.stdout or "") + ("\n" + proc.stderr if proc.stderr else ""))
-        return LocalTestResult(ok=proc.returncode == 0, returncode=proc.returncode, mode=mode,
-                               rows=_read_rows(out_dir), summary=summary, output_tail=output[-6000:],
-                               content_hash=staged.content_hash, duration_s=duration)
+        return LocalTestResult(
+            ok=proc.returncode == 0,
+            returncode=proc.returncode,
+            mode=mode,
+            rows=_read_rows(out_dir),
+            summary=summary,
+            output_tail=output[-6000:],
+            content_hash=staged.content_hash,
+            duration_s=duration,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svgrft.errors import SvgrftError
 from svgrft.core.plural import plural, plural_word
+from svgrft.errors import SvgrftError
 
 if TYPE_CHECKING:
     from svgrft.clients.fireworks import FireworksClient
@@ -28,8 +28,11 @@ def prompt_key(messages: Any) -> str | None:
     """A hash of the user turns of a row (whitespace-normalized), or None without any."""
     if not isinstance(messages, list):
         return None
-    parts = [" ".join(str(m.get("content") or "").split()) for m in messages
-             if isinstance(m, dict) and m.get("role") == "user"]
+    parts = [
+        " ".join(str(m.get("content") or "").split())
+        for m in messages
+        if isinstance(m, dict) and m.get("role") == "user"
+    ]
     if not any(parts):
         return None
     return hashlib.sha256("\n".join(parts).encode("utf-8", "replace")).hexdigest()
@@ -66,13 +69,15 @@ def training_prompts(fw: FireworksClient, job: JobRecord, dataset_settings: Data
 
     local = resolve_path(dataset_settings.train)
     if Path(local).is_file():
-        return _keys_from_jsonl(Path(local).read_bytes()), \
-            f"local {local} (the job's dataset could not be read: {problem})"
+        return _keys_from_jsonl(
+            Path(local).read_bytes()
+        ), f"local {local} (the job's dataset could not be read: {problem})"
     return set(), f"nothing (the job's dataset could not be read: {problem})"
 
 
-def split_info(fw: FireworksClient, job: JobRecord, dataset_settings: DatasetSettings, rows: list,
-               dataset_path: Path) -> dict[str, Any]:
+def split_info(
+    fw: FireworksClient, job: JobRecord, dataset_settings: DatasetSettings, rows: list, dataset_path: Path
+) -> dict[str, Any]:
     """``{"split": "held-out"|"training"|"mixed"|"unknown", "trained_on": k, "prompts": n, "compared_with",
     "text"}`` for the rows about to be replayed."""
     trained, source = training_prompts(fw, job, dataset_settings)
@@ -91,8 +96,10 @@ def split_info(fw: FireworksClient, job: JobRecord, dataset_settings: DatasetSet
     if split == "held-out":
         text = f"held-out: none of the {plural(n, 'prompt')} of {name} is in {source}"
     elif split == "training":
-        text = (f"training: all {plural(n, 'prompt')} of {name} {plural_word(n, 'is', 'are')} in {source} "
-                f"(not a held-out test)")
+        text = (
+            f"training: all {plural(n, 'prompt')} of {name} {plural_word(n, 'is', 'are')} in {source} "
+            f"(not a held-out test)"
+        )
     elif split == "mixed":
         text = f"mixed: {k} of {plural(n, 'prompt')} of {name} {plural_word(k, 'is', 'are')} in {source}"
     else:

@@ -7,7 +7,8 @@ Jobs are plain resources that are polled (:func:`svgrft.clients.poll.poll`). ``s
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from svgrft.clients.fireworks_records import JobRecord
 from svgrft.clients.poll import poll
@@ -17,17 +18,34 @@ if TYPE_CHECKING:
     from svgrft.clients.fireworks import FireworksClient
 
 DASHBOARD = "https://app.fireworks.ai/dashboard/fine-tuning/reinforcement/"
-TERMINAL_STATES = frozenset({"JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
-                             "JOB_STATE_EARLY_STOPPED", "JOB_STATE_EXPIRED"})
-SUCCESS_STATES = frozenset({"JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED"})   # a model was written
+TERMINAL_STATES = frozenset(
+    {"JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EARLY_STOPPED", "JOB_STATE_EXPIRED"}
+)
+SUCCESS_STATES = frozenset({"JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED"})  # a model was written
 RESUMABLE_STATES = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_PAUSED"})
 CANCELLED_STATES = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
-_STATE_NAMES = ("CREATING", "PENDING", "VALIDATING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CANCELLING",
-                "EXPIRED", "EARLY_STOPPED", "PAUSED", "WRITING_RESULTS", "DELETING", "RE_QUEUEING", "IDLE",
-                "CREATING_INPUT_DATASET", "DELETING_CLEANING_UP")
+_STATE_NAMES = (
+    "CREATING",
+    "PENDING",
+    "VALIDATING",
+    "RUNNING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "CANCELLING",
+    "EXPIRED",
+    "EARLY_STOPPED",
+    "PAUSED",
+    "WRITING_RESULTS",
+    "DELETING",
+    "RE_QUEUEING",
+    "IDLE",
+    "CREATING_INPUT_DATASET",
+    "DELETING_CLEANING_UP",
+)
 
 
 def normalize_state(state: str) -> str:
@@ -35,9 +53,10 @@ def normalize_state(state: str) -> str:
     s = state.strip().upper().replace("-", "_")
     if not s.startswith("JOB_STATE_"):
         s = "JOB_STATE_" + s
-    if s[len("JOB_STATE_"):] not in _STATE_NAMES:
-        raise UsageError(f"unknown job state {state!r}",
-                         hint="use one of: " + ", ".join(n.lower() for n in _STATE_NAMES[:11]))
+    if s[len("JOB_STATE_") :] not in _STATE_NAMES:
+        raise UsageError(
+            f"unknown job state {state!r}", hint="use one of: " + ", ".join(n.lower() for n in _STATE_NAMES[:11])
+        )
     return s
 
 
@@ -47,8 +66,10 @@ def job_id_of(job_or_id: str) -> str:
     if "/" in s:
         s = s.rsplit("/", 1)[-1]
     if not JOB_ID_RE.match(s):
-        raise UsageError(f"invalid job id {job_or_id[:80]!r}",
-                         hint="pass the id shown by `svgrft jobs list` (or the full resource name)")
+        raise UsageError(
+            f"invalid job id {job_or_id[:80]!r}",
+            hint="pass the id shown by `svgrft jobs list` (or the full resource name)",
+        )
     return s
 
 
@@ -63,7 +84,7 @@ def job_summary(job: JobRecord | dict, account_id: str) -> dict:
         "state_label": j.state.removeprefix("JOB_STATE_"),
         "terminal": j.state in TERMINAL_STATES,
         "succeeded": j.state in SUCCESS_STATES,
-        "epoch": j.epoch,          # 0-based, as the API reports it
+        "epoch": j.epoch,  # 0-based, as the API reports it
         "epochs": j.epochs,
         "percent": j.percent,
         "status_code": j.status_code if j.status_code not in (None, "", "OK") else None,
@@ -84,9 +105,11 @@ def get_job(client: FireworksClient, job_id: str) -> JobRecord:
     jid = job_id_of(job_id)
     job = client.get_job(jid)
     if job is None:
-        raise NotFoundError(f"RFT job {jid!r} not found in account {client.account_id}",
-                            hint="list your jobs with `svgrft jobs list` (check FIREWORKS_ACCOUNT_ID too)",
-                            status=404)
+        raise NotFoundError(
+            f"RFT job {jid!r} not found in account {client.account_id}",
+            hint="list your jobs with `svgrft jobs list` (check FIREWORKS_ACCOUNT_ID too)",
+            status=404,
+        )
     return job
 
 
@@ -102,9 +125,15 @@ def list_jobs(client: FireworksClient, state: str | None = None, limit: int = 50
     return out
 
 
-def watch_job(client: FireworksClient, job_id: str, *, poll_interval: float = 10.0, timeout: float | None = None,
-              on_update: Callable[[dict], None] | None = None,
-              on_error: Callable[[SvgrftError], None] | None = None) -> dict:
+def watch_job(
+    client: FireworksClient,
+    job_id: str,
+    *,
+    poll_interval: float = 10.0,
+    timeout: float | None = None,
+    on_update: Callable[[dict], None] | None = None,
+    on_error: Callable[[SvgrftError], None] | None = None,
+) -> dict:
     """Poll until the job reaches a terminal state; returns the final summary.
 
     ``on_update(summary)`` is called after every successful poll. Transient errors (429, 5xx,
@@ -115,12 +144,20 @@ def watch_job(client: FireworksClient, job_id: str, *, poll_interval: float = 10
 
     def timed_out(last: dict | None) -> dict:
         if last is None:
-            raise ApiError(f"could not read RFT job {jid} before the watch timeout",
-                           hint="run `svgrft jobs status` later")
+            raise ApiError(
+                f"could not read RFT job {jid} before the watch timeout", hint="run `svgrft jobs status` later"
+            )
         return last
 
-    return poll(lambda: job_summary(get_job(client, jid), client.account_id), done=lambda s: s["terminal"],
-                interval=poll_interval, timeout=timeout, on_value=on_update, on_error=on_error, on_timeout=timed_out)
+    return poll(
+        lambda: job_summary(get_job(client, jid), client.account_id),
+        done=lambda s: s["terminal"],
+        interval=poll_interval,
+        timeout=timeout,
+        on_value=on_update,
+        on_error=on_error,
+        on_timeout=timed_out,
+    )
 
 
 def cancel_job(client: FireworksClient, job_id: str) -> dict:
@@ -130,8 +167,10 @@ def cancel_job(client: FireworksClient, job_id: str) -> dict:
     if current["state"] in CANCELLED_STATES:
         return current
     if current["terminal"]:
-        raise SvgrftError(f"job {jid} already finished ({current['state_label']}); nothing to cancel",
-                          hint="`svgrft jobs status " + jid + "` shows the result")
+        raise SvgrftError(
+            f"job {jid} already finished ({current['state_label']}); nothing to cancel",
+            hint="`svgrft jobs status " + jid + "` shows the result",
+        )
     client.cancel_job(jid)
     return job_summary(get_job(client, jid), client.account_id)
 
@@ -141,9 +180,12 @@ def resume_job(client: FireworksClient, job_id: str) -> dict:
     jid = job_id_of(job_id)
     current = job_summary(get_job(client, jid), client.account_id)
     if current["state"] not in RESUMABLE_STATES:
-        raise SvgrftError(f"job {jid} is {current['state_label']}; only FAILED, CANCELLED or PAUSED jobs can be resumed",
-                          hint=f"watch it with `svgrft jobs watch {jid}`" if not current["terminal"]
-                          else "start a new job with `svgrft train`")
+        raise SvgrftError(
+            f"job {jid} is {current['state_label']}; only FAILED, CANCELLED or PAUSED jobs can be resumed",
+            hint=f"watch it with `svgrft jobs watch {jid}`"
+            if not current["terminal"]
+            else "start a new job with `svgrft train`",
+        )
     summary = job_summary(client.resume_job(jid), client.account_id)
     if not summary["id"]:
         summary = job_summary(get_job(client, jid), client.account_id)
@@ -155,8 +197,10 @@ def failure_hint(summary: dict) -> str:
     jid = summary.get("id") or "<job-id>"
     state = summary.get("state")
     if state == "JOB_STATE_FAILED":
-        return (f"read the status message above and the dashboard ({summary.get('dashboard_url')}); "
-                f"after fixing the cause, `svgrft jobs resume {jid}` continues the job")
+        return (
+            f"read the status message above and the dashboard ({summary.get('dashboard_url')}); "
+            f"after fixing the cause, `svgrft jobs resume {jid}` continues the job"
+        )
     if state == "JOB_STATE_CANCELLED":
         return f"`svgrft jobs resume {jid}` continues it, or start a new one with `svgrft train`"
     if state == "JOB_STATE_EXPIRED":

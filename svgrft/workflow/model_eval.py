@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from svgrft.core.failure import FailureKind
 from svgrft.errors import ConfigError, SvgrftError
@@ -32,8 +33,15 @@ if TYPE_CHECKING:
     from svgrft.core.judge import Judge
     from svgrft.core.scoring import Scorer
 
-__all__ = ["EvalOptions", "EvalOutcome", "run_eval", "load_rows", "default_dataset", "scorer_from_settings",
-           "judge_of_run"]
+__all__ = [
+    "EvalOptions",
+    "EvalOutcome",
+    "run_eval",
+    "load_rows",
+    "default_dataset",
+    "scorer_from_settings",
+    "judge_of_run",
+]
 
 
 @dataclass
@@ -44,7 +52,7 @@ class EvalOptions:
     model: str | None = None
     base_url: str | None = None
     dataset: str | None = None
-    rows: int | None = None              # 0 / None = all rows
+    rows: int | None = None  # 0 / None = all rows
     samples: int | None = None
     temperature: float | None = None
     max_tokens: int | None = None
@@ -60,30 +68,40 @@ class EvalOutcome:
     run_id: str
     status: str
     summary: dict[str, Any]
-    processed: int = 0                   # samples processed by this invocation
-    skipped: int = 0                     # samples already done (resume)
+    processed: int = 0  # samples processed by this invocation
+    skipped: int = 0  # samples already done (resume)
     invocation: dict[str, Any] = field(default_factory=dict)
 
 
-async def scorer_from_settings(settings: "Settings", *, judge: "Judge | None" = None, renderer: Any = None,
-                               use_cache: bool = True, store: Any = None) -> "Scorer":
+async def scorer_from_settings(
+    settings: Settings, *, judge: Judge | None = None, renderer: Any = None, use_cache: bool = True, store: Any = None
+) -> Scorer:
     """A ready Scorer (:func:`svgrft.core.scoring.scorer_for`) whose judge is ``judge`` or, by default, the
     client of ``settings.judge`` (key from the environment)."""
     from svgrft.clients.judge import judge_from_settings
     from svgrft.core.scoring import scorer_for
 
-    return await scorer_for(settings, judge if judge is not None else judge_from_settings(settings),
-                            renderer=renderer, use_cache=use_cache, store=store)
+    return await scorer_for(
+        settings,
+        judge if judge is not None else judge_from_settings(settings),
+        renderer=renderer,
+        use_cache=use_cache,
+        store=store,
+    )
 
 
-def judge_of_run(settings: "Settings", cfg: dict[str, Any]) -> "JudgeSettings":
+def judge_of_run(settings: Settings, cfg: dict[str, Any]) -> JudgeSettings:
     """The ``[judge]`` section a run was started with (its stored config), over today's for the rest."""
-    return dataclasses.replace(settings.judge, model=cfg["judge_model"], mode=cfg["judge_mode"],
-                               base_url=cfg.get("judge_base_url") or settings.judge.base_url,
-                               text_penalty=float(cfg["text_penalty"]))
+    return dataclasses.replace(
+        settings.judge,
+        model=cfg["judge_model"],
+        mode=cfg["judge_mode"],
+        base_url=cfg.get("judge_base_url") or settings.judge.base_url,
+        text_penalty=float(cfg["text_penalty"]),
+    )
 
 
-def default_dataset(settings: "Settings") -> Path:
+def default_dataset(settings: Settings) -> Path:
     from svgrft.core.dataset import BUNDLED_DATASET, resolve_path
 
     configured = settings.eval.dataset
@@ -95,8 +113,10 @@ def load_rows(path: str | Path, limit: int | None = None) -> list[Any]:
 
     p = resolve_path(path)
     if not p.is_file():
-        raise ConfigError(f"dataset {path} not found",
-                          hint="pass --dataset PATH to a JSONL file, or build one with `svgrft dataset build`")
+        raise ConfigError(
+            f"dataset {path} not found",
+            hint="pass --dataset PATH to a JSONL file, or build one with `svgrft dataset build`",
+        )
     rows = load_dataset(p)
     if limit:
         rows = rows[: int(limit)]
@@ -105,7 +125,7 @@ def load_rows(path: str | Path, limit: int | None = None) -> list[Any]:
     return rows
 
 
-def _resolved_config(settings: "Settings", opts: EvalOptions) -> dict[str, Any]:
+def _resolved_config(settings: Settings, opts: EvalOptions) -> dict[str, Any]:
     """The run's stored config: every input resolved (the judge's from ``settings.judge``)."""
     from svgrft.clients.policy import is_fireworks_url
     from svgrft.config import expand_model
@@ -120,27 +140,40 @@ def _resolved_config(settings: "Settings", opts: EvalOptions) -> dict[str, Any]:
         model = expand_model(model)
     dataset = resolve_path(opts.dataset) if opts.dataset else default_dataset(settings)
     if not Path(dataset).is_file():
-        raise ConfigError(f"dataset {opts.dataset or dataset} not found",
-                          hint="pass --dataset PATH to a JSONL file, or build one with `svgrft dataset build`")
+        raise ConfigError(
+            f"dataset {opts.dataset or dataset} not found",
+            hint="pass --dataset PATH to a JSONL file, or build one with `svgrft dataset build`",
+        )
     samples = opts.samples if opts.samples is not None else settings.eval.samples
     if samples < 1:
         raise ConfigError("--samples must be at least 1", hint="pass --samples 1 or more")
     judge = settings.judge
     return {
-        "model": model, "base_url": base, "dataset": str(dataset), "dataset_hash": content_hash(dataset),
+        "model": model,
+        "base_url": base,
+        "dataset": str(dataset),
+        "dataset_hash": content_hash(dataset),
         "rows": (opts.rows if opts.rows is not None else settings.eval.rows) or 0,
         "samples": samples,
         "temperature": opts.temperature if opts.temperature is not None else settings.eval.temperature,
         "max_tokens": opts.max_tokens if opts.max_tokens is not None else settings.eval.max_tokens,
-        "judge_model": judge.model, "judge_mode": judge.mode, "judge_base_url": judge.base_url,
-        "text_penalty": judge.text_penalty, "prompt_version": PROMPT_VERSION,
+        "judge_model": judge.model,
+        "judge_mode": judge.mode,
+        "judge_base_url": judge.base_url,
+        "text_penalty": judge.text_penalty,
+        "prompt_version": PROMPT_VERSION,
         "api_key_env": opts.api_key_env or "",
     }
 
 
-async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None,
-                   on_start: Callable[[str, int, int], None] | None = None,
-                   on_sample: Callable[[Any], None] | None = None) -> EvalOutcome:
+async def run_eval(
+    settings: Settings,
+    opts: EvalOptions,
+    *,
+    store: Any = None,
+    on_start: Callable[[str, int, int], None] | None = None,
+    on_sample: Callable[[Any], None] | None = None,
+) -> EvalOutcome:
     """Run (or resume) an evaluation. ``on_start(run_id, total, already_done)`` and ``on_sample(record)``
     are called from the event loop (keep them cheap)."""
     from svgrft.clients.judge import judge_from_settings
@@ -156,11 +189,15 @@ async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None
             run = store.get_run(opts.resume)
             cfg = dict(run.config)
             if not cfg.get("dataset") or not Path(cfg["dataset"]).is_file():
-                raise ConfigError(f"run {run.id}: its dataset {cfg.get('dataset')!r} is gone",
-                                  hint="restore the file, or start a new run")
+                raise ConfigError(
+                    f"run {run.id}: its dataset {cfg.get('dataset')!r} is gone",
+                    hint="restore the file, or start a new run",
+                )
             if cfg.get("dataset_hash") and content_hash(cfg["dataset"]) != cfg["dataset_hash"]:
-                raise ConfigError(f"run {run.id}: the dataset {cfg['dataset']} changed since the run started",
-                                  hint="start a new run (without --resume) for the new data")
+                raise ConfigError(
+                    f"run {run.id}: the dataset {cfg['dataset']} changed since the run started",
+                    hint="start a new run (without --resume) for the new data",
+                )
             run_id = run.id
         else:
             cfg = _resolved_config(settings, opts)
@@ -169,13 +206,24 @@ async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None
         if opts.resume:  # the run's own judge; a new run's cfg was read from settings.judge
             settings = dataclasses.replace(settings, judge=judge_of_run(settings, cfg))
 
-        policy = policy_from_settings(settings, model=cfg["model"], base_url=cfg["base_url"],
-                                      api_key_env=cfg.get("api_key_env") or None, concurrency=opts.concurrency)
+        policy = policy_from_settings(
+            settings,
+            model=cfg["model"],
+            base_url=cfg["base_url"],
+            api_key_env=cfg.get("api_key_env") or None,
+            concurrency=opts.concurrency,
+        )
         judge = judge_from_settings(settings)
         if not run_id:
-            run = store.create_run(model=cfg["model"], base_url=cfg["base_url"], dataset=cfg["dataset"],
-                                   judge_model=cfg["judge_model"], judge_mode=cfg["judge_mode"], config=cfg,
-                                   note=opts.note)
+            run = store.create_run(
+                model=cfg["model"],
+                base_url=cfg["base_url"],
+                dataset=cfg["dataset"],
+                judge_model=cfg["judge_model"],
+                judge_mode=cfg["judge_mode"],
+                config=cfg,
+                note=opts.note,
+            )
             run_id = run.id
         else:
             store.set_run_status(run_id, "running")
@@ -200,11 +248,13 @@ async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None
             async def one(row: Any, idx: int) -> None:
                 nonlocal processed
                 t0 = time.perf_counter()
-                rec = SampleRecord(row_id=row.row_id, sample_index=idx, prompt=row.prompt,
-                                   requirements=list(row.requirements))
+                rec = SampleRecord(
+                    row_id=row.row_id, sample_index=idx, prompt=row.prompt, requirements=list(row.requirements)
+                )
                 try:
-                    gens = await policy.generate(row.messages, n=1, temperature=cfg["temperature"],
-                                                 max_tokens=cfg["max_tokens"])
+                    gens = await policy.generate(
+                        row.messages, n=1, temperature=cfg["temperature"], max_tokens=cfg["max_tokens"]
+                    )
                 except SvgrftError as e:
                     kind = FailureKind.parse(getattr(e, "kind", None))
                     if kind is not None and kind.fatal:
@@ -224,8 +274,12 @@ async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None
                     await asyncio.shield(started)  # raises RenderError when no browser can start
                 result = await scorer.score_reply(text, row.requirements, row.prompt)
                 if result.fatal:
-                    fatal.append(SvgrftError(result.reason, hint="check the judge key, model and base URL "
-                                                                 "(judge.*, OPENAI_API_KEY, OPENAI_BASE_URL)"))
+                    fatal.append(
+                        SvgrftError(
+                            result.reason,
+                            hint="check the judge key, model and base URL (judge.*, OPENAI_API_KEY, OPENAI_BASE_URL)",
+                        )
+                    )
                     raise _Fatal()
                 rec.reply = text
                 rec.svg, rec.png, rec.png_sha256 = result.svg, result.png, result.png_sha256
@@ -234,14 +288,20 @@ async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None
                 rec.fulfilled, rec.total = result.fulfilled, result.total
                 rec.verdicts = [v.to_dict() for v in result.verdicts]
                 rec.judge_cached, rec.judge_calls = result.cached, result.judge_calls
-                rec.timings = {"generate": round(t_gen, 3), **result.timings,
-                               "sample_total": round((time.perf_counter() - t0) * 1000, 3)}
+                rec.timings = {
+                    "generate": round(t_gen, 3),
+                    **result.timings,
+                    "sample_total": round((time.perf_counter() - t0) * 1000, 3),
+                }
                 rec.usage = {"policy": dict(gen.usage) if gen else {}, "judge": dict(result.usage)}
-                rec.extra = {"finish_reason": gen.finish_reason if gen else None,
-                             "judge_reasoning": result.reasoning or None,
-                             "extraction_method": result.extraction_method,
-                             "render_error": result.render_error, "render_warnings": result.render_warnings[:10],
-                             "infra_error": result.infra_error}
+                rec.extra = {
+                    "finish_reason": gen.finish_reason if gen else None,
+                    "judge_reasoning": result.reasoning or None,
+                    "extraction_method": result.extraction_method,
+                    "render_error": result.render_error,
+                    "render_warnings": result.render_warnings[:10],
+                    "infra_error": result.infra_error,
+                }
                 rec.status = "error" if result.infra_error else "done"
                 store.add_sample(run_id, rec)
                 processed += 1
@@ -284,8 +344,12 @@ async def run_eval(settings: "Settings", opts: EvalOptions, *, store: Any = None
         status = "finished" if summary["counts"]["error"] == 0 and summary["counts"]["missing"] == 0 else "incomplete"
         store.set_run_status(run_id, status)
         summary["status"] = status
-        inv = {"wall_s": round(time.perf_counter() - t_start, 3), "processed": processed,
-               "judge": dict(scorer.stats) if scorer else {}, "gates": dict(scorer.gate_counts) if scorer else {}}
+        inv = {
+            "wall_s": round(time.perf_counter() - t_start, 3),
+            "processed": processed,
+            "judge": dict(scorer.stats) if scorer else {},
+            "gates": dict(scorer.gate_counts) if scorer else {},
+        }
         summary["invocation"] = inv
         return EvalOutcome(run_id, status, summary, processed, total - len(todo), inv)
     finally:

@@ -17,13 +17,23 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from svgrft.core.plural import plural, plural_word
 
-__all__ = ["Item", "reply_text", "collect", "output_names", "plan_targets", "check_targets", "read_items",
-           "render_items", "summarize"]
+__all__ = [
+    "Item",
+    "reply_text",
+    "collect",
+    "output_names",
+    "plan_targets",
+    "check_targets",
+    "read_items",
+    "render_items",
+    "summarize",
+]
 
 TEXT_KEYS = ("reply", "text", "content", "completion", "response", "output", "svg")
 REPLY_SUFFIXES = (".txt", ".md")
@@ -95,8 +105,10 @@ def collect(inputs: list[Path], warn: Callable[[str], None]) -> list[tuple[str, 
             elif suffix in REPLY_SUFFIXES:
                 add("reply", p)
             else:
-                raise UsageError(f"{p}: unsupported input type {suffix or '(no suffix)'}",
-                                 hint="give .svg files, folders of .svg files, .jsonl model replies or .txt/.md replies")
+                raise UsageError(
+                    f"{p}: unsupported input type {suffix or '(no suffix)'}",
+                    hint="give .svg files, folders of .svg files, .jsonl model replies or .txt/.md replies",
+                )
         else:
             raise UsageError(f"{p}: no such file or folder", hint="check the path")
     return files
@@ -153,7 +165,9 @@ def read_items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
             size = path.stat().st_size
             # a reply may hold reasoning around the SVG: allow more than the SVG cap, but never read a huge file
             if size > (max_bytes if kind == "svg" else max_bytes * 8):
-                yield Item(stem, str(path), "too_large", error=f"file is {plural(size, 'byte')}, the limit is {max_bytes}")
+                yield Item(
+                    stem, str(path), "too_large", error=f"file is {plural(size, 'byte')}, the limit is {max_bytes}"
+                )
                 continue
             yield Item(stem, str(path), kind, path.read_text(encoding="utf-8", errors="replace"))
             continue
@@ -170,8 +184,12 @@ def read_items(files: list[tuple[str, Path]], max_bytes: int) -> Iterator[Item]:
                     continue
                 text = reply_text(obj)
                 if text is None:
-                    yield Item(name, src, "bad_line",
-                               error="no reply text (expected reply/text/content or messages with an assistant turn)")
+                    yield Item(
+                        name,
+                        src,
+                        "bad_line",
+                        error="no reply text (expected reply/text/content or messages with an assistant turn)",
+                    )
                     continue
                 yield Item(name, src, "reply", text)
 
@@ -203,8 +221,9 @@ def _write_new(target: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, concurrency: int,
-                       on_done=None, overwrite: bool = False) -> list[dict]:
+async def render_items(
+    items: Iterator[Item], out_dir: Path, renderer: Any, concurrency: int, on_done=None, overwrite: bool = False
+) -> list[dict]:
     """Render every item with ``renderer`` (started), ``concurrency`` at a time; write ``OUT/<name>.png``; one
     row per item. Without ``overwrite`` an existing target is never replaced (the row fails with
     ``exists``); with it, targets are replaced and the PNG of an item that failed is removed."""
@@ -219,8 +238,19 @@ async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, conc
             item = await queue.get()
             if item is None:
                 return
-            row = {"name": item.name, "source": item.source, "ok": False, "png": None, "error_kind": None,
-                   "reason": None, "width": 0, "height": 0, "warnings": [], "sha256": None, "method": None}
+            row = {
+                "name": item.name,
+                "source": item.source,
+                "ok": False,
+                "png": None,
+                "error_kind": None,
+                "reason": None,
+                "width": 0,
+                "height": 0,
+                "warnings": [],
+                "sha256": None,
+                "method": None,
+            }
             if item.kind == "bad_line":
                 row.update(error_kind="bad_line", reason=item.error)
             elif item.kind == "too_large":
@@ -230,12 +260,23 @@ async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, conc
                 # (an XML prologue or DOCTYPE before <svg> is dropped, a truncated file is no_svg)
                 ex, res = await renderer.render_reply(item.payload)
                 row["method"] = ex.method
-                row.update(ok=res.ok, error_kind=res.error_kind, reason=res.reason, width=res.width,
-                           height=res.height, warnings=list(res.warnings), sha256=res.sha256)
+                row.update(
+                    ok=res.ok,
+                    error_kind=res.error_kind,
+                    reason=res.reason,
+                    width=res.width,
+                    height=res.height,
+                    warnings=list(res.warnings),
+                    sha256=res.sha256,
+                )
             target = out_dir / f"{item.name}.png"
             if row["ok"] and _written_this_run(target, written):
-                row.update(ok=False, error_kind="exists", reason=f"{target} was written by another input of this "
-                           "run (the names differ only in case and the file system ignores case)")
+                row.update(
+                    ok=False,
+                    error_kind="exists",
+                    reason=f"{target} was written by another input of this "
+                    "run (the names differ only in case and the file system ignores case)",
+                )
             elif row["ok"]:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 written.setdefault(str(target).casefold(), []).append(target)
@@ -249,8 +290,11 @@ async def render_items(items: Iterator[Item], out_dir: Path, renderer: Any, conc
                         _write_new(target, res.png)
                         row["png"] = str(target)
                     except FileExistsError:  # created by someone else since the check before rendering
-                        row.update(ok=False, error_kind="exists",
-                                   reason=f"{target} already exists (not overwritten; pass --overwrite)")
+                        row.update(
+                            ok=False,
+                            error_kind="exists",
+                            reason=f"{target} already exists (not overwritten; pass --overwrite)",
+                        )
             elif overwrite and target.exists() and not _written_this_run(target, written):
                 target.unlink()  # a stale picture from an earlier run must not look like this run's output
             rows.append(row)
@@ -277,10 +321,14 @@ def summarize(rows: list[dict], seconds: float, out_dir: Path) -> dict:
             failed[r["error_kind"] or "error"] = failed.get(r["error_kind"] or "error", 0) + 1
     rendered = sum(1 for r in rows if r["ok"])
     attempted = sum(1 for r in rows if r["error_kind"] != "bad_line")
-    return {"out_dir": str(out_dir), "items": len(rows), "rendered": rendered, "failed": dict(sorted(failed.items())),
-            "seconds": round(seconds, 3),
-            "renders_per_second": round(attempted / seconds, 2) if seconds > 0 else None}
-
+    return {
+        "out_dir": str(out_dir),
+        "items": len(rows),
+        "rendered": rendered,
+        "failed": dict(sorted(failed.items())),
+        "seconds": round(seconds, 3),
+        "renders_per_second": round(attempted / seconds, 2) if seconds > 0 else None,
+    }
 
 
 def check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:
@@ -294,8 +342,10 @@ def check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:
                 break
             checked.add(folder)
             if folder.exists() and not folder.is_dir():
-                raise SvgrftError(f"{folder} is a file, but {t} must go into a folder of that name",
-                                  hint="move the file away, or choose another --out")
+                raise SvgrftError(
+                    f"{folder} is a file, but {t} must go into a folder of that name",
+                    hint="move the file away, or choose another --out",
+                )
         if t.is_dir():
             raise SvgrftError(f"{t} is a folder, the PNG cannot be written", hint="choose another --out")
     if overwrite:
@@ -303,6 +353,8 @@ def check_targets(targets: list[Path], out: Path, overwrite: bool) -> None:
     existing = [t for t in targets if t.exists() or t.is_symlink()]
     if existing:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise SvgrftError(f"{existing[0]}{more} already {plural_word(len(existing), 'exists', 'exist')} in {out} "
-                          "from an earlier run; nothing was rendered",
-                          hint="pass --overwrite to replace them, or choose another --out")
+        raise SvgrftError(
+            f"{existing[0]}{more} already {plural_word(len(existing), 'exists', 'exist')} in {out} "
+            "from an earlier run; nothing was rendered",
+            hint="pass --overwrite to replace them, or choose another --out",
+        )

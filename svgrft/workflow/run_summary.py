@@ -71,8 +71,10 @@ def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
             hits[key][0] += 1 if v.get("fulfilled") else 0
             hits[key][1] += 1
             texts[key] = str(v.get("requirement", ""))
-    per_req = [{"row_id": k[0], "index": k[1], "requirement": texts[k], "hits": h, "n": n,
-                "rate": h / n if n else 0.0} for k, (h, n) in hits.items()]
+    per_req = [
+        {"row_id": k[0], "index": k[1], "requirement": texts[k], "hits": h, "n": n, "rate": h / n if n else 0.0}
+        for k, (h, n) in hits.items()
+    ]
     per_req = [d for d in per_req if d["rate"] < 1.0]
     per_req.sort(key=lambda d: (d["rate"], -d["n"], d["row_id"], d["index"]))
     judged = sum(1 for s in done if s.judge_calls > 0 and not s.judge_cached)
@@ -85,23 +87,41 @@ def summarize_run(store: Any, run_id: str, worst: int = 8) -> dict[str, Any]:
     for s in valid:
         by_row[s.row_id].append(float(s.score))
     return {
-        "run_id": run.id, "status": run.status, "model": run.model, "dataset": run.dataset,
-        "judge_model": run.judge_model, "judge_mode": run.judge_mode, "created_at": run.created_at,
+        "run_id": run.id,
+        "status": run.status,
+        "model": run.model,
+        "dataset": run.dataset,
+        "judge_model": run.judge_model,
+        "judge_mode": run.judge_mode,
+        "created_at": run.created_at,
         "config": cfg,
         "score": {"mean": ci.mean, "ci95_low": ci.low, "ci95_high": ci.high, "n": ci.n, "std": ci.std},
-        "counts": {"expected": expected, "stored": len(samples), "done": len(done), "valid": len(valid),
-                   "invalid": sum(1 for s in done if not s.is_valid),
-                   "error": sum(1 for s in samples if s.status != "done"),
-                   "missing": max(0, (expected or 0) - len(done)) if expected is not None else 0},
-        "gates": dict(gates), "gate_stops": gate_stops, "flags": dict(flags), "invalid_reasons": dict(reasons_invalid.most_common(5)),
+        "counts": {
+            "expected": expected,
+            "stored": len(samples),
+            "done": len(done),
+            "valid": len(valid),
+            "invalid": sum(1 for s in done if not s.is_valid),
+            "error": sum(1 for s in samples if s.status != "done"),
+            "missing": max(0, (expected or 0) - len(done)) if expected is not None else 0,
+        },
+        "gates": dict(gates),
+        "gate_stops": gate_stops,
+        "flags": dict(flags),
+        "invalid_reasons": dict(reasons_invalid.most_common(5)),
         "worst_requirements": per_req[:worst],
-        "judge": {"judged": judged, "cached": cached,
-                  "requests": sum(s.judge_calls for s in samples),
-                  "gated": sum(g["stopped"] for g in gate_stops.values())},
-        "tokens": {"policy_prompt": tok("policy", "prompt_tokens"),
-                   "policy_completion": tok("policy", "completion_tokens"),
-                   "judge_prompt": tok("judge", "prompt_tokens"),
-                   "judge_completion": tok("judge", "completion_tokens")},
+        "judge": {
+            "judged": judged,
+            "cached": cached,
+            "requests": sum(s.judge_calls for s in samples),
+            "gated": sum(g["stopped"] for g in gate_stops.values()),
+        },
+        "tokens": {
+            "policy_prompt": tok("policy", "prompt_tokens"),
+            "policy_completion": tok("policy", "completion_tokens"),
+            "judge_prompt": tok("judge", "prompt_tokens"),
+            "judge_completion": tok("judge", "completion_tokens"),
+        },
         "rows": {k: sum(v) / len(v) for k, v in by_row.items()},
     }
 
@@ -123,6 +143,7 @@ def write_run_report(store: Any, run_id: str, out: str | Path | None = None) -> 
         tmp.write_text(run_report_html(summary, samples), encoding="utf-8")
         tmp.replace(path)
     except OSError as e:
-        raise StoreError(f"cannot write the report {path}: {e.strerror or e}",
-                         hint="pass --output with a writable path") from None
+        raise StoreError(
+            f"cannot write the report {path}: {e.strerror or e}", hint="pass --output with a writable path"
+        ) from None
     return path

@@ -33,8 +33,8 @@ MASK = "****"
 
 @dataclass
 class EvalDatasetRef:
-    kind: str                 # "file" (uploaded like the training set) or "resource" (an existing dataset)
-    value: str                # path or dataset id / resource name
+    kind: str  # "file" (uploaded like the training set) or "resource" (an existing dataset)
+    value: str  # path or dataset id / resource name
     rows: int = 0
     content_hash: str = ""
     dataset_id: str = ""
@@ -43,7 +43,7 @@ class EvalDatasetRef:
 @dataclass
 class TrainPlan:
     settings: Settings
-    base_model: str           # expanded (accounts/<a>/models/<id>)
+    base_model: str  # expanded (accounts/<a>/models/<id>)
     mode: str
     server_url: str
     dataset_path: Path
@@ -55,7 +55,7 @@ class TrainPlan:
     eval_dataset: EvalDatasetRef | None
     eval_auto_carveout: bool
     secret_keys: list[str]
-    evaluator: Bundle         # the packed evaluator: what the run uploads
+    evaluator: Bundle  # the packed evaluator: what the run uploads
     evaluator_id: str
     job_id: str
     job_id_explicit: bool
@@ -86,8 +86,11 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("temperature", lambda v, t: 0 <= v <= 2, "must be between 0 and 2"),
     ("top_p", lambda v, t: 0 < v <= 1, "must be in (0, 1]"),
     ("max_tokens", lambda v, t: v >= 1, "must be at least 1"),
-    ("max_context_length", lambda v, t: v > t.max_tokens,
-     "must be larger than --max-tokens ({max_tokens}) to leave room for the prompt"),
+    (
+        "max_context_length",
+        lambda v, t: v > t.max_tokens,
+        "must be larger than --max-tokens ({max_tokens}) to leave room for the prompt",
+    ),
     ("poll_interval", lambda v, t: v > 0, "must be positive"),
 )
 
@@ -99,15 +102,19 @@ def _check_ranges(s: Settings) -> None:
         if not ok(value, t):
             key = f"train.{name}"
             cls = UsageError if s.source(key) == "flag" else ConfigError  # a bad flag is a usage error: exit 2
-            raise cls(f"invalid {key} = {value!r}: {what.format(max_tokens=t.max_tokens)}",
-                      hint=f"fix {SCHEMA[key].flag_name} (or {key} in your config)")
+            raise cls(
+                f"invalid {key} = {value!r}: {what.format(max_tokens=t.max_tokens)}",
+                hint=f"fix {SCHEMA[key].flag_name} (or {key} in your config)",
+            )
 
 
 def _check_id(value: str, what: str, flag: str) -> str:
     v = value.rsplit("/", 1)[-1] if value.startswith("accounts/") else value
     if not ID_RE.match(v):
-        raise ConfigError(f"invalid {what} {value[:80]!r}",
-                          hint=f"{flag}: lowercase letters, digits and '-', start with a letter, at most 63 characters")
+        raise ConfigError(
+            f"invalid {what} {value[:80]!r}",
+            hint=f"{flag}: lowercase letters, digits and '-', start with a letter, at most 63 characters",
+        )
     return v
 
 
@@ -116,13 +123,16 @@ def _dataset_facts(path_setting: str, what: str, flag: str) -> tuple[Path, int, 
 
     path = resolve_path(path_setting)
     if not path.is_file():
-        raise DatasetError(f"{what} {path_setting} not found",
-                           hint=f"pass {flag} PATH (a JSONL file; `svgrft dataset build` writes the SVGBench ones)")
+        raise DatasetError(
+            f"{what} {path_setting} not found",
+            hint=f"pass {flag} PATH (a JSONL file; `svgrft dataset build` writes the SVGBench ones)",
+        )
     report = validate_file(path)
     if not report.ok:
         shown = "; ".join(report.format_errors(3))
-        raise DatasetError(f"{path} is not a valid dataset: {shown}",
-                           hint=f"run `svgrft dataset validate {path}` to see every problem")
+        raise DatasetError(
+            f"{path} is not a valid dataset: {shown}", hint=f"run `svgrft dataset validate {path}` to see every problem"
+        )
     rows = load_dataset(path)
     avg = sum(len(r.requirements) for r in rows) / len(rows) if rows else 0.0
     return path, len(rows), content_hash(path), avg
@@ -148,7 +158,9 @@ def make_plan(settings: Settings) -> TrainPlan:
 
     path, rows, digest, avg_reqs = _dataset_facts(settings.dataset.train, "training dataset", "--dataset")
     explicit_ds = bool(settings.dataset.id)
-    ds_id = _check_id(settings.dataset.id, "dataset id", "--dataset-id") if explicit_ds else dataset_id_for(path, digest)
+    ds_id = (
+        _check_id(settings.dataset.id, "dataset id", "--dataset-id") if explicit_ds else dataset_id_for(path, digest)
+    )
 
     eval_ref: EvalDatasetRef | None = None
     ev_value = t.eval_dataset.strip()
@@ -159,8 +171,9 @@ def make_plan(settings: Settings) -> TrainPlan:
             ep, erows, edigest, _ = _dataset_facts(ev_value, "evaluation dataset", "--eval-dataset")
             eval_ref = EvalDatasetRef("file", str(ep), erows, edigest, dataset_id_for(ep, edigest))
         else:
-            eval_ref = EvalDatasetRef("resource", ev_value, dataset_id=_check_id(ev_value, "evaluation dataset id",
-                                                                                   "--eval-dataset"))
+            eval_ref = EvalDatasetRef(
+                "resource", ev_value, dataset_id=_check_id(ev_value, "evaluation dataset id", "--eval-dataset")
+            )
     carveout = t.eval_auto_carveout
     if eval_ref is not None and carveout:
         warnings.append("--eval-dataset is set, so --eval-auto-carveout is ignored")
@@ -171,11 +184,27 @@ def make_plan(settings: Settings) -> TrainPlan:
     if output_model:
         _check_id(output_model, "output model id", "--output-model")
     plan = TrainPlan(
-        settings=settings, base_model=base_model, mode=mode, server_url=server_url,
-        dataset_path=path, dataset_rows=rows, dataset_hash=digest, dataset_id=ds_id, dataset_id_explicit=explicit_ds,
-        avg_requirements=avg_reqs, eval_dataset=eval_ref, eval_auto_carveout=carveout,
-        secret_keys=secret_keys_for(settings), evaluator=bundle, evaluator_id=evaluator_id_for(settings, bundle),
-        job_id="", job_id_explicit=False, output_model=output_model, display_name="", warnings=warnings)
+        settings=settings,
+        base_model=base_model,
+        mode=mode,
+        server_url=server_url,
+        dataset_path=path,
+        dataset_rows=rows,
+        dataset_hash=digest,
+        dataset_id=ds_id,
+        dataset_id_explicit=explicit_ds,
+        avg_requirements=avg_reqs,
+        eval_dataset=eval_ref,
+        eval_auto_carveout=carveout,
+        secret_keys=secret_keys_for(settings),
+        evaluator=bundle,
+        evaluator_id=evaluator_id_for(settings, bundle),
+        job_id="",
+        job_id_explicit=False,
+        output_model=output_model,
+        display_name="",
+        warnings=warnings,
+    )
     explicit_job = t.job_id.strip()
     if explicit_job:
         plan.job_id = _check_id(explicit_job, "job id", "--job-id")
@@ -184,8 +213,9 @@ def make_plan(settings: Settings) -> TrainPlan:
         plan.job_id = derive_job_id(plan)
     plan.display_name = t.display_name.strip() or f"svgrft {base_model.rsplit('/', 1)[-1]} ({mode} rollouts)"
     if settings.wandb.enabled and not settings.secret("WANDB_API_KEY"):
-        warnings.append("W&B is enabled but WANDB_API_KEY is not set: Fireworks will use the account's W&B "
-                        "integration, if any")
+        warnings.append(
+            "W&B is enabled but WANDB_API_KEY is not set: Fireworks will use the account's W&B integration, if any"
+        )
     return plan
 
 
@@ -197,9 +227,17 @@ def _job_identity(plan: TrainPlan) -> dict[str, Any]:
         "evaluator": plan.evaluator_hash,
         "eval_dataset": (plan.eval_dataset.content_hash or plan.eval_dataset.dataset_id) if plan.eval_dataset else "",
         "carveout": plan.eval_auto_carveout,
-        "epochs": t.epochs, "learning_rate": t.learning_rate, "lora_rank": t.lora_rank, "batch_size": t.batch_size,
-        "max_context_length": t.max_context_length, "chunk_size": t.chunk_size, "temperature": t.temperature,
-        "top_p": t.top_p, "n": t.n, "max_tokens": t.max_tokens, "output_model": plan.output_model,
+        "epochs": t.epochs,
+        "learning_rate": t.learning_rate,
+        "lora_rank": t.lora_rank,
+        "batch_size": t.batch_size,
+        "max_context_length": t.max_context_length,
+        "chunk_size": t.chunk_size,
+        "temperature": t.temperature,
+        "top_p": t.top_p,
+        "n": t.n,
+        "max_tokens": t.max_tokens,
+        "output_model": plan.output_model,
         "wandb": [w.enabled, w.project, w.entity, w.run_id],
     }
 
@@ -211,8 +249,15 @@ def derive_job_id(plan: TrainPlan) -> str:
     return f"svgrft-{model}-{digest}" if model else f"svgrft-{digest}"
 
 
-def job_payload(plan: TrainPlan, *, account: str, dataset: str, evaluator: str, eval_dataset: str | None = None,
-                include_secrets: bool = False) -> dict[str, Any]:
+def job_payload(
+    plan: TrainPlan,
+    *,
+    account: str,
+    dataset: str,
+    evaluator: str,
+    eval_dataset: str | None = None,
+    include_secrets: bool = False,
+) -> dict[str, Any]:
     """The wire body of ``POST …/reinforcementFineTuningJobs?reinforcementFineTuningJobId=<job_id>``.
 
     With ``include_secrets`` False a W&B key is shown masked (what is printed); True is what is sent."""
@@ -226,8 +271,11 @@ def job_payload(plan: TrainPlan, *, account: str, dataset: str, evaluator: str, 
         "maxContextLength": t.max_context_length,
     }
     if plan.output_model:
-        tc["outputModel"] = plan.output_model if plan.output_model.startswith("accounts/") else \
-            f"accounts/{account}/models/{plan.output_model}"
+        tc["outputModel"] = (
+            plan.output_model
+            if plan.output_model.startswith("accounts/")
+            else f"accounts/{account}/models/{plan.output_model}"
+        )
     body: dict[str, Any] = {
         "dataset": dataset,
         "evaluator": evaluator,

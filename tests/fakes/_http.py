@@ -190,10 +190,11 @@ class FakeServer:
     def localhost_url(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         if self._httpd is not None:
             return self
         handler = _make_handler(self)
+
         class _Server(ThreadingHTTPServer):
             request_queue_size = 1024  # load tests open hundreds of connections at once
 

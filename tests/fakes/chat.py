@@ -86,16 +86,31 @@ def build_completion(model: str, replies: list, messages: list, body: dict) -> d
 def sse_chunks(completion: dict) -> list:
     """The same completion as ``chat.completion.chunk`` server-sent events."""
     out = []
-    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"], "model": completion["model"]}
+    base = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion["model"],
+    }
     for ch in completion["choices"]:
         msg = ch["message"]
         first = {"role": "assistant", "content": ""}
         out.append({**base, "choices": [{"index": ch["index"], "delta": first, "finish_reason": None}]})
         text = msg.get("content") or ""
         for j in range(0, len(text), 200):
-            out.append({**base, "choices": [{"index": ch["index"], "delta": {"content": text[j : j + 200]}, "finish_reason": None}]})
+            out.append(
+                {
+                    **base,
+                    "choices": [{"index": ch["index"], "delta": {"content": text[j : j + 200]}, "finish_reason": None}],
+                }
+            )
         if msg.get("refusal"):
-            out.append({**base, "choices": [{"index": ch["index"], "delta": {"refusal": msg["refusal"]}, "finish_reason": None}]})
+            out.append(
+                {
+                    **base,
+                    "choices": [{"index": ch["index"], "delta": {"refusal": msg["refusal"]}, "finish_reason": None}],
+                }
+            )
         out.append({**base, "choices": [{"index": ch["index"], "delta": {}, "finish_reason": ch["finish_reason"]}]})
     out.append({**base, "choices": [], "usage": completion["usage"]})
     return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in out] + [b"data: [DONE]\n\n"]

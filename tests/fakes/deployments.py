@@ -38,18 +38,62 @@ from typing import Any, Optional
 
 from .trainer import epoch_of_model
 
-DEPLOY_QUERY = {"deploymentId", "disableAutoDeploy", "disableSpeculativeDecoding", "skipImageTagValidation",
-                "skipShapeValidation", "acceptShapelessRisk", "validateOnly"}
-DEPLOY_BODY = {"baseModel", "acceleratorCount", "acceleratorType", "activeModelVersion", "autoscalingPolicy",
-               "autoTune", "deploymentShape", "deploymentTemplate", "description", "directRouteApiKeys",
-               "directRouteType", "disableDeploymentSizeValidation", "displayName", "draftModel", "draftTokenCount",
-               "enableAddons", "enableHotLoad", "enableHotReloadLatestAddon", "enableMtp", "enableSessionAffinity",
-               "expireTime", "hotLoadBucketType", "hotLoadBucketUrl", "maxContextLength", "maxReplicaCount",
-               "maxWithRevocableReplicaCount", "minReplicaCount", "ngramSpeculationLength", "placement",
-               "precision", "pricingPlanId", "targetModelVersion"}
-ACCELERATORS = {"ACCELERATOR_TYPE_UNSPECIFIED", "NVIDIA_A100_80GB", "NVIDIA_H100_80GB", "AMD_MI300X_192GB",
-                "NVIDIA_A10G_24GB", "NVIDIA_A100_40GB", "NVIDIA_L4_24GB", "NVIDIA_H200_141GB", "NVIDIA_B200_180GB",
-                "AMD_MI325X_256GB", "AMD_MI350X_288GB"}
+DEPLOY_QUERY = {
+    "deploymentId",
+    "disableAutoDeploy",
+    "disableSpeculativeDecoding",
+    "skipImageTagValidation",
+    "skipShapeValidation",
+    "acceptShapelessRisk",
+    "validateOnly",
+}
+DEPLOY_BODY = {
+    "baseModel",
+    "acceleratorCount",
+    "acceleratorType",
+    "activeModelVersion",
+    "autoscalingPolicy",
+    "autoTune",
+    "deploymentShape",
+    "deploymentTemplate",
+    "description",
+    "directRouteApiKeys",
+    "directRouteType",
+    "disableDeploymentSizeValidation",
+    "displayName",
+    "draftModel",
+    "draftTokenCount",
+    "enableAddons",
+    "enableHotLoad",
+    "enableHotReloadLatestAddon",
+    "enableMtp",
+    "enableSessionAffinity",
+    "expireTime",
+    "hotLoadBucketType",
+    "hotLoadBucketUrl",
+    "maxContextLength",
+    "maxReplicaCount",
+    "maxWithRevocableReplicaCount",
+    "minReplicaCount",
+    "ngramSpeculationLength",
+    "placement",
+    "precision",
+    "pricingPlanId",
+    "targetModelVersion",
+}
+ACCELERATORS = {
+    "ACCELERATOR_TYPE_UNSPECIFIED",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_H100_80GB",
+    "AMD_MI300X_192GB",
+    "NVIDIA_A10G_24GB",
+    "NVIDIA_A100_40GB",
+    "NVIDIA_L4_24GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200_180GB",
+    "AMD_MI325X_256GB",
+    "AMD_MI350X_288GB",
+}
 AUTOSCALING = {"loadTargets", "scaleDownWindow", "scaleToZeroWindow", "scaleUpWindow"}
 LORA_BODY = {"default", "deployment", "description", "displayName", "model", "public", "serverless"}
 DURATION_RE = re.compile(r"^(\d+)(\.\d{1,9})?s$")
@@ -75,8 +119,9 @@ class DeploymentRoutes:
     lora_polls_deploying: int = 1
 
     # ------------------------------------------------------------------ helpers for tests
-    def add_deployment(self, deployment_id: str, base_model: str, *, state: str = "READY",
-                       account: Optional[str] = None, **fields: Any) -> dict:
+    def add_deployment(
+        self, deployment_id: str, base_model: str, *, state: str = "READY", account: Optional[str] = None, **fields: Any
+    ) -> dict:
         with self.lock:
             r = self._new("deployments", self._acct(account), deployment_id, {"baseModel": base_model, **fields})
             r["state"] = state
@@ -90,8 +135,11 @@ class DeploymentRoutes:
         """Deployments that exist (any state but DELETED), as the API shows them."""
         with self.lock:
             acct = self._acct(account)
-            return [self._public(r) for (a, _), r in sorted(self._store["deployments"].items())
-                    if a == acct and r.get("state") != "DELETED"]
+            return [
+                self._public(r)
+                for (a, _), r in sorted(self._store["deployments"].items())
+                if a == acct and r.get("state") != "DELETED"
+            ]
 
     def deployed_models(self, account: Optional[str] = None) -> list:
         with self.lock:
@@ -105,7 +153,7 @@ class DeploymentRoutes:
 
         m = DURATION_RE.match(v) if isinstance(v, str) else None
         if not m:
-            raise _bad(f"invalid value for {field}: {v!r} (a duration such as \"300s\")")
+            raise _bad(f'invalid value for {field}: {v!r} (a duration such as "300s")')
         return float(m.group(1) + (m.group(2) or ""))
 
     def _check_deploy_body(self, body: dict, account: str) -> dict:
@@ -134,12 +182,18 @@ class DeploymentRoutes:
                 raise _bad(f"invalid value for {k}: {body[k]!r}")
         if body.get("acceleratorCount") == 0:
             raise _bad("acceleratorCount must be at least 1")
-        if "minReplicaCount" in body and "maxReplicaCount" in body and body["minReplicaCount"] > body["maxReplicaCount"]:
+        if (
+            "minReplicaCount" in body
+            and "maxReplicaCount" in body
+            and body["minReplicaCount"] > body["maxReplicaCount"]
+        ):
             raise _bad("minReplicaCount must not exceed maxReplicaCount")
         dn = body.get("displayName")
         if dn is not None and (not isinstance(dn, str) or len(dn) >= 64):
             raise _bad("displayName must be fewer than 64 characters long")
-        if "expireTime" in body and (not isinstance(body["expireTime"], str) or not RFC3339_RE.match(body["expireTime"])):
+        if "expireTime" in body and (
+            not isinstance(body["expireTime"], str) or not RFC3339_RE.match(body["expireTime"])
+        ):
             raise _bad(f"invalid value for expireTime: {body['expireTime']!r} (RFC 3339)")
         ap = body.get("autoscalingPolicy")
         if ap is not None:
@@ -202,8 +256,9 @@ class DeploymentRoutes:
                 fields = self._check_deploy_body(body, account)
                 did = req.q("deploymentId") or ("dep-" + uuid.uuid4().hex[:10])
                 if _bool_q(req, "validateOnly"):
-                    return json_response(200, {**fields, "name": f"accounts/{account}/deployments/{did}",
-                                               "state": "STATE_UNSPECIFIED"})
+                    return json_response(
+                        200, {**fields, "name": f"accounts/{account}/deployments/{did}", "state": "STATE_UNSPECIFIED"}
+                    )
                 existing = self._store["deployments"].get((account, did))
                 if existing is not None and existing.get("state") == "DELETED":
                     del self._store["deployments"][(account, did)]  # a deleted id may be reused [INFER]
@@ -222,11 +277,16 @@ class DeploymentRoutes:
         if verb is None and m == "DELETE":
             if r.get("state") == "DELETED":
                 raise _not_found(f'deployment "accounts/{account}/deployments/{rid}" not found')
-            loaded = [k for k, d in self._store["deployedModels"].items()
-                      if d.get("deployment") == r["name"] and d.get("state") == "DEPLOYED"]
+            loaded = [
+                k
+                for k, d in self._store["deployedModels"].items()
+                if d.get("deployment") == r["name"] and d.get("state") == "DEPLOYED"
+            ]
             if loaded and not _bool_q(req, "ignoreChecks"):
-                raise _precondition(f'deployment "{rid}" still serves {len(loaded)} deployed model(s): unload them '
-                                    f"first or pass ignore_checks")
+                raise _precondition(
+                    f'deployment "{rid}" still serves {len(loaded)} deployed model(s): unload them '
+                    f"first or pass ignore_checks"
+                )
             _bool_q(req, "hard")
             for k in loaded:
                 del self._store["deployedModels"][k]
@@ -270,16 +330,29 @@ class DeploymentRoutes:
                     raise _precondition(f'deployment "{did}" was created without enableAddons')
                 pbase = (model.get("peftDetails") or {}).get("baseModel")
                 if pbase and pbase != dep.get("baseModel"):
-                    raise _precondition(f'addon base model {pbase} does not match the deployment\'s {dep.get("baseModel")}')
+                    raise _precondition(
+                        f"addon base model {pbase} does not match the deployment's {dep.get('baseModel')}"
+                    )
                 mname, dname = f"accounts/{ma}/models/{mid}", f"accounts/{da}/deployments/{did}"
-                if any(x.get("model") == mname and x.get("deployment") == dname
-                       for (a, _), x in self._store["deployedModels"].items() if a == account):
+                if any(
+                    x.get("model") == mname and x.get("deployment") == dname
+                    for (a, _), x in self._store["deployedModels"].items()
+                    if a == account
+                ):
                     raise ApiError(409, f'model "{mname}" is already deployed to "{dname}"', 6)
                 first = not any(x.get("model") == mname for (a, _), x in self._store["deployedModels"].items())
-                r = self._new("deployedModels", account, "dm-" + uuid.uuid4().hex[:10], {
-                    "model": mname, "deployment": dname, "displayName": body.get("displayName"),
-                    "default": body.get("default", first), "public": body.get("public"),
-                })
+                r = self._new(
+                    "deployedModels",
+                    account,
+                    "dm-" + uuid.uuid4().hex[:10],
+                    {
+                        "model": mname,
+                        "deployment": dname,
+                        "displayName": body.get("displayName"),
+                        "default": body.get("default", first),
+                        "public": body.get("public"),
+                    },
+                )
                 r["state"] = "DEPLOYING"
                 r["_polls_left"] = self.lora_polls_deploying
                 if self.lora_polls_deploying == 0:
@@ -304,7 +377,7 @@ class DeploymentRoutes:
         """Would Fireworks inference serve this model string for a key of ``account``?"""
         model = model.strip()
         if model.startswith("fireworks_ai/"):
-            model = model[len("fireworks_ai/"):]
+            model = model[len("fireworks_ai/") :]
         base, _, dep = model.partition("#")
         mm = re.fullmatch(r"accounts/([^/]+)/models/([^/]+)", base)
         if not mm:
@@ -320,11 +393,16 @@ class DeploymentRoutes:
         mr = self._store["models"].get((account, mm.group(2)))
         if mr is None or mr.get("state") != "READY":
             return False
-        ready = {d["name"]: d for (a, _), d in self._store["deployments"].items()
-                 if a == account and d.get("state") == "READY"}
-        loads = [d for (a, _), d in self._store["deployedModels"].items()
-                 if a == account and d.get("model") == base and d.get("state") == "DEPLOYED"
-                 and d.get("deployment") in ready]
+        ready = {
+            d["name"]: d
+            for (a, _), d in self._store["deployments"].items()
+            if a == account and d.get("state") == "READY"
+        }
+        loads = [
+            d
+            for (a, _), d in self._store["deployedModels"].items()
+            if a == account and d.get("model") == base and d.get("state") == "DEPLOYED" and d.get("deployment") in ready
+        ]
         if dep:
             d = ready.get(dep)
             if d is None:

@@ -35,7 +35,7 @@ KINDS = ("429", "drop", "slow", "malformed")
 @dataclass
 class Fault:
     method: Optional[str]
-    path: "re.Pattern[str]"
+    path: re.Pattern[str]
     kind: str
     times: Optional[int] = 1
     retry_after: float = 1.0

@@ -70,13 +70,14 @@ import tarfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from ._http import FakeServer, Request, Response, json_response
-from .deployments import DeploymentRoutes
 from .chat import build_completion, sse_chunks, validate_chat_body
+from .deployments import DeploymentRoutes
 from .policy import DEFAULT_CORPUS, Policy, make_policy
 from .tracing import TracingStore, decode_base_url, detail, rfc3339
 from .trainer import EpochPolicy, epoch_model, epoch_of_model, run_evaluator_epoch
@@ -84,9 +85,30 @@ from .trainer import EpochPolicy, epoch_model, epoch_of_model, run_evaluator_epo
 ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 429: 8, 500: 13, 501: 12, 502: 14, 503: 14, 504: 4}
 GRPC_NAME = {3: "INVALID_ARGUMENT", 5: "NOT_FOUND", 9: "FAILED_PRECONDITION", 13: "INTERNAL", 0: "OK"}
-TERMINAL = {"JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EARLY_STOPPED", "JOB_STATE_EXPIRED"}
-COLLECTIONS = ("secrets", "datasets", "evaluators", "reinforcementFineTuningJobs", "models", "deployments", "deployedModels")
-DEFAULT_SERVERLESS = ("qwen3-0p6b", "qwen3-8b", "llama-v3p1-8b-instruct", "gpt-oss-120b", "gpt-oss-20b", "kimi-k2-instruct")
+TERMINAL = {
+    "JOB_STATE_COMPLETED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EARLY_STOPPED",
+    "JOB_STATE_EXPIRED",
+}
+COLLECTIONS = (
+    "secrets",
+    "datasets",
+    "evaluators",
+    "reinforcementFineTuningJobs",
+    "models",
+    "deployments",
+    "deployedModels",
+)
+DEFAULT_SERVERLESS = (
+    "qwen3-0p6b",
+    "qwen3-8b",
+    "llama-v3p1-8b-instruct",
+    "gpt-oss-120b",
+    "gpt-oss-20b",
+    "kimi-k2-instruct",
+)
 MODEL_NOT_FOUND = {
     "message": "Model not found, inaccessible, and/or not deployed",
     "param": "model",
@@ -318,7 +340,11 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             if state == "JOB_STATE_RUNNING" and epoch is not None:
                 phases = r["_phases"]
                 idx = next(
-                    (i for i, p in enumerate(phases) if p[0] == state and p[1] == epoch and (percent is None or p[2] >= percent)),
+                    (
+                        i
+                        for i, p in enumerate(phases)
+                        if p[0] == state and p[1] == epoch and (percent is None or p[2] >= percent)
+                    ),
                     None,
                 )
                 if idx is None:
@@ -337,12 +363,33 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
                     jp["percent"] = int(percent)
             r["updateTime"] = rfc3339(self.clock.now())
 
-    def add_trace(self, *, tags: list, messages: list, output: Any = None, timestamp: Any = None, account: Optional[str] = None, **kw) -> dict:
+    def add_trace(
+        self,
+        *,
+        tags: list,
+        messages: list,
+        output: Any = None,
+        timestamp: Any = None,
+        account: Optional[str] = None,
+        **kw,
+    ) -> dict:
         """Seed a trace directly (same shape as recorded ones)."""
         with self.lock:
-            return self.tracing.add_trace(tags=tags, messages=messages, output=output, timestamp=timestamp, account=self._acct(account), **kw)
+            return self.tracing.add_trace(
+                tags=tags, messages=messages, output=output, timestamp=timestamp, account=self._acct(account), **kw
+            )
 
-    def add_log(self, *, tags: list, message: str = "", status: Optional[dict] = None, extras: Optional[dict] = None, account: Optional[str] = None, program: Optional[str] = None, timestamp: Any = None) -> dict:
+    def add_log(
+        self,
+        *,
+        tags: list,
+        message: str = "",
+        status: Optional[dict] = None,
+        extras: Optional[dict] = None,
+        account: Optional[str] = None,
+        program: Optional[str] = None,
+        timestamp: Any = None,
+    ) -> dict:
         """Seed a log entry (``timestamp`` defaults to the fake clock's now)."""
         body = {"tags": tags, "message": message, "status": status, "extras": extras}
         if program:
@@ -361,7 +408,15 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             return [self.tracing.public(e) for e in self.tracing.logs]
 
     # ---- seeding (skip whole flows in other modules' tests)
-    def add_dataset(self, dataset_id: str, content: bytes = b'{"messages":[{"role":"user","content":"draw a cow"}]}\n', *, state: str = "READY", account: Optional[str] = None, **fields) -> dict:
+    def add_dataset(
+        self,
+        dataset_id: str,
+        content: bytes = b'{"messages":[{"role":"user","content":"draw a cow"}]}\n',
+        *,
+        state: str = "READY",
+        account: Optional[str] = None,
+        **fields,
+    ) -> dict:
         with self.lock:
             acct = self._acct(account)
             r = self._new("datasets", acct, dataset_id, {"format": "FORMAT_UNSPECIFIED", **fields})
@@ -370,7 +425,9 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
                 self._dataset_ready(r, content, "seed.jsonl")
             return self._public(r)
 
-    def add_evaluator(self, evaluator_id: str, *, state: str = "ACTIVE", account: Optional[str] = None, **fields) -> dict:
+    def add_evaluator(
+        self, evaluator_id: str, *, state: str = "ACTIVE", account: Optional[str] = None, **fields
+    ) -> dict:
         with self.lock:
             r = self._new("evaluators", self._acct(account), evaluator_id, fields)
             r["state"] = state
@@ -413,7 +470,10 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             raise _bad(f"invalid id {rid!r}: must match ^[a-z]([a-z0-9-]{{0,61}}[a-z0-9])?$")
         key = (account, rid)
         if key in self._store[collection]:
-            kind = {"reinforcementFineTuningJobs": "reinforcement fine-tuning job", "deployedModels": "deployed model"}.get(collection, collection[:-1])
+            kind = {
+                "reinforcementFineTuningJobs": "reinforcement fine-tuning job",
+                "deployedModels": "deployed model",
+            }.get(collection, collection[:-1])
             raise ApiError(409, f'{kind} "{rid}" already exists', 6)
         now_dt = self.clock.now()
         r = {k: copy.deepcopy(v) for k, v in (fields or {}).items() if v is not None and k != "name"}
@@ -522,7 +582,12 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         return handler(req, account, rid, verb)
 
     def _account_obj(self, account: str) -> dict:
-        return {"name": f"accounts/{account}", "displayName": account, "state": "READY", "email": f"{account}@example.com"}
+        return {
+            "name": f"accounts/{account}",
+            "displayName": account,
+            "state": "READY",
+            "email": f"{account}@example.com",
+        }
 
     # ================================================================== lists
     _ORDER_FIELDS = {
@@ -565,7 +630,7 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             for c in clauses:
                 cm = re.fullmatch(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?:"([^"]*)"|([A-Za-z0-9_.:/-]+))\s*', c)
                 if not cm:
-                    raise _bad(f"unsupported filter {flt!r}: use field=\"value\" [AND ...]")
+                    raise _bad(f'unsupported filter {flt!r}: use field="value" [AND ...]')
                 conds.append((cm.group(1), cm.group(2) if cm.group(2) is not None else cm.group(3)))
             items = [it for it in items if all(str(self._field(it, f)) == v for f, v in conds)]
         order = (req.q("orderBy") or req.q("order_by") or "").strip()
@@ -700,7 +765,14 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             self._dataset_ready(r, content, filename)
             return json_response(
                 200,
-                {"id": rid, "object": "file", "bytes": len(content), "created_at": int(time.time()), "filename": filename, "purpose": "fine-tune"},
+                {
+                    "id": rid,
+                    "object": "file",
+                    "bytes": len(content),
+                    "created_at": int(time.time()),
+                    "filename": filename,
+                    "purpose": "fine-tune",
+                },
             )
         elif verb == "getUploadEndpoint" and m == "POST":
             return json_response(200, self._upload_endpoint(req, "datasets", account, rid))
@@ -717,7 +789,10 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
             if r.get("_file") is None:
                 raise _precondition("dataset has no uploaded file")
             fname = r.get("_filename", "data.jsonl")
-            return json_response(200, {"filenameToSignedUrls": {fname: f"{self.url}/download/datasets/{account}/{rid}/{quote(fname)}?sig=x"}})
+            return json_response(
+                200,
+                {"filenameToSignedUrls": {fname: f"{self.url}/download/datasets/{account}/{rid}/{quote(fname)}?sig=x"}},
+            )
         raise _not_found(f"no route for {m} {req.path}")
 
     def _check_dataset_upload(self, r: dict, content: bytes) -> None:
@@ -726,7 +801,11 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         if not content.strip():
             raise _bad("uploaded file is empty")
         if self.dataset_upload_fails:
-            msg = self.dataset_upload_fails(content) if callable(self.dataset_upload_fails) else "dataset validation failed (injected)"
+            msg = (
+                self.dataset_upload_fails(content)
+                if callable(self.dataset_upload_fails)
+                else "dataset validation failed (injected)"
+            )
             if msg:
                 raise _bad(msg)
         if self.dataset_validate_jsonl:
@@ -792,7 +871,11 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         if req.method != "PUT" or not m:
             return Response(404, b"<Error><Code>NoSuchKey</Code></Error>", content_type="application/xml")
         if not req.q("sig"):
-            return Response(403, b"<Error><Code>AccessDenied</Code><Message>missing signature</Message></Error>", content_type="application/xml")
+            return Response(
+                403,
+                b"<Error><Code>AccessDenied</Code><Message>missing signature</Message></Error>",
+                content_type="application/xml",
+            )
         kind, account, rid, fname = m.groups()
         rng = req.headers.get("x-goog-content-length-range")
         if rng:
@@ -956,7 +1039,11 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
                 return fail(f"entry point file {target!r} (from entryPoint {entry!r}) not found in the source archive")
             log.append(f"[build] entry point {entry} found")
         if self.evaluator_build_fails:
-            msg = self.evaluator_build_fails(tarball) if callable(self.evaluator_build_fails) else "build failed (injected)"
+            msg = (
+                self.evaluator_build_fails(tarball)
+                if callable(self.evaluator_build_fails)
+                else "build failed (injected)"
+            )
             if msg:
                 return fail(str(msg))
         log.append("[build] image built, evaluator ACTIVE")
@@ -978,7 +1065,9 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         phases.append(("JOB_STATE_COMPLETED", epochs - 1, 100))
         return phases
 
-    def _r_reinforcementFineTuningJobs(self, req: Request, account: str, rid: Optional[str], verb: Optional[str]) -> Response:
+    def _r_reinforcementFineTuningJobs(
+        self, req: Request, account: str, rid: Optional[str], verb: Optional[str]
+    ) -> Response:
         m = req.method
         coll = "reinforcementFineTuningJobs"
         if rid is None:
@@ -1117,7 +1206,12 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         phases = r["_phases"]
         idx = min(r["_cursor"], len(phases) - 1)
         run = r.get("_run")
-        if run is not None and phases[idx][1] != run["epoch"] or run is not None and phases[idx][0] == "JOB_STATE_COMPLETED":
+        if (
+            run is not None
+            and phases[idx][1] != run["epoch"]
+            or run is not None
+            and phases[idx][0] == "JOB_STATE_COMPLETED"
+        ):
             if run["thread"].is_alive():
                 return  # the epoch's evaluator run is still going: the job stays where it is
             result = run["result"]
@@ -1198,7 +1292,11 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
                     "kind": "HF_PEFT_ADDON",
                     "state": "READY",
                     "status": {"code": "OK", "message": ""},
-                    "peftDetails": {"baseModel": base, "r": tc.get("loraRank", 8), "targetModules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+                    "peftDetails": {
+                        "baseModel": base,
+                        "r": tc.get("loraRank", 8),
+                        "targetModules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+                    },
                     "fineTuningJob": r["name"],
                     "supportsLora": True,
                 },
@@ -1225,10 +1323,17 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
         ds = self._store["datasets"].get((ds_acct, ds_id)) or {}
         account = r["_account"]
         secrets = {x.get("keyName"): x.get("_value") for (a, _), x in self._store["secrets"].items() if a == account}
-        kw = dict(tarball=ev.get("_tarball") or b"", entry_point=ev.get("entryPoint") or "", dataset=ds.get("_file") or b"",
-                  epoch=epoch, num_runs=int((r.get("inferenceParameters") or {}).get("responseCandidatesCount") or 1),
-                  policy_model=epoch_model(account, r["_id"], epoch), inference_url=self.url + "/inference/v1",
-                  secrets=secrets, timeout=self.evaluator_run_timeout)
+        kw = dict(
+            tarball=ev.get("_tarball") or b"",
+            entry_point=ev.get("entryPoint") or "",
+            dataset=ds.get("_file") or b"",
+            epoch=epoch,
+            num_runs=int((r.get("inferenceParameters") or {}).get("responseCandidatesCount") or 1),
+            policy_model=epoch_model(account, r["_id"], epoch),
+            inference_url=self.url + "/inference/v1",
+            secrets=secrets,
+            timeout=self.evaluator_run_timeout,
+        )
         run = {"epoch": epoch, "result": None}
         runs = self.epoch_runs.setdefault(r["_id"], [])
 
@@ -1414,7 +1519,11 @@ class FakeFireworks(DeploymentRoutes, FakeServer):
                     timestamp=start,
                     end_time=self.clock.now(),
                     account=account,
-                    metadata={"model": model, "usage": completion["usage"], **({"upstream_base_url": upstream} if upstream else {})},
+                    metadata={
+                        "model": model,
+                        "usage": completion["usage"],
+                        **({"upstream_base_url": upstream} if upstream else {}),
+                    },
                     tools=body.get("tools"),
                 )
         if body.get("stream"):

@@ -30,7 +30,7 @@ class HealthServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "HealthServer":
+    def __enter__(self) -> HealthServer:
         return self
 
     def __exit__(self, *exc) -> None:

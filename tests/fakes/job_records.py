@@ -23,8 +23,9 @@ Returns ``truth``: rollout_id → (epoch, score), for the tests to compare again
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from tests.fakes.trainer import epoch_svg
 
@@ -59,9 +60,19 @@ def dataset_lines(rows: Sequence[Any]) -> bytes:
     return ("\n".join(r.to_line() for r in rows) + "\n").encode()
 
 
-def create_job(fake, job_id: str, rows: Sequence[Any], *, epochs: int, samples: int, api_key: str,
-               dataset_id: str = "svg-ds", evaluator_id: str = "svg-eval", base_model: str = "qwen3-0p6b",
-               eval_key: str | None = EVAL_KEY) -> dict:
+def create_job(
+    fake,
+    job_id: str,
+    rows: Sequence[Any],
+    *,
+    epochs: int,
+    samples: int,
+    api_key: str,
+    dataset_id: str = "svg-ds",
+    evaluator_id: str = "svg-eval",
+    base_model: str = "qwen3-0p6b",
+    eval_key: str | None = EVAL_KEY,
+) -> dict:
     """A dataset + evaluator + RFT job in the fake, created through its HTTP API (as the CLI would).
     The evaluator's commitHash names ``eval_key`` as svgrft's would (None: an evaluator not built by svgrft)."""
     import httpx
@@ -76,12 +87,19 @@ def create_job(fake, job_id: str, rows: Sequence[Any], *, epochs: int, samples: 
         "dataset": f"accounts/{account}/datasets/{dataset_id}",
         "evaluator": f"accounts/{account}/evaluators/{evaluator_id}",
         "inferenceParameters": {"temperature": 0.8, "responseCandidatesCount": samples, "maxOutputTokens": 2048},
-        "trainingConfig": {"baseModel": f"accounts/fireworks/models/{base_model}", "epochs": epochs,
-                           "outputModel": f"accounts/{account}/models/{job_id}-out"},
+        "trainingConfig": {
+            "baseModel": f"accounts/fireworks/models/{base_model}",
+            "epochs": epochs,
+            "outputModel": f"accounts/{account}/models/{job_id}-out",
+        },
     }
-    r = httpx.post(f"{fake.url}/v1/accounts/{account}/reinforcementFineTuningJobs",
-                   params={"reinforcementFineTuningJobId": job_id}, json=body,
-                   headers={"Authorization": f"Bearer {api_key}"}, timeout=10)
+    r = httpx.post(
+        f"{fake.url}/v1/accounts/{account}/reinforcementFineTuningJobs",
+        params={"reinforcementFineTuningJobId": job_id},
+        json=body,
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=10,
+    )
     r.raise_for_status()
     return r.json()
 
@@ -92,10 +110,20 @@ def _ts(t: datetime | float) -> datetime:
     return datetime.fromtimestamp(t, timezone.utc)
 
 
-def seed_job_records(fake, job_id: str, rows: Sequence[Any], *, samples: int, epochs: int | None = None,
-                     seed: int = 0, skip: Iterable[tuple] = (), partial_rows: int | None = None,
-                     policy_model: bool = True, eval_key: str = EVAL_KEY,
-                     unique_svgs: bool = False) -> dict[str, tuple[int, float]]:
+def seed_job_records(
+    fake,
+    job_id: str,
+    rows: Sequence[Any],
+    *,
+    samples: int,
+    epochs: int | None = None,
+    seed: int = 0,
+    skip: Iterable[tuple] = (),
+    partial_rows: int | None = None,
+    policy_model: bool = True,
+    eval_key: str = EVAL_KEY,
+    unique_svgs: bool = False,
+) -> dict[str, tuple[int, float]]:
     """Records for every epoch window the job has had so far (see module docstring)."""
     from svgrft.core import records as rec
 
@@ -133,15 +161,33 @@ def seed_job_records(fake, job_id: str, rows: Sequence[Any], *, samples: int, ep
                 n = len(row.requirements)
                 k = round(score * n)
                 body = rec.build_record(
-                    row_id=row.row_id, rollout_id=rid, time_s=t.timestamp(),
+                    row_id=row.row_id,
+                    rollout_id=rid,
+                    time_s=t.timestamp(),
                     policy_model=f"accounts/{fake.default_account}/models/{job_id}-epoch-{e}" if policy_model else None,
-                    svg=(svg_for(e, total_epochs, s) if not unique_svgs else
-                         svg_for(e, total_epochs, s).replace("</svg>", f"<!-- {rid} --></svg>")), score=score, is_valid=True, gate=None, reason=f"{k}/{n} fulfilled",
+                    svg=(
+                        svg_for(e, total_epochs, s)
+                        if not unique_svgs
+                        else svg_for(e, total_epochs, s).replace("</svg>", f"<!-- {rid} --></svg>")
+                    ),
+                    score=score,
+                    is_valid=True,
+                    gate=None,
+                    reason=f"{k}/{n} fulfilled",
                     verdicts=[{"index": i, "fulfilled": i <= k, "evidence": "seen"} for i in range(1, n + 1)],
-                    judge_model="gpt-4.1-2025-04-14", judge_mode="checklist", fulfilled=k, total=n,
-                    ids={"invocation_id": invocation, "experiment_id": f"exp-{e}", "run_id": f"run-{s}"})
-                fake.add_log(tags=rec.record_tags(eval_key, row.row_id, rid), message=f"svgrft rollout {row.row_id}",
-                             extras={"svgrft_record": body}, program=rec.PROGRAM, timestamp=t)
+                    judge_model="gpt-4.1-2025-04-14",
+                    judge_mode="checklist",
+                    fulfilled=k,
+                    total=n,
+                    ids={"invocation_id": invocation, "experiment_id": f"exp-{e}", "run_id": f"run-{s}"},
+                )
+                fake.add_log(
+                    tags=rec.record_tags(eval_key, row.row_id, rid),
+                    message=f"svgrft rollout {row.row_id}",
+                    extras={"svgrft_record": body},
+                    program=rec.PROGRAM,
+                    timestamp=t,
+                )
     return truth
 
 
@@ -153,11 +199,26 @@ def store_run(store, renderer, rows: Sequence[Any], model: str, svg: str, score:
     png = renderer.render(svg).png
     for row in rows:
         n = len(row.requirements)
-        store.add_sample(run.id, SampleRecord(
-            row_id=row.row_id, sample_index=0, prompt=row.prompt, requirements=row.requirements,
-            reply=reply_for(svg), svg=svg, png=png, score=score, is_valid=True, reason="ok",
-            fulfilled=round(score * n), total=n,
-            verdicts=[{"index": i, "requirement": q, "fulfilled": i <= round(score * n), "evidence": "e"}
-                      for i, q in enumerate(row.requirements, 1)]))
+        store.add_sample(
+            run.id,
+            SampleRecord(
+                row_id=row.row_id,
+                sample_index=0,
+                prompt=row.prompt,
+                requirements=row.requirements,
+                reply=reply_for(svg),
+                svg=svg,
+                png=png,
+                score=score,
+                is_valid=True,
+                reason="ok",
+                fulfilled=round(score * n),
+                total=n,
+                verdicts=[
+                    {"index": i, "requirement": q, "fulfilled": i <= round(score * n), "evidence": "e"}
+                    for i, q in enumerate(row.requirements, 1)
+                ],
+            ),
+        )
     store.set_run_status(run.id, "done")
     return run.id

@@ -51,7 +51,8 @@ import re
 import threading
 import time
 from collections import deque
-from typing import Any, Iterable, Optional, Union
+from collections.abc import Iterable
+from typing import Any, Optional, Union
 
 from ._http import FakeServer, Request, Response, json_response
 from .chat import build_completion, sse_chunks, validate_chat_body
@@ -165,7 +166,9 @@ class FakeOpenAI(FakeServer):
         if is_models:
             if req.method != "GET":
                 return self._oerr(405, "Method not allowed")
-            return json_response(200, {"object": "list", "data": [{"id": "gpt-4.1", "object": "model", "owned_by": "fake"}]})
+            return json_response(
+                200, {"object": "list", "data": [{"id": "gpt-4.1", "object": "model", "owned_by": "fake"}]}
+            )
         if req.method != "POST":
             return self._oerr(405, "Method not allowed")
         try:
@@ -220,7 +223,9 @@ class FakeOpenAI(FakeServer):
         url = urls[-1]
         m = re.match(r"data:image/png;base64,(.*)$", url, re.DOTALL)
         if not m:
-            return self._oerr(400, "Invalid image: only data:image/png;base64 URLs are supported by the fake.", "invalid_image_format")
+            return self._oerr(
+                400, "Invalid image: only data:image/png;base64 URLs are supported by the fake.", "invalid_image_format"
+            )
         try:
             png = base64.b64decode(m.group(1), validate=False)
             stats = image_stats(decode_png(png))
@@ -231,7 +236,13 @@ class FakeOpenAI(FakeServer):
         k = n if self.gullible else judge_rule(n, stats["coverage"], stats["colours"])
         count_mode = _wants_count(body.get("response_format"))
         found, item = self._scripted(self._judge_script)
-        record = {**stats, "n_requirements": n, "fulfilled": k, "format": "count" if count_mode else "checklist", "scripted": found}
+        record = {
+            **stats,
+            "n_requirements": n,
+            "fulfilled": k,
+            "format": "count" if count_mode else "checklist",
+            "scripted": found,
+        }
         with self.lock:
             self.judge_calls += 1
             self.judge_stats.append(record)
@@ -241,12 +252,21 @@ class FakeOpenAI(FakeServer):
             return self._reply(body, [item], messages)
         desc = f"coverage {stats['coverage']:.3f}, {stats['colours']} colour(s)"
         if count_mode:
-            content = json.dumps({"reasoning": f"Fake judge: {desc}; {k} of {n} requirements met.", "number_of_fulfilled_requirements": k})
+            content = json.dumps(
+                {
+                    "reasoning": f"Fake judge: {desc}; {k} of {n} requirements met.",
+                    "number_of_fulfilled_requirements": k,
+                }
+            )
         else:
             content = json.dumps(
                 {
                     "verdicts": [
-                        {"index": i, "fulfilled": i <= k, "evidence": f"fake judge ({desc})" if i <= k else "not visible in the image"}
+                        {
+                            "index": i,
+                            "fulfilled": i <= k,
+                            "evidence": f"fake judge ({desc})" if i <= k else "not visible in the image",
+                        }
                         for i in range(1, n + 1)
                     ]
                 }

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 Policy = Callable[[str, list, dict], Optional[str]]
 
@@ -108,7 +109,9 @@ class CorpusPolicy:
         return fenced(self.pick(last_user_prompt(messages), int(params.get("choice_index", 0) or 0)))
 
 
-def make_policy(policy: Union[str, Policy, None] = "corpus", corpus_dir: Union[str, os.PathLike, None] = DEFAULT_CORPUS) -> Policy:
+def make_policy(
+    policy: Union[str, Policy, None] = "corpus", corpus_dir: Union[str, os.PathLike, None] = DEFAULT_CORPUS
+) -> Policy:
     if callable(policy):
         return policy
     name = (policy or "corpus").lower()

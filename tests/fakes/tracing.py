@@ -199,7 +199,11 @@ class TracingStore:
                 continue
             st = entry.get("status")
             if isinstance(st, dict) and isinstance(st.get("code"), int):
-                return {"rollout_id": rollout_id, "status": {"code": st["code"]}, "extras": copy.deepcopy(entry["extras"])}
+                return {
+                    "rollout_id": rollout_id,
+                    "status": {"code": st["code"]},
+                    "extras": copy.deepcopy(entry["extras"]),
+                }
         return {"rollout_id": rollout_id, "status": None, "extras": None}
 
     # ------------------------------------------------------------------ HTTP
@@ -234,7 +238,9 @@ class TracingStore:
         if _STATUS.match(rest):
             rid = req.q("rollout_id")
             if not rid:
-                return detail(422, [{"loc": ["query", "rollout_id"], "msg": "field required", "type": "value_error.missing"}])
+                return detail(
+                    422, [{"loc": ["query", "rollout_id"], "msg": "field required", "type": "value_error.missing"}]
+                )
             return json_response(200, self.status_of(rid, account))
         m = _TRACES.match(rest)
         return self._get_traces(req, account, m.group("project") or "default", bool(m.group("pointwise")))
@@ -250,7 +256,9 @@ class TracingStore:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             return detail(422, "'tags' must be a list of strings")
         st = body.get("status")
-        if st is not None and (not isinstance(st, dict) or (st.get("code") is not None and not isinstance(st.get("code"), int))):
+        if st is not None and (
+            not isinstance(st, dict) or (st.get("code") is not None and not isinstance(st.get("code"), int))
+        ):
             return detail(422, "'status' must be null or an object with an integer code")
         self.add_log(body, account)
         return json_response(200, {"status": "ok"})

@@ -34,7 +34,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from .policy import fenced
 
@@ -59,16 +59,19 @@ def epoch_svg(epoch: int, epochs: int, choice: int = 0) -> str:
     fills the canvas with all 8 palette colours (the fake judge's full marks)."""
     w, h = 200, 150
     if epoch <= 0 or epochs <= 1:
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
-                f'<circle cx="{100 + choice}" cy="75" r="10" fill="#888888"/></svg>')
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
+            f'<circle cx="{100 + choice}" cy="75" r="10" fill="#888888"/></svg>'
+        )
     frac = min(1.0, epoch / max(1, epochs - 1))
     n = max(2, round(8 * frac))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">']
     band = w / n
     for i in range(n):
         hgt = round(h * (0.3 + 0.7 * frac))
-        parts.append(f'<rect x="{round(i * band)}" y="{h - hgt}" width="{round(band) + 1}" height="{hgt}" '
-                     f'fill="{PALETTE[i]}"/>')
+        parts.append(
+            f'<rect x="{round(i * band)}" y="{h - hgt}" width="{round(band) + 1}" height="{hgt}" fill="{PALETTE[i]}"/>'
+        )
     parts.append(f'<circle cx="{30 + 5 * choice}" cy="25" r="{8 + 4 * epoch}" fill="#ffe119"/>')
     parts.append("</svg>")
     return "".join(parts)
@@ -123,14 +126,29 @@ def read_rewards(out_dir: Path) -> list:
             except ValueError:
                 continue
             d = obj.get("eval_details") or obj.get("evaluation_result") or {}
-            rows.append({"row_id": (obj.get("input_metadata") or {}).get("row_id"), "score": d.get("score"),
-                         "is_score_valid": d.get("is_score_valid"),
-                         "rollout_id": (obj.get("execution_metadata") or {}).get("rollout_id")})
+            rows.append(
+                {
+                    "row_id": (obj.get("input_metadata") or {}).get("row_id"),
+                    "score": d.get("score"),
+                    "is_score_valid": d.get("is_score_valid"),
+                    "rollout_id": (obj.get("execution_metadata") or {}).get("rollout_id"),
+                }
+            )
     return rows
 
 
-def run_evaluator_epoch(*, tarball: bytes, entry_point: str, dataset: bytes, epoch: int, num_runs: int,
-                        policy_model: str, inference_url: str, secrets: dict, timeout: float = 600.0) -> EpochRun:
+def run_evaluator_epoch(
+    *,
+    tarball: bytes,
+    entry_point: str,
+    dataset: bytes,
+    epoch: int,
+    num_runs: int,
+    policy_model: str,
+    inference_url: str,
+    secrets: dict,
+    timeout: float = 600.0,
+) -> EpochRun:
     """Run the evaluator for one epoch (see the module docstring). Never raises: errors go in the result."""
     run = EpochRun(epoch)
     work = Path(tempfile.mkdtemp(prefix="fake-rft-epoch-"))
@@ -153,24 +171,43 @@ def run_evaluator_epoch(*, tarball: bytes, entry_point: str, dataset: bytes, epo
         out.mkdir()
         home.mkdir()
         env = {str(k): str(v) for k, v in secrets.items() if v}
-        env.update({
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "PYTHONPATH": str(root),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "EP_NO_UPLOAD": "1",
-            "EP_OUTPUT_DIR": str(out),
-            "EP_JSONL_PATH": str(rows),
-            "EP_NUM_RUNS": str(max(1, int(num_runs))),
-            "EP_INPUT_PARAMS_JSON": json.dumps({"model": policy_model, "api_base": inference_url}),
-        })
-        cmd = [sys.executable, "-m", "pytest", entry_file, "-q", "-p", "no:cacheprovider",
-               "-W", "ignore::DeprecationWarning"]
+        env.update(
+            {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(home),
+                "PYTHONPATH": str(root),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "EP_NO_UPLOAD": "1",
+                "EP_OUTPUT_DIR": str(out),
+                "EP_JSONL_PATH": str(rows),
+                "EP_NUM_RUNS": str(max(1, int(num_runs))),
+                "EP_INPUT_PARAMS_JSON": json.dumps({"model": policy_model, "api_base": inference_url}),
+            }
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            entry_file,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+        ]
         for attempt in range(2):
             try:
-                proc = subprocess.run(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                      text=True, errors="replace", timeout=timeout)
+                proc = subprocess.run(
+                    cmd,
+                    cwd=root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=timeout,
+                )
             except subprocess.TimeoutExpired:
                 run.error = f"the evaluator did not finish within {timeout:.0f}s"
                 return run
