@@ -104,6 +104,21 @@ def _route_library_warnings() -> None:
         logger.addHandler(handler)
 
 
+def counted_progress(label: str) -> Any:
+    """A transient "label ━━━ 3/10 info 0:00:04" bar on stderr; tasks carry an ``info`` field."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err_console(),
+        transient=True,
+    )
+
+
 def out(text: str) -> None:
     """Plain data line on stdout."""
     sys.stdout.write(_secrets.redact(text) + "\n")

@@ -97,17 +97,7 @@ def cmd(
             + (f" ({already} already done)" if already else "")
         )
         if show_bar and total - already > 0:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            progress = Progress(
-                TextColumn("[bold]eval[/bold]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(),
-                console=c.err_console(),
-                transient=True,
-            )
+            progress = c.counted_progress("eval")
             progress.start()
             task = progress.add_task("eval", total=total, completed=already, info="")
 

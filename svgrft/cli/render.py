@@ -74,17 +74,7 @@ def cmd(
     progress = None
     task = None
     if not c.state.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(
-            TextColumn("[bold]render[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=c.err_console(),
-            transient=True,
-        )
+        progress = c.counted_progress("render")
     counts = {"ok": 0, "failed": 0}
 
     def on_done(row: dict) -> None:
