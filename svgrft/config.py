@@ -587,6 +587,8 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
             f"invalid value {raw!r} for '{key}' (from {source}): expected {kind}", hint=_fix(source)
         ) from None
     choices = spec.choices
+    if choices and isinstance(value, str) and value not in choices and value.strip().lower() in choices:
+        value = value.strip().lower()  # `--mode MERGE` means merge, as it did before the schema
     if choices and value not in choices:
         raise _invalid(source)(
             f"invalid value {value!r} for '{key}' (from {source}): expected one of {', '.join(choices)}",

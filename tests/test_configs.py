@@ -308,3 +308,13 @@ def test_binary_config_and_env_files_are_config_errors(cli, tmp_path):
     assert "is not a file" in line
     line = one_error(cli("--config", tmp_path, "doctor", "--no-network"))
     assert "is not a file" in line
+
+
+def test_a_choice_is_case_insensitive_and_still_checked():
+    from svgrft.config import load_settings
+    from svgrft.errors import UsageError
+
+    s = load_settings().with_overrides({"deploy.mode": "MERGE", "judge.mode": " Count"})
+    assert s.deploy.mode == "merge" and s.judge.mode == "count"
+    with pytest.raises(UsageError, match="expected one of merge, addons"):
+        load_settings().with_overrides({"deploy.mode": "mergee"})
