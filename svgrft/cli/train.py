@@ -20,14 +20,6 @@ def _e(value: Any) -> str:
     return escape(str(value))
 
 
-def _say(message: str) -> None:
-    """A progress line on stderr that is never wrapped (links stay clickable) and never interpreted as markup."""
-    if not c.state.quiet:
-        from svgrft.redact import redact
-
-        c.err_console().print(_e(redact(message)), soft_wrap=True, highlight=False)
-
-
 @c.command
 def cmd(
     base_model: Optional[str] = c.setting_option("train.base_model", "-m"),
@@ -91,7 +83,7 @@ def cmd(
     from svgrft.cli.evaluator import state_printer
     from svgrft.clients.fireworks import make_client
 
-    _say(
+    c.info(
         f"✓ validated: {plan.dataset_path} ({plural(plan.dataset_rows, 'row')}), {plan.mode} rollouts"
         + (f" via {plan.server_url}" if plan.server_url else "")
     )
@@ -99,7 +91,9 @@ def cmd(
     from svgrft.workflow.evaluator_build import EvaluatorBuildError
 
     try:
-        result = tw.run(plan, client, on_step=_say, on_evaluator_state=state_printer(), force_evaluator=force_evaluator)
+        result = tw.run(
+            plan, client, on_step=c.info, on_evaluator_state=state_printer(), force_evaluator=force_evaluator
+        )
     except EvaluatorBuildError as e:
         from svgrft.cli.evaluator import print_build_log
 
@@ -136,11 +130,11 @@ def cmd(
     if json_out:
         c.emit_json(data)
     else:
-        _say("")
+        c.info("")
         for what, url in links.items():
-            _say(f"  {what:<10} {url}")
+            c.info(f"  {what:<10} {url}")
         if output_model:
-            _say(f"  {'model':<10} {output_model}")
+            c.info(f"  {'model':<10} {output_model}")
         c.out(result.job_name)
     if detached:
         raise typer.Exit(130)
@@ -156,7 +150,7 @@ def cmd(
             hint=failure_hint({**summary, "id": result.job_id, "dashboard_url": links.get("job")}),
         )
     if no_watch:
-        _say(f"not watching; follow it with: svgrft jobs watch {result.job_id}")
+        c.info(f"not watching; follow it with: svgrft jobs watch {result.job_id}")
 
 
 def _dry_run(plan: Any, json_out: bool) -> None:
